@@ -1,0 +1,5 @@
+import sys
+
+from hybridviz.cli import main
+
+sys.exit(main())

@@ -1,0 +1,122 @@
+"""Command line: `python -m hybridviz {evaluate,fetch,data,encode-check} ...`.
+
+Errors a user can fix (unknown task or language, missing or malformed data, unavailable model, corrupt files)
+are printed as one sentence on stderr with exit status 2 — no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from hybridviz.errors import HybridvizError
+
+
+def _split(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    return items or None
+
+
+def cmd_evaluate(args) -> int:
+    from hybridviz.evaluate import evaluate
+
+    start = time.perf_counter()
+    report = evaluate(args.model, args.task, languages=_split(args.languages), settings=_split(args.settings),
+                      out_dir=args.out, limit=args.limit, seed=args.seed, batch_size=args.batch_size,
+                      log=lambda m: print(m, file=sys.stderr, flush=True))
+    wall = time.perf_counter() - start
+    print(summary_table(report))
+    print(f"\nwrote {args.out}/metrics.json and per_query.jsonl in {wall:.1f} s")
+    return 0
+
+
+def summary_table(report: dict) -> str:
+    """Headline figures: macro mAP per setting, and the multilingual bias figures."""
+    lines = [f"{report['task']} | {report['model']['label']} | languages: {', '.join(report['languages'])}"]
+    for setting, res in report["settings"].items():
+        if "not_applicable" in res:
+            lines.append(f"  {setting:<6} {res['not_applicable']}")
+            continue
+        m = res["macro"]
+        line = f"  {setting:<6} mAP {m['mAP']:.4f}  R@1 {m['R@1']:.4f}  R@10 {m['R@10']:.4f}  " \
+               f"nDCG@10 {m['nDCG@10']:.4f}  MRR {m['MRR']:.4f}"
+        if setting == "multi":
+            line += f"  | max rank distance {m['max_rank_distance']:.1f}  same-lang@10 {m['same_lang@10']:.3f}" \
+                    f"  rank corr {res['mean_rank_correlation']['macro']:.3f}"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def cmd_fetch(args) -> int:
+    from hybridviz.data.fetch import fetch
+
+    for path in fetch(args.dataset):
+        print(f"ok {path}")
+    return 0
+
+
+def cmd_data(args) -> int:
+    """Which data files are found, and the counts per language of every task."""
+    from hybridviz.data import load_lareqa, load_mkqa
+    from hybridviz.data.paths import data_dirs
+
+    print("data directories (in order):", ", ".join(str(d) for d in data_dirs()))
+    out = {}
+    for name in ("xquad-r", "mlqa-r"):
+        try:
+            d = load_lareqa(name)
+        except HybridvizError as exc:
+            out[name] = str(exc)
+            continue
+        out[name] = {lang: {"questions": sum(q.lang == lang for q in d.questions),
+                            "candidates": sum(s.lang == lang for s in d.sentences)} for lang in d.languages}
+    try:
+        m = load_mkqa()
+        out["mkqa"] = {"format": m.source_format, "examples": len(m.examples),
+                       "fully_covered_languages": m.fully_covered_languages(),
+                       "queries": dict(sorted(m.query_counts().items())),
+                       "answers": dict(sorted(m.answer_counts().items()))}
+    except HybridvizError as exc:
+        out["mkqa"] = str(exc)
+    print(json.dumps(out, indent=1, ensure_ascii=False))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m hybridviz", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    e = sub.add_parser("evaluate", help="evaluate an encoder on a task (metrics.json + per_query.jsonl)")
+    e.add_argument("--model", default="me5-small", help="me5-small | hf:<name> | run:<id> | tiny | <folder>")
+    e.add_argument("--task", required=True, help="xquad-r | mlqa-r | mkqa-queries | mkqa-answers")
+    e.add_argument("--languages", help="comma-separated language codes (default: all the data fully covers)")
+    e.add_argument("--settings", help="comma-separated subset of mono,cross,multi (default: all)")
+    e.add_argument("--out", required=True, help="output directory")
+    e.add_argument("--limit", type=int, help="evaluate a seeded sample of this many parallel groups")
+    e.add_argument("--seed", type=int, default=0, help="seed of the --limit sample")
+    e.add_argument("--batch-size", type=int, default=64)
+    e.set_defaults(func=cmd_evaluate)
+
+    f = sub.add_parser("fetch", help="download XQuAD-R or MKQA into cache/data (needs internet)")
+    f.add_argument("dataset", help="xquad-r | mkqa")
+    f.set_defaults(func=cmd_fetch)
+
+    d = sub.add_parser("data", help="show where data is found and the counts per language")
+    d.set_defaults(func=cmd_data)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except HybridvizError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,46 @@
+"""Where benchmark files live: $HYBRIDVIZ_DATA, else ../shared/data beside the checkout, else cache/data."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+from hybridviz.errors import DataFileMissing
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CACHE_DIR = Path(os.environ.get("HYBRIDVIZ_CACHE", REPO_ROOT / "cache"))
+DOWNLOAD_DIR = CACHE_DIR / "data"
+
+
+def data_dirs() -> list[Path]:
+    """Candidate data directories in priority order (only the first existing one is used per file)."""
+    env = os.environ.get("HYBRIDVIZ_DATA")
+    if env:
+        return [Path(env)]
+    return [REPO_ROOT.parent / "shared" / "data", DOWNLOAD_DIR]
+
+
+def data_dir() -> Path:
+    """The data directory in use: the first candidate that exists (cache/data when none does)."""
+    for d in data_dirs():
+        if d.is_dir():
+            return d
+    return data_dirs()[-1]
+
+
+def find_file(relative: str, source: str) -> Path:
+    """Resolve `relative` (e.g. 'xquad-r/en.json') in the data directories or raise a precise error."""
+    for d in data_dirs():
+        path = d / relative
+        if path.is_file():
+            return path
+    raise DataFileMissing(relative, [str(d) for d in data_dirs()], source)
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()

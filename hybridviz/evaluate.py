@@ -1,0 +1,284 @@
+"""Headless evaluation: one encoder on one task, every setting, written as `metrics.json` + `per_query.jsonl`.
+
+`metrics.json` holds, per setting, every metric per query language and macro-averaged (cross-lingual: per
+ordered pair too), the query-language x candidate-language matrices, the bias figures of the multilingual
+setting, the model spec and fingerprint, the data files with checksums, counts, timings and provenance.
+`per_query.jsonl` has one line per query of the multilingual setting: `query_id`, `query_lang`, `ap`, the other
+per-query metrics, and `relevant` = [{candidate_id, lang, rank}] with 1-based pessimistic ranks in the pool.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from hybridviz import metrics as M
+from hybridviz.index import ExactIndex
+from hybridviz.tasks import SETTINGS, Corpus, Slice, build_corpus, setting_applicable, slices
+from hybridviz.errors import UnknownName
+
+TOP_K_SHARE = 10
+RANK_CORRELATION_SAMPLE = 5000
+BLOCK = 128
+
+
+def _log(msg: str, log: Callable[[str], None] | None) -> None:
+    if log:
+        log(msg)
+
+
+def evaluate_slice(s: Slice, Q: np.ndarray, C: np.ndarray, corpus: Corpus, bias: bool) -> list[dict]:
+    """Per-query metrics (and relevant ranks) for one slice; exact search over the slice's whole pool."""
+    index = ExactIndex(C[s.pool])
+    pool_langs = np.asarray(corpus.cand_langs)[s.pool]
+    rows = []
+    for start in range(0, len(s.queries), BLOCK):
+        qpos = s.queries[start : start + BLOCK]
+        rel = s.relevant[start : start + BLOCK]
+        scores = index.scores(Q[qpos])
+        ranks = M.block_ranks(scores, rel)
+        top = index.search(Q[qpos], TOP_K_SHARE)[1] if bias else None
+        for i, q in enumerate(qpos):
+            row = {"query": int(q), "ranks": ranks[i], "relevant": rel[i],
+                   **M.query_metrics(ranks[i], with_bias=bias)}
+            if bias:
+                row[f"same_lang@{TOP_K_SHARE}"] = M.same_language_share(pool_langs[top[i]],
+                                                                         corpus.query_langs[q])
+            rows.append(row)
+    return rows
+
+
+def rank_correlation(corpus: Corpus, s: Slice, Q: np.ndarray, C: np.ndarray, seed: int = 0) -> dict:
+    """Mean Spearman correlation between the pool rankings of parallel queries in different languages.
+
+    Computed over a fixed seeded sample of at most RANK_CORRELATION_SAMPLE pool candidates (exact ranking of
+    the whole pool for every query would cost queries x pool memory on large pools).
+    """
+    rng = np.random.default_rng(seed)
+    pool = s.pool if len(s.pool) <= RANK_CORRELATION_SAMPLE else \
+        np.sort(rng.choice(s.pool, RANK_CORRELATION_SAMPLE, replace=False))
+    sample = C[pool]
+    members: dict[str, list[int]] = {}
+    for q in s.queries:
+        members.setdefault(corpus.query_groups[q], []).append(int(q))
+    per_query_values, per_query_langs = [], []
+    for qs in members.values():
+        langs = [corpus.query_langs[q] for q in qs]
+        if len(set(langs)) < 2:
+            continue
+        scores = Q[qs] @ sample.T
+        from scipy.stats import rankdata
+
+        r = rankdata(scores, axis=1)
+        r -= r.mean(axis=1, keepdims=True)
+        r /= np.maximum(np.linalg.norm(r, axis=1, keepdims=True), 1e-12)
+        corr = r @ r.T
+        for i, q in enumerate(qs):
+            others = [j for j in range(len(qs)) if langs[j] != langs[i]]
+            per_query_values.append(float(corr[i, others].mean()))
+            per_query_langs.append(langs[i])
+    per_lang, macro = M.macro_average(per_query_values, per_query_langs)
+    return {"per_language": per_lang, "macro": macro, "pool_sample": int(len(pool)),
+            "queries": len(per_query_values)}
+
+
+def _aggregate(rows: list[dict], langs: list[str], names: list[str]) -> dict:
+    out = {"per_language": {}, "macro": {}}
+    for name in names:
+        per, macro = M.macro_average([r[name] for r in rows], langs)
+        for lang, v in per.items():
+            out["per_language"].setdefault(lang, {})[name] = v
+        out["macro"][name] = macro
+    out["n_queries"] = {lang: langs.count(lang) for lang in sorted(set(langs))}
+    return out
+
+
+def evaluate_setting(corpus: Corpus, setting: str, Q: np.ndarray, C: np.ndarray,
+                     log: Callable[[str], None] | None = None) -> tuple[dict, list[dict]]:
+    names = list(M.RANK_METRICS)
+    bias = setting == "multi"
+    result: dict = {"dropped_queries": 0}
+    all_rows: list[dict] = []
+    if setting == "cross":
+        pair_results, per_x = {}, {}
+        for s in slices(corpus, setting):
+            rows = evaluate_slice(s, Q, C, corpus, bias=False)
+            result["dropped_queries"] += s.dropped
+            agg = _aggregate(rows, [s.query_lang] * len(rows), names)
+            pair_results[f"{s.query_lang}->{s.pool_lang}"] = {**agg["macro"], "n_queries": len(rows),
+                                                              "pool": int(len(s.pool))}
+            per_x.setdefault(s.query_lang, []).append(agg["macro"])
+        # Paper convention: average the pairs of each query language, then over query languages.
+        result["pairs"] = pair_results
+        result["per_language"] = {x: {n: float(np.mean([p[n] for p in ps])) for n in names}
+                                  for x, ps in sorted(per_x.items())}
+        result["macro"] = {n: float(np.mean([v[n] for v in result["per_language"].values()])) for n in names}
+        return result, all_rows
+
+    if bias:
+        names = names + ["max_rank_distance", f"same_lang@{TOP_K_SHARE}"]
+    rows_all, langs_all = [], []
+    for s in slices(corpus, setting):
+        _log(f"  {setting} {s.query_lang}: {len(s.queries)} queries x {len(s.pool)} candidates", log)
+        rows = evaluate_slice(s, Q, C, corpus, bias=bias)
+        result["dropped_queries"] += s.dropped
+        rows_all += rows
+        langs_all += [corpus.query_langs[r["query"]] for r in rows]
+        if bias:
+            result["pool"] = int(len(s.pool))
+            result["mean_rank_correlation"] = rank_correlation(corpus, s, Q, C)
+    result.update(_aggregate(rows_all, langs_all, names))
+    return result, rows_all
+
+
+def _matrices(settings: dict, langs: list[str]) -> dict:
+    """Query-language x candidate-language matrix per metric: mono on the diagonal, cross off it."""
+    out = {}
+    mono, cross = settings.get("mono", {}), settings.get("cross", {})
+    for name in M.RANK_METRICS:
+        values = []
+        for x in langs:
+            row = []
+            for y in langs:
+                if x == y:
+                    v = mono.get("per_language", {}).get(x, {}).get(name)
+                else:
+                    v = cross.get("pairs", {}).get(f"{x}->{y}", {}).get(name)
+                row.append(v)
+            values.append(row)
+        out[name] = {"rows": langs, "cols": langs, "values": values}
+    return out
+
+
+def _git_commit() -> str | None:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+                              text=True, timeout=5).stdout.strip() or None
+    except Exception:
+        return None
+
+
+def provenance(seed: int | None = None) -> dict:
+    return {
+        "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]) if sys.argv else None,
+        "commit": _git_commit(),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"platform": platform.platform(), "python": platform.python_version(),
+                    "cpus": os.cpu_count()},
+        "seed": seed,
+    }
+
+
+def evaluate(model: str, task: str, languages: list[str] | None = None, settings: list[str] | None = None,
+             out_dir: str | os.PathLike | None = None, limit: int | None = None, seed: int = 0,
+             batch_size: int = 64, encoder=None, log: Callable[[str], None] | None = None) -> dict:
+    """Evaluate `model` on `task`; write metrics.json and per_query.jsonl to `out_dir` when given."""
+    settings = list(settings or SETTINGS)
+    bad = [s for s in settings if s not in SETTINGS]
+    if bad:
+        raise UnknownName(f"Unknown setting(s) {', '.join(bad)}; choose from {', '.join(SETTINGS)}.")
+    timings = {}
+    t0 = time.perf_counter()
+    corpus = build_corpus(task, languages, limit, seed)
+    timings["load_data_s"] = time.perf_counter() - t0
+    _log(f"{task}: {len(corpus.query_ids)} queries, {len(corpus.cand_ids)} candidates, "
+         f"languages {', '.join(corpus.languages)}", log)
+
+    t0 = time.perf_counter()
+    if encoder is None:
+        from hybridviz.encoders import load_encoder
+
+        encoder = load_encoder(model)
+    timings["load_model_s"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    Q = encoder.encode(corpus.query_texts, "query", batch_size=batch_size)
+    timings["encode_queries_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    C = encoder.encode(corpus.cand_texts, corpus.candidate_kind, batch_size=batch_size)
+    timings["encode_candidates_s"] = time.perf_counter() - t0
+
+    results: dict = {}
+    per_query: list[dict] = []
+    for setting in settings:
+        reason = setting_applicable(corpus, setting)
+        if reason:
+            results[setting] = {"not_applicable": reason}
+            continue
+        _log(f"evaluating {setting}", log)
+        t0 = time.perf_counter()
+        results[setting], rows = evaluate_setting(corpus, setting, Q, C, log)
+        timings[f"{setting}_s"] = time.perf_counter() - t0
+        if setting == "multi":
+            per_query = rows
+
+    report = {
+        "task": task,
+        "model": {"spec": model, "label": encoder.label, "fingerprint": encoder.fingerprint,
+                  "query_prefix": encoder.query_prefix, "passage_prefix": encoder.passage_prefix},
+        "languages": corpus.languages,
+        "counts": corpus.counts(),
+        "notes": corpus.notes,
+        "settings": results,
+        "matrices": _matrices(results, corpus.languages),
+        "data_files": corpus.files,
+        "timings": {k: round(v, 3) for k, v in timings.items()},
+        "provenance": provenance(seed),
+        "definitions": {
+            "ranks": "1-based, pessimistic (ties count against the candidate)",
+            "mAP": "average precision over the whole pool (sklearn average_precision_score), mean over queries "
+                   "per query language, then mean over languages",
+            "cross": "per ordered pair; per query language the mean over target languages",
+            "max_rank_distance": "multi only: max - min rank of a query's relevant candidates",
+            f"same_lang@{TOP_K_SHARE}": "multi only: share of the top 10 in the query's language",
+            "mean_rank_correlation": "multi only: Spearman between parallel queries' rankings of a pool sample",
+        },
+    }
+    if out_dir is not None:
+        write_outputs(Path(out_dir), report, per_query, corpus)
+    return report
+
+
+def per_query_lines(rows: list[dict], corpus: Corpus) -> list[dict]:
+    lines = []
+    for r in rows:
+        q = r["query"]
+        rel_global = corpus.relevant_candidates(q)
+        # positions local to the multilingual pool equal global ones: that pool is every candidate, in order
+        line = {"query_id": corpus.query_ids[q], "query_lang": corpus.query_langs[q], "ap": r["mAP"],
+                "rr": r["MRR"], "ndcg@10": r["nDCG@10"], "max_rank_distance": r["max_rank_distance"],
+                f"same_lang@{TOP_K_SHARE}": r[f"same_lang@{TOP_K_SHARE}"],
+                "relevant": [{"candidate_id": corpus.cand_ids[c], "lang": corpus.cand_langs[c], "rank": int(k)}
+                             for c, k in zip(r["relevant"], r["ranks"])]}
+        assert len(rel_global) == len(line["relevant"])
+        lines.append(line)
+    return lines
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_outputs(out_dir: Path, report: dict, rows: list[dict], corpus: Corpus) -> None:
+    _atomic_write(out_dir / "metrics.json", json.dumps(report, indent=1, ensure_ascii=False))
+    lines = per_query_lines(rows, corpus)
+    _atomic_write(out_dir / "per_query.jsonl",
+                  "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines))

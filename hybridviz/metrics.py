@@ -1,0 +1,129 @@
+"""Retrieval metrics computed from the ranks of a query's relevant candidates in a fully scored pool.
+
+Ranks are 1-based and *pessimistic*: a candidate's rank is the number of pool candidates scoring at least as
+high as it (itself included), so ties never help. With pessimistic ranks, average precision equals sklearn's
+`average_precision_score(y_true, scores)` (which LAReQA uses) exactly, ties included:
+
+    AP = 1/|R| * sum_{r in R} |{r' in R : rank(r') <= rank(r)}| / rank(r)
+
+Without ties, R@k, MRR and nDCG@k equal trec_eval's (checked against pytrec_eval in the tests).
+Language bias (LAReQA / hybrid-batching paper): max rank distance = max rank - min rank among a query's parallel
+relevant candidates in the multilingual pool; same-language share = fraction of the top k that is in the query's
+language; mean rank correlation = Spearman correlation of parallel queries' score rankings over the pool.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def pessimistic_ranks(scores: np.ndarray, relevant: np.ndarray) -> np.ndarray:
+    """Rank of each relevant candidate in one query's score vector: #candidates with score >= its score."""
+    thresholds = scores[relevant]
+    return (scores[None, :] >= thresholds[:, None]).sum(axis=1)
+
+
+def block_ranks(scores, relevant: list[np.ndarray]) -> list[np.ndarray]:
+    """`pessimistic_ranks` for a block of queries at once (scores: queries x pool, numpy or torch)."""
+    import torch
+
+    s = torch.as_tensor(scores)
+    width = max((len(r) for r in relevant), default=0)
+    if width == 0:
+        return [np.zeros(0, np.int64) for _ in relevant]
+    idx = torch.zeros((len(relevant), width), dtype=torch.long)
+    mask = torch.zeros((len(relevant), width), dtype=torch.bool)
+    for i, r in enumerate(relevant):
+        idx[i, : len(r)] = torch.as_tensor(r)
+        mask[i, : len(r)] = True
+    thresholds = torch.gather(s, 1, idx)  # (B, width)
+    counts = torch.empty((len(relevant), width), dtype=torch.long)
+    for j in range(width):  # one pass per relevant slot keeps memory at B x pool
+        counts[:, j] = (s >= thresholds[:, j : j + 1]).sum(dim=1)
+    counts = counts.numpy()
+    return [counts[i, : len(r)] for i, r in enumerate(relevant)]
+
+
+def average_precision(ranks: np.ndarray) -> float:
+    ranks = np.sort(np.asarray(ranks))
+    if len(ranks) == 0:
+        return 0.0
+    found = np.searchsorted(ranks, ranks, side="right")  # relevant items ranked at or above each one
+    return float(np.mean(found / ranks))
+
+
+def recall_at_k(ranks: np.ndarray, k: int) -> float:
+    """Share of the relevant candidates found in the top k."""
+    ranks = np.asarray(ranks)
+    return float(np.mean(ranks <= k)) if len(ranks) else 0.0
+
+
+def hit_at_k(ranks: np.ndarray, k: int) -> float:
+    """1 if any relevant candidate is in the top k."""
+    return float(np.any(np.asarray(ranks) <= k))
+
+
+def reciprocal_rank(ranks: np.ndarray) -> float:
+    ranks = np.asarray(ranks)
+    return float(1.0 / ranks.min()) if len(ranks) else 0.0
+
+
+def ndcg_at_k(ranks: np.ndarray, k: int = 10) -> float:
+    """Binary-gain nDCG@k: sum over relevant in the top k of 1/log2(rank+1), over the ideal ordering's sum."""
+    ranks = np.asarray(ranks)
+    if len(ranks) == 0:
+        return 0.0
+    top = ranks[ranks <= k]
+    dcg = float(np.sum(1.0 / np.log2(top + 1.0)))
+    ideal = float(np.sum(1.0 / np.log2(np.arange(1, min(len(ranks), k) + 1) + 1.0)))
+    return dcg / ideal
+
+
+def max_rank_distance(ranks: np.ndarray) -> float:
+    ranks = np.asarray(ranks)
+    return float(ranks.max() - ranks.min()) if len(ranks) else 0.0
+
+
+def same_language_share(top_langs: list[str] | np.ndarray, query_lang: str) -> float:
+    top_langs = np.asarray(top_langs)
+    return float(np.mean(top_langs == query_lang)) if len(top_langs) else 0.0
+
+
+RANK_METRICS = {
+    "mAP": average_precision,
+    "R@1": lambda r: recall_at_k(r, 1),
+    "R@10": lambda r: recall_at_k(r, 10),
+    "hit@1": lambda r: hit_at_k(r, 1),
+    "hit@10": lambda r: hit_at_k(r, 10),
+    "nDCG@10": lambda r: ndcg_at_k(r, 10),
+    "MRR": reciprocal_rank,
+}
+
+
+def query_metrics(ranks: np.ndarray, with_bias: bool = False) -> dict[str, float]:
+    """Every rank metric of one query (`mAP` here is the query's AP), plus rank distance when asked."""
+    out = {name: fn(ranks) for name, fn in RANK_METRICS.items()}
+    if with_bias:
+        out["max_rank_distance"] = max_rank_distance(ranks)
+    return out
+
+
+def spearman_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Spearman correlation between matching rows of two score matrices (average ranks for ties)."""
+    from scipy.stats import rankdata
+
+    ra = rankdata(a, axis=1)
+    rb = rankdata(b, axis=1)
+    ra -= ra.mean(axis=1, keepdims=True)
+    rb -= rb.mean(axis=1, keepdims=True)
+    denom = np.sqrt((ra * ra).sum(1) * (rb * rb).sum(1))
+    return np.divide((ra * rb).sum(1), denom, out=np.zeros(len(ra)), where=denom > 0)
+
+
+def macro_average(values: list[float], langs: list[str]) -> tuple[dict[str, float], float]:
+    """Mean per language, then the mean over languages (the paper's and LAReQA's averaging)."""
+    per: dict[str, list[float]] = {}
+    for v, lang in zip(values, langs):
+        per.setdefault(lang, []).append(v)
+    means = {lang: float(np.mean(vs)) for lang, vs in sorted(per.items())}
+    return means, float(np.mean(list(means.values()))) if means else float("nan")

@@ -1,0 +1,249 @@
+"""Retrieval tasks: queries, a candidate pool and relevance, for the monolingual, cross-lingual and multilingual
+settings of every benchmark.
+
+A `Corpus` holds all queries and candidates of a task; relevance is by *group* (a parallel set: a question id,
+an MKQA example id). A query is relevant to every candidate whose groups contain the query's group, except
+itself where queries are their own candidates (mkqa-queries). A `Slice` is one retrieval problem: which queries,
+which pool, and the positions of each query's relevant candidates in that pool.
+
+Settings:
+- mono: queries in X against the pool of language X, for each X;
+- cross: queries in X against the pool of language Y != X, for every ordered pair;
+- multi: all queries against one pool of every language (LAReQA).
+Queries with no relevant candidate in a slice's pool are left out of that slice (their count is reported).
+
+Tasks:
+- xquad-r, mlqa-r: questions against the sentences of the LAReQA files.
+- mkqa-queries: parallel-query retrieval; the pool is the queries themselves (one per example and language),
+  relevant = the same example's query in the other languages. The mono setting has no relevant candidate by
+  construction (the only same-language item is the query itself) and is reported as not applicable.
+- mkqa-answers: answer retrieval; one candidate per distinct (language, answer text); a candidate is relevant to
+  every example whose answers in that language include the text (relevance by example id), so a string shared by
+  several examples is one candidate, never several copies. Yes/no examples are dropped. Identical strings in
+  different languages stay separate candidates and score identically; ranks count ties pessimistically, so
+  such ties cannot raise a score above what the model earns.
+MKQA examples are those complete in every selected language (queries; and answers for mkqa-answers).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import numpy as np
+
+from hybridviz.errors import EmptyPool, UnknownName
+
+TASKS = ("xquad-r", "mlqa-r", "mkqa-queries", "mkqa-answers")
+SETTINGS = ("mono", "cross", "multi")
+
+
+@dataclass
+class Corpus:
+    task: str
+    languages: list[str]
+    query_ids: list[str]
+    query_langs: list[str]
+    query_texts: list[str]
+    query_groups: list[str]
+    cand_ids: list[str]
+    cand_langs: list[str]
+    cand_texts: list[str]
+    cand_groups: list[frozenset[str]]
+    candidate_kind: str = "passage"  # the encoder prefix for candidates ("query" when queries are the pool)
+    exclude_self: bool = False
+    files: dict[str, str] = field(default_factory=dict)
+    notes: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self._by_group: dict[str, list[int]] = defaultdict(list)
+        for i, groups in enumerate(self.cand_groups):
+            for g in groups:
+                self._by_group[g].append(i)
+        self._cand_pos = {cid: i for i, cid in enumerate(self.cand_ids)}
+
+    def relevant_candidates(self, query: int) -> list[int]:
+        """Global candidate positions relevant to query `query` (over the whole corpus)."""
+        rel = self._by_group.get(self.query_groups[query], [])
+        if self.exclude_self:
+            own = self._cand_pos.get(self.query_ids[query])
+            rel = [c for c in rel if c != own]
+        return rel
+
+    def counts(self) -> dict:
+        per_lang = defaultdict(lambda: {"queries": 0, "candidates": 0})
+        for lang in self.query_langs:
+            per_lang[lang]["queries"] += 1
+        for lang in self.cand_langs:
+            per_lang[lang]["candidates"] += 1
+        return {"queries": len(self.query_ids), "candidates": len(self.cand_ids),
+                "groups": len(set(self.query_groups)), "per_language": dict(sorted(per_lang.items()))}
+
+
+@dataclass
+class Slice:
+    setting: str
+    query_lang: str  # "*" in the multilingual setting
+    pool_lang: str  # "*" in the multilingual setting
+    queries: np.ndarray  # global query positions
+    pool: np.ndarray  # global candidate positions
+    relevant: list[np.ndarray]  # per query: positions *within pool*
+    dropped: int = 0  # queries without any relevant candidate in this pool
+
+
+def make_slice(corpus: Corpus, setting: str, query_lang: str, pool_lang: str) -> Slice:
+    q_all = [i for i, lang in enumerate(corpus.query_langs) if query_lang in ("*", lang)]
+    pool = np.array([i for i, lang in enumerate(corpus.cand_langs) if pool_lang in ("*", lang)], dtype=np.int64)
+    local = {int(c): j for j, c in enumerate(pool)}
+    kept, relevant = [], []
+    for q in q_all:
+        rel = [local[c] for c in corpus.relevant_candidates(q) if c in local]
+        if rel:
+            kept.append(q)
+            relevant.append(np.array(sorted(rel), dtype=np.int64))
+    return Slice(setting, query_lang, pool_lang, np.array(kept, dtype=np.int64), pool, relevant,
+                 dropped=len(q_all) - len(kept))
+
+
+def slices(corpus: Corpus, setting: str) -> Iterator[Slice]:
+    """Every retrieval problem of one setting (empty ones are skipped)."""
+    if setting not in SETTINGS:
+        raise UnknownName(f"Unknown setting {setting!r}; choose from {', '.join(SETTINGS)}.")
+    langs = corpus.languages
+    pairs = {"mono": [(x, x) for x in langs], "cross": [(x, y) for x in langs for y in langs if x != y],
+             "multi": [("*", "*")]}[setting]
+    for query_lang, pool_lang in pairs:
+        s = make_slice(corpus, setting, query_lang, pool_lang)
+        if len(s.queries) and len(s.pool):
+            yield s
+
+
+def setting_applicable(corpus: Corpus, setting: str) -> str | None:
+    """None when the setting can be evaluated, else the reason it cannot."""
+    if setting == "mono" and corpus.task == "mkqa-queries":
+        return ("not applicable: in parallel-query retrieval the only same-language candidate of a query is "
+                "the query itself, which is excluded")
+    if setting == "cross" and len(corpus.languages) < 2:
+        return "not applicable: needs at least two languages"
+    return None
+
+
+# ------------------------------------------------------------------------------------------------ builders
+
+
+def _sample_groups(groups: list[str], limit: int | None, seed: int) -> set[str] | None:
+    if not limit:
+        return None
+    if limit < 1:
+        raise UnknownName(f"--limit must be a positive number of parallel groups, not {limit}.")
+    unique = sorted(set(groups))
+    rng = np.random.default_rng(seed)
+    return set(rng.choice(unique, size=min(limit, len(unique)), replace=False).tolist())
+
+
+def build_lareqa_corpus(task: str, languages: list[str] | None, limit: int | None, seed: int) -> Corpus:
+    from hybridviz.data.lareqa import load_lareqa
+
+    data = load_lareqa(task, languages)
+    keep = _sample_groups([q.group for q in data.questions], limit, seed)
+    questions = [q for q in data.questions if keep is None or q.group in keep]
+    return Corpus(
+        task, data.languages,
+        [q.id for q in questions], [q.lang for q in questions], [q.text for q in questions],
+        [q.group for q in questions],
+        [s.id for s in data.sentences], [s.lang for s in data.sentences], [s.text for s in data.sentences],
+        [s.groups for s in data.sentences],
+        files=data.files,
+        notes={"limit": limit, "seed": seed} if limit else {},
+    )
+
+
+def _mkqa_languages(data, languages: list[str] | None) -> list[str]:
+    from hybridviz.data.lareqa import check_languages
+
+    return check_languages(languages, data.languages, "MKQA") if languages else data.fully_covered_languages()
+
+
+def build_mkqa_queries_corpus(languages: list[str] | None, limit: int | None, seed: int) -> Corpus:
+    from hybridviz.data.mkqa import load_mkqa
+
+    data = load_mkqa()
+    langs = _mkqa_languages(data, languages)
+    examples = [ex for ex in data.examples if all(lang in ex.queries for lang in langs)]
+    keep = _sample_groups([ex.example_id for ex in examples], limit, seed)
+    examples = [ex for ex in examples if keep is None or ex.example_id in keep]
+    ids, qlangs, texts, groups = [], [], [], []
+    for ex in examples:
+        for lang in langs:
+            ids.append(f"{lang}:{ex.example_id}")
+            qlangs.append(lang)
+            texts.append(ex.queries[lang])
+            groups.append(ex.example_id)
+    return Corpus("mkqa-queries", langs, ids, qlangs, texts, groups, list(ids), list(qlangs), list(texts),
+                  [frozenset([g]) for g in groups], candidate_kind="query", exclude_self=True,
+                  files=data.files,
+                  notes={"source_format": data.source_format, "examples": len(examples), "limit": limit,
+                         "seed": seed})
+
+
+def build_mkqa_answers_corpus(languages: list[str] | None, limit: int | None, seed: int) -> Corpus:
+    from hybridviz.data.mkqa import load_mkqa
+
+    data = load_mkqa()
+    langs = _mkqa_languages(data, languages)
+    complete = [ex for ex in data.examples
+                if all(lang in ex.queries and lang in ex.answers for lang in langs)]
+    binary = [ex for ex in complete if ex.is_binary]
+    examples = [ex for ex in complete if not ex.is_binary]
+    keep = _sample_groups([ex.example_id for ex in examples], limit, seed)
+    examples = [ex for ex in examples if keep is None or ex.example_id in keep]
+
+    ids, qlangs, texts, groups = [], [], [], []
+    cand_groups: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for ex in examples:
+        for lang in langs:
+            ids.append(f"{lang}:{ex.example_id}")
+            qlangs.append(lang)
+            texts.append(ex.queries[lang])
+            groups.append(ex.example_id)
+            for answer in ex.answers[lang]:
+                cand_groups[(lang, answer)].add(ex.example_id)
+    keys = sorted(cand_groups)
+    by_text = defaultdict(set)
+    for lang, text in keys:
+        by_text[text].add(lang)
+    raw_answers = sum(len(ex.answers[lang]) for ex in examples for lang in langs)
+    notes = {
+        "source_format": data.source_format, "examples": len(examples),
+        "binary_examples_dropped": len(binary),
+        "answer_strings": raw_answers, "distinct_candidates": len(keys),
+        "candidates_shared_by_several_examples": sum(len(g) > 1 for g in cand_groups.values()),
+        "candidates_whose_text_occurs_in_another_language": sum(len(by_text[t]) > 1 for _, t in keys),
+        "limit": limit, "seed": seed,
+    }
+    return Corpus("mkqa-answers", langs, ids, qlangs, texts, groups,
+                  [f"{lang}:a{i}" for i, (lang, _) in enumerate(keys)], [lang for lang, _ in keys],
+                  [text for _, text in keys], [frozenset(cand_groups[k]) for k in keys],
+                  files=data.files, notes=notes)
+
+
+def build_corpus(task: str, languages: list[str] | None = None, limit: int | None = None, seed: int = 0
+                 ) -> Corpus:
+    """The queries, candidates and relevance of `task` for `languages` (default: all the data fully covers).
+
+    `limit` evaluates a seeded sample of that many parallel groups: for xquad-r/mlqa-r only the questions are
+    sampled (the pool stays whole); for the MKQA tasks whole examples are (queries and pool).
+    """
+    if task in ("xquad-r", "mlqa-r"):
+        corpus = build_lareqa_corpus(task, languages, limit, seed)
+    elif task == "mkqa-queries":
+        corpus = build_mkqa_queries_corpus(languages, limit, seed)
+    elif task == "mkqa-answers":
+        corpus = build_mkqa_answers_corpus(languages, limit, seed)
+    else:
+        raise UnknownName(f"Unknown task {task!r}; choose one of {', '.join(TASKS)}.")
+    if not corpus.query_ids or not corpus.cand_ids:
+        raise EmptyPool(f"Task {task} has an empty {'query set' if not corpus.query_ids else 'candidate pool'} "
+                        f"for languages {', '.join(corpus.languages)}; choose other languages.")
+    return corpus
