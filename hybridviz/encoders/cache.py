@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import logging
 import tempfile
-import warnings
 from pathlib import Path
 
 import numpy as np
 
 MAX_SHARDS = 16
+log = logging.getLogger("hybridviz")
 
 
 def text_key(text: str) -> bytes:
@@ -52,8 +53,8 @@ class EmbeddingCache:
                 if checksum != _checksum(keys, vectors) or len(keys) != len(vectors):
                     raise ValueError("checksum mismatch")
             except Exception as exc:  # truncated zip, bad arrays, wrong checksum: recompute, never trust
-                warnings.warn(f"Embedding cache shard {shard} is corrupt ({exc}); it is removed and its texts "
-                              f"will be re-encoded.", stacklevel=2)
+                log.warning(f"Embedding cache shard {shard} is corrupt ({exc}); it was removed and its texts "
+                            f"are re-encoded.")
                 self.corrupt_shards.append(str(shard))
                 shard.unlink(missing_ok=True)
                 continue
@@ -119,7 +120,3 @@ class EmbeddingCache:
                 shard.unlink(missing_ok=True)
         self._index, self._vectors, self._loaded_shards = {}, [], set()
         self._refresh()
-
-    def __len__(self) -> int:
-        self._refresh()
-        return len(self._index)

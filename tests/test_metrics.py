@@ -1,0 +1,88 @@
+"""Metrics against independent oracles (sklearn, pytrec_eval, scipy) on real XQuAD-R relevance and scores."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import pytrec_eval
+from scipy.stats import spearmanr
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.metrics import average_precision_score
+
+from hybridviz import metrics as M
+from hybridviz.tasks import build_corpus, slices
+
+
+@pytest.fixture(scope="module")
+def lexical_problem(data_root):
+    """A real multilingual pool (en, de, zh, ru) scored by char-n-gram TF-IDF: real relevance, and many exact
+    ties (zero scores across scripts), so tie handling is exercised."""
+    corpus = build_corpus("xquad-r", ["en", "de", "zh", "ru"], limit=80, seed=3)
+    (s,) = list(slices(corpus, "multi"))
+    vec = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4)).fit(corpus.cand_texts)
+    C = vec.transform([corpus.cand_texts[c] for c in s.pool])
+    Q = vec.transform([corpus.query_texts[q] for q in s.queries])
+    scores = (Q @ C.T).toarray().astype(np.float64)
+    return s, scores
+
+
+def test_average_precision_equals_sklearn_with_ties(lexical_problem):
+    s, scores = lexical_problem
+    assert len(scores) == 320 and scores.shape[1] > 4000
+    n_tied = 0
+    ranks = M.block_ranks(scores, s.relevant)
+    for i, rel in enumerate(s.relevant):
+        y = np.zeros(scores.shape[1], dtype=int)
+        y[rel] = 1
+        expected = average_precision_score(y, scores[i])
+        assert M.average_precision(ranks[i]) == pytest.approx(expected, abs=1e-6)
+        n_tied += len(np.unique(scores[i, rel])) < len(rel)
+    assert n_tied > 50, "the fixture should contain many tied relevant candidates"
+
+
+def test_rank_metrics_equal_pytrec_eval_without_ties(lexical_problem):
+    s, scores = lexical_problem
+    rng = np.random.default_rng(0)
+    scores = scores + rng.permutation(scores.size).reshape(scores.shape) * 1e-12  # break ties, keep order
+    ranks = M.block_ranks(scores, s.relevant)
+    qrels = {f"q{i}": {f"d{j}": 1 for j in rel} for i, rel in enumerate(s.relevant)}
+    run = {f"q{i}": {f"d{j}": float(v) for j, v in enumerate(row)} for i, row in enumerate(scores)}
+    oracle = pytrec_eval.RelevanceEvaluator(qrels, {"map", "recall_10", "ndcg_cut_10", "recip_rank",
+                                                    "P_1"}).evaluate(run)
+    for i in range(len(scores)):
+        o = oracle[f"q{i}"]
+        r = ranks[i]
+        assert M.average_precision(r) == pytest.approx(o["map"], abs=1e-6)
+        assert M.recall_at_k(r, 10) == pytest.approx(o["recall_10"], abs=1e-6)
+        assert M.ndcg_at_k(r, 10) == pytest.approx(o["ndcg_cut_10"], abs=1e-6)
+        assert M.reciprocal_rank(r) == pytest.approx(o["recip_rank"], abs=1e-6)
+        assert M.hit_at_k(r, 1) == pytest.approx(o["P_1"], abs=1e-6)
+
+
+def test_pessimistic_ranks_on_ties():
+    scores = np.array([0.5, 0.9, 0.5, 0.1, 0.5])
+    assert M.pessimistic_ranks(scores, np.array([0, 2])).tolist() == [4, 4]
+    assert M.block_ranks(scores[None], [np.array([1, 4])])[0].tolist() == [1, 4]
+    # tied relevant items cannot beat the order-independent sklearn value
+    y = np.array([1, 0, 1, 0, 0])
+    assert M.average_precision(M.pessimistic_ranks(scores, np.array([0, 2]))) == \
+        pytest.approx(average_precision_score(y, scores))
+
+
+def test_small_known_values():
+    assert M.average_precision(np.array([1, 3])) == pytest.approx((1 + 2 / 3) / 2)
+    assert M.max_rank_distance(np.array([3, 17, 5])) == 14
+    assert M.recall_at_k(np.array([1, 11, 12]), 10) == pytest.approx(1 / 3)
+    assert M.same_language_share(["en", "de", "en", "zh"], "en") == 0.5
+    assert M.ndcg_at_k(np.array([2]), 10) == pytest.approx(1 / np.log2(3))
+    per, macro = M.macro_average([1.0, 0.0, 0.5], ["en", "en", "de"])
+    assert per == {"de": 0.5, "en": 0.5} and macro == 0.5
+
+
+def test_spearman_rows_matches_scipy():
+    rng = np.random.default_rng(1)
+    a = rng.normal(size=(5, 300))
+    b = a + rng.normal(size=(5, 300))
+    b[:, :20] = 0.0  # ties
+    expected = [spearmanr(a[i], b[i]).statistic for i in range(5)]
+    assert M.spearman_rows(a, b) == pytest.approx(expected, abs=1e-9)

@@ -1,0 +1,120 @@
+"""Queries, pools and relevance per setting, on real data and on small hand-made MKQA files."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from hybridviz.errors import EmptyPool, UnknownName
+from hybridviz.tasks import build_corpus, make_slice, setting_applicable, slices
+
+
+def test_xquad_r_settings(data_root):
+    corpus = build_corpus("xquad-r")
+    assert len(corpus.query_ids) == 13090 and len(corpus.cand_ids) == 13014
+    mono = list(slices(corpus, "mono"))
+    assert len(mono) == 11 and all(len(s.queries) == 1190 and all(len(r) == 1 for r in s.relevant) for s in mono)
+    cross = list(slices(corpus, "cross"))
+    assert len(cross) == 110
+    (multi,) = list(slices(corpus, "multi"))
+    assert len(multi.pool) == 13014 and len(multi.queries) == 13090
+    assert {len(r) for r in multi.relevant} == {11}
+    # the relevant set of a query is one sentence per language
+    q = 0
+    langs = sorted(corpus.cand_langs[multi.pool[j]] for j in multi.relevant[q])
+    assert langs == corpus.languages
+
+
+def test_mlqa_r_cross_drops_queries_without_parallel_answer(data_root):
+    corpus = build_corpus("mlqa-r", ["en", "de"])
+    s = make_slice(corpus, "cross", "en", "de")
+    assert len(s.queries) == 512 and s.dropped == 1148 - 512
+
+
+def test_limit_samples_groups_and_keeps_pool(data_root):
+    corpus = build_corpus("xquad-r", ["en", "de"], limit=30, seed=1)
+    assert len(set(corpus.query_groups)) == 30 and len(corpus.query_ids) == 60
+    assert len(corpus.cand_ids) == 1180 + 1276
+    assert build_corpus("xquad-r", ["en", "de"], limit=30, seed=1).query_ids == corpus.query_ids
+    assert build_corpus("xquad-r", ["en", "de"], limit=30, seed=2).query_ids != corpus.query_ids
+
+
+def _mkqa_file(tmp_path, rows):
+    (tmp_path / "mkqa").mkdir(exist_ok=True)
+    with gzip.open(tmp_path / "mkqa" / "mkqa_subset_merged.jsonl.gz", "wt", encoding="utf-8") as f:
+        for r in rows:
+            f.write(json.dumps(r) + "\n")
+
+
+ROWS = [
+    {"example_id": "1", "queries": {"en": "who sang x", "de": "wer sang x", "ja": "x 誰"},
+     "answers": {"en": ["Dave Edmunds"], "de": ["Dave Edmunds"], "ja": ["デイヴ"]}},
+    {"example_id": "2", "queries": {"en": "when y", "de": "wann y", "ja": "y いつ"},
+     "answers": {"en": ["2017", "2017-05-18"], "de": ["2017"], "ja": ["2017"]}},
+    {"example_id": "3", "queries": {"en": "when z", "de": "wann z", "ja": "z いつ"},
+     "answers": {"en": ["2017"], "de": ["2017"], "ja": ["2017年"]}},
+    {"example_id": "4", "queries": {"en": "is it", "de": "ist es", "ja": "それは"},
+     "answers": {"en": ["yes"], "de": ["yes"], "ja": ["yes"]}},
+    {"example_id": "5", "queries": {"en": "only en", "de": "nur de"}, "answers": {"en": ["a"]}},
+]
+
+
+def test_mkqa_queries_relevance(tmp_path, monkeypatch):
+    _mkqa_file(tmp_path, ROWS)
+    monkeypatch.setenv("HYBRIDVIZ_DATA", str(tmp_path))
+    default = build_corpus("mkqa-queries")
+    assert default.languages == ["de", "en"]  # ja lacks example 5: default = languages covering every example
+    assert len(default.query_ids) == 10
+    corpus = build_corpus("mkqa-queries", ["de", "en", "ja"])  # only examples complete in all three
+    assert len(corpus.query_ids) == 12 and corpus.cand_ids == corpus.query_ids
+    (multi,) = list(slices(corpus, "multi"))
+    for q, rel in zip(multi.queries, multi.relevant):
+        ids = [corpus.cand_ids[multi.pool[j]] for j in rel]
+        assert corpus.query_ids[q] not in ids, "own query must not be relevant"
+        assert sorted(i.split(":")[0] for i in ids) == sorted(set(corpus.languages) - {corpus.query_langs[q]})
+    assert setting_applicable(corpus, "mono").startswith("not applicable")
+    assert build_corpus("mkqa-queries", ["en", "de"]).notes["examples"] == 5
+
+
+def test_mkqa_answers_dedup_binary_and_shared_strings(tmp_path, monkeypatch):
+    _mkqa_file(tmp_path, ROWS)
+    monkeypatch.setenv("HYBRIDVIZ_DATA", str(tmp_path))
+    corpus = build_corpus("mkqa-answers", ["de", "en", "ja"])
+    notes = corpus.notes
+    assert notes["examples"] == 3 and notes["binary_examples_dropped"] == 1
+    pool = Counter(zip(corpus.cand_langs, corpus.cand_texts))
+    assert max(pool.values()) == 1, "one candidate per distinct (language, text)"
+    assert len(pool) == 8
+    groups = {(lang, t): g for lang, t, g in zip(corpus.cand_langs, corpus.cand_texts, corpus.cand_groups)}
+    assert groups[("en", "2017")] == groups[("de", "2017")] == frozenset({"2", "3"})
+    assert groups[("ja", "2017")] == frozenset({"2"}) and groups[("ja", "2017年")] == frozenset({"3"})
+    assert notes["candidates_shared_by_several_examples"] == 2
+    assert notes["candidates_whose_text_occurs_in_another_language"] == 5
+    q = corpus.query_ids.index("en:2")
+    rel_texts = sorted((corpus.cand_langs[c], corpus.cand_texts[c]) for c in corpus.relevant_candidates(q))
+    assert rel_texts == [("de", "2017"), ("en", "2017"), ("en", "2017-05-18"), ("ja", "2017")]
+    assert "yes" not in corpus.cand_texts
+
+
+def test_unknown_task_and_empty_pool(tmp_path, monkeypatch):
+    with pytest.raises(UnknownName, match="Unknown task"):
+        build_corpus("mkqa-passages")
+    _mkqa_file(tmp_path, [ROWS[3]])  # only a yes/no example: nothing to retrieve
+    monkeypatch.setenv("HYBRIDVIZ_DATA", str(tmp_path))
+    with pytest.raises(EmptyPool, match="empty"):
+        build_corpus("mkqa-answers", ["en"])
+
+
+def test_slices_are_consistent_with_relevance(data_root):
+    corpus = build_corpus("xquad-r", ["en", "th"], limit=20)
+    for s in slices(corpus, "cross"):
+        for q, rel in zip(s.queries, s.relevant):
+            for j in rel:
+                c = s.pool[j]
+                assert corpus.query_groups[q] in corpus.cand_groups[c]
+                assert corpus.cand_langs[c] == s.pool_lang
+        assert np.all(np.diff(s.pool) > 0)
