@@ -11,6 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from hybridviz import status
+from hybridviz.data import data_dir
 
 st.set_page_config(page_title="hybridviz", layout="wide")
 st.title("hybridviz")
@@ -23,12 +24,12 @@ st.markdown(
 
 
 @st.cache_data(show_spinner="Reading benchmark files…")
-def _data_status() -> pd.DataFrame:
+def _data_status(root: str) -> pd.DataFrame:  # keyed by the data directory in use
     return pd.DataFrame(status.data_status())
 
 
 st.subheader("Data")
-st.dataframe(_data_status(), hide_index=True, width="stretch")
+st.dataframe(_data_status(str(data_dir())), hide_index=True, width="stretch")
 
 st.subheader("Encoder")
 enc = status.encoder_status()
@@ -43,7 +44,7 @@ st.subheader("Evaluations on this machine")
 found = status.finished_evaluations()
 if not found:
     st.info("No evaluation yet. Run for example:\n\n"
-            "`python -m hybridviz evaluate --model me5-small --task xquad-r --out cache/evaluations/me5-small-xquad-r`")
+            "`python -m hybridviz evaluate --model me5-small --task xquad-r`")
 for item in found:
     if "error" in item:
         st.warning(f"{item['path']}: {item['error']}")

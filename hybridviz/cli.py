@@ -25,6 +25,11 @@ def _split(value: str | None) -> list[str] | None:
 def cmd_evaluate(args) -> int:
     from hybridviz.evaluate import evaluate
 
+    if args.out is None:
+        from hybridviz.status import EVALUATIONS_DIR
+
+        safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in args.model)
+        args.out = str(EVALUATIONS_DIR / f"{safe}-{args.task}")
     start = time.perf_counter()
     report = evaluate(args.model, args.task, languages=_split(args.languages), settings=_split(args.settings),
                       out_dir=args.out, limit=args.limit, seed=args.seed, batch_size=args.batch_size,
@@ -96,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--task", required=True, help="xquad-r | mlqa-r | mkqa-queries | mkqa-answers")
     e.add_argument("--languages", help="comma-separated language codes (default: all the data fully covers)")
     e.add_argument("--settings", help="comma-separated subset of mono,cross,multi (default: all)")
-    e.add_argument("--out", required=True, help="output directory")
+    e.add_argument("--out", help="output directory (default: cache/evaluations/<model>-<task>, which the app lists)")
     e.add_argument("--limit", type=int, help="evaluate a seeded sample of this many parallel groups")
     e.add_argument("--seed", type=int, default=0, help="seed of the --limit sample")
     e.add_argument("--batch-size", type=int, default=64)

