@@ -76,13 +76,7 @@ def rank_correlation(corpus: Corpus, s: Slice, Q: np.ndarray, C: np.ndarray, see
         langs = [corpus.query_langs[q] for q in qs]
         if len(set(langs)) < 2:
             continue
-        scores = Q[qs] @ sample.T
-        from scipy.stats import rankdata
-
-        r = rankdata(scores, axis=1)
-        r -= r.mean(axis=1, keepdims=True)
-        r /= np.maximum(np.linalg.norm(r, axis=1, keepdims=True), 1e-12)
-        corr = r @ r.T
+        corr = M.spearman_matrix(Q[qs] @ sample.T)
         for i, q in enumerate(qs):
             others = [j for j in range(len(qs)) if langs[j] != langs[i]]
             per_query_values.append(float(corr[i, others].mean()))

@@ -108,16 +108,14 @@ def query_metrics(ranks: np.ndarray, with_bias: bool = False) -> dict[str, float
     return out
 
 
-def spearman_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Spearman correlation between matching rows of two score matrices (average ranks for ties)."""
+def spearman_matrix(scores: np.ndarray) -> np.ndarray:
+    """Spearman correlation between every pair of rows of a score matrix (average ranks for ties)."""
     from scipy.stats import rankdata
 
-    ra = rankdata(a, axis=1)
-    rb = rankdata(b, axis=1)
-    ra -= ra.mean(axis=1, keepdims=True)
-    rb -= rb.mean(axis=1, keepdims=True)
-    denom = np.sqrt((ra * ra).sum(1) * (rb * rb).sum(1))
-    return np.divide((ra * rb).sum(1), denom, out=np.zeros(len(ra)), where=denom > 0)
+    r = rankdata(scores, axis=1)
+    r -= r.mean(axis=1, keepdims=True)
+    r /= np.maximum(np.linalg.norm(r, axis=1, keepdims=True), 1e-12)
+    return r @ r.T
 
 
 def macro_average(values: list[float], langs: list[str]) -> tuple[dict[str, float], float]:

@@ -50,8 +50,9 @@ def encoder_status() -> dict:
             "imported": (built / "modules.json").is_file(), "folder": str(built)}
 
 
-def finished_evaluations(root: Path = EVALUATIONS_DIR) -> list[dict]:
+def finished_evaluations(root: Path | None = None) -> list[dict]:
     """metrics.json files under cache/evaluations/, newest first (unreadable ones are listed as such)."""
+    root = Path(root or EVALUATIONS_DIR)
     out = []
     for path in sorted(root.glob("*/metrics.json"), key=lambda p: p.stat().st_mtime, reverse=True):
         try:

@@ -24,3 +24,31 @@ def test_landing_page_without_data(tmp_path, monkeypatch):
     assert not at.exception
     statuses = list(at.dataframe[0].value["status"])
     assert all("was not found" in s for s in statuses)
+
+
+def test_details_page_shows_a_real_evaluation(tmp_path, monkeypatch, tiny):
+    from hybridviz import status
+    from hybridviz.evaluate import evaluate
+
+    evaluate("tiny", "xquad-r", languages=["en", "de"], limit=10, out_dir=tmp_path / "tiny-xquad-r", encoder=tiny)
+    monkeypatch.setattr(status, "EVALUATIONS_DIR", tmp_path)
+    at = AppTest.from_file(str(ROOT / "pages" / "1_Evaluation_details.py"), default_timeout=120).run()
+    assert not at.exception
+    assert at.selectbox[1].value == "mAP"
+    shown = at.dataframe[0].value
+    assert list(shown.columns)[:2] == ["mAP", "R@1"] and "macro" in shown.index
+    before = at.get("plotly_chart")[0].proto.spec
+    assert '"title":{"text":"mAP' in before.replace(" ", "")
+    at.selectbox[1].select("MRR").run()
+    assert not at.exception and at.selectbox[1].value == "MRR"
+    after = at.get("plotly_chart")[0].proto.spec
+    assert '"title":{"text":"MRR' in after.replace(" ", "") and after != before
+
+
+def test_details_page_empty_state(tmp_path, monkeypatch):
+    from hybridviz import status
+
+    monkeypatch.setattr(status, "EVALUATIONS_DIR", tmp_path)
+    at = AppTest.from_file(str(ROOT / "pages" / "1_Evaluation_details.py"), default_timeout=60).run()
+    assert not at.exception
+    assert "python -m hybridviz evaluate" in at.info[0].value

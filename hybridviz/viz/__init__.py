@@ -1,0 +1,1 @@
+"""Figure builders (plotly). Pages call these with artifacts loaded through hybridviz; nothing is computed here."""
