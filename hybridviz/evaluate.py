@@ -47,10 +47,11 @@ def evaluate_slice(s: Slice, Q: np.ndarray, C: np.ndarray, corpus: Corpus, bias:
         rel = s.relevant[start : start + BLOCK]
         scores = index.scores(Q[qpos])
         ranks = M.block_ranks(scores, rel)
+        values = M.block_metrics(ranks, with_bias=bias)
         top = index.search(Q[qpos], TOP_K_SHARE)[1] if bias else None
         for i, q in enumerate(qpos):
             row = {"query": int(q), "ranks": ranks[i], "relevant": rel[i],
-                   **M.query_metrics(ranks[i], with_bias=bias)}
+                   **{name: float(v[i]) for name, v in values.items()}}
             if bias:
                 row[f"same_lang@{TOP_K_SHARE}"] = M.same_language_share(pool_langs[top[i]],
                                                                          corpus.query_langs[q])
@@ -162,9 +163,16 @@ def _git_commit() -> str | None:
         return None
 
 
+def _command_line() -> str | None:
+    if not sys.argv or not sys.argv[0]:
+        return None
+    program = "python -m hybridviz" if Path(sys.argv[0]).name == "__main__.py" else Path(sys.argv[0]).name
+    return " ".join([program] + sys.argv[1:])
+
+
 def provenance(seed: int | None = None) -> dict:
     return {
-        "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]) if sys.argv else None,
+        "command": _command_line(),
         "commit": _git_commit(),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": {"platform": platform.platform(), "python": platform.python_version(),

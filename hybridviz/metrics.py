@@ -108,6 +108,36 @@ def query_metrics(ranks: np.ndarray, with_bias: bool = False) -> dict[str, float
     return out
 
 
+def block_metrics(ranks: list[np.ndarray], with_bias: bool = False) -> dict[str, np.ndarray]:
+    """`query_metrics` for many queries at once (vectorised over a padded rank matrix; same values)."""
+    n = len(ranks)
+    lengths = np.array([len(r) for r in ranks])
+    width = max(int(lengths.max()) if n else 0, 1)
+    padded = np.full((n, width), np.inf)
+    for i, r in enumerate(ranks):
+        padded[i, : len(r)] = np.sort(r)
+    valid = np.isfinite(padded)
+    count = np.maximum(lengths, 1)
+    found = (padded[:, None, :] <= padded[:, :, None]).sum(axis=2)  # relevant ranked at or above each one
+    out = {
+        "mAP": np.where(valid, found / np.where(valid, padded, 1), 0).sum(1) / count,
+        "R@1": (padded <= 1).sum(1) / count,
+        "R@10": (padded <= 10).sum(1) / count,
+        "hit@1": (padded[:, 0] <= 1).astype(float),
+        "hit@10": (padded[:, 0] <= 10).astype(float),
+    }
+    discounts = np.where(padded <= 10, 1.0 / np.log2(np.where(valid, padded, 1) + 1.0), 0.0)
+    ideal = np.cumsum(1.0 / np.log2(np.arange(1, 11) + 1.0))[np.minimum(count, 10) - 1]
+    out["nDCG@10"] = discounts.sum(1) / ideal
+    out["MRR"] = np.where(lengths > 0, 1.0 / padded[:, 0], 0.0)
+    if with_bias:
+        last = np.where(valid, padded, -np.inf).max(1)
+        out["max_rank_distance"] = np.where(lengths > 0, last - padded[:, 0], 0.0)
+    for name in out:
+        out[name] = np.where(lengths > 0, out[name], 0.0)
+    return out
+
+
 def spearman_matrix(scores: np.ndarray) -> np.ndarray:
     """Spearman correlation between every pair of rows of a score matrix (average ranks for ties)."""
     from scipy.stats import rankdata

@@ -20,14 +20,15 @@ def data_status() -> list[dict]:
         try:
             d = load_lareqa(name)
             rows.append({"benchmark": name, "status": "found", "languages": len(d.languages),
-                         "queries": len(d.questions), "candidates": len(d.sentences),
+                         "queries": len(d.questions), "candidates": f"{len(d.sentences)} sentences",
                          "location": str(Path(next(iter(d.files))).parent)})
         except HybridvizError as exc:
             rows.append({"benchmark": name, "status": str(exc)})
     try:
         m = load_mkqa()
         rows.append({"benchmark": f"mkqa ({m.source_format})", "status": "found", "languages": len(m.languages),
-                     "queries": sum(m.query_counts().values()), "answers": sum(m.answer_counts().values()),
+                     "queries": sum(m.query_counts().values()),
+                     "candidates": f"{sum(m.answer_counts().values())} answer lists",
                      "location": str(Path(next(iter(m.files))).parent)})
     except HybridvizError as exc:
         rows.append({"benchmark": "mkqa", "status": str(exc)})

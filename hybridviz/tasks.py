@@ -62,6 +62,12 @@ class Corpus:
             for g in groups:
                 self._by_group[g].append(i)
         self._cand_pos = {cid: i for i, cid in enumerate(self.cand_ids)}
+        self.queries_by_lang: dict[str, list[int]] = defaultdict(list)
+        for i, lang in enumerate(self.query_langs):
+            self.queries_by_lang[lang].append(i)
+        self.cands_by_lang: dict[str, list[int]] = defaultdict(list)
+        for i, lang in enumerate(self.cand_langs):
+            self.cands_by_lang[lang].append(i)
 
     def relevant_candidates(self, query: int) -> list[int]:
         """Global candidate positions relevant to query `query` (over the whole corpus)."""
@@ -93,8 +99,9 @@ class Slice:
 
 
 def make_slice(corpus: Corpus, setting: str, query_lang: str, pool_lang: str) -> Slice:
-    q_all = [i for i, lang in enumerate(corpus.query_langs) if query_lang in ("*", lang)]
-    pool = np.array([i for i, lang in enumerate(corpus.cand_langs) if pool_lang in ("*", lang)], dtype=np.int64)
+    q_all = range(len(corpus.query_ids)) if query_lang == "*" else corpus.queries_by_lang.get(query_lang, [])
+    pool = np.arange(len(corpus.cand_ids)) if pool_lang == "*" else \
+        np.array(corpus.cands_by_lang.get(pool_lang, []), dtype=np.int64)
     local = {int(c): j for j, c in enumerate(pool)}
     kept, relevant = [], []
     for q in q_all:

@@ -16,6 +16,7 @@ def test_landing_page_renders(data_root):
     frame = at.dataframe[0].value
     assert set(frame["benchmark"]) == {"xquad-r", "mlqa-r", "mkqa (subset)"}
     assert int(frame.loc[frame["benchmark"] == "xquad-r", "queries"].iloc[0]) == 13090
+    assert frame.loc[frame["benchmark"] == "xquad-r", "candidates"].iloc[0] == "13014 sentences"
 
 
 def test_landing_page_without_data(tmp_path, monkeypatch):

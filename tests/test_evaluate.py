@@ -43,6 +43,7 @@ def test_metrics_json_contract(tiny_run):
     assert mat["values"][0][0] == report["settings"]["mono"]["per_language"]["en"]["mAP"]
     assert mat["values"][0][1] == report["settings"]["cross"]["pairs"]["en->de"]["mAP"]
     assert report["provenance"]["commit"] is None or len(report["provenance"]["commit"]) == 40
+    assert report["provenance"]["command"].startswith("python -m hybridviz evaluate --model tiny")
     assert "mono" in result.stdout and "wrote" in result.stdout
 
 

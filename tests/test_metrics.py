@@ -86,3 +86,13 @@ def test_spearman_matrix_matches_scipy():
     a[3, :40] = 0.0  # ties
     expected = spearmanr(a, axis=1).statistic
     np.testing.assert_allclose(M.spearman_matrix(a), expected, atol=1e-9)
+
+
+def test_block_metrics_equal_per_query_metrics(lexical_problem):
+    s, scores = lexical_problem
+    ranks = M.block_ranks(scores, s.relevant) + [np.array([3, 3, 7]), np.array([1]), np.array([12, 2])]
+    block = M.block_metrics(ranks, with_bias=True)
+    for i, r in enumerate(ranks):
+        single = M.query_metrics(r, with_bias=True)
+        for name, value in single.items():
+            assert block[name][i] == pytest.approx(value, abs=1e-12), (name, r)
