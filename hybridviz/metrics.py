@@ -37,9 +37,13 @@ def block_ranks(scores, relevant: list[np.ndarray]) -> list[np.ndarray]:
         idx[i, : len(r)] = torch.as_tensor(r)
         mask[i, : len(r)] = True
     thresholds = torch.gather(s, 1, idx)  # (B, width)
-    counts = torch.empty((len(relevant), width), dtype=torch.long)
-    for j in range(width):  # one pass per relevant slot keeps memory at B x pool
-        counts[:, j] = (s >= thresholds[:, j : j + 1]).sum(dim=1)
+    if width <= 4:  # few relevant: one comparison pass per relevant slot is cheapest
+        counts = torch.empty((len(relevant), width), dtype=torch.long)
+        for j in range(width):
+            counts[:, j] = (s >= thresholds[:, j : j + 1]).sum(dim=1)
+    else:  # many relevant: sort each row once, then binary-search every threshold
+        ascending = torch.sort(s, dim=1).values
+        counts = s.shape[1] - torch.searchsorted(ascending, thresholds.contiguous(), right=False)
     counts = counts.numpy()
     return [counts[i, : len(r)] for i, r in enumerate(relevant)]
 

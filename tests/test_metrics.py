@@ -15,9 +15,9 @@ from hybridviz.tasks import build_corpus, slices
 
 @pytest.fixture(scope="module")
 def lexical_problem(data_root):
-    """A real multilingual pool (en, de, zh, ru) scored by char-n-gram TF-IDF: real relevance, and many exact
+    """A real multilingual pool (6 languages: 6 relevant per query) scored by char-n-gram TF-IDF: real relevance, and many exact
     ties (zero scores across scripts), so tie handling is exercised."""
-    corpus = build_corpus("xquad-r", ["en", "de", "zh", "ru"], limit=80, seed=3)
+    corpus = build_corpus("xquad-r", ["en", "de", "zh", "ru", "ar", "es"], limit=60, seed=3)
     (s,) = list(slices(corpus, "multi"))
     vec = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4)).fit(corpus.cand_texts)
     C = vec.transform([corpus.cand_texts[c] for c in s.pool])
@@ -28,7 +28,7 @@ def lexical_problem(data_root):
 
 def test_average_precision_equals_sklearn_with_ties(lexical_problem):
     s, scores = lexical_problem
-    assert len(scores) == 320 and scores.shape[1] > 4000
+    assert len(scores) == 360 and scores.shape[1] > 7000
     n_tied = 0
     ranks = M.block_ranks(scores, s.relevant)
     for i, rel in enumerate(s.relevant):
@@ -63,6 +63,8 @@ def test_pessimistic_ranks_on_ties():
     scores = np.array([0.5, 0.9, 0.5, 0.1, 0.5])
     assert M.pessimistic_ranks(scores, np.array([0, 2])).tolist() == [4, 4]
     assert M.block_ranks(scores[None], [np.array([1, 4])])[0].tolist() == [1, 4]
+    many = np.array([0, 1, 2, 3, 4])  # more than 4 relevant: the sort-based path
+    assert M.block_ranks(scores[None], [many])[0].tolist() == [4, 1, 4, 5, 4]
     # tied relevant items cannot beat the order-independent sklearn value
     y = np.array([1, 0, 1, 0, 0])
     assert M.average_precision(M.pessimistic_ranks(scores, np.array([0, 2]))) == \

@@ -111,7 +111,7 @@ class EmbeddingCache:
     def _compact(self) -> None:
         """Merge every shard into one (written first, old shards removed after)."""
         self._refresh()
-        old = sorted(self.dir.glob("shard-*.npz"))
+        old = [self.dir / name for name in self._loaded_shards]  # a shard another process adds now survives
         keys = np.array(list(self._index), dtype="S20")
         flat = np.concatenate(self._vectors)
         merged = self._write_shard(keys, flat[[self._index[bytes(k)] for k in keys]])
