@@ -23,28 +23,23 @@ def pessimistic_ranks(scores: np.ndarray, relevant: np.ndarray) -> np.ndarray:
     return (scores[None, :] >= thresholds[:, None]).sum(axis=1)
 
 
-def block_ranks(scores, relevant: list[np.ndarray]) -> list[np.ndarray]:
-    """`pessimistic_ranks` for a block of queries at once (scores: queries x pool, numpy or torch)."""
-    import torch
+def block_ranks(scores: np.ndarray, relevant: list[np.ndarray]) -> list[np.ndarray]:
+    """`pessimistic_ranks` for a block of queries at once (scores: queries x pool).
 
-    s = torch.as_tensor(scores)
+    One vectorised comparison pass over the block per relevant slot; numpy's compare-and-sum measured about
+    10x faster than torch's on these 2 cores, and faster than sorting each row for up to ~40 relevant.
+    """
+    scores = np.asarray(scores)
     width = max((len(r) for r in relevant), default=0)
     if width == 0:
         return [np.zeros(0, np.int64) for _ in relevant]
-    idx = torch.zeros((len(relevant), width), dtype=torch.long)
-    mask = torch.zeros((len(relevant), width), dtype=torch.bool)
+    idx = np.zeros((len(relevant), width), dtype=np.int64)
     for i, r in enumerate(relevant):
-        idx[i, : len(r)] = torch.as_tensor(r)
-        mask[i, : len(r)] = True
-    thresholds = torch.gather(s, 1, idx)  # (B, width)
-    if width <= 4:  # few relevant: one comparison pass per relevant slot is cheapest
-        counts = torch.empty((len(relevant), width), dtype=torch.long)
-        for j in range(width):
-            counts[:, j] = (s >= thresholds[:, j : j + 1]).sum(dim=1)
-    else:  # many relevant: sort each row once, then binary-search every threshold
-        ascending = torch.sort(s, dim=1).values
-        counts = s.shape[1] - torch.searchsorted(ascending, thresholds.contiguous(), right=False)
-    counts = counts.numpy()
+        idx[i, : len(r)] = r
+    thresholds = np.take_along_axis(scores, idx, axis=1)
+    counts = np.empty((len(relevant), width), dtype=np.int64)
+    for j in range(width):
+        counts[:, j] = (scores >= thresholds[:, j : j + 1]).sum(axis=1)
     return [counts[i, : len(r)] for i, r in enumerate(relevant)]
 
 

@@ -175,3 +175,26 @@ def test_corrupt_cache_entry_is_recomputed(tmp_path, monkeypatch, tiny, caplog, 
     assert "corrupt" in caplog.text
     np.testing.assert_allclose(again, clean, atol=1e-6)
     assert len(list(tmp_path.rglob("shard-*.npz"))) == 1  # the bad shard replaced by a fresh one
+
+
+def test_interrupted_encode_keeps_finished_chunks(tmp_path, monkeypatch, tiny):
+    from hybridviz.encoders import registry
+
+    monkeypatch.setattr(registry, "EMBEDDINGS_DIR", tmp_path)
+    monkeypatch.setattr(registry, "CHUNK", 2)
+    texts = ["one", "two two", "three three three", "four four four four"]
+    real_encode = tiny.model.encode
+    calls = []
+
+    def failing_encode(batch, **kwargs):
+        calls.append(batch)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_encode(batch, **kwargs)
+
+    monkeypatch.setattr(tiny.model, "encode", failing_encode)
+    with pytest.raises(KeyboardInterrupt):
+        tiny.encode(texts, "query")
+    assert calls[0] == ["query: four four four four", "query: three three three"], "longest first"
+    cache = EmbeddingCache(tmp_path, tiny.fingerprint, "query: ")
+    assert cache.lookup(texts)[1] == [0, 1], "the finished chunk survived the interruption"

@@ -63,8 +63,8 @@ def test_pessimistic_ranks_on_ties():
     scores = np.array([0.5, 0.9, 0.5, 0.1, 0.5])
     assert M.pessimistic_ranks(scores, np.array([0, 2])).tolist() == [4, 4]
     assert M.block_ranks(scores[None], [np.array([1, 4])])[0].tolist() == [1, 4]
-    many = np.array([0, 1, 2, 3, 4])  # more than 4 relevant: the sort-based path
-    assert M.block_ranks(scores[None], [many])[0].tolist() == [4, 1, 4, 5, 4]
+    ragged = M.block_ranks(np.stack([scores, -scores]), [np.array([0, 1, 2, 3, 4]), np.array([3])])
+    assert [r.tolist() for r in ragged] == [[4, 1, 4, 5, 4], [1]]
     # tied relevant items cannot beat the order-independent sklearn value
     y = np.array([1, 0, 1, 0, 0])
     assert M.average_precision(M.pessimistic_ranks(scores, np.array([0, 2]))) == \

