@@ -53,8 +53,8 @@ def evaluate_slice(s: Slice, Q: np.ndarray, C: np.ndarray, corpus: Corpus, bias:
             row = {"query": int(q), "ranks": ranks[i], "relevant": rel[i],
                    **{name: float(v[i]) for name, v in values.items()}}
             if bias:
-                row[f"same_lang@{TOP_K_SHARE}"] = M.same_language_share(pool_langs[top[i]],
-                                                                         corpus.query_langs[q])
+                row["top_langs"] = pool_langs[top[i]]
+                row[f"same_lang@{TOP_K_SHARE}"] = M.same_language_share(row["top_langs"], corpus.query_langs[q])
             rows.append(row)
     return rows
 
@@ -103,7 +103,6 @@ def evaluate_setting(corpus: Corpus, setting: str, Q: np.ndarray, C: np.ndarray,
     names = list(M.RANK_METRICS)
     bias = setting == "multi"
     result: dict = {"dropped_queries": 0}
-    all_rows: list[dict] = []
     if setting == "cross":
         pair_results, per_x = {}, {}
         for s in slices(corpus, setting):
@@ -118,7 +117,7 @@ def evaluate_setting(corpus: Corpus, setting: str, Q: np.ndarray, C: np.ndarray,
         result["per_language"] = {x: {n: float(np.mean([p[n] for p in ps])) for n in names}
                                   for x, ps in sorted(per_x.items())}
         result["macro"] = {n: float(np.mean([v[n] for v in result["per_language"].values()])) for n in names}
-        return result, all_rows
+        return result, []
 
     if bias:
         names = names + ["max_rank_distance", f"same_lang@{TOP_K_SHARE}"]
@@ -132,8 +131,38 @@ def evaluate_setting(corpus: Corpus, setting: str, Q: np.ndarray, C: np.ndarray,
         if bias:
             result["pool"] = int(len(s.pool))
             result["mean_rank_correlation"] = rank_correlation(corpus, s, Q, C)
+            result["pair_matrices"] = multilingual_pair_matrices(rows_all, corpus)
     result.update(_aggregate(rows_all, langs_all, names))
     return result, rows_all
+
+
+def multilingual_pair_matrices(rows: list[dict], corpus: Corpus) -> dict:
+    """Bias by language pair in the pooled ranking: for queries in X, the mean rank of their relevant
+    candidates in Y, and the share of their top 10 that is in Y (macro over queries of X)."""
+    langs = corpus.languages
+    at = {lang: i for i, lang in enumerate(langs)}
+    rank_sum, rank_n = np.zeros((len(langs), len(langs))), np.zeros((len(langs), len(langs)))
+    share_sum, n_queries = np.zeros((len(langs), len(langs))), np.zeros(len(langs))
+    for r in rows:
+        x = at[corpus.query_langs[r["query"]]]
+        n_queries[x] += 1
+        per_lang: dict[int, list[int]] = {}
+        for c, rank in zip(r["relevant"], r["ranks"]):  # multi pool positions are global positions
+            per_lang.setdefault(at[corpus.cand_langs[c]], []).append(rank)
+        for y, ranks in per_lang.items():
+            rank_sum[x, y] += np.mean(ranks)
+            rank_n[x, y] += 1
+        for lang in r["top_langs"]:
+            share_sum[x, at[lang]] += 1.0 / len(r["top_langs"])
+    mean_rank = np.divide(rank_sum, rank_n, out=np.full_like(rank_sum, np.nan), where=rank_n > 0)
+    share = share_sum / np.maximum(n_queries, 1)[:, None]
+
+    def matrix(values):
+        return {"rows": langs, "cols": langs,
+                "values": [[None if np.isnan(v) else float(v) for v in row] for row in values]}
+
+    return {"multi: mean rank of relevant": matrix(mean_rank),
+            f"multi: top-{TOP_K_SHARE} share": matrix(share)}
 
 
 def _matrices(settings: dict, langs: list[str]) -> dict:
@@ -232,7 +261,8 @@ def evaluate(model: str, task: str, languages: list[str] | None = None, settings
         "counts": corpus.counts(),
         "notes": corpus.notes,
         "settings": results,
-        "matrices": _matrices(results, corpus.languages),
+        "matrices": {**_matrices(results, corpus.languages),
+                     **results.get("multi", {}).get("pair_matrices", {})},
         "data_files": corpus.files,
         "timings": {k: round(v, 3) for k, v in timings.items()},
         "provenance": provenance(seed),

@@ -42,6 +42,11 @@ def test_metrics_json_contract(tiny_run):
     assert mat["rows"] == ["en", "de", "zh"]
     assert mat["values"][0][0] == report["settings"]["mono"]["per_language"]["en"]["mAP"]
     assert mat["values"][0][1] == report["settings"]["cross"]["pairs"]["en->de"]["mAP"]
+    share = np.array(report["matrices"]["multi: top-10 share"]["values"])
+    np.testing.assert_allclose(share.sum(axis=1), 1.0)  # every top-10 slot is in some language
+    np.testing.assert_allclose(np.diag(share), [multi["per_language"][x]["same_lang@10"] for x in mat["rows"]])
+    ranks = np.array(report["matrices"]["multi: mean rank of relevant"]["values"])
+    assert (ranks >= 1).all() and (ranks <= report["counts"]["candidates"]).all()
     assert report["provenance"]["commit"] is None or len(report["provenance"]["commit"]) == 40
     assert report["provenance"]["command"].startswith("python -m hybridviz evaluate --model tiny")
     assert "mono" in result.stdout and "wrote" in result.stdout
