@@ -46,6 +46,9 @@ def evaluate_slice(s: Slice, Q: np.ndarray, C: np.ndarray, corpus: Corpus, bias:
         qpos = s.queries[start : start + BLOCK]
         rel = s.relevant[start : start + BLOCK]
         scores = index.scores(Q[qpos])
+        if s.own is not None:  # a query never competes with itself (mkqa-queries)
+            own = s.own[start : start + BLOCK]
+            scores[np.flatnonzero(own >= 0), own[own >= 0]] = -np.inf
         ranks = M.block_ranks(scores, rel)
         values = M.block_metrics(ranks, with_bias=bias)
         top = top_k(scores, TOP_K_SHARE)[1] if bias else None  # from the scores in hand, not a 2nd search

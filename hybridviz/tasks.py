@@ -15,7 +15,7 @@ Queries with no relevant candidate in a slice's pool are left out of that slice 
 Tasks:
 - xquad-r, mlqa-r: questions against the sentences of the LAReQA files.
 - mkqa-queries: parallel-query retrieval; the pool is the queries themselves (one per example and language),
-  relevant = the same example's query in the other languages. The mono setting has no relevant candidate by
+  relevant = the same example's query in the other languages; a query's own entry is removed from its ranking. The mono setting has no relevant candidate by
   construction (the only same-language item is the query itself) and is reported as not applicable.
 - mkqa-answers: answer retrieval; one candidate per distinct (language, answer text); a candidate is relevant to
   every example whose answers in that language include the text (relevance by example id), so a string shared by
@@ -96,6 +96,7 @@ class Slice:
     pool: np.ndarray  # global candidate positions
     relevant: list[np.ndarray]  # per query: positions *within pool*
     dropped: int = 0  # queries without any relevant candidate in this pool
+    own: np.ndarray | None = None  # per query: its own position in the pool, -1 if absent (mkqa-queries)
 
 
 def make_slice(corpus: Corpus, setting: str, query_lang: str, pool_lang: str) -> Slice:
@@ -103,14 +104,16 @@ def make_slice(corpus: Corpus, setting: str, query_lang: str, pool_lang: str) ->
     pool = np.arange(len(corpus.cand_ids)) if pool_lang == "*" else \
         np.array(corpus.cands_by_lang.get(pool_lang, []), dtype=np.int64)
     local = {int(c): j for j, c in enumerate(pool)}
-    kept, relevant = [], []
+    kept, relevant, own = [], [], []
     for q in q_all:
         rel = [local[c] for c in corpus.relevant_candidates(q) if c in local]
         if rel:
             kept.append(q)
             relevant.append(np.array(sorted(rel), dtype=np.int64))
+            if corpus.exclude_self:
+                own.append(local.get(corpus._cand_pos.get(corpus.query_ids[q], -1), -1))
     return Slice(setting, query_lang, pool_lang, np.array(kept, dtype=np.int64), pool, relevant,
-                 dropped=len(q_all) - len(kept))
+                 dropped=len(q_all) - len(kept), own=np.array(own, dtype=np.int64) if corpus.exclude_self else None)
 
 
 def slices(corpus: Corpus, setting: str) -> Iterator[Slice]:

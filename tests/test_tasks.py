@@ -76,6 +76,9 @@ def test_mkqa_queries_relevance(tmp_path, monkeypatch):
         ids = [corpus.cand_ids[multi.pool[j]] for j in rel]
         assert corpus.query_ids[q] not in ids, "own query must not be relevant"
         assert sorted(i.split(":")[0] for i in ids) == sorted(set(corpus.languages) - {corpus.query_langs[q]})
+    assert [corpus.cand_ids[multi.pool[o]] for o in multi.own] == [corpus.query_ids[q] for q in multi.queries]
+    (cross,) = [s for s in slices(corpus, "cross") if (s.query_lang, s.pool_lang) == ("en", "de")]
+    assert (cross.own == -1).all(), "the own query is not in another language's pool"
     assert setting_applicable(corpus, "mono").startswith("not applicable")
     assert build_corpus("mkqa-queries", ["en", "de"]).notes["examples"] == 5
 
