@@ -1,0 +1,1 @@
+"""Training: parallel pairs, the mono / cross / hybrid batch samplers, and (next) the fine-tuning runs."""
