@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 
@@ -92,6 +93,25 @@ def cmd_data(args) -> int:
     return 0
 
 
+def cmd_train(args) -> int:
+    from hybridviz.training.trainer import TrainConfig, train
+
+    config = TrainConfig(model=args.model, sampler=args.sampler, alpha=args.alpha, steps=args.steps,
+                         batch_size=args.batch_size, learning_rate=args.lr, warmup_steps=args.warmup,
+                         temperature=args.temperature, symmetric=args.symmetric,
+                         max_seq_length=args.max_length, freeze_word_embeddings=not args.train_word_embeddings,
+                         train_languages=_split(args.languages), language_weighting=args.language_weighting,
+                         seed=args.seed, save_steps=args.save_steps)
+
+    def progress(step, total, eta):
+        print(f"step {step}/{total}  eta {eta:.0f} s", file=sys.stderr, flush=True)
+
+    run = train(config, on_progress=progress)
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks for the run
+        print(f"run {run.id}: {run.status().get('state')} -> {run.dir}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m hybridviz", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -110,6 +130,24 @@ def build_parser() -> argparse.ArgumentParser:
     f = sub.add_parser("fetch", help="download XQuAD-R or MKQA into cache/data (needs internet)")
     f.add_argument("dataset", help="xquad-r | mkqa")
     f.set_defaults(func=cmd_fetch)
+
+    t = sub.add_parser("train", help="fine-tune with a batch sampler (one run in cache/runs/<id>/)")
+    t.add_argument("--model", default="me5-small")
+    t.add_argument("--sampler", default="hybrid", help="x-x-mono | x-y | hybrid")
+    t.add_argument("--alpha", type=float, default=0.5, help="hybrid: probability of an x-x-mono batch")
+    t.add_argument("--steps", type=int, default=100)
+    t.add_argument("--batch-size", type=int, default=32)
+    t.add_argument("--lr", type=float, default=2e-5)
+    t.add_argument("--warmup", type=int, default=10, help="warm-up steps")
+    t.add_argument("--temperature", type=float, default=0.05)
+    t.add_argument("--symmetric", action="store_true", help="also rank queries for each passage")
+    t.add_argument("--max-length", type=int, default=128)
+    t.add_argument("--train-word-embeddings", action="store_true", help="do not freeze the word embeddings")
+    t.add_argument("--languages", help="training languages (default: all of the training data)")
+    t.add_argument("--language-weighting", default="uniform", help="uniform | proportional | <temperature>")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--save-steps", type=int, default=50)
+    t.set_defaults(func=cmd_train)
 
     d = sub.add_parser("data", help="show where data is found and the counts per language")
     d.set_defaults(func=cmd_data)

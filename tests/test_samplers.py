@@ -80,9 +80,9 @@ def test_alpha_extremes_reproduce_the_pure_samplers(pairs):
     for alpha, expect_mono in ((1.0, True), (0.0, False)):
         _, batches = draw(pairs, alpha=alpha, num_batches=500)
         assert all((pairs["query_lang"][b[0]] == pairs["passage_lang"][b[0]]) == expect_mono for b in batches)
-    assert make_sampler("x-y")(pairs, BATCH, True).alpha == 0.0
-    assert make_sampler("x-x-mono")(pairs, BATCH, True).alpha == 1.0
-    assert make_sampler("hybrid", alpha=0.3)(pairs, BATCH, True).alpha == 0.3
+    assert make_sampler("x-y")(pairs, batch_size=BATCH, drop_last=True).alpha == 0.0
+    assert make_sampler("x-x-mono")(pairs, batch_size=BATCH, drop_last=True).alpha == 1.0
+    assert make_sampler("hybrid", alpha=0.3)(pairs, batch_size=BATCH, drop_last=True).alpha == 0.3
 
 
 def test_no_duplicates_in_any_batch(pairs):

@@ -23,6 +23,7 @@ Example::
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from typing import Iterator
 
@@ -71,17 +72,21 @@ class HybridBatchSampler(DefaultBatchSampler):
     def __init__(self, dataset, batch_size: int, drop_last: bool = True, valid_label_columns=None,
                  generator=None, seed: int = 0, alpha: float = 0.5,
                  language_weighting: str | float = "uniform", world_size: int | None = None,
-                 num_batches: int | None = None):
+                 num_batches: int | None = None, metadata: dict | None = None):
         super().__init__(dataset, batch_size=batch_size, drop_last=drop_last,
                          valid_label_columns=valid_label_columns, generator=generator, seed=seed)
         if not 0.0 <= float(alpha) <= 1.0:
             raise SamplerConfigError(f"alpha must lie in [0, 1], got {alpha}.")
         self.alpha = float(alpha)
         self.world_size = world_size or _world_size()
-        self.groups = list(dataset["group"])
-        self.texts_q = list(dataset["query"])
-        self.texts_p = list(dataset["positive"])
-        qlang, plang = list(dataset["query_lang"]), list(dataset["passage_lang"])
+        # `metadata` carries the columns when the dataset handed to the trainer holds only the two texts
+        columns = metadata if metadata is not None else dataset
+        self.groups = list(columns["group"])
+        self.texts_q = list(columns["query"])
+        self.texts_p = list(columns["positive"])
+        qlang, plang = list(columns["query_lang"]), list(columns["passage_lang"])
+        if metadata is not None and len(qlang) != len(dataset):
+            raise SamplerConfigError(f"metadata has {len(qlang)} rows, the dataset {len(dataset)}.")
         self.mono: dict[str, list[int]] = defaultdict(list)
         self.cross: list[int] = []
         for i, (q, p) in enumerate(zip(qlang, plang)):
@@ -156,12 +161,7 @@ def make_sampler(name: str, alpha: float = 0.5, **kwargs):
     if name not in SAMPLERS:
         raise SamplerConfigError(f"Unknown sampler {name!r}; choose one of {', '.join(SAMPLERS)}.")
     alpha = {"x-x-mono": 1.0, "x-y": 0.0}.get(name, alpha)
-
-    def factory(dataset, batch_size, drop_last, valid_label_columns=None, generator=None, seed=0):
-        return HybridBatchSampler(dataset, batch_size, drop_last, valid_label_columns, generator, seed,
-                                  alpha=alpha, **kwargs)
-
-    return factory
+    return functools.partial(HybridBatchSampler, alpha=alpha, **kwargs)  # picklable: checkpoints store it
 
 
 def _world_size() -> int:

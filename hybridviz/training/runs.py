@@ -1,0 +1,139 @@
+"""The run registry: every fine-tune lives in `cache/runs/<run_id>/`.
+
+    config.json      everything needed to repeat the run (plus data checksums and the code commit)
+    status.json      queued / running / done / failed / cancelled, progress, ETA — written atomically
+    train_log.jsonl  one line per logged step: step, loss, lr, seconds
+    checkpoints/     the trainer's last checkpoint (resume from it)
+    model/           the final sentence-transformers folder
+    cancel           created by anyone who wants the run to stop (another process, the dashboard)
+
+A run whose status says "running" but whose process is gone (killed) is marked failed by `reconcile()`, which
+every new start calls. One fine-tune trains at a time on this CPU: `training_slot()` is an exclusive file lock.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from hybridviz.data.paths import CACHE_DIR
+
+RUNS_DIR = CACHE_DIR / "runs"
+STATES = ("queued", "running", "done", "failed", "cancelled")
+
+
+def write_json_atomic(path: Path, payload: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(payload, f, indent=1, ensure_ascii=False)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+class Run:
+    def __init__(self, run_id: str, root: Path | None = None):
+        self.id = run_id
+        self.dir = Path(root or RUNS_DIR) / run_id
+
+    # ------------------------------------------------------------------ files
+    @property
+    def model_dir(self) -> Path:
+        return self.dir / "model"
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        return self.dir / "checkpoints"
+
+    def config(self) -> dict:
+        return json.loads((self.dir / "config.json").read_text(encoding="utf-8"))
+
+    def status(self) -> dict:
+        try:
+            return json.loads((self.dir / "status.json").read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            return {"state": "unknown"}
+
+    def set_status(self, state: str, **fields) -> dict:
+        assert state in STATES, state
+        status = {**self.status(), **fields, "state": state, "updated": time.time()}
+        if state in ("queued", "running") and "error" not in fields:
+            status.pop("error", None)  # a resumed run sheds the error of its failed attempt
+        write_json_atomic(self.dir / "status.json", status)
+        return status
+
+    def log(self, record: dict) -> None:
+        with open(self.dir / "train_log.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def train_log(self) -> list[dict]:
+        path = self.dir / "train_log.jsonl"
+        if not path.is_file():
+            return []
+        rows = []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:  # a line cut by a kill: the rest is still good
+                continue
+        return rows
+
+    def last_checkpoint(self) -> Path | None:
+        found = sorted(self.checkpoints_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+        return found[-1] if found else None
+
+    # ------------------------------------------------------------------ cancel
+    def request_cancel(self) -> None:
+        (self.dir / "cancel").touch()
+
+    def cancel_requested(self) -> bool:
+        return (self.dir / "cancel").exists()
+
+
+def _alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(int(pid), 0)
+        return True
+    except (OSError, ValueError):
+        return False
+
+
+def list_runs(root: Path | None = None) -> list[Run]:
+    root = Path(root or RUNS_DIR)
+    return [Run(p.name, root) for p in sorted(root.iterdir()) if (p / "config.json").is_file()] \
+        if root.is_dir() else []
+
+
+def reconcile(root: Path | None = None) -> list[str]:
+    """Mark runs left "running" or "queued" by a process that no longer exists as failed; return their ids."""
+    fixed = []
+    for run in list_runs(root):
+        st = run.status()
+        if st.get("state") in ("running", "queued") and not _alive(st.get("pid")):
+            run.set_status("failed", error="the training process ended without finishing (killed?); "
+                                           "resume it to continue from its last checkpoint")
+            fixed.append(run.id)
+    return fixed
+
+
+@contextmanager
+def training_slot(root: Path | None = None, wait: bool = True):
+    """Exclusive lock: one fine-tune at a time. With wait=False raise BlockingIOError when taken."""
+    root = Path(root or RUNS_DIR)
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".train.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -1,0 +1,216 @@
+"""Fine-tuning on sentence-transformers' trainer: InfoNCE over in-batch negatives with our batch samplers.
+
+`TrainConfig.validate()` rejects settings that make no sense before any work starts. `train()` creates (or
+resumes) a run in the registry, takes the one training slot, trains, and saves the model with its prompts.
+Progress, ETA and the loss curve go to the run's files; a `cancel` file stops it at the next step.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from hybridviz.errors import HybridvizError
+from hybridviz.training.runs import Run, reconcile, training_slot, write_json_atomic
+from hybridviz.training.samplers import SAMPLERS, make_sampler
+
+
+class TrainConfigError(HybridvizError):
+    """A training setting that makes no sense; raised before any work starts."""
+
+
+@dataclass
+class TrainConfig:
+    model: str = "me5-small"
+    sampler: str = "hybrid"
+    alpha: float = 0.5
+    steps: int = 100
+    batch_size: int = 32
+    learning_rate: float = 2e-5
+    warmup_steps: int = 10
+    temperature: float = 0.05  # InfoNCE temperature; the loss's scale is 1 / temperature
+    symmetric: bool = False  # also rank queries for each passage
+    max_seq_length: int = 128
+    freeze_word_embeddings: bool = True  # the 250k x 384 matrix: most parameters, least to gain on CPU
+    train_data: str = "mlqa-r"
+    train_languages: list[str] | None = None
+    language_weighting: str | float = "uniform"
+    seed: int = 0
+    save_steps: int = 50
+    extra: dict = field(default_factory=dict)
+
+    def validate(self, n_pairs: int | None = None, languages: list[str] | None = None) -> None:
+        problems = []
+        if self.sampler not in SAMPLERS:
+            problems.append(f"sampler must be one of {', '.join(SAMPLERS)}, not {self.sampler!r}")
+        if not 0.0 <= float(self.alpha) <= 1.0:
+            problems.append(f"alpha must lie in [0, 1], got {self.alpha}")
+        if int(self.steps) < 1:
+            problems.append(f"steps must be at least 1, got {self.steps}")
+        if int(self.batch_size) < 2:
+            problems.append(f"batch size must be at least 2 (in-batch negatives), got {self.batch_size}")
+        if not 0 < float(self.learning_rate) < 1:
+            problems.append(f"learning rate must lie in (0, 1), got {self.learning_rate}")
+        if not 0 < float(self.temperature) <= 10:
+            problems.append(f"temperature must lie in (0, 10], got {self.temperature}")
+        if not 0 <= int(self.warmup_steps) <= int(self.steps):
+            problems.append(f"warm-up steps must lie in [0, steps], got {self.warmup_steps}")
+        if not 8 <= int(self.max_seq_length) <= 512:
+            problems.append(f"max sequence length must lie in [8, 512], got {self.max_seq_length}")
+        if n_pairs is not None and self.batch_size > n_pairs:
+            problems.append(f"batch size {self.batch_size} is larger than the {n_pairs} training pairs")
+        if languages is not None and self.train_languages:
+            unknown = sorted(set(self.train_languages) - set(languages))
+            if unknown:
+                problems.append(f"unknown training language(s) {', '.join(unknown)} "
+                                f"(available: {', '.join(languages)})")
+        if problems:
+            raise TrainConfigError("Invalid training settings: " + "; ".join(problems) + ".")
+
+    def run_id(self) -> str:
+        """Deterministic: the same settings name the same run, so a grid can skip what is finished."""
+        digest = hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:8]
+        alpha = f"-a{self.alpha:g}" if self.sampler == "hybrid" else ""
+        return f"{self.sampler}{alpha}-s{self.seed}-{self.steps}st-{digest}"
+
+
+def load_pairs(config: TrainConfig):
+    from hybridviz.training.data import lareqa_pairs
+
+    if config.train_data in ("mlqa-r", "xquad-r"):
+        return lareqa_pairs(config.train_data, config.train_languages)
+    raise TrainConfigError(f"Unknown training data {config.train_data!r}; use 'mlqa-r'.")
+
+
+class _RunCallback:
+    """Writes the loss curve, progress and ETA; stops the trainer when a cancel was requested."""
+
+    def __new__(cls, run: Run, total_steps: int, on_progress=None):
+        from transformers import TrainerCallback
+
+        class Callback(TrainerCallback):
+            def __init__(self):
+                self.start = time.perf_counter()
+                self.first_step = None
+
+            def on_step_end(self, args, state, control, **kwargs):
+                if self.first_step is None:
+                    self.first_step = state.global_step - 1
+                done = state.global_step - self.first_step
+                elapsed = time.perf_counter() - self.start
+                eta = elapsed / max(done, 1) * (total_steps - state.global_step)
+                run.set_status("running", pid=os.getpid(), step=state.global_step, total_steps=total_steps,
+                               progress=state.global_step / total_steps, eta_s=round(eta, 1),
+                               world_size=args.world_size)
+                if on_progress:
+                    on_progress(state.global_step, total_steps, eta)
+                if run.cancel_requested():
+                    control.should_training_stop = True
+                return control
+
+            def on_log(self, args, state, control, logs=None, **kwargs):
+                if logs and "loss" in logs:
+                    run.log({"step": state.global_step, "loss": float(logs["loss"]),
+                             "lr": float(logs.get("learning_rate", 0.0)),
+                             "seconds": round(time.perf_counter() - self.start, 3)})
+
+        return Callback()
+
+
+def prepare_run(config: TrainConfig, root: Path | None = None) -> Run:
+    """Validate against the data, then create the run folder (config + queued status). Nothing is trained."""
+    pairs = load_pairs(config)
+    config.validate(len(pairs), pairs.languages)
+    run = Run(config.run_id(), root)
+    from hybridviz.evaluate import provenance
+
+    write_json_atomic(run.dir / "config.json", {
+        **asdict(config), "run_id": run.id, "data_files": pairs.files, "pairs": pairs.counts(),
+        "seen_languages": pairs.languages, "provenance": provenance(config.seed),
+    })
+    if run.status().get("state") != "done":
+        run.set_status("queued", pid=os.getpid())
+    return run
+
+
+def _rank() -> int:
+    """This process's rank under torchrun (0 when not distributed)."""
+    return int(os.environ.get("RANK", "0"))
+
+
+def train(config: TrainConfig, root: Path | None = None, on_progress=None, wait: bool = True) -> Run:
+    """Train (or resume) the run of `config`; returns the Run. A finished run is returned untouched.
+
+    Under `torchrun` every rank trains (DDP through the HF trainer); only rank 0 touches the registry.
+    """
+    config.validate()
+    if _rank() != 0:
+        run = Run(config.run_id(), root)
+        _fit(config, run, None)
+        return run
+    reconcile(root)
+    run = prepare_run(config, root)
+    if run.status().get("state") == "done":
+        return run
+    with training_slot(root, wait=wait):
+        run.dir.joinpath("cancel").unlink(missing_ok=True)
+        run.set_status("running", pid=os.getpid(), step=0, total_steps=config.steps, progress=0.0)
+        try:
+            _fit(config, run, on_progress)
+        except BaseException as exc:
+            run.set_status("failed", error=f"{type(exc).__name__}: {exc}")
+            raise
+        state = "cancelled" if run.cancel_requested() else "done"
+        run.set_status(state, progress=1.0 if state == "done" else run.status().get("progress", 0.0))
+    return run
+
+
+def _fit(config: TrainConfig, run: Run, on_progress) -> None:
+    import torch
+    from datasets import Dataset
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+    from sentence_transformers.sentence_transformer.trainer import SentenceTransformerTrainer
+    from sentence_transformers.sentence_transformer.training_args import SentenceTransformerTrainingArguments
+
+    from hybridviz.encoders import load_encoder
+
+    torch.manual_seed(config.seed)
+    pairs = load_pairs(config)
+    encoder = load_encoder(config.model, use_cache=False)
+    model = encoder.model
+    model.max_seq_length = config.max_seq_length
+    if config.freeze_word_embeddings:
+        model[0].auto_model.get_input_embeddings().weight.requires_grad_(False)
+    # Only the two text columns reach the loss; the sampler reads languages and groups from `pairs`.
+    dataset = Dataset.from_dict({"query": pairs.query, "positive": pairs.positive})
+    loss = MultipleNegativesRankingLoss(
+        model, scale=1.0 / config.temperature,
+        directions=("query_to_doc", "doc_to_query") if config.symmetric else ("query_to_doc",),
+    )
+    args = SentenceTransformerTrainingArguments(
+        output_dir=str(run.checkpoints_dir), max_steps=config.steps,
+        per_device_train_batch_size=config.batch_size, learning_rate=config.learning_rate,
+        warmup_steps=config.warmup_steps, seed=config.seed, data_seed=config.seed, logging_steps=1,
+        save_strategy="steps", save_steps=config.save_steps, save_total_limit=1, report_to=[],
+        dataloader_drop_last=True, use_cpu=not torch.cuda.is_available(), disable_tqdm=True,
+        ddp_backend="gloo" if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()
+        else None,
+        prompts={"query": encoder.query_prefix, "positive": encoder.passage_prefix},
+        batch_sampler=make_sampler(config.sampler, config.alpha, language_weighting=config.language_weighting,
+                                   metadata=pairs.columns()),
+    )
+    callbacks = [_RunCallback(run, config.steps, on_progress)] if _rank() == 0 else []
+    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=loss,
+                                         callbacks=callbacks)
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)  # our callback logs; the printer only floods stdout
+    last = run.last_checkpoint()
+    trainer.train(resume_from_checkpoint=str(last) if last else None)
+    if _rank() == 0:
+        model.prompts = {"query": encoder.query_prefix, "passage": encoder.passage_prefix}
+        model.save(str(run.model_dir))

@@ -1,0 +1,167 @@
+"""Fine-tuning: settings checked first, loss goes down, weights change, runs survive kills, one at a time, DDP."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from hybridviz.errors import HybridvizError
+from hybridviz.training.runs import Run, reconcile, training_slot
+from hybridviz.training.samplers import HybridBatchSampler
+from hybridviz.training.trainer import TrainConfig, TrainConfigError, load_pairs, train
+
+ROOT = Path(__file__).resolve().parents[1]
+FAST = dict(model="tiny", batch_size=16, warmup_steps=0, freeze_word_embeddings=False,
+            train_languages=["en", "de"], learning_rate=2e-3)
+
+
+def held_loss(model, pairs, batches, temperature=0.05) -> float:
+    """InfoNCE of fixed batches, computed outside the trainer."""
+    losses = []
+    with torch.no_grad():
+        for b in batches:
+            q = model.encode(["query: " + pairs.query[i] for i in b], convert_to_tensor=True,
+                             normalize_embeddings=True)
+            p = model.encode(["passage: " + pairs.positive[i] for i in b], convert_to_tensor=True,
+                             normalize_embeddings=True)
+            losses.append(torch.nn.functional.cross_entropy(q @ p.T / temperature, torch.arange(len(b))).item())
+    return float(np.mean(losses))
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"alpha": 1.2}, r"alpha must lie in \[0, 1\]"),
+    ({"steps": 0}, "steps must be at least 1"),
+    ({"batch_size": 100_000}, "larger than the"),
+    ({"train_languages": ["en", "tlh"]}, "(?i)unknown.*tlh"),
+    ({"sampler": "round-robin"}, "sampler must be one of"),
+    ({"temperature": 0}, "temperature"),
+])
+def test_invalid_settings_rejected_before_any_work(tmp_path, data_root, changes, message):
+    config = TrainConfig(**{**FAST, "steps": 5, **changes})
+    with pytest.raises(HybridvizError, match=message):  # TrainConfigError, or the loader's UnknownName
+        train(config, root=tmp_path)
+    assert not list(tmp_path.glob("*/model")), "nothing was trained"
+
+
+def test_training_lowers_loss_and_changes_weights(tmp_path, data_root, tiny):
+    from safetensors.torch import load_file
+    from sentence_transformers import SentenceTransformer
+
+    config = TrainConfig(**FAST, sampler="hybrid", steps=20, save_steps=100)
+    pairs = load_pairs(config)
+    batches = list(HybridBatchSampler(pairs.columns(), batch_size=16, drop_last=True, seed=0, num_batches=6))
+    before = held_loss(tiny.model, pairs, batches)
+    run = train(config, root=tmp_path)
+    status = run.status()
+    assert status["state"] == "done" and status["step"] == 20
+    log = run.train_log()
+    assert [r["step"] for r in log] == list(range(1, 21)) and all(r["loss"] > 0 for r in log)
+    trained = SentenceTransformer(str(run.model_dir), device="cpu")
+    after = held_loss(trained, pairs, batches)
+    assert after < before - 0.3, (before, after)
+    old = load_file(next(Path(tiny.model[0].auto_model.name_or_path).rglob("model.safetensors")))
+    new = load_file(next(run.model_dir.rglob("model.safetensors")))
+    changed = [k for k in old if not torch.equal(old[k], new[k])]
+    assert len(changed) > len(old) // 2
+    cfg = run.config()
+    assert cfg["sampler"] == "hybrid" and cfg["seen_languages"] == ["de", "en"]
+    assert all(len(sha) == 64 for sha in cfg["data_files"].values())
+    assert (trained.prompts["query"], trained.prompts["passage"]) == ("query: ", "passage: ")
+    from hybridviz.encoders import load_encoder
+
+    reloaded = load_encoder(str(run.model_dir))
+    assert (reloaded.query_prefix, reloaded.passage_prefix) == ("query: ", "passage: ")
+    assert train(config, root=tmp_path).status()["updated"] == status["updated"], "a finished run is kept"
+
+
+def test_frozen_word_embeddings_stay_frozen(tmp_path, data_root, tiny):
+    from safetensors.torch import load_file
+
+    run = train(TrainConfig(**{**FAST, "freeze_word_embeddings": True}, steps=3), root=tmp_path)
+    key = "embeddings.word_embeddings.weight"
+    old = load_file(next(Path(tiny.model[0].auto_model.name_or_path).rglob("model.safetensors")))
+    new = load_file(next(run.model_dir.rglob("model.safetensors")))
+    assert torch.equal(old[key], new[key])
+    assert not torch.equal(old["encoder.layer.0.attention.self.query.weight"],
+                           new["encoder.layer.0.attention.self.query.weight"])
+
+
+def _train_cli(tmp_path, *args):
+    env = {**os.environ, "HYBRIDVIZ_CACHE": str(tmp_path)}
+    return subprocess.Popen([sys.executable, "-m", "hybridviz", "train", "--model", "tiny", "--batch-size", "16",
+                             "--lr", "2e-3", "--warmup", "0", "--languages", "en,de", "--train-word-embeddings",
+                             *args], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_killed_run_is_marked_failed_and_resumes_from_checkpoint(tmp_path, data_root, tiny):
+    # tiny's model folder lives in the default cache; the child uses its own cache for runs only
+    models = tmp_path / "models"
+    models.symlink_to(Path(tiny.model[0].auto_model.name_or_path).parents[1])
+    proc = _train_cli(tmp_path, "--steps", "14", "--save-steps", "4")
+    runs = tmp_path / "runs"
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        found = list(runs.glob("*/status.json"))
+        if found and json.loads(found[0].read_text()).get("step", 0) >= 6:
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    (run_dir,) = [p.parent for p in runs.glob("*/status.json")]
+    run = Run(run_dir.name, runs)
+    assert run.status()["state"] == "running"  # what a kill leaves behind ...
+    assert reconcile(runs) == [run.id]
+    assert run.status()["state"] == "failed"  # ... is marked failed on the next start
+    assert run.last_checkpoint() is not None
+    resumed_from = int(run.last_checkpoint().name.split("-")[1])
+    proc = _train_cli(tmp_path, "--steps", "14", "--save-steps", "4")
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err[-2000:]
+    assert run.status()["state"] == "done"
+    steps = [r["step"] for r in run.train_log()]
+    assert steps[-1] == 14 and steps.count(resumed_from + 1) == 2, "resumed after the last checkpoint"
+
+
+def test_cancel_request_stops_the_run(tmp_path, data_root):
+    config = TrainConfig(**FAST, steps=50, save_steps=100)
+    run_id = config.run_id()
+
+    def cancel_at_three(step, total, eta):
+        if step == 3:
+            Run(run_id, tmp_path).request_cancel()
+
+    run = train(config, root=tmp_path, on_progress=cancel_at_three)
+    assert run.status()["state"] == "cancelled"
+    assert run.train_log()[-1]["step"] <= 4
+
+
+def test_one_training_at_a_time(tmp_path):
+    with training_slot(tmp_path):
+        with pytest.raises(BlockingIOError):
+            with training_slot(tmp_path, wait=False):
+                pass
+    with training_slot(tmp_path, wait=False):  # free again
+        pass
+
+
+def test_torchrun_ddp_with_hybrid_sampler(tmp_path, data_root, tiny):
+    (tmp_path / "models").symlink_to(Path(tiny.model[0].auto_model.name_or_path).parents[1])
+    env = {**os.environ, "HYBRIDVIZ_CACHE": str(tmp_path)}
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+                             "-m", "hybridviz", "train", "--model", "tiny", "--sampler", "hybrid", "--steps", "4",
+                             "--batch-size", "8", "--warmup", "0", "--lr", "1e-3", "--languages", "en,de,es"],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (status_file,) = list((tmp_path / "runs").glob("*/status.json"))
+    status = json.loads(status_file.read_text())
+    assert status["state"] == "done" and status["world_size"] == 2 and status["step"] == 4
+    assert result.stdout.count("run hybrid") == 1, "only rank 0 reports"
