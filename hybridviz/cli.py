@@ -101,7 +101,7 @@ def cmd_train(args) -> int:
                          temperature=args.temperature, symmetric=args.symmetric,
                          max_seq_length=args.max_length, freeze_word_embeddings=not args.train_word_embeddings,
                          train_languages=_split(args.languages), language_weighting=args.language_weighting,
-                         seed=args.seed, save_steps=args.save_steps)
+                         seed=args.seed, save_steps=args.save_steps, train_data=args.data)
 
     def progress(step, total, eta):
         print(f"step {step}/{total}  eta {eta:.0f} s", file=sys.stderr, flush=True)
@@ -147,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--language-weighting", default="uniform", help="uniform | proportional | <temperature>")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--save-steps", type=int, default=50)
+    t.add_argument("--data", default="mlqa-r", help="mlqa-r, or a JSONL file of {id, lang, query, positive}")
     t.set_defaults(func=cmd_train)
 
     d = sub.add_parser("data", help="show where data is found and the counts per language")

@@ -165,3 +165,77 @@ def test_torchrun_ddp_with_hybrid_sampler(tmp_path, data_root, tiny):
     status = json.loads(status_file.read_text())
     assert status["state"] == "done" and status["world_size"] == 2 and status["step"] == 4
     assert result.stdout.count("run hybrid") == 1, "only rank 0 reports"
+
+
+# ------------------------------------------------------------------------------------ user data and guard
+
+
+def _jsonl(tmp_path, lines):
+    path = tmp_path / "train.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_jsonl_import_builds_parallel_pairs(tmp_path):
+    from hybridviz.training.data import jsonl_pairs
+
+    path = _jsonl(tmp_path, [
+        '{"id": 1, "lang": "en", "query": "who wrote it", "positive": "She wrote it."}',
+        '{"id": 1, "lang": "de", "query": "wer schrieb es", "positive": "Sie schrieb es."}',
+        '{"id": "b", "lang": "en", "query": "when", "positive": "In 1990."}',
+    ])
+    pairs = jsonl_pairs(path)
+    assert pairs.counts()["per_pair"] == {"de-de": 1, "de-en": 1, "en-de": 1, "en-en": 2}
+    assert ("wer schrieb es", "She wrote it.") in zip(pairs.query, pairs.positive)
+
+
+@pytest.mark.parametrize("line, message", [
+    ('{"id": 1, "lang": "en", "query": "q"', "line 2: malformed JSON"),
+    ('{"id": 1, "lang": "en", "query": "q"}', "line 2: missing field"),
+    ('{"id": 1, "lang": "english", "query": "q", "positive": "p"}', "line 2: lang must be"),
+    ('{"id": 1, "lang": "en", "query": "", "positive": "p"}', "line 2: query must be a non-empty"),
+    ('{"id": 1, "lang": "en", "query": "q", "positive": 5}', "line 2: positive must be"),
+    ('{"id": [1], "lang": "en", "query": "q", "positive": "p"}', "line 2: id must be"),
+    ('{"id": 0, "lang": "en", "query": "q", "positive": "p"}', "line 2: id '0' already has a row"),
+    ('{"id": 1, "lang": "en", "query": "' + "x" * 10_001 + '", "positive": "p"}', "10,001 characters"),
+])
+def test_jsonl_import_rejects_bad_rows_with_line_numbers(tmp_path, line, message):
+    from hybridviz.errors import DataFormatError
+    from hybridviz.training.data import jsonl_pairs
+
+    path = _jsonl(tmp_path, ['{"id": 0, "lang": "en", "query": "q0", "positive": "p0"}', line])
+    with pytest.raises(DataFormatError, match=message):
+        jsonl_pairs(path)
+
+
+def test_jsonl_size_limit(tmp_path):
+    from hybridviz.errors import DataFormatError
+    from hybridviz.training.data import jsonl_pairs
+
+    path = _jsonl(tmp_path, ['{"id": 0, "lang": "en", "query": "q0", "positive": "p0"}'] * 50)
+    with pytest.raises(DataFormatError, match="limit"):
+        jsonl_pairs(path, max_bytes=1000)
+
+
+def test_zero_shot_guard_refuses_evaluation_texts(tmp_path, data_root):
+    from hybridviz.data import load_lareqa
+
+    xq = load_lareqa("xquad-r", ["de"])
+    leaked = xq.questions[0].text
+    lines = [json.dumps({"id": i, "lang": "en", "query": f"question {i}", "positive": f"answer {i}"})
+             for i in range(40)]
+    lines.append(json.dumps({"id": "x", "lang": "de", "query": "  " + leaked.upper() + " ", "positive": "p"}))
+    config = TrainConfig(**{**FAST, "train_languages": None}, steps=2, train_data=str(_jsonl(tmp_path, lines)))
+    with pytest.raises(HybridvizError, match="overlaps the evaluation data.*xquad-r"):
+        train(config, root=tmp_path / "runs")
+    assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").glob("*/config.json"))
+
+
+def test_default_training_data_passes_the_guard_and_records_unseen_languages(tmp_path, data_root):
+    from hybridviz.training.trainer import prepare_run
+
+    run = prepare_run(TrainConfig(model="tiny", steps=20), root=tmp_path)
+    cfg = run.config()
+    assert cfg["unseen_languages"]["xquad-r"] == ["el", "ru", "th", "tr"]
+    assert "zh_cn" not in cfg["unseen_languages"]["mkqa"] and "km" in cfg["unseen_languages"]["mkqa"]
+    assert cfg["pairs"]["pairs"] == 15747

@@ -7,8 +7,16 @@ monolingual, i != j cross-lingual. XQuAD-R and MKQA are evaluation data and neve
 
 from __future__ import annotations
 
+import hashlib
+import json
+import re
+import unicodedata
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from pathlib import Path
+
+from hybridviz.data.paths import sha256_file
+from hybridviz.errors import DataFileMissing, DataFormatError, HybridvizError
 
 
 @dataclass
@@ -69,3 +77,124 @@ def lareqa_pairs(benchmark: str = "mlqa-r", languages: list[str] | None = None) 
         for lang in sorted(langs_of[q.group]):
             pairs.add(q.text, answer[(q.group, lang)], q.lang, lang, q.group)
     return pairs
+
+
+# ------------------------------------------------------------------------------------------- user data
+
+MAX_JSONL_BYTES = 50_000_000
+MAX_TEXT_CHARS = 10_000
+_LANG = re.compile(r"^[a-z]{2,3}(_[a-z]{2,4})?$")
+
+
+def jsonl_pairs(path: str | Path, max_bytes: int = MAX_JSONL_BYTES) -> PairSet:
+    """User training data: JSON lines `{id, lang, query, positive}`; rows sharing `id` are parallel.
+
+    Every row gives its monolingual pair; rows of one id in languages i != j give (query_i, positive_j).
+    Errors name the line; nothing is returned unless the whole file is valid.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataFormatError(f"Training file {path} does not exist.")
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise DataFormatError(f"Training file {path} is {size:,} bytes; the limit is {max_bytes:,}.")
+    rows: dict[str, dict[str, tuple[str, str]]] = defaultdict(dict)
+    with open(path, encoding="utf-8", errors="strict") as f:
+        try:
+            lines = f.read().splitlines()
+        except UnicodeDecodeError as exc:
+            raise DataFormatError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start}).") from None
+    for line_no, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        where = f"{path}, line {line_no}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataFormatError(f"{where}: malformed JSON ({exc.msg}).") from None
+        if not isinstance(row, dict):
+            raise DataFormatError(f"{where}: expected an object with id, lang, query, positive.")
+        missing = [k for k in ("id", "lang", "query", "positive") if k not in row]
+        if missing:
+            raise DataFormatError(f"{where}: missing field(s) {', '.join(missing)}.")
+        if not isinstance(row["id"], (str, int)) or isinstance(row["id"], bool):
+            raise DataFormatError(f"{where}: id must be a string or an integer.")
+        lang = row["lang"]
+        if not isinstance(lang, str) or not _LANG.match(lang):
+            raise DataFormatError(f"{where}: lang must be a language code such as 'en' or 'zh_cn', got {lang!r}.")
+        for key in ("query", "positive"):
+            text = row[key]
+            if not isinstance(text, str) or not text.strip():
+                raise DataFormatError(f"{where}: {key} must be a non-empty string.")
+            if len(text) > MAX_TEXT_CHARS:
+                raise DataFormatError(f"{where}: {key} has {len(text):,} characters; the limit is "
+                                      f"{MAX_TEXT_CHARS:,}.")
+        group = str(row["id"])
+        if lang in rows[group]:
+            raise DataFormatError(f"{where}: id {group!r} already has a row in {lang!r}.")
+        rows[group][lang] = (row["query"], row["positive"])
+    if not rows:
+        raise DataFormatError(f"{path} holds no training rows.")
+    pairs = PairSet(source=str(path), files={str(path): sha256_file(path)})
+    for group, by_lang in rows.items():
+        for q_lang, (query, _) in sorted(by_lang.items()):
+            for p_lang, (_, positive) in sorted(by_lang.items()):
+                pairs.add(query, positive, q_lang, p_lang, group)
+    return pairs
+
+
+# -------------------------------------------------------------------------------------- zero-shot guard
+
+
+class ZeroShotViolation(HybridvizError):
+    """Training texts that are also evaluation texts."""
+
+
+def normalise(text: str) -> str:
+    """The form under which two texts count as the same: NFKC, case-folded, whitespace collapsed."""
+    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
+
+
+def _evaluation_texts(benchmarks: tuple[str, ...]) -> dict[str, tuple[str, str]]:
+    """normalised-text hash -> (benchmark, original text) for every evaluation text that is present."""
+    from hybridviz.data.lareqa import load_lareqa
+    from hybridviz.data.mkqa import load_mkqa
+
+    out: dict[str, tuple[str, str]] = {}
+
+    def add(name, text):
+        out.setdefault(hashlib.sha1(normalise(text).encode()).hexdigest(), (name, text))
+
+    for name in benchmarks:
+        try:
+            if name == "mkqa":
+                for ex in load_mkqa().examples:
+                    for text in ex.queries.values():
+                        add(name, text)
+                    for answers in ex.answers.values():
+                        for text in answers:
+                            add(name, text)
+            else:
+                data = load_lareqa(name)
+                for q in data.questions:
+                    add(name, q.text)
+                for s in data.sentences:
+                    add(name, s.text)
+        except DataFileMissing:
+            continue  # a benchmark that is not here cannot leak into training
+    return out
+
+
+def check_zero_shot(pairs: PairSet, benchmarks: tuple[str, ...] = ("xquad-r", "mkqa")) -> None:
+    """Refuse training texts that occur (normalised) in an evaluation benchmark."""
+    evaluation = _evaluation_texts(benchmarks)
+    offending = []
+    for text in dict.fromkeys(pairs.query + pairs.positive):
+        hit = evaluation.get(hashlib.sha1(normalise(text).encode()).hexdigest())
+        if hit:
+            offending.append(f"{hit[0]}: {hit[1][:60]!r}")
+            if len(offending) == 3:
+                break
+    if offending:
+        raise ZeroShotViolation(f"Training data overlaps the evaluation data, which would break the zero-shot "
+                                f"setting; first offending items: {'; '.join(offending)}.")

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from hybridviz.errors import HybridvizError
+from hybridviz.training.data import check_zero_shot
 from hybridviz.training.runs import Run, reconcile, training_slot, write_json_atomic
 from hybridviz.training.samplers import SAMPLERS, make_sampler
 
@@ -36,7 +37,8 @@ class TrainConfig:
     symmetric: bool = False  # also rank queries for each passage
     max_seq_length: int = 128
     freeze_word_embeddings: bool = True  # the 250k x 384 matrix: most parameters, least to gain on CPU
-    train_data: str = "mlqa-r"
+    train_data: str = "mlqa-r"  # or the path of a JSONL file of {id, lang, query, positive} rows
+    allow_eval_overlap: bool = False  # the zero-shot guard refuses training texts found in evaluation data
     train_languages: list[str] | None = None
     language_weighting: str | float = "uniform"
     seed: int = 0
@@ -79,11 +81,30 @@ class TrainConfig:
 
 
 def load_pairs(config: TrainConfig):
-    from hybridviz.training.data import lareqa_pairs
+    from hybridviz.training.data import jsonl_pairs, lareqa_pairs
 
-    if config.train_data in ("mlqa-r", "xquad-r"):
+    if config.train_data == "mlqa-r":
         return lareqa_pairs(config.train_data, config.train_languages)
-    raise TrainConfigError(f"Unknown training data {config.train_data!r}; use 'mlqa-r'.")
+    if config.train_data.endswith(".jsonl"):
+        pairs = jsonl_pairs(config.train_data)
+        if config.train_languages:
+            keep = [i for i, (q, p) in enumerate(zip(pairs.query_lang, pairs.passage_lang))
+                    if q in config.train_languages and p in config.train_languages]
+            for name in ("query", "positive", "query_lang", "passage_lang", "group"):
+                setattr(pairs, name, [getattr(pairs, name)[i] for i in keep])
+        return pairs
+    raise TrainConfigError(f"Unknown training data {config.train_data!r}; use 'mlqa-r' or a .jsonl file "
+                           f"(XQuAD-R and MKQA are evaluation data).")
+
+
+def unseen_languages(seen: list[str]) -> dict[str, list[str]]:
+    """Evaluation languages the training never saw (zh_cn counts as zh), so results can be split."""
+    from hybridviz.data.lareqa import BENCHMARKS
+
+    base = {lang.split("_")[0] for lang in seen}
+    mkqa = ["ar", "en", "es", "fi", "ja", "km", "ko", "ms", "ru", "sv", "tr", "zh_cn"]  # the default subset
+    return {"xquad-r": [x for x in BENCHMARKS["xquad-r"]["languages"] if x not in base],
+            "mkqa": [x for x in mkqa if x.split("_")[0] not in base]}
 
 
 class _RunCallback:
@@ -125,12 +146,15 @@ def prepare_run(config: TrainConfig, root: Path | None = None) -> Run:
     """Validate against the data, then create the run folder (config + queued status). Nothing is trained."""
     pairs = load_pairs(config)
     config.validate(len(pairs), pairs.languages)
+    if not config.allow_eval_overlap:
+        check_zero_shot(pairs)
     run = Run(config.run_id(), root)
     from hybridviz.evaluate import provenance
 
     write_json_atomic(run.dir / "config.json", {
         **asdict(config), "run_id": run.id, "data_files": pairs.files, "pairs": pairs.counts(),
-        "seen_languages": pairs.languages, "provenance": provenance(config.seed),
+        "seen_languages": pairs.languages, "unseen_languages": unseen_languages(pairs.languages),
+        "provenance": provenance(config.seed),
     })
     if run.status().get("state") != "done":
         run.set_status("queued", pid=os.getpid())
