@@ -139,22 +139,26 @@ def test_missing_data_file(tmp_path):
     assert "mkqa/mkqa_subset_merged.jsonl.gz" in msg and str(tmp_path) in msg and "ml-mkqa" in msg
 
 
-def test_malformed_json_line(tmp_path):
+def _evaluate_mkqa_answers_on(tmp_path, content: str):
+    """Run the CLI on a hand-written MKQA subset file; returns the single error line."""
     (tmp_path / "mkqa").mkdir()
     with gzip.open(tmp_path / "mkqa" / "mkqa_subset_merged.jsonl.gz", "wt") as f:
-        f.write('{"example_id": "1", "queries": {"en": "q"}, "answers": {"en": ["a"]}}\n{"example_id": 2,\n')
+        f.write(content)
     msg = _one_clear_line(run_cli("evaluate", "--task", "mkqa-answers", "--out", str(tmp_path / "o"),
                                   env={"HYBRIDVIZ_DATA": str(tmp_path)}))
-    assert "line 2" in msg and "malformed JSON" in msg
     assert not (tmp_path / "o").exists(), "nothing is written on error"
+    return msg
+
+
+def test_malformed_json_line(tmp_path):
+    msg = _evaluate_mkqa_answers_on(
+        tmp_path, '{"example_id": "1", "queries": {"en": "q"}, "answers": {"en": ["a"]}}\n{"example_id": 2,\n')
+    assert "line 2" in msg and "malformed JSON" in msg
 
 
 def test_empty_candidate_pool(tmp_path):
-    (tmp_path / "mkqa").mkdir()
-    with gzip.open(tmp_path / "mkqa" / "mkqa_subset_merged.jsonl.gz", "wt") as f:
-        f.write('{"example_id": "1", "queries": {"en": "is it?"}, "answers": {"en": ["yes"]}}\n')
-    msg = _one_clear_line(run_cli("evaluate", "--task", "mkqa-answers", "--out", str(tmp_path / "o"),
-                                  env={"HYBRIDVIZ_DATA": str(tmp_path)}))
+    msg = _evaluate_mkqa_answers_on(
+        tmp_path, '{"example_id": "1", "queries": {"en": "is it?"}, "answers": {"en": ["yes"]}}\n')
     assert "empty" in msg
 
 
