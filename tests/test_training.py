@@ -131,6 +131,18 @@ def test_killed_run_is_marked_failed_and_resumes_from_checkpoint(tmp_path, data_
     assert steps[-1] == 14 and steps.count(resumed_from + 1) == 2, "resumed after the last checkpoint"
 
 
+def test_partial_checkpoint_is_never_resumed_from(tmp_path):
+    run = Run("r", tmp_path)
+    for step, complete in ((4, True), (8, False)):
+        ckpt = run.checkpoints_dir / f"checkpoint-{step}"
+        ckpt.mkdir(parents=True)
+        if complete:
+            (ckpt / "trainer_state.json").write_text("{}")
+    assert run.last_checkpoint().name == "checkpoint-4"
+    assert [p.name for p in run.discard_incomplete_checkpoints()] == ["checkpoint-8"]
+    assert [p.name for p in run.checkpoints_dir.iterdir()] == ["checkpoint-4"]
+
+
 def test_cancel_request_stops_the_run(tmp_path, data_root):
     config = TrainConfig(**FAST, steps=50, save_steps=100)
     run_id = config.run_id()

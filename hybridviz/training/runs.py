@@ -86,9 +86,30 @@ class Run:
                 continue
         return rows
 
+    def _checkpoints(self) -> list[Path]:
+        return sorted(self.checkpoints_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+
+    @staticmethod
+    def _complete(checkpoint: Path) -> bool:
+        # the HF trainer writes trainer_state.json after the weights and optimizer: a kill mid-save leaves none
+        try:
+            json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))
+            return True
+        except (OSError, json.JSONDecodeError):
+            return False
+
     def last_checkpoint(self) -> Path | None:
-        found = sorted(self.checkpoints_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
-        return found[-1] if found else None
+        """The newest *complete* checkpoint (a run killed while saving leaves a partial one behind)."""
+        complete = [c for c in self._checkpoints() if self._complete(c)]
+        return complete[-1] if complete else None
+
+    def discard_incomplete_checkpoints(self) -> list[Path]:
+        import shutil
+
+        partial = [c for c in self._checkpoints() if not self._complete(c)]
+        for c in partial:
+            shutil.rmtree(c, ignore_errors=True)
+        return partial
 
     # ------------------------------------------------------------------ cancel
     def request_cancel(self) -> None:

@@ -184,6 +184,7 @@ def train(config: TrainConfig, root: Path | None = None, on_progress=None, wait:
         if run.status().get("state") == "done":  # finished by another process while this one waited
             return run
         run.dir.joinpath("cancel").unlink(missing_ok=True)
+        run.discard_incomplete_checkpoints()
         run.set_status("running", pid=os.getpid(), step=0, total_steps=config.steps, progress=0.0)
         try:
             _fit(config, run, on_progress)
