@@ -14,7 +14,6 @@ import os
 import platform
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Callable
 import numpy as np
 
 from hybridviz import metrics as M
+from hybridviz.fileio import atomic_write_text, write_json_atomic
 from hybridviz.index import ExactIndex, top_k
 from hybridviz.tasks import SETTINGS, Corpus, Slice, build_corpus, setting_applicable, slices
 from hybridviz.errors import UnknownName
@@ -300,20 +300,8 @@ def per_query_lines(rows: list[dict], corpus: Corpus) -> list[dict]:
     return lines
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def write_outputs(out_dir: Path, report: dict, rows: list[dict], corpus: Corpus) -> None:
-    _atomic_write(out_dir / "metrics.json", json.dumps(report, indent=1, ensure_ascii=False))
+    write_json_atomic(out_dir / "metrics.json", report)
     lines = per_query_lines(rows, corpus)
-    _atomic_write(out_dir / "per_query.jsonl",
+    atomic_write_text(out_dir / "per_query.jsonl",
                   "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines))

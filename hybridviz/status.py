@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from hybridviz.data.paths import CACHE_DIR, data_dir
+from hybridviz.data.paths import CACHE_DIR
 from hybridviz.errors import HybridvizError
 
 EVALUATIONS_DIR = CACHE_DIR / "evaluations"

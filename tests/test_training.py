@@ -17,7 +17,7 @@ import torch
 from hybridviz.errors import HybridvizError
 from hybridviz.training.runs import Run, reconcile, training_slot
 from hybridviz.training.samplers import HybridBatchSampler
-from hybridviz.training.trainer import TrainConfig, TrainConfigError, load_pairs, train
+from hybridviz.training.trainer import TrainConfig, load_pairs, train
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = dict(model="tiny", batch_size=16, warmup_steps=0, freeze_word_embeddings=False,
