@@ -25,7 +25,8 @@ st.markdown(
 
 @st.cache_data(show_spinner="Reading benchmark files…")
 def _data_status(root: str) -> pd.DataFrame:  # keyed by the data directory in use
-    return pd.DataFrame(status.data_status())
+    columns = ["benchmark", "status", "languages", "queries", "candidates", "location"]
+    return pd.DataFrame([{k: row.get(k) for k in columns} for row in status.data_status()])
 
 
 st.subheader("Data")

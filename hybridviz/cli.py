@@ -67,29 +67,12 @@ def cmd_fetch(args) -> int:
 
 
 def cmd_data(args) -> int:
-    """Which data files are found, and the counts per language of every task."""
-    from hybridviz.data import load_lareqa, load_mkqa
+    """Which data files are found, and the counts per language of every benchmark."""
     from hybridviz.data.paths import data_dirs
+    from hybridviz.status import data_status
 
     print("data directories (in order):", ", ".join(str(d) for d in data_dirs()))
-    out = {}
-    for name in ("xquad-r", "mlqa-r"):
-        try:
-            d = load_lareqa(name)
-        except HybridvizError as exc:
-            out[name] = str(exc)
-            continue
-        out[name] = {lang: {"questions": sum(q.lang == lang for q in d.questions),
-                            "candidates": sum(s.lang == lang for s in d.sentences)} for lang in d.languages}
-    try:
-        m = load_mkqa()
-        out["mkqa"] = {"format": m.source_format, "examples": len(m.examples),
-                       "fully_covered_languages": m.fully_covered_languages(),
-                       "queries": dict(sorted(m.query_counts().items())),
-                       "answers": dict(sorted(m.answer_counts().items()))}
-    except HybridvizError as exc:
-        out["mkqa"] = str(exc)
-    print(json.dumps(out, indent=1, ensure_ascii=False))
+    print(json.dumps(data_status(), indent=1, ensure_ascii=False))
     return 0
 
 

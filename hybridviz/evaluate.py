@@ -39,7 +39,7 @@ def _log(msg: str, log: Callable[[str], None] | None) -> None:
 
 def evaluate_slice(s: Slice, Q: np.ndarray, C: np.ndarray, corpus: Corpus, bias: bool) -> list[dict]:
     """Per-query metrics (and relevant ranks) for one slice; exact search over the slice's whole pool."""
-    index = ExactIndex(C[s.pool])
+    index = ExactIndex(C[s.pool], backend="numpy")  # full score matrices are needed; faiss would only copy
     pool_langs = np.asarray(corpus.cand_langs)[s.pool]
     rows = []
     for start in range(0, len(s.queries), BLOCK):

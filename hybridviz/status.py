@@ -12,24 +12,33 @@ EVALUATIONS_DIR = CACHE_DIR / "evaluations"
 
 
 def data_status() -> list[dict]:
-    """One row per benchmark: where it was found, its languages and counts, or why it is missing."""
+    """One row per benchmark: where it was found, its languages and counts (also per language), or why not."""
+    from collections import Counter
+
     from hybridviz.data import load_lareqa, load_mkqa
 
     rows = []
     for name in ("xquad-r", "mlqa-r"):
         try:
             d = load_lareqa(name)
-            rows.append({"benchmark": name, "status": "found", "languages": len(d.languages),
-                         "queries": len(d.questions), "candidates": f"{len(d.sentences)} sentences",
-                         "location": str(Path(next(iter(d.files))).parent)})
         except HybridvizError as exc:
             rows.append({"benchmark": name, "status": str(exc)})
+            continue
+        questions, sentences = Counter(q.lang for q in d.questions), Counter(s.lang for s in d.sentences)
+        rows.append({"benchmark": name, "status": "found", "languages": len(d.languages),
+                     "queries": len(d.questions), "candidates": f"{len(d.sentences)} sentences",
+                     "location": str(Path(next(iter(d.files))).parent),
+                     "per_language": {lang: {"questions": questions[lang], "candidates": sentences[lang]}
+                                      for lang in d.languages}})
     try:
         m = load_mkqa()
+        queries, answers = m.query_counts(), m.answer_counts()
         rows.append({"benchmark": f"mkqa ({m.source_format})", "status": "found", "languages": len(m.languages),
-                     "queries": sum(m.query_counts().values()),
-                     "candidates": f"{sum(m.answer_counts().values())} answer lists",
-                     "location": str(Path(next(iter(m.files))).parent)})
+                     "queries": sum(queries.values()), "candidates": f"{sum(answers.values())} answer lists",
+                     "location": str(Path(next(iter(m.files))).parent),
+                     "examples": len(m.examples), "fully_covered_languages": m.fully_covered_languages(),
+                     "per_language": {lang: {"queries": queries[lang], "answer_lists": answers.get(lang, 0)}
+                                      for lang in sorted(queries)}})
     except HybridvizError as exc:
         rows.append({"benchmark": "mkqa", "status": str(exc)})
     return rows

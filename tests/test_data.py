@@ -123,3 +123,14 @@ def test_malformed_lareqa_file(tmp_path, monkeypatch):
     (tmp_path / "xquad-r" / "en.json").write_text('{"data": [')
     with pytest.raises(DataFormatError, match="not valid JSON"):
         load_lareqa("xquad-r", ["en"])
+
+
+def test_data_command_reports_per_language_counts(data_root):
+    from conftest import run_cli
+
+    result = run_cli("data")
+    assert result.returncode == 0, result.stderr
+    rows = {r["benchmark"]: r for r in json.loads(result.stdout.split("\n", 1)[1])}
+    assert rows["xquad-r"]["per_language"]["th"] == {"questions": 1190, "candidates": 852}
+    assert rows["mkqa (subset)"]["per_language"]["de"] == {"queries": 1000, "answer_lists": 1000}
+    assert rows["mkqa (subset)"]["examples"] == 6758

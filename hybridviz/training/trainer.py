@@ -107,44 +107,42 @@ def unseen_languages(seen: list[str]) -> dict[str, list[str]]:
             "mkqa": [x for x in mkqa if x.split("_")[0] not in base]}
 
 
-class _RunCallback:
-    """Writes the loss curve, progress and ETA; stops the trainer when a cancel was requested."""
+def _run_callback(run: Run, total_steps: int, on_progress=None):
+    """A TrainerCallback that writes the loss curve, progress and ETA, and stops on a cancel request."""
+    from transformers import TrainerCallback  # imported here: the trainer module loads without transformers
 
-    def __new__(cls, run: Run, total_steps: int, on_progress=None):
-        from transformers import TrainerCallback
+    class RunCallback(TrainerCallback):
+        def __init__(self):
+            self.start = time.perf_counter()
+            self.first_step = None
 
-        class Callback(TrainerCallback):
-            def __init__(self):
-                self.start = time.perf_counter()
-                self.first_step = None
+        def on_step_end(self, args, state, control, **kwargs):
+            if self.first_step is None:
+                self.first_step = state.global_step - 1
+            done = state.global_step - self.first_step
+            elapsed = time.perf_counter() - self.start
+            eta = elapsed / max(done, 1) * (total_steps - state.global_step)
+            run.set_status("running", pid=os.getpid(), step=state.global_step, total_steps=total_steps,
+                           progress=state.global_step / total_steps, eta_s=round(eta, 1),
+                           world_size=args.world_size)
+            if on_progress:
+                on_progress(state.global_step, total_steps, eta)
+            if run.cancel_requested():
+                control.should_training_stop = True
+            return control
 
-            def on_step_end(self, args, state, control, **kwargs):
-                if self.first_step is None:
-                    self.first_step = state.global_step - 1
-                done = state.global_step - self.first_step
-                elapsed = time.perf_counter() - self.start
-                eta = elapsed / max(done, 1) * (total_steps - state.global_step)
-                run.set_status("running", pid=os.getpid(), step=state.global_step, total_steps=total_steps,
-                               progress=state.global_step / total_steps, eta_s=round(eta, 1),
-                               world_size=args.world_size)
-                if on_progress:
-                    on_progress(state.global_step, total_steps, eta)
-                if run.cancel_requested():
-                    control.should_training_stop = True
-                return control
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if logs and "loss" in logs:
+                run.log({"step": state.global_step, "loss": float(logs["loss"]),
+                         "lr": float(logs.get("learning_rate", 0.0)),
+                         "seconds": round(time.perf_counter() - self.start, 3)})
 
-            def on_log(self, args, state, control, logs=None, **kwargs):
-                if logs and "loss" in logs:
-                    run.log({"step": state.global_step, "loss": float(logs["loss"]),
-                             "lr": float(logs.get("learning_rate", 0.0)),
-                             "seconds": round(time.perf_counter() - self.start, 3)})
-
-        return Callback()
+    return RunCallback()
 
 
-def prepare_run(config: TrainConfig, root: Path | None = None) -> Run:
+def prepare_run(config: TrainConfig, root: Path | None = None, pairs=None) -> Run:
     """Validate against the data, then create the run folder (config + queued status). Nothing is trained."""
-    pairs = load_pairs(config)
+    pairs = pairs if pairs is not None else load_pairs(config)
     config.validate(len(pairs), pairs.languages)
     if not config.allow_eval_overlap:
         check_zero_shot(pairs)
@@ -172,12 +170,13 @@ def train(config: TrainConfig, root: Path | None = None, on_progress=None, wait:
     Under `torchrun` every rank trains (DDP through the HF trainer); only rank 0 touches the registry.
     """
     config.validate()
+    pairs = load_pairs(config)
     if _rank() != 0:
         run = Run(config.run_id(), root)
-        _fit(config, run, None)
+        _fit(config, run, pairs, None)
         return run
     reconcile(root)
-    run = prepare_run(config, root)
+    run = prepare_run(config, root, pairs)
     if run.status().get("state") == "done":
         return run
     with training_slot(root, wait=wait):
@@ -187,7 +186,7 @@ def train(config: TrainConfig, root: Path | None = None, on_progress=None, wait:
         run.discard_incomplete_checkpoints()
         run.set_status("running", pid=os.getpid(), step=0, total_steps=config.steps, progress=0.0)
         try:
-            _fit(config, run, on_progress)
+            _fit(config, run, pairs, on_progress)
         except BaseException as exc:
             run.set_status("failed", error=f"{type(exc).__name__}: {exc}")
             raise
@@ -196,7 +195,7 @@ def train(config: TrainConfig, root: Path | None = None, on_progress=None, wait:
     return run
 
 
-def _fit(config: TrainConfig, run: Run, on_progress) -> None:
+def _fit(config: TrainConfig, run: Run, pairs, on_progress) -> None:
     import torch
     from datasets import Dataset
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
@@ -206,7 +205,6 @@ def _fit(config: TrainConfig, run: Run, on_progress) -> None:
     from hybridviz.encoders import load_encoder
 
     torch.manual_seed(config.seed)
-    pairs = load_pairs(config)
     encoder = load_encoder(config.model, use_cache=False)
     model = encoder.model
     model.max_seq_length = config.max_seq_length
@@ -230,7 +228,7 @@ def _fit(config: TrainConfig, run: Run, on_progress) -> None:
         batch_sampler=make_sampler(config.sampler, config.alpha, language_weighting=config.language_weighting,
                                    metadata=pairs.columns()),
     )
-    callbacks = [_RunCallback(run, config.steps, on_progress)] if _rank() == 0 else []
+    callbacks = [_run_callback(run, config.steps, on_progress)] if _rank() == 0 else []
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=loss,
                                          callbacks=callbacks)
     from transformers.trainer_callback import PrinterCallback
