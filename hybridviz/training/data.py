@@ -15,6 +15,8 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from hybridviz.data.paths import sha256_file
 from hybridviz.errors import DataFileMissing, DataFormatError, HybridvizError
 
@@ -58,6 +60,42 @@ class PairSet:
     def columns(self) -> dict[str, list[str]]:
         return {"query": self.query, "positive": self.positive, "query_lang": self.query_lang,
                 "passage_lang": self.passage_lang, "group": self.group}
+
+
+def subset(pairs: PairSet, keep: list[int]) -> PairSet:
+    out = PairSet(source=pairs.source, files=pairs.files)
+    for name in ("query", "positive", "query_lang", "passage_lang", "group"):
+        setattr(out, name, [getattr(pairs, name)[i] for i in keep])
+    return out
+
+
+def holdout_split(pairs: PairSet, fraction: float, seed: int = 0) -> tuple[PairSet, PairSet]:
+    """(train, validation): a seeded `fraction` of the parallel groups, whole, goes to validation."""
+    groups = sorted(set(pairs.group))
+    rng = np.random.default_rng(seed)
+    held = set(rng.choice(groups, size=int(round(len(groups) * fraction)), replace=False).tolist()) \
+        if fraction > 0 else set()
+    train = [i for i, g in enumerate(pairs.group) if g not in held]
+    val = [i for i, g in enumerate(pairs.group) if g in held]
+    return subset(pairs, train), subset(pairs, val)
+
+
+def pairs_corpus(pairs: PairSet):
+    """A retrieval task over pairs: the distinct questions against the distinct answers, relevant by group."""
+    from hybridviz.tasks import Corpus
+
+    queries: dict[tuple[str, str], str] = {}
+    cands: dict[tuple[str, str], set] = defaultdict(set)
+    for q, p, ql, pl, g in zip(pairs.query, pairs.positive, pairs.query_lang, pairs.passage_lang, pairs.group):
+        queries.setdefault((ql, q), g)
+        cands[(pl, p)].add(g)
+    qk, ck = list(queries), list(cands)
+    return Corpus(task=f"{pairs.source}-pairs", languages=pairs.languages,
+                  query_ids=[f"{lang}:{queries[(lang, t)]}" for lang, t in qk], query_langs=[k[0] for k in qk],
+                  query_texts=[k[1] for k in qk], query_groups=[queries[k] for k in qk],
+                  cand_ids=[f"{lang}:a{i}" for i, (lang, _) in enumerate(ck)], cand_langs=[k[0] for k in ck],
+                  cand_texts=[k[1] for k in ck], cand_groups=[frozenset(cands[k]) for k in ck],
+                  files=pairs.files)
 
 
 def lareqa_pairs(benchmark: str = "mlqa-r", languages: list[str] | None = None) -> PairSet:

@@ -14,6 +14,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from hybridviz.encoders.registry import default_precision
 from hybridviz.errors import HybridvizError
 from hybridviz.training.data import check_zero_shot
 from hybridviz.training.runs import Run, reconcile, training_slot, write_json_atomic
@@ -43,6 +44,10 @@ class TrainConfig:
     language_weighting: str | float = "uniform"
     seed: int = 0
     save_steps: int = 50
+    holdout: float = 0.0  # share of training groups held out for validation (the lr / warm-up sweep)
+    holdout_seed: int = 0
+    # bf16 autocast: 1.5x faster steps on CPUs with native bf16, same loss curve (bench/train_step.py)
+    mixed_precision: str = field(default_factory=lambda: default_precision())
     extra: dict = field(default_factory=dict)
 
     def validate(self, n_pairs: int | None = None, languages: list[str] | None = None) -> None:
@@ -61,6 +66,10 @@ class TrainConfig:
             problems.append(f"temperature must lie in (0, 10], got {self.temperature}")
         if not 0 <= int(self.warmup_steps) <= int(self.steps):
             problems.append(f"warm-up steps must lie in [0, steps], got {self.warmup_steps}")
+        if not 0.0 <= float(self.holdout) < 1.0:
+            problems.append(f"holdout must lie in [0, 1), got {self.holdout}")
+        if self.mixed_precision not in ("fp32", "bf16"):
+            problems.append(f"mixed precision must be fp32 or bf16, not {self.mixed_precision!r}")
         if not 8 <= int(self.max_seq_length) <= 512:
             problems.append(f"max sequence length must lie in [8, 512], got {self.max_seq_length}")
         if n_pairs is not None and self.batch_size > n_pairs:
@@ -81,17 +90,29 @@ class TrainConfig:
 
 
 def load_pairs(config: TrainConfig):
-    from hybridviz.training.data import jsonl_pairs, lareqa_pairs
+    """The training pairs of `config` (without its held-out validation groups)."""
+    from hybridviz.training.data import holdout_split
+
+    pairs = _all_pairs(config)
+    return holdout_split(pairs, config.holdout, config.holdout_seed)[0] if config.holdout else pairs
+
+
+def validation_pairs(config: TrainConfig):
+    from hybridviz.training.data import holdout_split
+
+    return holdout_split(_all_pairs(config), config.holdout, config.holdout_seed)[1]
+
+
+def _all_pairs(config: TrainConfig):
+    from hybridviz.training.data import jsonl_pairs, lareqa_pairs, subset
 
     if config.train_data == "mlqa-r":
         return lareqa_pairs(config.train_data, config.train_languages)
     if config.train_data.endswith(".jsonl"):
         pairs = jsonl_pairs(config.train_data)
         if config.train_languages:
-            keep = [i for i, (q, p) in enumerate(zip(pairs.query_lang, pairs.passage_lang))
-                    if q in config.train_languages and p in config.train_languages]
-            for name in ("query", "positive", "query_lang", "passage_lang", "group"):
-                setattr(pairs, name, [getattr(pairs, name)[i] for i in keep])
+            pairs = subset(pairs, [i for i, (q, p) in enumerate(zip(pairs.query_lang, pairs.passage_lang))
+                                   if q in config.train_languages and p in config.train_languages])
         return pairs
     raise TrainConfigError(f"Unknown training data {config.train_data!r}; use 'mlqa-r' or a .jsonl file "
                            f"(XQuAD-R and MKQA are evaluation data).")
@@ -222,6 +243,7 @@ def _fit(config: TrainConfig, run: Run, pairs, on_progress) -> None:
         warmup_steps=config.warmup_steps, seed=config.seed, data_seed=config.seed, logging_steps=1,
         save_strategy="steps", save_steps=config.save_steps, save_total_limit=1, report_to=[],
         dataloader_drop_last=True, use_cpu=not torch.cuda.is_available(), disable_tqdm=True,
+        bf16=config.mixed_precision == "bf16",
         ddp_backend="gloo" if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()
         else None,
         prompts={"query": encoder.query_prefix, "positive": encoder.passage_prefix},

@@ -1,0 +1,1 @@
+"""Experiments: the lr / warm-up sweep, the sampler grid, and the result bundles they write."""
