@@ -110,6 +110,41 @@ def cmd_sweep(args) -> int:
     return 0
 
 
+def cmd_experiment(args) -> int:
+    from hybridviz.experiments.grid import GridSpec, plan, run_grid, with_overrides
+
+    lr, warmup = args.lr, args.warmup
+    sweep = Path("cache/reference/lr-sweep/sweep.json")
+    if (lr is None or warmup is None) and sweep.exists():
+        chosen = json.loads(sweep.read_text()).get("chosen", {})
+        lr = lr if lr is not None else chosen.get("learning_rate")
+        warmup = warmup if warmup is not None else chosen.get("warmup_steps")
+        print(f"learning rate {lr:g}, warm-up {warmup} steps (from {sweep})", file=sys.stderr)
+    spec = with_overrides(GridSpec(), model=args.model, samplers=_split(args.samplers),
+                          seeds=[int(x) for x in _split(args.seeds)] if args.seeds else None,
+                          alphas=[float(x) for x in _split(args.alphas)] if args.alphas else None,
+                          steps=args.steps, learning_rate=lr, warmup_steps=warmup, batch_size=args.batch_size,
+                          precision=args.precision)
+    for sampler in spec.samplers:
+        spec.train_config(sampler, spec.seeds[0]).validate()
+    if args.plan:
+        for unit in plan(spec):
+            print(f"{unit.label:<22} {unit.config.run_id() if unit.config else spec.model:<40} "
+                  f"{', '.join(unit.tasks)}")
+        return 0
+    run_grid(Path(args.out), spec, log=lambda m: print(m, file=sys.stderr, flush=True), only=_split(args.only))
+    print(f"bundle: {args.out} (manifest.json, summary.json, summary.csv)")
+    return 0
+
+
+def cmd_summarise(args) -> int:
+    from hybridviz.experiments.bundle import write_summary
+
+    summary = write_summary(Path(args.bundle))
+    print(f"{len(summary['cells'])} cells, {len(summary['tests'])} paired tests -> {args.bundle}/summary.json")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m hybridviz", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -155,6 +190,25 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--sampler", default="hybrid")
     w.add_argument("--seed", type=int, default=0)
     w.set_defaults(func=cmd_sweep)
+
+    x = sub.add_parser("experiment", help="the sampler grid: base + fine-tunes x seeds, alpha sweep, evaluations")
+    x.add_argument("--out", default="cache/reference/sampler-grid", help="result bundle folder")
+    x.add_argument("--model", default="me5-small")
+    x.add_argument("--samplers", help="comma-separated (default: x-x-mono,x-y,hybrid)")
+    x.add_argument("--seeds", help="comma-separated (default: 0,1,2)")
+    x.add_argument("--alphas", help="alpha sweep points (default: 0,0.25,0.5,0.75,1)")
+    x.add_argument("--steps", type=int)
+    x.add_argument("--lr", type=float, help="default: the choice of `python -m hybridviz sweep` if it ran")
+    x.add_argument("--warmup", type=int, help="warm-up steps (default: the sweep's choice)")
+    x.add_argument("--batch-size", type=int)
+    x.add_argument("--precision", help="evaluation precision: fp32 | bf16 (default: bf16 where the CPU has it)")
+    x.add_argument("--only", help="comma-separated unit labels to run (e.g. base,hybrid-s0)")
+    x.add_argument("--plan", action="store_true", help="print the units and exit")
+    x.set_defaults(func=cmd_experiment)
+
+    m = sub.add_parser("summarise", help="recompute a bundle's summary.json (mean +/- std, paired tests)")
+    m.add_argument("bundle")
+    m.set_defaults(func=cmd_summarise)
 
     d = sub.add_parser("data", help="show where data is found and the counts per language")
     d.set_defaults(func=cmd_data)

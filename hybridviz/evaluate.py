@@ -10,6 +10,7 @@ per-query metrics, and `relevant` = [{candidate_id, lang, rank}] with 1-based pe
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import os
 import platform
@@ -110,10 +111,12 @@ def evaluate_setting(corpus: Corpus, setting: str, Q: np.ndarray, C: np.ndarray,
     if setting == "cross":
         pair_results, per_x = {}, {}
         per_query: dict[int, list[dict]] = {}
+        pair_ap: dict[tuple[int, str], float] = {}
         for s in slices(corpus, setting):
             rows = evaluate_slice(s, Q, C, corpus, bias=False)
             for r in rows:
                 per_query.setdefault(r["query"], []).append(r)
+                pair_ap[(r["query"], s.pool_lang)] = r["mAP"]
             result["dropped_queries"] += s.dropped
             agg = _aggregate(rows, [s.query_lang] * len(rows), names)
             pair_results[f"{s.query_lang}->{s.pool_lang}"] = {**agg["macro"], "n_queries": len(rows),
@@ -121,6 +124,7 @@ def evaluate_setting(corpus: Corpus, setting: str, Q: np.ndarray, C: np.ndarray,
             per_x.setdefault(s.query_lang, []).append(agg["macro"])
         # Paper convention: average the pairs of each query language, then over query languages.
         result["pairs"] = pair_results
+        result["_pair_ap"] = pair_ap  # per query and target language; popped by evaluate()
         result["per_language"] = {x: {n: float(np.mean([p[n] for p in ps])) for n in names}
                                   for x, ps in sorted(per_x.items())}
         result["macro"] = {n: float(np.mean([v[n] for v in result["per_language"].values()])) for n in names}
@@ -256,6 +260,7 @@ def evaluate(model: str, task: str, languages: list[str] | None = None, settings
     results: dict = {}
     per_query: list[dict] = []
     setting_rows: dict[str, list[dict]] = {}
+    pair_ap: dict[tuple[int, str], float] = {}  # mono + cross AP per (query, pool language)
     for setting in settings:
         reason = setting_applicable(corpus, setting)
         if reason:
@@ -266,6 +271,10 @@ def evaluate(model: str, task: str, languages: list[str] | None = None, settings
         results[setting], rows = evaluate_setting(corpus, setting, Q, C, log)
         timings[f"{setting}_s"] = time.perf_counter() - t0
         setting_rows[setting] = rows
+        if setting == "cross":
+            pair_ap.update(results[setting].pop("_pair_ap"))
+        elif setting == "mono":
+            pair_ap.update({(r["query"], corpus.query_langs[r["query"]]): r["mAP"] for r in rows})
         if setting == "multi":
             per_query = rows
 
@@ -294,7 +303,7 @@ def evaluate(model: str, task: str, languages: list[str] | None = None, settings
         },
     }
     if out_dir is not None:
-        write_outputs(Path(out_dir), report, per_query, corpus, setting_rows, compress)
+        write_outputs(Path(out_dir), report, per_query, corpus, setting_rows, compress, pair_ap)
     return report
 
 
@@ -328,9 +337,28 @@ def per_query_setting_lines(setting_rows: dict[str, list[dict]], corpus: Corpus)
     return lines
 
 
+def pair_matrix(pair_ap: dict[tuple[int, str], float], corpus: Corpus) -> tuple[np.ndarray, np.ndarray]:
+    """(query positions, AP[query, pool language]) for every query with a mono or cross value; NaN elsewhere."""
+    queries = np.array(sorted({q for q, _ in pair_ap}), dtype=np.int64)
+    row = {int(q): i for i, q in enumerate(queries)}
+    col = {lang: j for j, lang in enumerate(corpus.languages)}
+    ap = np.full((len(queries), len(corpus.languages)), np.nan, dtype=np.float16)
+    for (q, lang), v in pair_ap.items():
+        ap[row[q], col[lang]] = v
+    return queries, ap
+
+
 def write_outputs(out_dir: Path, report: dict, rows: list[dict], corpus: Corpus,
-                  setting_rows: dict[str, list[dict]] | None = None, compress: bool = False) -> None:
-    """metrics.json, per_query.jsonl (multi) and per_query_settings.csv (all settings); gzipped if `compress`."""
+                  setting_rows: dict[str, list[dict]] | None = None, compress: bool = False,
+                  pair_ap: dict[tuple[int, str], float] | None = None) -> None:
+    """metrics.json, per_query.jsonl (multi), per_query_settings.csv (all settings; gzipped if `compress`)
+    and per_query_pairs.npz (AP per query and pool language, float16: significance per heatmap cell)."""
+    if pair_ap:
+        queries, ap = pair_matrix(pair_ap, corpus)
+        buf = io.BytesIO()
+        np.savez_compressed(buf, query_ids=np.array([corpus.query_ids[q] for q in queries]),
+                            pool_langs=np.array(corpus.languages), ap=ap)
+        atomic_write_bytes(out_dir / "per_query_pairs.npz", buf.getvalue())
     lines = per_query_lines(rows, corpus)
     files = {"per_query.jsonl": "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines),
              "per_query_settings.csv": "".join(per_query_setting_lines(setting_rows or {}, corpus))}

@@ -204,3 +204,18 @@ def test_damaged_model_import_is_rebuilt(tmp_path, data_root):
     assert "Traceback" not in result.stderr
     assert any(line.startswith("warning: ") and "rebuilt" in line for line in result.stderr.splitlines())
     assert (tmp_path / "out" / "metrics.json").is_file()
+
+
+def test_per_query_pair_file_reproduces_the_language_pair_matrix(tiny_run):
+    """per_query_pairs.npz holds each query's AP against every single-language pool (mono + cross): the mean
+    per (query language, pool language) is the heatmap cell, so cells can be tested for significance."""
+    out, _ = tiny_run
+    report = json.loads((out / "metrics.json").read_text())
+    z = np.load(out / "per_query_pairs.npz")
+    langs = list(z["pool_langs"])
+    qlang = np.array([q.split(":")[0] for q in z["query_ids"]])
+    m = report["matrices"]["mAP"]
+    for i, x in enumerate(m["rows"]):
+        for j, y in enumerate(m["cols"]):
+            cell = np.nanmean(z["ap"][qlang == x, langs.index(y)].astype(float))
+            assert cell == pytest.approx(m["values"][i][j], abs=2e-3)  # float16 storage

@@ -135,3 +135,13 @@ def test_invalid_settings_rejected(pairs, kwargs, message):
 def test_unknown_sampler_name():
     with pytest.raises(SamplerConfigError, match="Unknown sampler"):
         make_sampler("mono")
+
+
+@pytest.mark.parametrize("name, alpha", [("x-y", 0.0), ("x-x-mono", 1.0)])
+def test_hybrid_at_alpha_ends_draws_the_same_batches_as_the_pure_samplers(pairs, name, alpha):
+    """The experiment grid reuses the x-y / x-x-mono runs as the alpha = 0 / 1 points of the alpha sweep."""
+    pure = list(make_sampler(name, 0.5)(pairs, batch_size=BATCH, drop_last=True, seed=4,
+                                                        num_batches=200))
+    hybrid = list(make_sampler("hybrid", alpha)(pairs, batch_size=BATCH, drop_last=True, seed=4,
+                                                                num_batches=200))
+    assert pure == hybrid

@@ -1,0 +1,176 @@
+"""The sampler grid: the base encoder and x-x-mono / x-y / hybrid fine-tunes from it (same step budget, several
+seeds), an alpha sweep, every model evaluated on XQuAD-R and MKQA, written as a result bundle.
+
+    python -m hybridviz experiment --out cache/reference/sampler-grid
+
+Every fine-tune is a registry run and every evaluation a folder with metrics.json, so the grid is a list of
+resumable units: a rerun skips what is finished, an interrupted one continues. After each unit the bundle's
+manifest.json (spec, provenance, per-unit state and wall time) and summary.json (mean +/- std over seeds, paired
+tests) are rewritten, so a partly finished grid is already a usable, honest bundle.
+
+Bundle layout:
+    manifest.json, summary.json, summary.csv
+    models/<label>/training/{config.json,train_log.jsonl,status.json}   (fine-tunes; weights stay in cache/runs)
+    models/<label>/<task>/{metrics.json,per_query.jsonl.gz,per_query_settings.csv.gz}
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Callable
+
+from hybridviz.encoders.registry import default_precision
+from hybridviz.evaluate import evaluate, provenance
+from hybridviz.errors import HybridvizError
+from hybridviz.fileio import write_json_atomic
+from hybridviz.training.runs import Run
+from hybridviz.training.trainer import TrainConfig, train
+
+MKQA_ALL = ["ar", "de", "en", "es", "fi", "fr", "he", "it", "ja", "km", "ko", "ms", "pl", "ru", "sv", "tr",
+            "zh_cn"]
+
+# What every model is evaluated on. MKQA slices keep one model's evaluation within minutes on 2 cores:
+# parallel queries over the 1,000 examples that have all 17 languages; answers over a fixed seeded sample of
+# 1,000 answerable examples in the 12 fully covered languages.
+DEFAULT_EVALUATIONS = [
+    {"task": "xquad-r", "languages": None, "limit": None},
+    {"task": "mkqa-queries", "languages": MKQA_ALL, "limit": None},
+    {"task": "mkqa-answers", "languages": None, "limit": 1000},
+]
+
+
+@dataclass
+class GridSpec:
+    model: str = "me5-small"
+    samplers: list[str] = field(default_factory=lambda: ["x-x-mono", "x-y", "hybrid"])
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    alpha: float = 0.5
+    alphas: list[float] = field(default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 1.0])
+    alpha_seed: int = 0
+    alpha_tasks: list[str] = field(default_factory=lambda: ["xquad-r"])
+    steps: int = 100
+    learning_rate: float = 2e-5
+    warmup_steps: int = 10
+    batch_size: int = 32
+    temperature: float = 0.05
+    precision: str = field(default_factory=default_precision)  # of evaluation (training: TrainConfig's)
+    evaluations: list[dict] = field(default_factory=lambda: [dict(e) for e in DEFAULT_EVALUATIONS])
+
+    def train_config(self, sampler: str, seed: int, alpha: float | None = None) -> TrainConfig:
+        return TrainConfig(model=self.model, sampler=sampler, alpha=self.alpha if alpha is None else alpha,
+                           steps=self.steps, batch_size=self.batch_size, learning_rate=self.learning_rate,
+                           warmup_steps=self.warmup_steps, temperature=self.temperature, seed=seed)
+
+
+@dataclass
+class Unit:
+    label: str  # "base", "hybrid-s0", "x-y-s2", "hybrid-a0.25-s0"
+    sampler: str  # "base" for the untrained encoder
+    seed: int | None
+    alpha: float | None
+    config: TrainConfig | None
+    tasks: list[str]
+
+
+def sampler_alpha(sampler: str, alpha: float) -> float:
+    return {"x-x-mono": 1.0, "x-y": 0.0}.get(sampler, alpha)
+
+
+def plan(spec: GridSpec) -> list[Unit]:
+    """Base first, then seed by seed (each seed completes a comparison), then the extra alpha points.
+
+    alpha = 0 and 1 are the x-y and x-x-mono runs of the alpha seed: the hybrid sampler with those alphas draws
+    the same batches (tests/test_samplers.py checks it), so they are not trained twice.
+    """
+    all_tasks = [e["task"] for e in spec.evaluations]
+    units = [Unit("base", "base", None, None, None, all_tasks)]
+    for seed in spec.seeds:
+        for sampler in spec.samplers:
+            label = f"{sampler}-s{seed}"
+            units.append(Unit(label, sampler, seed, sampler_alpha(sampler, spec.alpha),
+                              spec.train_config(sampler, seed), all_tasks))
+    covered = {u.alpha for u in units if u.seed == spec.alpha_seed}
+    for a in spec.alphas:
+        if a not in covered:
+            units.append(Unit(f"hybrid-a{a:g}-s{spec.alpha_seed}", "hybrid", spec.alpha_seed, a,
+                              spec.train_config("hybrid", spec.alpha_seed, a), list(spec.alpha_tasks)))
+    return units
+
+
+def run_grid(out: Path, spec: GridSpec | None = None, log: Callable[[str], None] = print,
+             only: list[str] | None = None, runs_root: Path | None = None) -> dict:
+    """Run (or continue) every unit of the grid into the bundle at `out`; returns the manifest.
+
+    Fine-tunes go to the run registry (`runs_root`, default cache/runs), where the dashboard finds them.
+    """
+    from hybridviz.experiments.bundle import write_summary
+
+    spec = spec or GridSpec()
+    out = Path(out)
+    manifest_path = out / "manifest.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    if manifest.get("spec") and manifest["spec"] != asdict(spec):
+        raise HybridvizError(f"{out} holds a grid with other settings; choose another --out or remove it.")
+    manifest.setdefault("provenance", provenance(None))
+    manifest["spec"] = asdict(spec)
+    units_state = manifest.setdefault("units", {})
+
+    def save():
+        manifest["updated"] = provenance(None)["created"]
+        manifest["wall_s"] = round(sum(sum(u.get("wall_s", {}).values()) for u in units_state.values()), 1)
+        write_json_atomic(manifest_path, manifest)
+        write_summary(out)
+
+    for unit in plan(spec):
+        if only and unit.label not in only:
+            continue
+        state = units_state.setdefault(unit.label, {"sampler": unit.sampler, "seed": unit.seed,
+                                                    "alpha": unit.alpha, "wall_s": {}})
+        model = spec.model
+        pending = [ev for ev in spec.evaluations if ev["task"] in unit.tasks
+                   and not (out / "models" / unit.label / ev["task"] / "metrics.json").exists()]
+        if unit.config is not None:
+            run_id = unit.config.run_id()
+            state["run_id"] = run_id
+            run = Run(run_id, runs_root)
+            # weights are not part of a bundle: a fresh clone retrains a run only if it has evaluations to do
+            if "train" not in state["wall_s"] or (pending and not run.model_dir.is_dir()):
+                log(f"[{unit.label}] training {run_id}")
+                start = time.perf_counter()
+                run = train(unit.config, root=runs_root)
+                if run.status().get("state") != "done":
+                    state["state"] = f"training {run.status().get('state')}"
+                    save()
+                    raise HybridvizError(f"Fine-tune {run_id} ended {run.status().get('state')}; "
+                                         f"rerun the same command to resume it.")
+                state["wall_s"]["train"] = round(time.perf_counter() - start, 1)
+                copy_training_record(run.dir, out / "models" / unit.label / "training")
+                save()
+            model = f"run:{run_id}" if runs_root is None else str(run.model_dir)
+        for ev in pending:
+            folder = out / "models" / unit.label / ev["task"]
+            log(f"[{unit.label}] evaluating {ev['task']}")
+            start = time.perf_counter()
+            evaluate(model, ev["task"], languages=ev.get("languages"), limit=ev.get("limit"), out_dir=folder,
+                     precision=spec.precision, compress=True, log=log)
+            state["wall_s"][f"eval {ev['task']}"] = round(time.perf_counter() - start, 1)
+            save()
+        state["state"] = "done"
+        save()
+    return manifest
+
+
+def copy_training_record(run_dir: Path, dest: Path) -> None:
+    """The small files that describe a fine-tune (not its weights) go into the bundle."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in ("config.json", "train_log.jsonl", "status.json"):
+        if (run_dir / name).exists():
+            shutil.copyfile(run_dir / name, dest / name)
+
+
+def with_overrides(spec: GridSpec, **kwargs) -> GridSpec:
+    return replace(spec, **{k: v for k, v in kwargs.items() if v is not None})

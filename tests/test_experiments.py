@@ -1,0 +1,139 @@
+"""The experiment layer: paired tests against scipy, the grid as resumable units, bundles and summaries."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from hybridviz.experiments.bundle import BundleError, load_bundle, write_summary
+from hybridviz.experiments.grid import GridSpec, plan, run_grid
+from hybridviz.experiments.stats import mean_std, paired_tests, sign_flip_p
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_sign_flip_matches_scipy_permutation_test():
+    rng = np.random.default_rng(3)
+    for shift in (0.0, 0.15, 0.4):
+        diff = rng.normal(shift, 1.0, 30)
+        ours = sign_flip_p(diff, n_resamples=20_000, seed=1)
+        ref = stats.permutation_test((diff,), np.mean, permutation_type="samples", n_resamples=20_000,
+                                     vectorized=True, rng=np.random.default_rng(2)).pvalue
+        assert abs(ours - ref) < 0.02, (shift, ours, ref)
+
+
+def test_paired_tests_and_mean_std_agree_with_scipy_and_numpy():
+    rng = np.random.default_rng(0)
+    a = rng.random(500)
+    b = a + rng.normal(0.03, 0.1, 500)
+    res = paired_tests(a, b, n_resamples=2000)
+    t = stats.ttest_rel(b, a)
+    assert res["t"] == pytest.approx(t.statistic) and res["p_ttest"] == pytest.approx(t.pvalue)
+    assert res["delta"] == pytest.approx(float(np.mean(b - a)))
+    assert res["p_randomisation"] < 0.01  # a real shift of 0.03 over 500 queries is found
+    assert paired_tests(a, a)["p_randomisation"] == 1.0
+    ms = mean_std([0.2, 0.4, 0.9])
+    assert ms["mean"] == pytest.approx(0.5) and ms["std"] == pytest.approx(np.std([0.2, 0.4, 0.9], ddof=1))
+    assert mean_std([0.3])["std"] == 0.0 and mean_std([])["n"] == 0
+
+
+def test_plan_reuses_x_y_and_x_x_mono_as_the_alpha_ends():
+    units = plan(GridSpec())
+    labels = [u.label for u in units]
+    assert labels[0] == "base" and len(labels) == 1 + 9 + 2
+    assert [u.alpha for u in units if u.label.startswith("hybrid-a")] == [0.25, 0.75]
+    run_ids = [u.config.run_id() for u in units if u.config]
+    assert len(set(run_ids)) == len(run_ids)
+    # same step budget for every fine-tune
+    assert {u.config.steps for u in units if u.config} == {GridSpec().steps}
+
+
+@pytest.fixture(scope="module")
+def tiny_grid(tmp_path_factory, data_root):
+    root = tmp_path_factory.mktemp("grid")
+    spec = GridSpec(model="tiny", seeds=[0, 1], steps=3, batch_size=8, learning_rate=1e-3, warmup_steps=0,
+                    alphas=[0.0, 0.5, 0.7, 1.0], alpha_tasks=["mkqa-queries"], precision="fp32",
+                    evaluations=[{"task": "mkqa-queries", "languages": ["en", "de", "ja"], "limit": 60},
+                                 {"task": "mkqa-answers", "languages": ["en", "es"], "limit": 60}])
+    out = root / "bundle"
+    manifest = run_grid(out, spec, log=lambda m: None, runs_root=root / "runs")
+    return out, spec, manifest, root
+
+
+def test_tiny_grid_writes_a_complete_bundle(tiny_grid):
+    out, spec, manifest, root = tiny_grid
+    assert set(manifest["units"]) == {u.label for u in plan(spec)}
+    assert all(u["state"] == "done" for u in manifest["units"].values())
+    assert manifest["provenance"]["commit"] and manifest["provenance"]["command"] is not None
+    for label, unit in manifest["units"].items():
+        folder = out / "models" / label
+        assert (folder / "mkqa-queries" / "metrics.json").exists()
+        assert (folder / "mkqa-queries" / "per_query.jsonl.gz").exists()
+        if unit["sampler"] != "base":
+            assert json.loads((folder / "training" / "status.json").read_text())["state"] == "done"
+    bundle = load_bundle(out)
+    assert set(bundle.groups()) == {"base", "x-x-mono", "x-y", "hybrid", "hybrid-a0.7"}
+    # no weights in a bundle
+    assert not list(out.rglob("*.safetensors"))
+
+
+def test_summary_means_and_tests_come_from_the_per_model_files(tiny_grid):
+    out, spec, manifest, root = tiny_grid
+    summary = json.loads((out / "summary.json").read_text())
+    bundle = load_bundle(out)
+    cell = next(c for c in summary["cells"] if c["task"] == "mkqa-queries" and c["setting"] == "multi"
+                and c["metric"] == "mAP" and c["group"] == "hybrid")
+    values = [bundle.get(f"hybrid-s{s}", "mkqa-queries").metrics["settings"]["multi"]["macro"]["mAP"]
+              for s in spec.seeds]
+    assert cell["n"] == 2 and cell["mean"] == pytest.approx(np.mean(values))
+    assert cell["std"] == pytest.approx(np.std(values, ddof=1))
+    # the per-query file reproduces the macro figure: mean per language, then over languages
+    result = bundle.get("hybrid-s0", "mkqa-queries")
+    rows = list(csv.DictReader(io.StringIO(gzip.decompress(
+        (result.folder / "per_query_settings.csv.gz").read_bytes()).decode())))
+    per_lang = {}
+    for r in rows:
+        if r["setting"] == "multi":
+            per_lang.setdefault(r["query_lang"], []).append(float(r["ap"]))
+    macro = np.mean([np.mean(v) for v in per_lang.values()])
+    assert macro == pytest.approx(result.macro("multi", "mAP"), abs=1e-5)
+    # a paired test for every headline comparison that has data; p-values are probabilities
+    test = next(t for t in summary["tests"] if t["task"] == "mkqa-queries" and t["setting"] == "multi"
+                and t["metric"] == "mAP" and t["a"] == "x-y" and t["b"] == "hybrid")
+    a = [np.mean([bundle.get(f"x-y-s{s}", "mkqa-queries").per_query("multi", "mAP")[q] for s in spec.seeds])
+         for q in sorted(result.per_query("multi", "mAP"))]
+    assert test["n"] == len(a) and test["mean_a"] == pytest.approx(np.mean(a))
+    assert all(0 < t["p_randomisation"] <= 1 and 0 <= t["p_ttest"] <= 1 for t in summary["tests"]
+               if t["delta"] != 0)
+    assert [p["alpha"] for p in summary["alpha_sweep"]] == []  # alpha points are scored on xquad-r only
+    assert summary["seen_languages"] == ["ar", "de", "en", "es", "hi", "vi", "zh"]
+
+
+def test_rerunning_the_grid_skips_finished_units(tiny_grid):
+    out, spec, manifest, root = tiny_grid
+    stamps = {p: p.stat().st_mtime_ns for p in out.rglob("metrics.json")}
+    logs = []
+    again = run_grid(out, spec, log=logs.append, runs_root=root / "runs")
+    assert logs == [] and again["units"].keys() == manifest["units"].keys()
+    assert stamps == {p: p.stat().st_mtime_ns for p in out.rglob("metrics.json")}
+
+
+def test_grid_refuses_to_mix_settings_and_bundles_report_damage(tiny_grid, tmp_path):
+    from hybridviz.errors import HybridvizError
+
+    out, spec, manifest, root = tiny_grid
+    with pytest.raises(HybridvizError, match="other settings"):
+        run_grid(out, GridSpec(model="tiny", steps=4), log=lambda m: None, runs_root=root / "runs")
+    with pytest.raises(BundleError, match="experiment --out"):
+        load_bundle(tmp_path / "nothing")
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "manifest.json").write_text("{not json")
+    with pytest.raises(BundleError, match="damaged"):
+        write_summary(tmp_path / "bad")

@@ -1,0 +1,83 @@
+"""The committed result bundle (cache/reference/sampler-grid) is what the code computes.
+
+Checked: its summary is recomputed from its per-model files; one paired test is recomputed; and the base encoder
+is re-evaluated on a slice (XQuAD-R monolingual German: 1,190 questions against the German pool) and matches the
+committed per-query values. Fine-tuned weights are not committed (hundreds of MB each), so fine-tuned runs are
+checked through their files, not re-evaluated; `python -m hybridviz experiment` retrains them on demand.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hybridviz.experiments.bundle import load_bundle, summarise
+from hybridviz.experiments.stats import paired_tests
+
+BUNDLE = Path(__file__).resolve().parents[1] / "cache" / "reference" / "sampler-grid"
+
+
+@pytest.fixture(scope="module")
+def bundle():
+    if not (BUNDLE / "manifest.json").exists():
+        pytest.fail(f"the reference bundle is missing: {BUNDLE}")
+    return load_bundle(BUNDLE)
+
+
+def test_bundle_records_its_provenance(bundle):
+    prov = bundle.manifest["provenance"]
+    assert prov["command"].startswith("python -m hybridviz experiment")
+    assert len(prov["commit"]) == 40 and prov["machine"]["cpus"] >= 1 and prov["created"]
+    assert bundle.manifest["wall_s"] > 0
+    for r in bundle.results:
+        assert r.metrics["provenance"]["commit"] and r.metrics["model"]["fingerprint"]
+
+
+def test_summary_recomputes_from_the_per_model_files(bundle):
+    committed = bundle.summary
+    fresh = summarise(bundle, n_resamples=10)  # cells only are compared here; p-values below
+    key = lambda c: (c["task"], c["setting"], c["metric"], c["group"])  # noqa: E731
+    assert {key(c): c["values"] for c in fresh["cells"]} == {key(c): c["values"] for c in committed["cells"]}
+    for c in committed["cells"]:
+        assert c["mean"] == pytest.approx(float(np.mean([v for v in c["values"] if v is not None])))
+    test = next(t for t in committed["tests"] if t["task"] == "xquad-r" and t["setting"] == "multi"
+                and t["metric"] == "mAP" and t["a"] == "base")
+    runs_a = [r.per_query("multi", "mAP") for r in bundle.select(test["a"], "xquad-r")]
+    runs_b = [r.per_query("multi", "mAP") for r in bundle.select(test["b"], "xquad-r")]
+    queries = sorted(set.intersection(*(set(r) for r in runs_a + runs_b)))
+    a = np.array([np.mean([r[q] for r in runs_a]) for q in queries])
+    b = np.array([np.mean([r[q] for r in runs_b]) for q in queries])
+    again = paired_tests(a, b)
+    for name in ("n", "delta", "t", "p_ttest", "p_randomisation"):
+        assert again[name] == pytest.approx(test[name], rel=1e-6, abs=1e-9), name
+
+
+@pytest.mark.slow
+def test_base_encoder_reevaluated_on_a_slice_matches(bundle, data_root, tmp_path):
+    import csv
+
+    from hybridviz.evaluate import evaluate
+
+    committed = bundle.get("base", "xquad-r")
+    precision = committed.metrics["model"].get("precision", "fp32")
+    report = evaluate("me5-small", "xquad-r", languages=["de"], settings=["mono"], precision=precision,
+                      out_dir=tmp_path)
+    assert report["model"]["fingerprint"] == committed.metrics["model"]["fingerprint"]
+    fresh_macro = report["settings"]["mono"]["per_language"]["de"]["mAP"]
+    assert fresh_macro == pytest.approx(committed.metrics["settings"]["mono"]["per_language"]["de"]["mAP"],
+                                        abs=2e-3)
+    # per query: the committed values are those of the same questions now
+    per_query = committed.per_query("mono", "mAP")
+    de = {q: v for q, v in per_query.items() if q.startswith("de:")}
+    assert len(de) == report["settings"]["mono"]["n_queries"]["de"]
+    assert np.mean(list(de.values())) == pytest.approx(fresh_macro, abs=2e-3)
+    with open(tmp_path / "per_query_settings.csv", encoding="utf-8") as f:
+        fresh = {r["query_id"]: float(r["ap"]) for r in csv.DictReader(f)}
+    assert fresh.keys() == de.keys()
+    diffs = np.abs([fresh[q] - de[q] for q in de])
+    # bf16 kernels may round differently on another CPU; on the machine that made the bundle they agree exactly
+    assert diffs.mean() < 2e-3 and diffs.max() < 0.1
+    json.dumps(report)  # the report is plain JSON
