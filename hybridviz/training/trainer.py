@@ -74,6 +74,11 @@ class TrainConfig:
             problems.append(f"max sequence length must lie in [8, 512], got {self.max_seq_length}")
         if n_pairs is not None and self.batch_size > n_pairs:
             problems.append(f"batch size {self.batch_size} is larger than the {n_pairs} training pairs")
+        langs = self.train_languages or languages
+        if langs is not None and len(set(langs)) < 2 and (self.sampler == "x-y" or
+                                                          (self.sampler == "hybrid" and float(self.alpha) < 1)):
+            problems.append(f"the {self.sampler} sampler needs at least two training languages (X-Y batches pair "
+                            f"different languages); got {', '.join(langs)}")
         if languages is not None and self.train_languages:
             unknown = sorted(set(self.train_languages) - set(languages))
             if unknown:

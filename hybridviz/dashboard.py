@@ -1,0 +1,142 @@
+"""What the Streamlit pages share: cached loaders, URL-synced widgets, downloads and empty states.
+
+Pages stay thin: they pick, call this module and `hybridviz.viz`, and draw. Frames are cached with
+`st.cache_data` (keyed by file modification times, so a finished grid unit or lab run shows up on the next
+rerun), models and indexes with `st.cache_resource`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from hybridviz.experiments import bundle as bundle_module
+from hybridviz.experiments.bundle import Bundle, BundleError, find_bundles, load_bundle
+from hybridviz.viz.style import chart_config
+
+GRID_COMMAND = "python -m hybridviz experiment --out cache/reference/sampler-grid"
+
+
+def _stamp(path: Path) -> float:
+    """Newest modification time under a bundle's manifest and summary (the cache key of its frames)."""
+    return max((p.stat().st_mtime for p in (path / "manifest.json", path / "summary.json") if p.exists()),
+               default=0.0)
+
+
+@st.cache_data(show_spinner="Reading the result bundle…", max_entries=8)
+def _bundle(path: str, stamp: float) -> Bundle:
+    return load_bundle(path)
+
+
+def current_bundle() -> Bundle | None:
+    """The bundle chosen in the sidebar (cache/reference/*), or None with an empty-state message shown."""
+    root = bundle_module.REFERENCE_DIR  # read at call time: tests point it elsewhere
+    paths = find_bundles(root)
+    if not paths:
+        st.info(f"No result bundle in `{root}` yet. Make one (hours on 2 CPU cores; resumable):\n\n"
+                f"`{GRID_COMMAND}`")
+        return None
+    names = [p.name for p in paths]
+    name = param_select("Result bundle", names, "bundle", sidebar=True)
+    path = paths[names.index(name)]
+    try:
+        return _bundle(str(path), _stamp(path))
+    except BundleError as exc:
+        st.error(f"{exc}")
+        return None
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def summary_of(path: str, stamp: float) -> dict:
+    return load_bundle(path).summary
+
+
+def param_select(label: str, options: list, key: str, default=None, sidebar: bool = False,
+                 format_func=str, help: str | None = None):
+    """A selectbox whose choice lives in the URL (?key=value), so a view can be shared."""
+    options = list(options)
+    if not options:
+        return None
+    wanted = st.query_params.get(key)
+    by_text = {str(o): o for o in options}
+    value = by_text.get(wanted, default if default in options else options[0])
+    where = st.sidebar if sidebar else st
+    choice = where.selectbox(label, options, index=options.index(value), key=f"param_{key}",
+                             format_func=format_func, help=help)
+    st.query_params[key] = str(choice)
+    return choice
+
+
+def param_multiselect(label: str, options: list, key: str, default: list | None = None, sidebar: bool = False):
+    options = list(options)
+    wanted = st.query_params.get_all(key)
+    value = [o for o in options if str(o) in wanted] if wanted else [o for o in (default or options) if o in options]
+    where = st.sidebar if sidebar else st
+    choice = where.multiselect(label, options, default=value, key=f"param_{key}")
+    st.query_params[key] = [str(c) for c in choice]
+    return choice
+
+
+def image_format() -> str:
+    return st.sidebar.radio("Chart export format", ["png", "svg"], horizontal=True, key="image_format",
+                            help="The camera icon on each chart downloads it in this format.")
+
+
+def chart(fig, data: pd.DataFrame, name: str) -> None:
+    """A plotly chart with an image export (modebar) and a CSV download of exactly the data drawn."""
+    st.plotly_chart(fig, width="stretch", config=chart_config(st.session_state.get("image_format", "png"), name))
+    st.download_button(f"Data as CSV ({len(data):,} rows)", data.to_csv(index=False).encode("utf-8"),
+                       file_name=f"{name}.csv", mime="text/csv", key=f"csv_{name}")
+
+
+def provenance_caption(bundle: Bundle) -> None:
+    prov = bundle.manifest.get("provenance", {})
+    machine = prov.get("machine", {})
+    units = bundle.manifest.get("units", {})
+    done = sum(1 for u in units.values() if u.get("state") == "done")
+    st.caption(f"Bundle `{bundle.path.name}` · made by `{prov.get('command')}` · commit "
+               f"{(prov.get('commit') or 'unknown')[:10]} · started {prov.get('created')} · updated "
+               f"{bundle.manifest.get('updated')} · {machine.get('cpus')} CPUs, {machine.get('platform')} · "
+               f"{done}/{len(units)} units done · {bundle.manifest.get('wall_s', 0) / 3600:.1f} h of compute")
+
+
+def results_with_lab(bundle: Bundle, task: str | None = None) -> list:
+    """The bundle's results plus finished lab runs' evaluations (group "lab:<run id>")."""
+    from hybridviz.training.lab import lab_results
+
+    lab = [r for r in lab_results() if task is None or r.task == task]
+    return bundle.select(task=task) + lab
+
+
+def groups_of(results) -> list[str]:
+    from hybridviz.viz.style import group_order
+
+    return group_order({r.group for r in results})
+
+
+# ---------------------------------------------------------------------------------------------- models
+
+
+def available_models() -> dict[str, str]:
+    """label -> encoder spec: the offline base, and every fine-tune whose weights are on this machine."""
+    from hybridviz.training.runs import list_runs
+
+    models = {"me5-small (base)": "me5-small"}
+    for run in list_runs():
+        if run.status().get("state") == "done" and (run.model_dir / "model.safetensors").exists():
+            cfg = run.config()
+            alpha = f" α={cfg.get('alpha')}" if cfg.get("sampler") == "hybrid" else ""
+            models[f"{cfg.get('sampler')}{alpha} seed {cfg.get('seed')} · {cfg.get('steps')} steps · {run.id}"] = \
+                f"run:{run.id}"
+    return models
+
+
+@st.cache_resource(show_spinner="Loading the model…", max_entries=6)
+def encoder(spec: str):
+    from hybridviz.encoders import load_encoder
+    from hybridviz.encoders.registry import default_precision
+
+    # the precision the grid encoded with, so its embedding cache serves the pools warm
+    return load_encoder(spec, precision=default_precision())

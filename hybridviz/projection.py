@@ -1,0 +1,112 @@
+"""Embedding maps: samples of parallel items, their embeddings, and UMAP coordinates cached on disk.
+
+Coordinates are keyed by (model fingerprint, precision, the items, the UMAP parameters), so a page reload or a
+second user gets them without recomputing; a damaged cache file is recomputed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+
+import numpy as np
+import pandas as pd
+
+from hybridviz.data.paths import CACHE_DIR
+from hybridviz.fileio import atomic_write_bytes
+
+UMAP_DIR = CACHE_DIR / "umap"
+SOURCES = {"xquad-r answers": "answer sentences of XQuAD-R questions (one per language)",
+           "mkqa queries": "MKQA questions (the 1,000 examples with all 17 languages)"}
+
+
+def parallel_items(source: str, n_groups: int, seed: int = 0, languages: list[str] | None = None
+                   ) -> pd.DataFrame:
+    """A seeded sample of `n_groups` parallel sets: columns item_id, group, lang, text, kind (encoder prefix)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    if source == "xquad-r answers":
+        from hybridviz.data.lareqa import load_lareqa
+
+        data = load_lareqa("xquad-r", languages)
+        by_group: dict[str, dict[str, object]] = {}
+        for s in data.sentences:
+            for g in sorted(s.groups):
+                by_group.setdefault(g, {}).setdefault(s.lang, s)
+        complete = sorted(g for g, per in by_group.items() if len(per) == len(data.languages))
+        for g in rng.choice(complete, size=min(n_groups, len(complete)), replace=False):
+            for lang, s in sorted(by_group[g].items()):
+                rows.append({"item_id": s.id, "group": g, "lang": lang, "text": s.text, "kind": "passage"})
+    elif source == "mkqa queries":
+        from hybridviz.data.mkqa import load_mkqa
+
+        data = load_mkqa()
+        langs = languages or data.languages
+        complete = [e for e in data.examples if all(lang in e.queries for lang in langs)]
+        for i in rng.choice(len(complete), size=min(n_groups, len(complete)), replace=False):
+            e = complete[int(i)]
+            for lang in langs:
+                rows.append({"item_id": f"{lang}:{e.example_id}", "group": str(e.example_id), "lang": lang,
+                             "text": e.queries[lang], "kind": "query"})
+    else:
+        from hybridviz.errors import UnknownName
+
+        raise UnknownName(f"Unknown item source {source!r}; choose one of {', '.join(SOURCES)}.")
+    return pd.DataFrame(rows, columns=["item_id", "group", "lang", "text", "kind"])
+
+
+def embed_items(encoder, items: pd.DataFrame) -> np.ndarray:
+    kind = items["kind"].iloc[0] if len(items) else "passage"
+    return encoder.encode(list(items["text"]), kind)
+
+
+def umap_coordinates(encoder, items: pd.DataFrame, n_neighbors: int = 15, min_dist: float = 0.1,
+                     seed: int = 0) -> np.ndarray:
+    """2-d UMAP (cosine) of the items' embeddings, cached under cache/umap/."""
+    key = hashlib.sha256(json.dumps([encoder.fingerprint, list(items["item_id"]), list(items["kind"]),
+                                     n_neighbors, min_dist, seed]).encode()).hexdigest()[:24]
+    path = UMAP_DIR / f"{key}.npz"
+    if path.exists():
+        try:
+            with np.load(path) as z:
+                coords = z["coords"]
+            if coords.shape == (len(items), 2):
+                return coords
+        except Exception as exc:  # a damaged cache entry is recomputed, never trusted
+            logging.getLogger("hybridviz").warning(f"damaged UMAP cache {path.name} ({exc}); recomputing")
+    import umap
+
+    vectors = embed_items(encoder, items)
+    reducer = umap.UMAP(n_neighbors=min(n_neighbors, len(items) - 1), min_dist=min_dist, metric="cosine",
+                        random_state=seed, n_jobs=1)
+    coords = reducer.fit_transform(vectors).astype(np.float32)
+    buf = io.BytesIO()
+    np.savez(buf, coords=coords)
+    atomic_write_bytes(path, buf.getvalue())
+    return coords
+
+
+def language_separation(vectors: np.ndarray, langs: list[str], groups: list[str]) -> dict:
+    """How much the space is organised by language rather than meaning.
+
+    silhouette_language: sklearn silhouette (cosine) of the language labels (high = clusters by language);
+    parallel_rank: for each item, the mean rank of its parallel items among all others by cosine (1 = nearest).
+    """
+    from sklearn.metrics import silhouette_score
+
+    sims = vectors @ vectors.T
+    np.fill_diagonal(sims, -np.inf)
+    order = np.argsort(-sims, axis=1)
+    ranks = np.empty_like(order)
+    ranks[np.arange(len(order))[:, None], order] = np.arange(1, order.shape[1] + 1)[None, :]
+    groups = np.asarray(groups)
+    parallel = []
+    for i in range(len(groups)):
+        mates = np.flatnonzero((groups == groups[i]) & (np.arange(len(groups)) != i))
+        if mates.size:
+            parallel.append(ranks[i, mates].mean())
+    return {"silhouette_language": float(silhouette_score(vectors, langs, metric="cosine"))
+            if len(set(langs)) > 1 else None,
+            "parallel_rank": float(np.mean(parallel)) if parallel else None}

@@ -1,0 +1,102 @@
+"""Sampler comparison figures: per-seed dots with mean +/- std, per-language bars, the alpha sweep."""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from hybridviz.experiments.bundle import Bundle, ModelResult, is_seen, seen_languages
+from hybridviz.viz.style import METRIC_LABELS, TASK_LABELS, group_color, group_order
+
+
+def macro_value(r: ModelResult, setting: str, metric: str) -> float | None:
+    if metric == "rank_corr":
+        return r.metrics.get("settings", {}).get("multi", {}).get("mean_rank_correlation", {}).get("macro")
+    return r.macro(setting, metric)
+
+
+def seed_frame(results: list[ModelResult], tasks: list[str], setting: str, metric: str) -> pd.DataFrame:
+    """One row per model and task: its macro value (the figures behind the dots)."""
+    rows = [{"task": r.task, "group": r.group, "label": r.label, "seed": r.seed,
+             "value": macro_value(r, setting, metric)} for r in results if r.task in tasks]
+    frame = pd.DataFrame(rows, columns=["task", "group", "label", "seed", "value"])
+    return frame.dropna(subset=["value"])
+
+
+def sampler_dots(frame: pd.DataFrame, setting: str, metric: str) -> go.Figure:
+    """A panel per benchmark: one dot per seed, a bar at the mean with +/- one std."""
+    tasks = list(dict.fromkeys(frame["task"]))
+    fig = make_subplots(rows=1, cols=max(len(tasks), 1), subplot_titles=[TASK_LABELS.get(t, t) for t in tasks])
+    for col, task in enumerate(tasks, start=1):
+        sub = frame[frame["task"] == task]
+        for group in group_order(set(sub["group"])):
+            g = sub[sub["group"] == group]
+            color = group_color(group)
+            std = g["value"].std(ddof=1) if len(g) > 1 else 0.0
+            fig.add_trace(go.Bar(x=[group], y=[g["value"].mean()], marker_color=color, opacity=0.35,
+                                 error_y={"type": "data", "array": [std], "visible": len(g) > 1},
+                                 name=group, legendgroup=group, showlegend=col == 1,
+                                 hovertemplate=f"{group}<br>mean %{{y:.4f}} ± {std:.4f} (n={len(g)})<extra></extra>"),
+                          row=1, col=col)
+            fig.add_trace(go.Scatter(x=[group] * len(g), y=g["value"], mode="markers",
+                                     marker={"color": color, "size": 9, "line": {"width": 1, "color": "white"}},
+                                     text=g["label"], showlegend=False, legendgroup=group,
+                                     hovertemplate="%{text}: %{y:.4f}<extra></extra>"), row=1, col=col)
+        low, high = sub["value"].min(), sub["value"].max()
+        pad = (high - low) * 0.6 + 1e-3
+        fig.update_yaxes(range=[max(low - pad, 0), high + pad], row=1, col=col)
+    fig.update_layout(title=f"{setting} · {METRIC_LABELS.get(metric, metric)} (dots: seeds; bar: mean ± std)",
+                      barmode="overlay", height=420, margin={"t": 80})
+    return fig
+
+
+def per_language_frame(bundle: Bundle, results: list[ModelResult], task: str, setting: str,
+                       metric: str = "mAP") -> pd.DataFrame:
+    """Mean +/- std over seeds of each query language's value, with the language marked seen / unseen."""
+    seen = seen_languages(bundle)
+    rows = []
+    for r in results:
+        if r.task != task:
+            continue
+        per = r.metrics.get("settings", {}).get(setting, {}).get("per_language", {})
+        for lang, values in per.items():
+            if values.get(metric) is not None:
+                rows.append({"group": r.group, "label": r.label, "lang": lang, "value": values[metric]})
+    frame = pd.DataFrame(rows, columns=["group", "label", "lang", "value"])
+    if frame.empty:
+        return frame.assign(mean=[], std=[], n=[], seen=[])
+    agg = frame.groupby(["group", "lang"])["value"].agg(["mean", "std", "count"]).reset_index()
+    agg = agg.rename(columns={"count": "n"}).fillna({"std": 0.0})
+    agg["seen"] = agg["lang"].map(lambda lang: "seen in training" if is_seen(lang, seen) else "unseen")
+    return agg
+
+
+def per_language_bars(frame: pd.DataFrame, task: str, setting: str, metric: str) -> go.Figure:
+    order = group_order(set(frame["group"]))
+    fig = px.bar(frame.sort_values(["seen", "lang"]), x="lang", y="mean", color="group", error_y="std",
+                 barmode="group", facet_col="seen", category_orders={"group": order},
+                 color_discrete_map={g: group_color(g) for g in order}, hover_data=["n"],
+                 labels={"lang": "query language", "mean": METRIC_LABELS.get(metric, metric), "group": "sampler"})
+    fig.update_xaxes(matches=None)
+    fig.update_layout(title=f"{TASK_LABELS.get(task, task)} · {setting} · {metric} per query language "
+                            "(mean ± std over seeds)", height=430)
+    return fig
+
+
+def alpha_line(points: list[dict]) -> go.Figure:
+    """The alpha sweep: multilingual mAP (left) and max rank distance (right) against alpha."""
+    frame = pd.DataFrame(points)
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    fig.add_trace(go.Scatter(x=frame["alpha"], y=frame["mAP"], mode="lines+markers", name="multi mAP",
+                             text=frame["label"], hovertemplate="α=%{x}: mAP %{y:.4f} (%{text})<extra></extra>"),
+                  secondary_y=False)
+    fig.add_trace(go.Scatter(x=frame["alpha"], y=frame["max_rank_distance"], mode="lines+markers",
+                             name="max rank distance", line={"dash": "dot"},
+                             hovertemplate="α=%{x}: rank distance %{y:.1f}<extra></extra>"), secondary_y=True)
+    fig.update_xaxes(title="α (probability of an X-X-mono batch)", tickvals=list(frame["alpha"]))
+    fig.update_yaxes(title_text="multilingual mAP", secondary_y=False)
+    fig.update_yaxes(title_text="max rank distance (lower is better)", secondary_y=True)
+    fig.update_layout(title="α sweep on XQuAD-R (one seed): α=0 is X-Y, α=1 is X-X-mono", height=400)
+    return fig

@@ -1,0 +1,39 @@
+"""Shared names, orders and colours, so every figure shows a sampler or a benchmark the same way."""
+
+from __future__ import annotations
+
+import plotly.express as px
+
+SAMPLER_ORDER = ["base", "x-x-mono", "x-y", "hybrid"]
+SAMPLER_LABELS = {"base": "base (no fine-tune)", "x-x-mono": "X-X-mono", "x-y": "X-Y", "hybrid": "hybrid"}
+SAMPLER_COLORS = {"base": "#7f7f7f", "x-x-mono": "#1f77b4", "x-y": "#ff7f0e", "hybrid": "#2ca02c"}
+TASK_LABELS = {"xquad-r": "XQuAD-R", "mlqa-r": "MLQA-R", "mkqa-queries": "MKQA queries",
+               "mkqa-answers": "MKQA answers"}
+METRIC_LABELS = {"mAP": "mAP", "max_rank_distance": "max rank distance (lower is better)",
+                 "same_lang@10": "same-language share of top 10", "rank_corr": "rank correlation",
+                 "MRR": "MRR", "nDCG@10": "nDCG@10", "R@1": "R@1", "R@10": "R@10"}
+LOWER_IS_BETTER = {"max_rank_distance"}
+
+
+def group_order(groups) -> list[str]:
+    """Samplers in their fixed order, then alpha points and lab runs alphabetically."""
+    known = [g for g in SAMPLER_ORDER if g in groups]
+    return known + sorted(g for g in groups if g not in SAMPLER_ORDER)
+
+
+def group_color(group: str) -> str:
+    if group in SAMPLER_COLORS:
+        return SAMPLER_COLORS[group]
+    palette = px.colors.qualitative.Dark24
+    return palette[sum(map(ord, group)) % len(palette)]
+
+
+def language_colors(langs) -> dict[str, str]:
+    palette = px.colors.qualitative.Alphabet
+    return {lang: palette[i % len(palette)] for i, lang in enumerate(sorted(langs))}
+
+
+def chart_config(image_format: str = "png", name: str = "hybridviz") -> dict:
+    """Plotly modebar config: the camera button downloads the figure as PNG or SVG."""
+    return {"toImageButtonOptions": {"format": image_format, "filename": name, "scale": 2},
+            "displaylogo": False}

@@ -1,0 +1,59 @@
+"""Language pairs: query-language × candidate-language heatmaps for any model and metric, and the delta between
+two samplers with per-cell significance."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from hybridviz import dashboard as dash
+from hybridviz.viz.heatmaps import delta_cells, delta_heatmap, frame_heatmap, mean_matrix
+from hybridviz.viz.style import TASK_LABELS
+
+st.set_page_config(page_title="hybridviz · language pairs", layout="wide")
+st.title("Language pairs")
+dash.image_format()
+bundle = dash.current_bundle()
+if bundle is None:
+    st.stop()
+
+task = dash.param_select("Benchmark", bundle.tasks(), "task", format_func=lambda t: TASK_LABELS.get(t, t))
+results = dash.results_with_lab(bundle, task)
+groups = dash.groups_of(results)
+metrics = sorted({m for r in results for m in r.metrics.get("matrices", {})},
+                 key=lambda m: (m.startswith("multi"), m != "mAP", m))
+metric = dash.param_select("Metric", metrics, "metric")
+
+st.subheader("One sampler")
+group = dash.param_select("Sampler (mean over its seeds)", groups, "group",
+                          default="hybrid" if "hybrid" in groups else None)
+chosen = [r for r in results if r.group == group]
+matrix = mean_matrix(chosen, metric)
+if matrix.empty or matrix.isna().all().all():
+    st.info(f"No language-pair values for {metric} here (MKQA queries has no monolingual diagonal).")
+else:
+    title = (f"{metric} · {TASK_LABELS.get(task, task)} · {group} (mean of {len(chosen)} "
+             f"seed{'s' if len(chosen) > 1 else ''}; mono on the diagonal, cross off it)")
+    dash.chart(frame_heatmap(matrix, metric, title), matrix.reset_index(), f"pairs-{task}-{group}-{metric}")
+
+st.subheader("Difference between two samplers")
+a = dash.param_select("Baseline (a)", groups, "a", default="x-x-mono" if "x-x-mono" in groups else None)
+b = dash.param_select("Compared (b)", groups, "b", default="hybrid" if "hybrid" in groups else None)
+if a == b:
+    st.info("Pick two different samplers to see their difference.")
+else:
+    cells = st.cache_data(show_spinner="Paired tests per cell…")(
+        lambda task, a, b, stamp: delta_cells([r for r in results if r.group == a],
+                                              [r for r in results if r.group == b]))(
+        task, a, b, bundle.manifest.get("updated"))
+    if not cells:
+        st.info("These models have no per-pair per-query file (per_query_pairs.npz); re-evaluate them with "
+                "the current version to compare cells.")
+    else:
+        fig = delta_heatmap(cells, a, b, f"Δ AP (b − a) · {TASK_LABELS.get(task, task)} · {b} − {a}; "
+                                         "* p<0.05, ** p<0.01, *** p<0.001 (paired randomisation over queries)")
+        data = cells["delta"].stack().rename("delta").reset_index().merge(
+            cells["p"].stack().rename("p").reset_index()).merge(cells["n"].stack().rename("queries").reset_index())
+        dash.chart(fig, data, f"delta-{task}-{b}-minus-{a}")
+        st.caption("Δ is the mean over queries of each query's AP averaged over the seeds of each sampler; "
+                   "the delta map is for AP (per-query values are stored for AP only).")
+dash.provenance_caption(bundle)

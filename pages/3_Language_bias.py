@@ -1,0 +1,57 @@
+"""Language bias in the multilingual pool: max rank distance per query language per sampler, the same-language
+share of the top 10, and one query's relevant-item ranks for every model."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from hybridviz import dashboard as dash
+from hybridviz.viz.bias import (bias_frame, query_rank_frame, query_rank_plot, rank_distance_boxes,
+                                same_language_bars)
+from hybridviz.viz.style import TASK_LABELS
+
+st.set_page_config(page_title="hybridviz · language bias", layout="wide")
+st.title("Language bias")
+st.markdown("In a pool of all languages an unbiased retriever ranks a question's parallel answers close together "
+            "whatever their language. **Max rank distance** = worst − best rank of a query's parallel relevant "
+            "items (LAReQA / the paper's bias measure; lower is better).")
+dash.image_format()
+bundle = dash.current_bundle()
+if bundle is None:
+    st.stop()
+
+task = dash.param_select("Benchmark", bundle.tasks(), "task", format_func=lambda t: TASK_LABELS.get(t, t))
+results = [r for r in dash.results_with_lab(bundle, task) if r.metrics.get("settings", {}).get("multi", {}).get("macro")]
+groups = dash.groups_of(results)
+shown = dash.param_multiselect("Samplers", groups, "groups",
+                               default=[g for g in groups if not g.startswith(("hybrid-a", "lab:"))])
+chosen = [r for r in results if r.group in shown]
+if not chosen:
+    st.info("Pick at least one sampler.")
+    st.stop()
+
+
+@st.cache_data(show_spinner="Reading per-query results…", max_entries=16)
+def _bias(task: str, labels: tuple[str, ...], stamp) -> object:
+    return bias_frame([r for r in chosen if r.label in labels])
+
+
+frame = _bias(task, tuple(sorted(r.label for r in chosen)), bundle.manifest.get("updated"))
+dash.chart(rank_distance_boxes(frame, task), frame, f"rank-distance-{task}")
+dash.chart(same_language_bars(frame, task), frame.groupby(["group", "query_lang"])["same_lang@10"].mean()
+           .reset_index(), f"same-language-{task}")
+
+st.subheader("One query, every model")
+ids = sorted(frame["query_id"].unique())
+needle = st.text_input("Find a query by id or language prefix (e.g. `de:`)", key="needle",
+                       value=st.query_params.get("query", ""))
+matches = [q for q in ids if needle.strip() in q] if needle.strip() else ids
+if not matches:
+    st.warning(f"No query id contains {needle!r}; ids look like {ids[0]!r}.")
+else:
+    query_id = dash.param_select("Query", matches[:2000], "query")
+    ranks = query_rank_frame(chosen, query_id)
+    dash.chart(query_rank_plot(ranks, query_id), ranks, f"ranks-{query_id.replace(':', '_')}")
+    worst = frame[frame["query_id"] == query_id][["label", "max_rank_distance", "same_lang@10", "ap"]]
+    st.dataframe(worst.sort_values("label"), hide_index=True, width="stretch")
+dash.provenance_caption(bundle)

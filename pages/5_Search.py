@@ -1,0 +1,86 @@
+"""Search: a query in any language against a benchmark pool, top-k per model side by side, with the language,
+the score and whether each hit is a known relevant item."""
+
+from __future__ import annotations
+
+import time
+
+import streamlit as st
+
+from hybridviz import dashboard as dash
+from hybridviz.errors import HybridvizError
+from hybridviz.search import (MAX_QUERY_CHARS, POOLS, PoolIndex, QueryError, check_query, example_queries,
+                              load_pool)
+
+st.set_page_config(page_title="hybridviz · search", layout="wide")
+st.title("Search")
+models = dash.available_models()
+pool_name = dash.param_select("Pool", list(POOLS), "pool")
+chosen = dash.param_multiselect("Models", list(models), "models", default=list(models)[:1])
+k = st.slider("Top k", 1, 50, int(st.query_params.get("k", 10)))
+st.query_params["k"] = str(k)
+
+
+@st.cache_resource(show_spinner="Loading the pool…", max_entries=4)
+def _pool(name: str):
+    return load_pool(name)
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _index(spec: str, name: str) -> PoolIndex:
+    return PoolIndex.build(dash.encoder(spec), _pool(name))
+
+
+corpus = _pool(pool_name)
+langs = dash.param_multiselect("Candidate languages (empty = all)", corpus.languages, "langs", default=[])
+examples = example_queries(corpus, n=6) if corpus.query_texts else []
+if "query" not in st.session_state:
+    st.session_state["query"] = st.query_params.get("q", "")
+
+
+def _use_example() -> None:
+    if st.session_state.get("example"):
+        st.session_state["query"] = st.session_state["example"]
+
+
+st.selectbox("…or start from a benchmark query (its relevant items are known)", [""] + examples, key="example",
+             on_change=_use_example)
+query = st.text_area("Query", key="query", height=80, help=f"Any language; at most {MAX_QUERY_CHARS:,} characters.")
+if not chosen:
+    st.info("Pick at least one model.")
+    st.stop()
+if not query.strip():
+    st.info("Type a query (or pick a benchmark query) to search "
+            f"{len(corpus.cand_ids):,} candidates in {len(corpus.languages)} languages.")
+    st.stop()
+try:
+    query = check_query(query)
+except QueryError as exc:
+    st.error(str(exc))
+    st.stop()
+st.query_params["q"] = query
+
+columns = st.columns(len(chosen))
+for column, label in zip(columns, chosen):
+    with column:
+        st.markdown(f"**{label}**")
+        with st.status("Encoding the pool (once per model and pool; cached on disk)…", expanded=False) as status:
+            index = _index(models[label], pool_name)
+            status.update(label=f"{len(corpus.cand_ids):,} candidates indexed", state="complete")
+        start = time.perf_counter()
+        try:
+            hits = index.search(query, k, langs or None)
+        except HybridvizError as exc:
+            st.error(str(exc))
+            continue
+        took = (time.perf_counter() - start) * 1000
+        unknown = index.unknown_token_share(query)
+        if unknown > 0.3:
+            st.warning(f"{unknown:.0%} of the query's tokens are unknown to this model's vocabulary: it has "
+                       "probably never seen this language or script, so the ranking means little.")
+        st.dataframe(hits[["rank", "lang", "score", "relevant", "text"]], hide_index=True, width="stretch")
+        known = (hits["relevant"] == "yes").sum()
+        note = "" if hits["relevant"].iloc[0] == "unknown" else f" · {known} known relevant in the top {k}"
+        st.caption(f"{took:.0f} ms{note}")
+        st.download_button("Hits as CSV", hits.to_csv(index=False).encode(), f"hits-{models[label]}.csv".replace(":", "_"),
+                           key=f"dl-{label}")

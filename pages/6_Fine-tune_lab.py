@@ -1,0 +1,101 @@
+"""Fine-tune lab: start a fine-tune in the background (one at a time on this CPU, others queue), follow its
+progress, ETA and loss curve (they survive a reload), cancel it; a finished run is evaluated automatically and
+appears on every other page."""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+from hybridviz.errors import HybridvizError
+from hybridviz.experiments.grid import DEFAULT_EVALUATIONS
+from hybridviz.training import lab
+from hybridviz.training.runs import list_runs
+from hybridviz.training.samplers import SAMPLERS
+from hybridviz.training.trainer import TrainConfig
+from hybridviz.viz.style import TASK_LABELS
+
+st.set_page_config(page_title="hybridviz · fine-tune lab", layout="wide")
+st.title("Fine-tune lab")
+st.markdown("Runs train in a separate process through `hybridviz.training` (not inside this page), one at a "
+            f"time; up to {lab.MAX_WAITING} more wait in a queue. About 3–5 s per step for me5-small on 2 cores, "
+            "then a few minutes per benchmark to evaluate.")
+
+defaults = TrainConfig()
+with st.form("new_run"):
+    c1, c2, c3, c4 = st.columns(4)
+    sampler = c1.selectbox("Sampler", SAMPLERS, index=SAMPLERS.index("hybrid"), key="sampler")
+    alpha = c1.number_input("α (hybrid: share of X-X-mono batches)", 0.0, 1.0, 0.5, 0.05)
+    steps = c2.number_input("Steps", 1, 100_000, defaults.steps, key="steps")
+    batch = c2.number_input("Batch size", 2, 1_000_000, defaults.batch_size, key="batch")
+    lr = c3.number_input("Learning rate", 1e-7, 1e-2, defaults.learning_rate, format="%.1e")
+    temperature = c3.number_input("Temperature τ", 0.001, 10.0, defaults.temperature, format="%.3f")
+    seed = c4.number_input("Seed", 0, 10_000, 0)
+    languages = c4.multiselect("Training languages (empty = all 7 of MLQA-R)",
+                               ["ar", "de", "en", "es", "hi", "vi", "zh"], key="languages")
+    with st.expander("Advanced"):
+        model = st.selectbox("Model", ["me5-small", "tiny"], key="model", format_func=lambda m: {
+            "me5-small": "me5-small (offline multilingual-e5-small)",
+            "tiny": "tiny random BERT (checks the pipeline in seconds; results are meaningless)"}[m])
+        warmup = st.number_input("Warm-up steps", 0, 5000, defaults.warmup_steps)
+        tasks = st.multiselect("Evaluate on", [e["task"] for e in DEFAULT_EVALUATIONS], key="tasks",
+                               default=[e["task"] for e in DEFAULT_EVALUATIONS],
+                               format_func=lambda t: TASK_LABELS.get(t, t))
+    submitted = st.form_submit_button("Start fine-tune", type="primary")
+
+if submitted:
+    config = TrainConfig(model=model, sampler=sampler, alpha=float(alpha), steps=int(steps), batch_size=int(batch),
+                         learning_rate=float(lr), warmup_steps=min(int(warmup), int(steps)),
+                         temperature=float(temperature), seed=int(seed), train_languages=languages or None,
+                         freeze_word_embeddings=model != "tiny")
+    try:
+        run = lab.submit(config, tasks=tasks)
+        st.success(f"Queued {run.id}.")
+    except HybridvizError as exc:
+        st.error(str(exc))
+
+
+@st.fragment(run_every=2)
+def live() -> None:
+    runs = [r for r in list_runs() if (r.dir / "lab.json").exists()]
+    if not runs:
+        st.info("No lab run yet: fill in the form above and press **Start fine-tune**.")
+        return
+    waiting = [r.id for r in lab.queue()]
+    runs.sort(key=lambda r: lab.lab_info(r).get("submitted", 0), reverse=True)
+    for run in runs:
+        status = run.status()
+        state = status.get("state", "unknown")
+        evaluation = lab.evaluation_state(run)
+        cfg = run.config()
+        title = (f"{run.id} · {cfg.get('sampler')} α={cfg.get('alpha')} · {cfg.get('steps')} steps · {state}"
+                 + (f" · evaluation {evaluation.get('state')}" if evaluation else ""))
+        with st.expander(title, expanded=state in ("queued", "running") or evaluation.get("state") == "evaluating"):
+            if state == "queued":
+                position = waiting.index(run.id) + 1 if run.id in waiting else "?"
+                st.write(f"Waiting for the training slot: position {position} in the queue.")
+            if state in ("running", "done", "cancelled", "failed"):
+                st.progress(float(status.get("progress", 0.0)),
+                            text=f"step {status.get('step', 0)}/{status.get('total_steps', cfg.get('steps'))}"
+                                 + (f" · ETA {status.get('eta_s', 0):.0f} s" if state == "running" else ""))
+            if state == "failed":
+                st.error(status.get("error", "failed"))
+            log = run.train_log()
+            if log:
+                frame = pd.DataFrame(log)
+                st.plotly_chart(px.line(frame, x="step", y="loss", title="training loss (InfoNCE)", height=260),
+                                width="stretch", key=f"loss-{run.id}")
+            if evaluation.get("state") == "evaluating":
+                st.write(f"Evaluating {evaluation.get('task')} ({len(evaluation.get('done', []))}/"
+                         f"{evaluation.get('total')} done)…")
+            elif evaluation.get("state") == "failed":
+                st.error(f"Evaluation failed: {evaluation.get('error')}")
+            elif evaluation.get("state") == "done":
+                st.success("Evaluated: it appears on the other pages as "
+                           f"`lab:{run.id}`. Done: {', '.join(evaluation.get('done', []))}.")
+            if state in ("queued", "running") and st.button("Cancel", key=f"cancel-{run.id}"):
+                st.toast(f"{run.id}: {lab.cancel(run)}")
+
+
+live()

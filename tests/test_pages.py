@@ -1,0 +1,143 @@
+"""Every dashboard page rendered by streamlit's AppTest on a real (tiny-model) result bundle: no exception, the
+expected widgets, and an interaction that changes what is shown. Empty states name the command to run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGES = ROOT / "pages"
+
+
+@pytest.fixture
+def bundle_root(tiny_grid, monkeypatch, tmp_path):
+    """Pages read the tiny grid's bundle; lab and search see an empty run registry of their own."""
+    from hybridviz.experiments import bundle
+    from hybridviz.training import runs
+
+    out, spec, manifest, root = tiny_grid
+    monkeypatch.setattr(bundle, "REFERENCE_DIR", out.parent)
+    monkeypatch.setattr(runs, "RUNS_DIR", tmp_path / "runs")
+    return out
+
+
+def page(name: str, timeout: int = 240) -> AppTest:
+    path = ROOT / "app.py" if name == "app.py" else PAGES / name
+    return AppTest.from_file(str(path), default_timeout=timeout)
+
+
+def chart_specs(at) -> list[str]:
+    return [c.proto.spec for c in at.get("plotly_chart")]
+
+
+def test_overview_shows_headline_reported_rows_and_provenance(bundle_root):
+    at = page("app.py").run()
+    assert not at.exception
+    ours = at.dataframe[0].value
+    assert list(ours["sampler"]) == ["base (no fine-tune)", "X-X-mono", "X-Y", "hybrid"]
+    summary = json.loads((bundle_root / "summary.json").read_text())
+    cell = next(c for c in summary["cells"] if c["task"] == "xquad-r" and c["group"] == "hybrid"
+                and c["setting"] == "multi" and c["metric"] == "mAP")
+    shown = ours.loc[ours["sampler"] == "hybrid", "XQuAD-R · multi mAP"].iloc[0]
+    assert shown.startswith(f"{cell['mean']:.4f} ± {cell['std']:.4f} (n=2)")
+    reported = at.dataframe[1].value
+    assert set(reported["model"]) == {"XLM-R (reported)", "LaBSE (reported)"}
+    assert any("reported" in s.value.lower() for s in at.subheader)
+    assert any("python -m hybridviz experiment" in c.value or "commit" in c.value for c in at.caption)
+
+
+def test_overview_without_bundle_names_the_command(monkeypatch, tmp_path, data_root):
+    from hybridviz.experiments import bundle
+
+    monkeypatch.setattr(bundle, "REFERENCE_DIR", tmp_path)
+    at = page("app.py").run()
+    assert not at.exception
+    assert "python -m hybridviz experiment" in at.info[0].value
+
+
+def test_sampler_comparison_changes_with_the_metric(bundle_root):
+    at = page("1_Sampler_comparison.py").run()
+    assert not at.exception
+    assert [s.label for s in at.selectbox][:2] == ["Setting", "Metric"]
+    before = chart_specs(at)
+    assert len(before) == 3  # dots, per-language bars, alpha sweep
+    at.selectbox(key="param_metric").select("max_rank_distance").run()
+    assert not at.exception
+    after = chart_specs(at)
+    assert after[0] != before[0] and "rank distance" in after[0]
+
+
+def test_language_pairs_delta_changes_with_the_sampler(bundle_root):
+    at = page("2_Language_pairs.py").run()
+    assert not at.exception
+    before = chart_specs(at)
+    assert len(before) == 2 and '"zmid":0' in before[1].replace(" ", "")
+    at.selectbox(key="param_b").select("x-y").run()
+    assert not at.exception
+    after = chart_specs(at)
+    assert after[1] != before[1] and "x-y" in after[1]
+
+
+def test_language_bias_query_rank_plot(bundle_root):
+    at = page("3_Language_bias.py").run()
+    assert not at.exception
+    assert len(chart_specs(at)) == 3
+    first = at.selectbox(key="param_query").value
+    options = at.selectbox(key="param_query").options
+    at.selectbox(key="param_query").select(options[-1]).run()
+    assert not at.exception and at.selectbox(key="param_query").value != first
+    at.text_input(key="needle").input("zz-no-such-id").run()
+    assert not at.exception and "No query id contains" in at.warning[0].value
+
+
+def test_embedding_map_with_tiny_models(bundle_root, monkeypatch):
+    from hybridviz import dashboard
+
+    monkeypatch.setattr(dashboard, "available_models", lambda: {"tiny seed 0": "tiny", "tiny seed 1": "tiny:1"})
+    at = page("4_Embedding_map.py").run()
+    assert not at.exception
+    assert len(chart_specs(at)) == 2
+    scores = at.dataframe[0].value
+    assert list(scores["model"]) == ["tiny seed 0", "tiny seed 1"]
+    at.selectbox(key="param_source").select("mkqa queries").run()
+    assert not at.exception and len(at.dataframe[0].value) == 2
+
+
+def test_search_results_and_bad_queries(bundle_root, monkeypatch):
+    from hybridviz import dashboard
+
+    monkeypatch.setattr(dashboard, "available_models", lambda: {"tiny": "tiny"})
+    at = page("5_Search.py").run()
+    assert not at.exception and "Type a query" in at.info[0].value
+    at.selectbox(key="param_pool").select("MKQA answers").run()
+    at.text_area[0].input("who wrote the song let it be").run()
+    assert not at.exception
+    hits = at.dataframe[0].value
+    assert len(hits) == 10 and set(hits.columns) >= {"rank", "lang", "score", "relevant", "text"}
+    assert set(hits["relevant"]) == {"unknown"}
+    at.text_area[0].input("x" * 10_000).run()
+    assert not at.exception and "10,000 characters" in at.error[0].value
+    at.text_area[0].input("   ").run()
+    assert not at.exception and "Type a query" in at.info[0].value
+
+
+def test_fine_tune_lab_rejects_bad_settings_and_shows_empty_state(bundle_root):
+    from hybridviz.training import runs
+
+    at = page("6_Fine-tune_lab.py").run()
+    assert not at.exception
+    assert "No lab run yet" in at.info[0].value
+    at.number_input(key="batch").set_value(100_000)  # larger than the training data
+    at.button[0].click().run()
+    assert not at.exception
+    assert "Invalid training settings" in at.error[0].value and "larger than the" in at.error[0].value
+    at.number_input(key="batch").set_value(32)
+    at.multiselect(key="languages").select("en")
+    at.selectbox(key="sampler").select("x-y")
+    at.button[0].click().run()
+    assert "needs at least two training languages" in at.error[0].value
+    assert not list(runs.RUNS_DIR.glob("*/status.json")), "a rejected run leaves nothing behind"
