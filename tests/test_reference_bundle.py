@@ -50,7 +50,7 @@ def test_summary_recomputes_from_the_per_model_files(bundle):
     queries = sorted(set.intersection(*(set(r) for r in runs_a + runs_b)))
     a = np.array([np.mean([r[q] for r in runs_a]) for q in queries])
     b = np.array([np.mean([r[q] for r in runs_b]) for q in queries])
-    again = paired_tests(a, b)
+    again = paired_tests(a, b, n_resamples=committed.get("n_resamples", 10_000))
     for name in ("n", "delta", "t", "p_ttest", "p_randomisation"):
         assert again[name] == pytest.approx(test[name], rel=1e-6, abs=1e-9), name
 

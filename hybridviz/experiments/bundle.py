@@ -196,6 +196,7 @@ def summarise(bundle: Bundle, n_resamples: int = 10_000) -> dict:
                 tests.append({"task": task, "setting": setting, "metric": metric, "a": a, "b": b, **res,
                               "better": "b" if (res["delta"] < 0) == (metric in LOWER_IS_BETTER) else "a"})
     return {"cells": cells, "tests": tests, "per_language": per_language, "seen_languages": seen,
+            "n_resamples": n_resamples,
             "alpha_sweep": alpha_sweep(bundle),
             "definitions": {"std": "sample std over seeds (ddof=1)",
                             "tests": "paired over queries: each query's value averaged over the seeds of a "
@@ -230,9 +231,9 @@ def alpha_sweep(bundle: Bundle) -> list[dict]:
     return sorted(points, key=lambda p: p["alpha"])
 
 
-def write_summary(path: Path) -> dict:
+def write_summary(path: Path, n_resamples: int = 10_000) -> dict:
     bundle = load_bundle(path)
-    summary = summarise(bundle)
+    summary = summarise(bundle, n_resamples=n_resamples)
     write_json_atomic(Path(path) / "summary.json", summary)
     lines = ["task,setting,metric,group,mean,std,n,values\n"]
     for c in summary["cells"]:

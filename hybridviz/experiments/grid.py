@@ -119,11 +119,12 @@ def run_grid(out: Path, spec: GridSpec | None = None, log: Callable[[str], None]
     manifest["spec"] = asdict(spec)
     units_state = manifest.setdefault("units", {})
 
-    def save():
+    def save(final: bool = False):
         manifest["updated"] = provenance(None)["created"]
         manifest["wall_s"] = round(sum(sum(u.get("wall_s", {}).values()) for u in units_state.values()), 1)
         write_json_atomic(manifest_path, manifest)
-        write_summary(out)
+        # between units a quicker summary (2,000 resamples per test); the last one uses 10,000
+        write_summary(out, n_resamples=10_000 if final else 2_000)
 
     for unit in plan(spec):
         if only and unit.label not in only:
@@ -161,6 +162,7 @@ def run_grid(out: Path, spec: GridSpec | None = None, log: Callable[[str], None]
             save()
         state["state"] = "done"
         save()
+    save(final=True)
     return manifest
 
 

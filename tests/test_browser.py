@@ -1,0 +1,131 @@
+"""The dashboard as a person sees it: `streamlit run app.py` in headless Chromium (Playwright).
+
+Visits every page (no error element; a screenshot of each into artifacts/screenshots/), starts a 5-step tiny-model
+run in the fine-tune lab and watches it finish and get evaluated, then searches with that model and sees results.
+The lab uses a run registry of its own (HYBRIDVIZ_RUNS), so the test never touches cache/runs.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlencode
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "artifacts" / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+PAGES = ["", "Sampler_comparison", "Language_pairs", "Language_bias", "Embedding_map", "Search", "Fine-tune_lab",
+         "Evaluation_details"]
+pytestmark = pytest.mark.slow
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, data_root):
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (.ci/run does)")
+    runs = tmp_path_factory.mktemp("browser-runs")
+    port = _free_port()
+    env = {**os.environ, "HYBRIDVIZ_RUNS": str(runs), "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+                             "--server.port", str(port), "--server.address", "127.0.0.1"],
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(url + "/_stcore/health", timeout=2)
+            break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail("streamlit did not start within 60 s")
+    yield url, runs
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu",
+                                                               "--disable-background-networking"])
+        yield b
+        b.close()
+
+
+def wait_idle(page, timeout_ms: int = 240_000) -> None:
+    """Until the app has rendered and no script run is in progress."""
+    page.wait_for_selector('[data-testid="stApp"]', timeout=60_000)
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]') && "
+        "document.querySelectorAll('[data-testid=\"stMarkdown\"], [data-testid=\"stAlert\"]').length > 0",
+        timeout=timeout_ms)
+    page.wait_for_timeout(500)
+
+
+def errors_on(page) -> list[str]:
+    found = page.locator('[data-testid="stException"], [data-testid="stAlertContentError"]')
+    return [found.nth(i).inner_text()[:300] for i in range(found.count())]
+
+
+def test_every_page_renders_without_error(server, browser):
+    url, _ = server
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    for name in PAGES:
+        page.goto(f"{url}/{name}")
+        wait_idle(page)
+        assert errors_on(page) == [], name
+        page.screenshot(path=str(ARTIFACTS / f"{name or 'Overview'}.png"), full_page=True)
+    page.close()
+
+
+def test_lab_run_finishes_then_search_with_it(server, browser):
+    url, runs = server
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{url}/Fine-tune_lab")
+    wait_idle(page)
+    page.get_by_label("Steps").fill("5")
+    page.get_by_text("Advanced").click()
+    page.get_by_text("me5-small (offline multilingual-e5-small)").click()
+    page.get_by_text("tiny random BERT", exact=False).last.click()
+    page.get_by_role("button", name="Start fine-tune").click()
+    page.get_by_text("Queued", exact=False).wait_for(timeout=60_000)
+    page.get_by_text("Evaluated: it appears on the other pages", exact=False).wait_for(timeout=420_000)
+    page.screenshot(path=str(ARTIFACTS / "Fine-tune_lab-finished.png"), full_page=True)
+    assert errors_on(page) == []
+    run_id = next(p.name for p in runs.iterdir() if (p / "lab.json").exists())
+    label = next(line for line in _model_labels(runs) if run_id in line)
+
+    query = "who wrote the song let it be"
+    page.goto(f"{url}/Search?" + urlencode({"pool": "MKQA answers", "models": label, "q": query}))
+    wait_idle(page)
+    page.locator('[data-testid="stDataFrame"]').first.wait_for(timeout=240_000)
+    assert errors_on(page) == []
+    assert "known relevant" not in page.content()  # a free-text query has no known relevant items
+    page.screenshot(path=str(ARTIFACTS / "Search-results.png"), full_page=True)
+    page.close()
+
+
+def _model_labels(runs: Path) -> list[str]:
+    code = ("import sys; from pathlib import Path; from hybridviz.training import runs; "
+            f"runs.RUNS_DIR = Path({str(runs)!r}); from hybridviz.dashboard import available_models; "
+            "print('\\n'.join(available_models()))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    return out.stdout.splitlines()
