@@ -56,7 +56,7 @@ def test_training_lowers_loss_and_changes_weights(tmp_path, data_root, tiny):
     from safetensors.torch import load_file
     from sentence_transformers import SentenceTransformer
 
-    config = TrainConfig(**FAST, sampler="hybrid", steps=20, save_steps=100)
+    config = TrainConfig(**FAST, sampler="hybrid", steps=20, save_steps=100, max_seq_length=64)
     pairs = load_pairs(config)
     batches = list(HybridBatchSampler(pairs.columns(), batch_size=16, drop_last=True, seed=0, num_batches=6))
     before = held_loss(tiny.model, pairs, batches)
@@ -76,6 +76,8 @@ def test_training_lowers_loss_and_changes_weights(tmp_path, data_root, tiny):
     assert cfg["sampler"] == "hybrid" and cfg["seen_languages"] == ["de", "en"]
     assert all(len(sha) == 64 for sha in cfg["data_files"].values())
     assert (trained.prompts["query"], trained.prompts["passage"]) == ("query: ", "passage: ")
+    # trained on 64 tokens, saved to read texts as long as its base does (models are compared at equal lengths)
+    assert trained.max_seq_length == tiny.model.max_seq_length == 128
     from hybridviz.encoders import load_encoder
 
     reloaded = load_encoder(str(run.model_dir))

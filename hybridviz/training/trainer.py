@@ -233,6 +233,7 @@ def _fit(config: TrainConfig, run: Run, pairs, on_progress) -> None:
     torch.manual_seed(config.seed)
     encoder = load_encoder(config.model, use_cache=False)
     model = encoder.model
+    inference_length = model.max_seq_length  # restored before saving: models are compared at equal lengths
     model.max_seq_length = config.max_seq_length
     if config.freeze_word_embeddings:
         model[0].auto_model.get_input_embeddings().weight.requires_grad_(False)
@@ -265,4 +266,5 @@ def _fit(config: TrainConfig, run: Run, pairs, on_progress) -> None:
     trainer.train(resume_from_checkpoint=str(last) if last else None)
     if _rank() == 0:
         model.prompts = {"query": encoder.query_prefix, "passage": encoder.passage_prefix}
+        model.max_seq_length = inference_length  # trained on 128 tokens (CPU), read texts as the base does
         model.save(str(run.model_dir))
