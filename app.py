@@ -1,4 +1,4 @@
-"""hybridviz: `streamlit run app.py`. The pages live in pages/ (thin: they call the hybridviz library and draw);
+"""hybridviz: `streamlit run app.py`. The pages live in views/ (thin: they call the hybridviz library and draw);
 this file only names them and their order."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import streamlit as st
 
-PAGES = Path(__file__).parent / "pages"
+PAGES = Path(__file__).parent / "views"
 st.set_page_config(page_title="hybridviz", layout="wide")
 navigation = st.navigation([
     st.Page(PAGES / "0_Overview.py", title="Overview", default=True),

@@ -72,7 +72,8 @@ def param_select(label: str, options: list, key: str, default=None, sidebar: boo
 def param_multiselect(label: str, options: list, key: str, default: list | None = None, sidebar: bool = False):
     options = list(options)
     wanted = st.query_params.get_all(key)
-    value = [o for o in options if str(o) in wanted] if wanted else [o for o in (default or options) if o in options]
+    value = [o for o in options if str(o) in wanted] if wanted else \
+        [o for o in (options if default is None else default) if o in options]
     where = st.sidebar if sidebar else st
     choice = where.multiselect(label, options, default=value, key=f"param_{key}")
     st.query_params[key] = [str(c) for c in choice]

@@ -53,8 +53,8 @@ class GridSpec:
     alpha_seed: int = 0
     alpha_tasks: list[str] = field(default_factory=lambda: ["xquad-r"])
     steps: int = 100
-    learning_rate: float = 2e-5
-    warmup_steps: int = 10
+    learning_rate: float = 3e-5  # the sweep's choice (cache/reference/lr-sweep/sweep.json)
+    warmup_steps: int = 0
     batch_size: int = 32
     temperature: float = 0.05
     precision: str = field(default_factory=default_precision)  # of evaluation (training: TrainConfig's)
@@ -116,6 +116,8 @@ def run_grid(out: Path, spec: GridSpec | None = None, log: Callable[[str], None]
     if manifest.get("spec") and manifest["spec"] != asdict(spec):
         raise HybridvizError(f"{out} holds a grid with other settings; choose another --out or remove it.")
     manifest.setdefault("provenance", provenance(None))
+    # every start or resume: the code of each unit is in its own metrics.json / config.json provenance too
+    manifest.setdefault("sessions", []).append(provenance(None))
     manifest["spec"] = asdict(spec)
     units_state = manifest.setdefault("units", {})
 
