@@ -18,33 +18,32 @@ def _test(summary: dict, task: str, setting: str, metric: str, a: str, b: str) -
                  and t["metric"] == metric and t["a"] == a and t["b"] == b), None)
 
 
-def headline(summary: dict, tasks: list[str], groups: list[str] = SAMPLER_ORDER) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(display table of strings, numeric long table) for the samplers x benchmark cells."""
+def headline(summary: dict, task: str, groups: list[str] = SAMPLER_ORDER) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(display table of strings, numeric long table): samplers x the headline cells of one benchmark."""
     cells = {(c["task"], c["setting"], c["metric"], c["group"]): c for c in summary.get("cells", [])}
     display, numeric = [], []
     for group in groups:
         row = {"sampler": SAMPLER_LABELS.get(group, group)}
         present = False
-        for task in tasks:
-            for setting, metric, title in HEADLINE_COLUMNS:
-                c = cells.get((task, setting, metric, group))
-                col = f"{TASK_LABELS.get(task, task)} · {title}"
-                if c is None or c["mean"] is None:
-                    row[col] = "n/a" if setting == "mono" and task == "mkqa-queries" else ""
-                    continue
-                present = True
-                digits = 1 if metric == "max_rank_distance" else 4
-                marks = ""
-                if group != "base":
-                    t = _test(summary, task, setting, metric, "base", group)
-                    marks += MARKS["base"] if t and t["p_randomisation"] < 0.05 else ""
-                if group == "hybrid":
-                    for other in ("x-x-mono", "x-y"):
-                        t = _test(summary, task, setting, metric, other, "hybrid")
-                        marks += MARKS[other] if t and t["p_randomisation"] < 0.05 else ""
-                row[col] = f"{c['mean']:.{digits}f} ± {c['std']:.{digits}f} (n={c['n']}){' ' + marks if marks else ''}"
-                numeric.append({"sampler": group, "task": task, "setting": setting, "metric": metric,
-                                "mean": c["mean"], "std": c["std"], "n": c["n"], "marks": marks})
+        for setting, metric, title in HEADLINE_COLUMNS:
+            c = cells.get((task, setting, metric, group))
+            if c is None or c["mean"] is None:
+                row[title] = "n/a" if setting == "mono" and task == "mkqa-queries" else ""
+                continue
+            present = True
+            digits = 1 if metric == "max_rank_distance" else 4
+            marks = ""
+            if group != "base":
+                t = _test(summary, task, setting, metric, "base", group)
+                marks += MARKS["base"] if t and t["p_randomisation"] < 0.05 else ""
+            if group == "hybrid":
+                for other in ("x-x-mono", "x-y"):
+                    t = _test(summary, task, setting, metric, other, "hybrid")
+                    marks += MARKS[other] if t and t["p_randomisation"] < 0.05 else ""
+            spread = f" ± {c['std']:.{digits}f}" if c["n"] > 1 else ""
+            row[title] = f"{c['mean']:.{digits}f}{spread} (n={c['n']}){' ' + marks if marks else ''}"
+            numeric.append({"benchmark": task, "sampler": group, "setting": setting, "metric": metric,
+                            "mean": c["mean"], "std": c["std"], "n": c["n"], "marks": marks})
         if present:
             display.append(row)
     return pd.DataFrame(display), pd.DataFrame(numeric)
