@@ -30,6 +30,19 @@ def _bundle(path: str, stamp: float) -> Bundle:
     return load_bundle(path)
 
 
+def bundle_page(title: str, intro: str | None = None) -> Bundle:
+    """The head of a page that reads a result bundle: config, title, export format, the bundle (or stop)."""
+    st.set_page_config(page_title=f"hybridviz · {title.lower()}", layout="wide")
+    st.title(title)
+    if intro:
+        st.markdown(intro)
+    image_format()
+    bundle = current_bundle()
+    if bundle is None:
+        st.stop()
+    return bundle
+
+
 def current_bundle() -> Bundle | None:
     """The bundle chosen in the sidebar (cache/reference/*), or None with an empty-state message shown."""
     root = bundle_module.REFERENCE_DIR  # read at call time: tests point it elsewhere

@@ -10,12 +10,7 @@ from hybridviz import dashboard as dash
 from hybridviz.viz.comparison import alpha_line, per_language_bars, per_language_frame, sampler_dots, seed_frame
 from hybridviz.viz.style import METRIC_LABELS, TASK_LABELS
 
-st.set_page_config(page_title="hybridviz · sampler comparison", layout="wide")
-st.title("Sampler comparison")
-dash.image_format()
-bundle = dash.current_bundle()
-if bundle is None:
-    st.stop()
+bundle = dash.bundle_page("Sampler comparison")
 
 tasks = bundle.tasks()
 chosen = dash.param_multiselect("Benchmarks", tasks, "tasks", default=tasks)

@@ -9,12 +9,7 @@ from hybridviz import dashboard as dash
 from hybridviz.viz.heatmaps import delta_cells, delta_heatmap, frame_heatmap, mean_matrix
 from hybridviz.viz.style import TASK_LABELS
 
-st.set_page_config(page_title="hybridviz · language pairs", layout="wide")
-st.title("Language pairs")
-dash.image_format()
-bundle = dash.current_bundle()
-if bundle is None:
-    st.stop()
+bundle = dash.bundle_page("Language pairs")
 
 task = dash.param_select("Benchmark", bundle.tasks(), "task", format_func=lambda t: TASK_LABELS.get(t, t))
 results = dash.results_with_lab(bundle, task)

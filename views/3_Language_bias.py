@@ -10,15 +10,10 @@ from hybridviz.viz.bias import (bias_frame, query_rank_frame, query_rank_plot, r
                                 same_language_bars)
 from hybridviz.viz.style import TASK_LABELS
 
-st.set_page_config(page_title="hybridviz · language bias", layout="wide")
-st.title("Language bias")
-st.markdown("In a pool of all languages an unbiased retriever ranks a question's parallel answers close together "
-            "whatever their language. **Max rank distance** = worst − best rank of a query's parallel relevant "
-            "items (LAReQA / the paper's bias measure; lower is better).")
-dash.image_format()
-bundle = dash.current_bundle()
-if bundle is None:
-    st.stop()
+bundle = dash.bundle_page("Language bias", intro=(
+    "In a pool of all languages an unbiased retriever ranks a question's parallel answers close together whatever "
+    "their language. **Max rank distance** = worst − best rank of a query's parallel relevant items (LAReQA / the "
+    "paper's bias measure; lower is better)."))
 
 task = dash.param_select("Benchmark", bundle.tasks(), "task", format_func=lambda t: TASK_LABELS.get(t, t))
 results = [r for r in dash.results_with_lab(bundle, task) if r.metrics.get("settings", {}).get("multi", {}).get("macro")]
