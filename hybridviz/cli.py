@@ -110,6 +110,17 @@ def cmd_sweep(args) -> int:
     return 0
 
 
+def cmd_budget(args) -> int:
+    from hybridviz.experiments.sweep import run_budget_check
+
+    state = run_budget_check(Path(args.out), budgets=[int(x) for x in _split(args.budgets)], seed=args.seed,
+                             log=lambda m: print(m, file=sys.stderr, flush=True))
+    for steps, ranking in state["rankings"].items():
+        print(f"{steps:>5} steps: " + "  ".join(f"{m}: {' > '.join(r)}" for m, r in ranking.items()))
+    print(f"ranking changes: {state['ranking_changes']}")
+    return 0
+
+
 def cmd_experiment(args) -> int:
     from hybridviz.experiments.grid import GridSpec, plan, run_grid, with_overrides
 
@@ -196,6 +207,12 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--sampler", default="hybrid")
     w.add_argument("--seed", type=int, default=0)
     w.set_defaults(func=cmd_sweep)
+
+    b = sub.add_parser("budget", help="does the sampler ranking change with the step budget? (held-out MLQA-R)")
+    b.add_argument("--out", default="cache/reference/step-budget")
+    b.add_argument("--budgets", default="100,300")
+    b.add_argument("--seed", type=int, default=0)
+    b.set_defaults(func=cmd_budget)
 
     x = sub.add_parser("experiment", help="the sampler grid: base + fine-tunes x seeds, alpha sweep, evaluations")
     x.add_argument("--out", default="cache/reference/sampler-grid", help="result bundle folder")

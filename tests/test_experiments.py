@@ -127,3 +127,29 @@ def test_grid_refuses_to_mix_settings_and_bundles_report_damage(tiny_grid, tmp_p
     (tmp_path / "bad" / "manifest.json").write_text("{not json")
     with pytest.raises(BundleError, match="damaged"):
         write_summary(tmp_path / "bad")
+
+
+def test_sweep_and_budget_check_choose_on_held_out_groups(tmp_path, monkeypatch, data_root):
+    from hybridviz.experiments.sweep import run_budget_check, run_sweep
+    from hybridviz.training import runs
+    from hybridviz.training.trainer import TrainConfig, load_pairs, validation_pairs
+
+    monkeypatch.setattr(runs, "RUNS_DIR", tmp_path / "runs")
+    base = TrainConfig(model="tiny", steps=3, batch_size=8, freeze_word_embeddings=False,
+                       train_languages=["en", "de"], mixed_precision="fp32")
+    state = run_sweep(tmp_path / "sweep", base, learning_rates=(1e-4, 1e-2), warmup_shares=(0.34, 0.0),
+                      log=lambda m: None)
+    trials = [t for k, t in state["trials"].items() if k != "base"]
+    assert len(trials) == 3  # two learning rates, then the other warm-up at the better one
+    best = max(trials, key=lambda t: t["multi_mAP"])
+    assert state["chosen"]["learning_rate"] == best["learning_rate"]
+    assert state["chosen"]["warmup_steps"] == best["warmup_steps"]
+    # the held-out groups never reach training
+    held = TrainConfig(**{**base.__dict__, "holdout": 0.2})
+    assert not set(load_pairs(held).group) & set(validation_pairs(held).group)
+    assert json.loads((tmp_path / "sweep" / "sweep.json").read_text())["chosen"] == state["chosen"]
+
+    budget = run_budget_check(tmp_path / "budget", budgets=(2, 4), base=base, log=lambda m: None)
+    assert {(t["sampler"], t["steps"]) for t in budget["trials"].values()} == {
+        (s, n) for s in ("x-x-mono", "x-y", "hybrid") for n in (2, 4)}
+    assert set(budget["rankings"]) == {"2", "4"} and set(budget["ranking_changes"]) == {"mono", "cross", "multi"}

@@ -83,3 +83,39 @@ def run_sweep(out: Path, base: TrainConfig | None = None, learning_rates=LEARNIN
                        "multi_mAP": best["multi_mAP"], "base_multi_mAP": trials["base"]["multi_mAP"]}
     save()
     return state
+
+
+def run_budget_check(out: Path, budgets=(100, 300), samplers=("x-x-mono", "x-y", "hybrid"), seed: int = 0,
+                     base: TrainConfig | None = None, log: Callable[[str], None] = print) -> dict:
+    """Does the ranking of samplers change with the step budget? Each sampler trained at each budget (held-out
+    MLQA-R groups removed) and scored on those groups; results in `<out>/budget.json`, resumable."""
+    base = replace(base or TrainConfig(), holdout=HOLDOUT, seed=seed)
+    path = Path(out) / "budget.json"
+    state = json.loads(path.read_text()) if path.exists() else {}
+    state.setdefault("provenance", provenance(seed))
+    state["selection"] = (f"validation: {HOLDOUT:.0%} of the MLQA-R question groups held out of training; "
+                          "multilingual / cross / mono mAP on them")
+    trials: dict = state.setdefault("trials", {})
+    for steps in budgets:
+        for sampler in samplers:
+            config = replace(base, sampler=sampler, steps=int(steps))
+            key = config.run_id()
+            if key in trials:
+                continue
+            start = time.perf_counter()
+            log(f"budget: {sampler}, {steps} steps ({key})")
+            train(config)
+            trials[key] = {"sampler": sampler, "steps": int(steps), "run_id": key,
+                           **validation_scores(f"run:{key}", config, config.mixed_precision),
+                           "wall_s": round(time.perf_counter() - start, 1)}
+            state["updated"] = provenance(seed)["created"]
+            write_json_atomic(path, state)
+    rankings = {}
+    for steps in budgets:
+        rows = [t for t in trials.values() if t["steps"] == int(steps)]
+        rankings[str(steps)] = {m: [t["sampler"] for t in sorted(rows, key=lambda t: -t[f"{m}_mAP"])]
+                                for m in ("mono", "cross", "multi")}
+    state["rankings"] = rankings
+    state["ranking_changes"] = {m: len({tuple(r[m]) for r in rankings.values()}) > 1 for m in ("mono", "cross", "multi")}
+    write_json_atomic(path, state)
+    return state
