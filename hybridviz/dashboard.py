@@ -154,3 +154,18 @@ def encoder(spec: str):
 
     # the precision the grid encoded with, so its embedding cache serves the pools warm
     return load_encoder(spec, precision=default_precision())
+
+
+@st.cache_data(show_spinner="Reading the benchmark's queries…", max_entries=8)
+def query_texts(task: str, languages: tuple[str, ...], limit: int | None, seed: int) -> dict[str, str]:
+    """query id -> text for the corpus an evaluation used (its languages and sample are in its metrics.json)."""
+    from hybridviz.tasks import build_corpus
+
+    corpus = build_corpus(task, list(languages), limit, seed)
+    return dict(zip(corpus.query_ids, corpus.query_texts))
+
+
+def query_texts_of(result) -> dict[str, str]:
+    notes = result.metrics.get("notes", {})
+    return query_texts(result.task, tuple(result.metrics.get("languages", [])), notes.get("limit"),
+                       notes.get("seed", 0) or 0)

@@ -44,9 +44,12 @@ matches = [q for q in ids if needle.strip() in q] if needle.strip() else ids
 if not matches:
     st.warning(f"No query id contains {needle!r}; ids look like {ids[0]!r}.")
 else:
-    query_id = dash.param_select("Query", matches[:2000], "query")
+    texts = dash.query_texts_of(chosen[0])
+    query_id = dash.param_select("Query", matches[:2000], "query",
+                                 format_func=lambda q: f"{q} · {texts.get(q, '')[:80]}")
     ranks = query_rank_frame(chosen, query_id)
-    dash.chart(query_rank_plot(ranks, query_id), ranks, f"ranks-{query_id.replace(':', '_')}")
+    dash.chart(query_rank_plot(ranks, query_id, texts.get(query_id, "")), ranks,
+               f"ranks-{query_id.replace(':', '_')}")
     worst = frame[frame["query_id"] == query_id][["label", "max_rank_distance", "same_lang@10", "ap"]]
     st.dataframe(worst.sort_values("label"), hide_index=True, width="stretch")
 dash.provenance_caption(bundle)
