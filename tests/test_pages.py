@@ -91,7 +91,7 @@ def test_language_bias_query_rank_plot(bundle_root):
     assert len(chart_specs(at)) == 3
     first = at.selectbox(key="param_query").value
     options = at.selectbox(key="param_query").options
-    at.selectbox(key="param_query").select(options[-1]).run()
+    at.selectbox(key="param_query").select_index(len(options) - 1).run()
     assert not at.exception and at.selectbox(key="param_query").value != first
     at.text_input(key="needle").input("zz-no-such-id").run()
     assert not at.exception and "No query id contains" in at.warning[0].value
