@@ -45,8 +45,8 @@ if not matches:
     st.warning(f"No query id contains {needle!r}; ids look like {ids[0]!r}.")
 else:
     texts = dash.query_texts_of(chosen[0])
-    query_id = dash.param_select("Query", matches[:2000], "query",
-                                 format_func=lambda q: f"{q} · {texts.get(q, '')[:80]}")
+    query_id = dash.param_select("Query", matches[:2000], "query")
+    st.markdown(f"> {texts.get(query_id, '')}")
     ranks = query_rank_frame(chosen, query_id)
     dash.chart(query_rank_plot(ranks, query_id, texts.get(query_id, "")), ranks,
                f"ranks-{query_id.replace(':', '_')}")
