@@ -70,15 +70,20 @@ def submit(config: TrainConfig, tasks: list[str] | None = None, root: Path | Non
     specs = [e for e in (evaluations or DEFAULT_EVALUATIONS) if tasks is None or e["task"] in tasks]
     write_json_atomic(run.dir / "lab.json", {"submitted": time.time(), "evaluations": specs})
     (run.dir / "evaluation.json").unlink(missing_ok=True)
-    log = open(run.dir / "lab.log", "ab")
-    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    proc = subprocess.Popen([sys.executable, "-m", "hybridviz", "lab-run", run.id, "--root",
-                             str(Path(root or registry.RUNS_DIR))], cwd=ROOT, stdout=log, stderr=log,
-                            stdin=subprocess.DEVNULL, start_new_session=True, env=env)
-    log.close()
+    pid = start_worker(run, Path(root or registry.RUNS_DIR))
     if run.status().get("state") != "done":
-        run.set_status("queued", pid=proc.pid)
+        run.set_status("queued", pid=pid)
     return run
+
+
+def start_worker(run: Run, root: Path) -> int:
+    """A detached `python -m hybridviz lab-run <id>` (its own session: it outlives the page that started it)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    with open(run.dir / "lab.log", "ab") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "hybridviz", "lab-run", run.id, "--root", str(root)],
+                                cwd=ROOT, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True,
+                                env=env)
+    return proc.pid
 
 
 def run_worker(run_id: str, root: Path | None = None) -> int:

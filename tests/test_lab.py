@@ -1,0 +1,51 @@
+"""The fine-tune lab's queue: a flood of requests is bounded and reported; cancel stops a queued run; a real
+tiny run goes from queued to evaluated through the background worker."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from hybridviz.training import lab, runs
+from hybridviz.training.trainer import TrainConfig
+
+TINY = dict(model="tiny", steps=3, batch_size=8, warmup_steps=0, freeze_word_embeddings=False,
+            learning_rate=1e-3, train_languages=["en", "de"], mixed_precision="fp32")
+
+
+def test_request_flood_is_bounded_and_reported(tmp_path, monkeypatch, data_root):
+    monkeypatch.setattr(runs, "RUNS_DIR", tmp_path)
+    monkeypatch.setattr(lab, "start_worker", lambda run, root: os.getpid())  # alive, never trains
+    accepted, refused = [], []
+    for seed in range(20):
+        try:
+            accepted.append(lab.submit(TrainConfig(**TINY, seed=seed), tasks=["mkqa-answers"]))
+        except lab.QueueFull as exc:
+            refused.append(str(exc))
+    assert len(accepted) == lab.MAX_WAITING + 1 and len(refused) == 20 - len(accepted)
+    assert all("queue is full" in msg for msg in refused)
+    assert [r.id for r in lab.queue()] == [r.id for r in accepted]  # first come, first served
+    with pytest.raises(lab.QueueFull, match="already queued"):
+        lab.submit(TrainConfig(**TINY, seed=0))
+    # cancelling a queued run frees a place
+    monkeypatch.setattr(lab.os, "killpg", lambda pid, sig: None)  # the fake worker is this test process
+    assert lab.cancel(accepted[0]) == "cancelled before it started"
+    assert accepted[0].status()["state"] == "cancelled"
+    assert lab.submit(TrainConfig(**TINY, seed=99)).status()["state"] == "queued"
+
+
+def test_lab_run_trains_then_evaluates_in_the_background(tmp_path, monkeypatch, data_root):
+    monkeypatch.setattr(runs, "RUNS_DIR", tmp_path)
+    monkeypatch.setenv("HYBRIDVIZ_RUNS", str(tmp_path))
+    run = lab.submit(TrainConfig(**TINY), evaluations=[{"task": "mkqa-answers", "languages": ["en", "es"],
+                                                         "limit": 40}])
+    deadline = time.time() + 300
+    while time.time() < deadline and lab.evaluation_state(run).get("state") not in ("done", "failed"):
+        time.sleep(1)
+    assert run.status()["state"] == "done", (run.dir / "lab.log").read_text()[-2000:]
+    assert lab.evaluation_state(run)["state"] == "done"
+    results = lab.lab_results(tmp_path)
+    assert [(r.group, r.task) for r in results] == [(f"lab:{run.id}", "mkqa-answers")]
+    assert 0 <= results[0].macro("multi", "mAP") <= 1
