@@ -60,10 +60,12 @@ def test_tiny_grid_writes_a_complete_bundle(tiny_grid):
     assert set(manifest["units"]) == {u.label for u in plan(spec)}
     assert all(u["state"] == "done" for u in manifest["units"].values())
     assert manifest["provenance"]["commit"] and manifest["provenance"]["command"] is not None
+    tasks = {u.label: u.tasks for u in plan(spec)}
     for label, unit in manifest["units"].items():
         folder = out / "models" / label
-        assert (folder / "mkqa-queries" / "metrics.json").exists()
-        assert (folder / "mkqa-queries" / "per_query.jsonl.gz").exists()
+        assert sorted(p.parent.name for p in folder.glob("*/metrics.json")) == sorted(tasks[label])
+        assert (folder / "xquad-r" / "per_query.jsonl.gz").exists()
+        assert (folder / "xquad-r" / "per_query_pairs.npz").exists()
         if unit["sampler"] != "base":
             assert json.loads((folder / "training" / "status.json").read_text())["state"] == "done"
     bundle = load_bundle(out)
@@ -149,7 +151,8 @@ def test_sweep_and_budget_check_choose_on_held_out_groups(tmp_path, monkeypatch,
     assert not set(load_pairs(held).group) & set(validation_pairs(held).group)
     assert json.loads((tmp_path / "sweep" / "sweep.json").read_text())["chosen"] == state["chosen"]
 
-    budget = run_budget_check(tmp_path / "budget", budgets=(2, 4), base=base, log=lambda m: None)
+    budget = run_budget_check(tmp_path / "budget", budgets=(2, 4), samplers=("x-y", "hybrid"), base=base,
+                              log=lambda m: None)
     assert {(t["sampler"], t["steps"]) for t in budget["trials"].values()} == {
-        (s, n) for s in ("x-x-mono", "x-y", "hybrid") for n in (2, 4)}
+        (s, n) for s in ("x-y", "hybrid") for n in (2, 4)}
     assert set(budget["rankings"]) == {"2", "4"} and set(budget["ranking_changes"]) == {"mono", "cross", "multi"}
