@@ -61,11 +61,6 @@ def current_bundle() -> Bundle | None:
         return None
 
 
-@st.cache_data(show_spinner=False, max_entries=4)
-def summary_of(path: str, stamp: float) -> dict:
-    return load_bundle(path).summary
-
-
 def param_select(label: str, options: list, key: str, default=None, sidebar: bool = False,
                  format_func=str, help: str | None = None):
     """A selectbox whose choice lives in the URL (?key=value), so a view can be shared."""
@@ -169,3 +164,11 @@ def query_texts_of(result) -> dict[str, str]:
     notes = result.metrics.get("notes", {})
     return query_texts(result.task, tuple(result.metrics.get("languages", [])), notes.get("limit"),
                        notes.get("seed", 0) or 0)
+
+
+@st.cache_data(show_spinner="Paired tests per language pair…", max_entries=32)
+def delta_cells(folders_a: tuple[str, ...], folders_b: tuple[str, ...]) -> dict:
+    """Cached by the evaluation folders compared (their files never change once written)."""
+    from hybridviz.viz.heatmaps import delta_cells as compute
+
+    return compute(folders_a, folders_b)

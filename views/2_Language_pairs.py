@@ -6,7 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from hybridviz import dashboard as dash
-from hybridviz.viz.heatmaps import delta_cells, delta_heatmap, frame_heatmap, mean_matrix
+from hybridviz.viz.heatmaps import delta_heatmap, frame_heatmap, mean_matrix
 from hybridviz.viz.style import TASK_LABELS
 
 bundle = dash.bundle_page("Language pairs")
@@ -36,10 +36,8 @@ b = dash.param_select("Compared (b)", groups, "b", default="hybrid" if "hybrid" 
 if a == b:
     st.info("Pick two different samplers to see their difference.")
 else:
-    cells = st.cache_data(show_spinner="Paired tests per cell…")(
-        lambda task, a, b, stamp: delta_cells([r for r in results if r.group == a],
-                                              [r for r in results if r.group == b]))(
-        task, a, b, bundle.manifest.get("updated"))
+    cells = dash.delta_cells(tuple(str(r.folder) for r in results if r.group == a),
+                             tuple(str(r.folder) for r in results if r.group == b))
     if not cells:
         st.info("These models have no per-pair per-query file (per_query_pairs.npz); re-evaluate them with "
                 "the current version to compare cells.")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
@@ -46,21 +48,22 @@ def mean_matrix(results, metric: str) -> pd.DataFrame:
     return sum(frames) / len(frames)
 
 
-def pair_values(result) -> tuple[list[str], list[str], np.ndarray] | None:
-    """(query ids, pool languages, AP[query, pool language]) from a model's per_query_pairs.npz."""
-    path = result.folder / "per_query_pairs.npz"
+def pair_values(folder) -> tuple[list[str], list[str], np.ndarray] | None:
+    """(query ids, pool languages, AP[query, pool language]) from an evaluation folder's per_query_pairs.npz."""
+    path = Path(folder) / "per_query_pairs.npz"
     if not path.exists():
         return None
     with np.load(path) as z:
         return [str(q) for q in z["query_ids"]], [str(x) for x in z["pool_langs"]], z["ap"].astype(np.float64)
 
 
-def delta_cells(results_a, results_b, n_resamples: int = 2000) -> dict[str, pd.DataFrame]:
-    """Per language pair: mean AP of b minus a (seed means), paired randomisation p-value and query count."""
+def delta_cells(folders_a, folders_b, n_resamples: int = 2000) -> dict[str, pd.DataFrame]:
+    """Per language pair: mean AP of b minus a (each the mean over its evaluation folders, i.e. seeds), paired
+    randomisation p-value over queries, and the query count. {} when the folders lack per-pair files."""
     from hybridviz.experiments.stats import sign_flip_p
 
-    def seed_mean(results):
-        loaded = [pair_values(r) for r in results]
+    def seed_mean(folders):
+        loaded = [pair_values(f) for f in folders]
         loaded = [x for x in loaded if x is not None]
         if not loaded:
             return None
@@ -68,7 +71,7 @@ def delta_cells(results_a, results_b, n_resamples: int = 2000) -> dict[str, pd.D
         stack = [x[2] for x in loaded if x[0] == ids and x[1] == langs]
         return ids, langs, np.mean(stack, axis=0)
 
-    a, b = seed_mean(results_a), seed_mean(results_b)
+    a, b = seed_mean(folders_a), seed_mean(folders_b)
     if a is None or b is None or a[0] != b[0] or a[1] != b[1]:
         return {}
     ids, langs, values_a = a
