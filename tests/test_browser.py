@@ -103,8 +103,12 @@ def test_lab_run_finishes_then_search_with_it(server, browser):
     wait_idle(page)
     page.get_by_label("Steps", exact=True).fill("5")
     page.get_by_text("Advanced").click()
-    page.get_by_role("combobox", name="Model").click()
-    page.get_by_role("option", name="tiny random BERT", exact=False).click()
+    model = page.get_by_role("combobox", name="Model")
+    model.wait_for(state="visible", timeout=30_000)
+    model.click()
+    page.keyboard.type("tiny random")  # the select box filters its options as one types
+    page.keyboard.press("Enter")
+    page.get_by_text("tiny random BERT", exact=False).first.wait_for(timeout=30_000)
     page.get_by_role("button", name="Start fine-tune").click()
     page.get_by_text("Queued hybrid", exact=False).wait_for(timeout=60_000)
     page.get_by_text("evaluation done", exact=False).first.wait_for(timeout=420_000)  # the run's expander title

