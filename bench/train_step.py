@@ -27,9 +27,12 @@ def main() -> None:
     p.add_argument("--sampler", default="hybrid")
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--mixed-precision", choices=["fp32", "bf16"], help="default: bf16 where the CPU has it")
     args = p.parse_args()
     config = TrainConfig(model=args.model, sampler=args.sampler, steps=args.steps, batch_size=args.batch_size,
                          warmup_steps=min(2, args.steps), save_steps=10 ** 6)
+    if args.mixed_precision:
+        config.mixed_precision = args.mixed_precision
     with tempfile.TemporaryDirectory() as root:
         start = time.perf_counter()
         run = train(config, root=Path(root))
@@ -37,6 +40,7 @@ def main() -> None:
         log = run.train_log()
     gaps = [b["seconds"] - a["seconds"] for a, b in zip(log, log[1:])]
     print(json.dumps({"model": args.model, "sampler": args.sampler, "batch_size": args.batch_size,
+                      "mixed_precision": config.mixed_precision,
                       "steps": args.steps, "median_step_s": round(statistics.median(gaps), 3),
                       "total_s": round(total, 1), "first_loss": round(log[0]["loss"], 3),
                       "last_loss": round(log[-1]["loss"], 3)}))
