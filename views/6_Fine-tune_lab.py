@@ -35,7 +35,10 @@ with st.form("new_run"):
     languages = c4.multiselect("Training languages (empty = all 7 of MLQA-R)",
                                ["ar", "de", "en", "es", "hi", "vi", "zh"], key="languages")
     with st.expander("Advanced"):
-        model = st.selectbox("Model", ["me5-small", "tiny"], key="model", format_func=lambda m: {
+        models = ["me5-small", "tiny"]
+        model = st.selectbox("Model", models, key="model",
+                             index=models.index(st.query_params.get("model", "me5-small"))
+                             if st.query_params.get("model") in models else 0, format_func=lambda m: {
             "me5-small": "me5-small (offline multilingual-e5-small)",
             "tiny": "tiny random BERT (checks the pipeline in seconds; results are meaningless)"}[m])
         warmup = st.number_input("Warm-up steps", 0, 5000, defaults.warmup_steps)

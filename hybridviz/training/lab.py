@@ -88,6 +88,7 @@ def start_worker(run: Run, root: Path) -> int:
 
 def run_worker(run_id: str, root: Path | None = None) -> int:
     """The background worker: train (waiting for the slot), then evaluate. Returns a process exit code."""
+    from hybridviz.encoders.registry import evaluation_precision
     from hybridviz.evaluate import evaluate
 
     run = Run(run_id, root)
@@ -102,7 +103,7 @@ def run_worker(run_id: str, root: Path | None = None) -> int:
                                                         "done": done, "total": len(specs)})
         try:
             evaluate(str(run.model_dir), spec["task"], languages=spec.get("languages"), limit=spec.get("limit"),
-                     out_dir=run.dir / "evaluations" / spec["task"], precision=config.mixed_precision)
+                     out_dir=run.dir / "evaluations" / spec["task"], precision=evaluation_precision(config.model))
         except Exception as exc:
             write_json_atomic(run.dir / "evaluation.json", {"state": "failed", "task": spec["task"], "done": done,
                                                             "error": f"{type(exc).__name__}: {exc}"})
