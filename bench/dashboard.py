@@ -56,29 +56,28 @@ def first_paint(port: int, repeats: int) -> dict:
 
 
 def search_latency(n_queries: int) -> dict:
-    import numpy as np
+    from search import pool_latency
 
-    from hybridviz.encoders import load_encoder
-    from hybridviz.encoders.registry import default_precision
-    from hybridviz.search import POOLS, PoolIndex, example_queries, load_pool
+    rows, _ = pool_latency(n_queries)
+    return {r["pool"]: {"candidates": r["candidates"], "index_build_s": round(r["index_build_s"], 2),
+                        "p50_ms": round(r["p50_ms"], 1), "p95_ms": round(r["p95_ms"], 1), "queries": r["queries"]}
+            for r in rows}
 
-    encoder = load_encoder("me5-small", precision=default_precision())
-    out = {}
-    for name in POOLS:
-        start = time.perf_counter()
-        index = PoolIndex.build(encoder, load_pool(name))
-        build = time.perf_counter() - start
-        queries = example_queries(index.corpus, n=n_queries, seed=1)
-        index.search(queries[0], 10)  # first query: lazy imports, thread pools
-        times = []
-        for q in queries:
-            start = time.perf_counter()
-            index.search(q, 10)
-            times.append((time.perf_counter() - start) * 1000)
-        out[name] = {"candidates": len(index.corpus.cand_ids), "index_build_s": round(build, 2),
-                     "p50_ms": round(float(np.percentile(times, 50)), 1),
-                     "p95_ms": round(float(np.percentile(times, 95)), 1), "queries": len(times)}
-    return out
+
+def server_memory_mb(pid: int) -> dict:
+    """RSS now and at its peak (VmHWM) of the streamlit server and its children, after every page was shown."""
+    import psutil
+
+    proc = psutil.Process(pid)
+    procs = [proc, *proc.children(recursive=True)]
+    peak = 0.0
+    for p in procs:
+        try:
+            status = Path(f"/proc/{p.pid}/status").read_text()
+            peak += int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM"))) / 1024
+        except (OSError, StopIteration):
+            pass
+    return {"rss_mb": round(sum(p.memory_info().rss for p in procs) / 2 ** 20), "peak_rss_mb": round(peak)}
 
 
 def main() -> None:
@@ -100,11 +99,12 @@ def main() -> None:
             except OSError:
                 time.sleep(0.5)
         paint = first_paint(args.port, args.repeats)
+        memory = server_memory_mb(server.pid)
     finally:
         server.terminate()
         server.wait(timeout=30)
     search = search_latency(args.queries)
-    result = {"first_paint_s": paint, "search": search,
+    result = {"first_paint_s": paint, "search": search, "app_memory_after_all_pages": memory,
               "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
                           "load_average": os.getloadavg()},
               "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "command": " ".join(sys.argv)}
@@ -113,6 +113,7 @@ def main() -> None:
     print("page                 first paint (s, warm)")
     for name, t in paint.items():
         print(f"{name:<20} {t:>8.2f}")
+    print(f"app server RSS after every page: {memory['rss_mb']} MB (peak {memory['peak_rss_mb']} MB)")
     print("\npool                 candidates   p50 ms   p95 ms")
     for name, s in search.items():
         print(f"{name:<20} {s['candidates']:>10,} {s['p50_ms']:>8.1f} {s['p95_ms']:>8.1f}")

@@ -79,7 +79,7 @@ def test_fingerprint_is_stable_and_weight_sensitive(tiny):
     assert other.fingerprint != tiny.fingerprint
     with torch.no_grad():
         next(again.model.parameters()).add_(1e-3)
-    again._fingerprint = None
+    again._fingerprints.clear()
     assert again.fingerprint != tiny.fingerprint
 
 
@@ -198,3 +198,22 @@ def test_interrupted_encode_keeps_finished_chunks(tmp_path, monkeypatch, tiny):
     assert calls[0] == ["query: four four four four", "query: three three three"], "longest first"
     cache = EmbeddingCache(tmp_path, tiny.fingerprint, "query: ")
     assert cache.lookup(texts)[1] == [0, 1], "the finished chunk survived the interruption"
+
+
+def test_int8_path_agrees_with_fp32_and_has_its_own_cache_key(tmp_path, monkeypatch, tiny, data_root):
+    from hybridviz.data.lareqa import load_lareqa
+    from hybridviz.encoders import registry
+
+    monkeypatch.setattr(registry, "MODELS_DIR", tmp_path / "models")
+    texts = [s.text for s in load_lareqa("xquad-r", ["de", "zh", "ar"]).sentences[::97]]
+    fp32 = load_encoder("tiny", use_cache=False).encode(texts, "passage")
+    int8 = load_encoder("tiny", use_cache=False, precision="int8")
+    vectors = int8.encode(texts, "passage")
+    cosine = (fp32 * vectors).sum(1)
+    assert cosine.min() > 0.99 and np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
+    assert int8.fingerprint not in (tiny.fingerprint, load_encoder("tiny", precision="bf16").fingerprint)
+    # a damaged export is rebuilt, never trusted
+    (export,) = (tmp_path / "models" / "onnx-int8").glob("*/model.int8.onnx")
+    export.write_bytes(b"not an onnx graph")
+    again = load_encoder("tiny", use_cache=False, precision="int8").encode(texts, "passage")
+    np.testing.assert_allclose(again, vectors, atol=1e-5)

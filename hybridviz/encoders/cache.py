@@ -30,6 +30,16 @@ def _checksum(keys: np.ndarray, vectors: np.ndarray) -> str:
     return h.hexdigest()
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class EmbeddingCache:
     """Vectors for one model and one prefix. Not shared between threads; shards make processes safe."""
 
@@ -95,7 +105,8 @@ class EmbeddingCache:
 
     def _write_shard(self, keys: np.ndarray, vectors: np.ndarray) -> Path:
         self.dir.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.dir, suffix=".tmp")
+        self._remove_stale_temporaries()
+        fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=f"{os.getpid()}-", suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as f:
                 np.savez(f, keys=keys, vectors=vectors, checksum=np.array(_checksum(keys, vectors)))
@@ -107,6 +118,13 @@ class EmbeddingCache:
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
+
+    def _remove_stale_temporaries(self) -> None:
+        """Half-written shards of processes that died mid-write (e.g. SIGKILL) are never read; delete them."""
+        for tmp in self.dir.glob("*.tmp"):
+            pid = tmp.name.split("-", 1)[0]
+            if pid.isdigit() and not _alive(int(pid)):
+                tmp.unlink(missing_ok=True)
 
     def _compact(self) -> None:
         """Merge every shard into one (written first, old shards removed after)."""

@@ -211,14 +211,16 @@ def train(config: TrainConfig, root: Path | None = None, on_progress=None, wait:
             return run
         run.dir.joinpath("cancel").unlink(missing_ok=True)
         run.discard_incomplete_checkpoints()
-        run.set_status("running", pid=os.getpid(), step=0, total_steps=config.steps, progress=0.0)
+        run.set_status("running", pid=os.getpid(), step=0, total_steps=config.steps, progress=0.0,
+                       started=time.time())
         try:
             _fit(config, run, pairs, on_progress)
         except BaseException as exc:
             run.set_status("failed", error=f"{type(exc).__name__}: {exc}")
             raise
         state = "cancelled" if run.cancel_requested() else "done"
-        run.set_status(state, progress=1.0 if state == "done" else run.status().get("progress", 0.0))
+        run.set_status(state, progress=1.0 if state == "done" else run.status().get("progress", 0.0),
+                       finished=time.time())
     return run
 
 

@@ -1,0 +1,58 @@
+"""Run the whole benchmark suite; each script writes `<out>/<name>.json` and prints its table.
+
+    python bench/run_all.py                  # the real thing, ~45 min on 2 cores: results in bench/results/
+    python bench/run_all.py --smoke --out /tmp/bench   # every script end to end on the tiny model (CI)
+
+Each figure is a ratio against a named baseline measured in the same run (see each script's docstring). Run it on
+an otherwise idle machine: the scripts record the load average they started under.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+FULL = {
+    "encode": ["--n", "512"],
+    "evaluate": [],
+    "train_step": ["--steps", "20"],
+    "search": ["--queries", "50"],
+}
+SMOKE = {
+    "encode": ["--model", "tiny", "--n", "16", "--no-engine"],
+    "evaluate": ["--model", "tiny", "--languages", "de", "--precisions", "fp32"],
+    "train_step": ["--model", "tiny", "--steps", "3", "--batch-size", "8", "--mixed-precision", "fp32"],
+    "search": ["--skip-pools", "--sizes", "1000"],
+}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--smoke", action="store_true", help="tiny inputs: proves the scripts run, measures nothing")
+    p.add_argument("--out", default=str(HERE / "results"))
+    p.add_argument("--only", help="comma-separated subset of " + ", ".join(FULL))
+    args = p.parse_args()
+    plan = SMOKE if args.smoke else FULL
+    names = args.only.split(",") if args.only else list(plan)
+    unknown = [n for n in names if n not in plan]
+    if unknown:
+        p.error(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(plan)}")
+    failed = []
+    for name in names:
+        start = time.perf_counter()
+        out = Path(args.out) / f"{name}.json"
+        code = subprocess.call([sys.executable, str(HERE / f"{name}.py"), *plan[name], "--out", str(out)])
+        print(f"[{name}] {'ok' if code == 0 else f'FAILED ({code})'} in {time.perf_counter() - start:.0f} s -> {out}",
+              flush=True)
+        if code:
+            failed.append(name)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,32 @@
+"""The benchmark suite runs end to end (smoke mode: tiny model, tiny inputs; no figure is asserted)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_benchmark_suite_smoke(tmp_path, data_root):
+    proc = subprocess.run([sys.executable, "bench/run_all.py", "--smoke", "--out", str(tmp_path)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    results = {p.stem: json.loads(p.read_text()) for p in tmp_path.glob("*.json")}
+    assert set(results) == {"encode", "evaluate", "train_step", "search"}
+    for name, result in results.items():
+        assert result["baseline"] and result["machine"]["cores"] and result["command"], name
+    encode = results["encode"]["rows"]
+    assert {r["method"] for r in encode} >= {"hybridviz fp32", "hybridviz int8"}
+    assert all(r["ratio"] > 0 for r in encode)
+    assert min(r["cos_min"] for r in encode if r["method"] == "hybridviz fp32") > 0.999  # same model, same maths
+    naive, *ours = results["evaluate"]["rows"]
+    assert all(abs(r["multi_mAP"] - naive["multi_mAP"]) < 1e-4 for r in ours), "ours and naive agree on mAP"
+    assert results["train_step"]["rows"][1]["ratio"] > 0
+    exact = [r for r in results["search"]["scaling"] if r["index"].startswith("exact")]
+    assert exact and all(r["recall@10"] == 1.0 for r in exact)
