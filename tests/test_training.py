@@ -231,6 +231,24 @@ def test_jsonl_size_limit(tmp_path):
         jsonl_pairs(path, max_bytes=1000)
 
 
+def test_uploaded_training_file_is_size_checked_validated_and_kept_only_when_valid(tmp_path):
+    from hybridviz.errors import DataFormatError
+    from hybridviz.training.data import jsonl_pairs, save_upload
+
+    good = b'{"id": 1, "lang": "en", "query": "who?", "positive": "Ada."}\n' \
+           b'{"id": 1, "lang": "de", "query": "wer?", "positive": "Ada."}\n'
+    with pytest.raises(DataFormatError, match="limit"):
+        save_upload(good * 100, tmp_path, max_bytes=1000)
+    with pytest.raises(DataFormatError, match="line 2"):
+        save_upload(good[:70] + b'{"id": 1, "lang": "de"}\n', tmp_path)
+    with pytest.raises(DataFormatError, match="empty"):
+        save_upload(b"  \n", tmp_path)
+    assert list(tmp_path.iterdir()) == [], "a refused upload leaves nothing behind"
+    path = save_upload(good, tmp_path)
+    assert path.parent == tmp_path and len(jsonl_pairs(path)) == 4 and save_upload(good, tmp_path) == path
+    assert TrainConfig(model="tiny", train_data=str(path), steps=1, batch_size=2).validate() is None
+
+
 def test_zero_shot_guard_refuses_evaluation_texts(tmp_path, data_root):
     from hybridviz.data import load_lareqa
 

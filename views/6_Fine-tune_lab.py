@@ -11,6 +11,7 @@ import streamlit as st
 from hybridviz.errors import HybridvizError
 from hybridviz.experiments.grid import DEFAULT_EVALUATIONS
 from hybridviz.training import lab
+from hybridviz.training.data import MAX_JSONL_BYTES, save_upload
 from hybridviz.training.runs import list_runs
 from hybridviz.training.samplers import SAMPLERS
 from hybridviz.training.trainer import TrainConfig
@@ -42,6 +43,9 @@ with st.form("new_run"):
             "me5-small": "me5-small (offline multilingual-e5-small)",
             "tiny": "tiny random BERT (checks the pipeline in seconds; results are meaningless)"}[m])
         warmup = st.number_input("Warm-up steps", 0, 5000, defaults.warmup_steps)
+        upload = st.file_uploader(
+            "Own training data instead of MLQA-R (JSON lines {id, lang, query, positive}; rows sharing an id are "
+            f"parallel; at most {MAX_JSONL_BYTES // 1_000_000} MB)", type=["jsonl"], key="upload")
         tasks = st.multiselect("Evaluate on", [e["task"] for e in DEFAULT_EVALUATIONS], key="tasks",
                                default=[e["task"] for e in DEFAULT_EVALUATIONS],
                                format_func=lambda t: TASK_LABELS.get(t, t))
@@ -53,6 +57,8 @@ if submitted:
                          temperature=float(temperature), seed=int(seed), train_languages=languages or None,
                          freeze_word_embeddings=model != "tiny")
     try:
+        if upload is not None:
+            config.train_data = str(save_upload(upload.getvalue()))
         run = lab.submit(config, tasks=tasks)
         st.success(f"Queued {run.id}.")
     except HybridvizError as exc:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import unicodedata
 from collections import Counter, defaultdict
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hybridviz.data.paths import sha256_file
+from hybridviz.data.paths import CACHE_DIR, sha256_file
 from hybridviz.errors import DataFileMissing, DataFormatError, HybridvizError
 
 
@@ -122,6 +123,34 @@ def lareqa_pairs(benchmark: str = "mlqa-r", languages: list[str] | None = None) 
 MAX_JSONL_BYTES = 50_000_000
 MAX_TEXT_CHARS = 10_000
 _LANG = re.compile(r"^[a-z]{2,3}(_[a-z]{2,4})?$")
+
+
+UPLOADS_DIR = CACHE_DIR / "uploads"
+
+
+def save_upload(data: bytes, root: str | Path | None = None, max_bytes: int = MAX_JSONL_BYTES) -> Path:
+    """Keep an uploaded training JSONL as `<root>/<sha256>.jsonl` only if it is within the size limit and valid.
+
+    The size is checked before anything is written; an invalid file raises `DataFormatError` naming the line and
+    leaves nothing behind; the same bytes uploaded twice name the same file.
+    """
+    if len(data) > max_bytes:
+        raise DataFormatError(f"The uploaded file is {len(data):,} bytes; the limit is {max_bytes:,}.")
+    if not data.strip():
+        raise DataFormatError("The uploaded file is empty; it needs JSON lines {id, lang, query, positive}.")
+    root = Path(root or UPLOADS_DIR)
+    target = root / f"{hashlib.sha256(data).hexdigest()[:24]}.jsonl"
+    if target.is_file():
+        return target
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = root / f".{target.stem}.{os.getpid()}.tmp"
+    try:
+        tmp.write_bytes(data)
+        jsonl_pairs(tmp, max_bytes=max_bytes)  # raises with the line number; the finally below cleans up
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target
 
 
 def jsonl_pairs(path: str | Path, max_bytes: int = MAX_JSONL_BYTES) -> PairSet:
