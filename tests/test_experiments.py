@@ -156,3 +156,11 @@ def test_sweep_and_budget_check_choose_on_held_out_groups(tmp_path, monkeypatch,
     assert {(t["sampler"], t["steps"]) for t in budget["trials"].values()} == {
         (s, n) for s in ("x-y", "hybrid") for n in (2, 4)}
     assert set(budget["rankings"]) == {"2", "4"} and set(budget["ranking_changes"]) == {"mono", "cross", "multi"}
+
+
+def test_seed_deltas_match_seeds_and_compare_a_single_model_with_every_seed():
+    from hybridviz.experiments.bundle import seed_deltas
+
+    assert seed_deltas({0: 0.5}, {0: 0.6, 1: 0.4}) == pytest.approx([0.1, -0.1])  # base vs each seed
+    assert seed_deltas({0: 0.5, 1: 0.7, 2: None}, {1: 0.8, 0: 0.4, 2: 0.9}) == pytest.approx([-0.1, 0.1])
+    assert seed_deltas({}, {0: 0.1}) == []

@@ -184,6 +184,8 @@ def summarise(bundle: Bundle, n_resamples: int = 10_000) -> dict:
                 if per:
                     langs[setting] = {lang: {**mean_std(v), "seen": is_seen(lang, seen)} for lang, v in per.items()}
             per_language.setdefault(task, {})[group] = langs
+        by_seed = {(c["setting"], c["metric"], c["group"]): dict(zip(c["seeds"], c["values"]))
+                   for c in cells if c["task"] == task}
         for setting, metric in HEADLINE:
             for a, b in COMPARISONS:
                 qa, qb = _seed_mean_per_query(bundle, a, task, setting, metric), \
@@ -193,8 +195,12 @@ def summarise(bundle: Bundle, n_resamples: int = 10_000) -> dict:
                     continue
                 res = paired_tests(np.array([qa[q] for q in common]), np.array([qb[q] for q in common]),
                                    n_resamples=n_resamples)
+                deltas = seed_deltas(by_seed.get((setting, metric, a), {}), by_seed.get((setting, metric, b), {}))
                 tests.append({"task": task, "setting": setting, "metric": metric, "a": a, "b": b, **res,
-                              "better": "b" if (res["delta"] < 0) == (metric in LOWER_IS_BETTER) else "a"})
+                              "better": "b" if (res["delta"] < 0) == (metric in LOWER_IS_BETTER) else "a",
+                              "seed_deltas": deltas,
+                              "same_sign_every_seed": len(deltas) >= 2 and (all(d > 0 for d in deltas)
+                                                                             or all(d < 0 for d in deltas))})
     return {"cells": cells, "tests": tests, "per_language": per_language, "seen_languages": seen,
             "n_resamples": n_resamples,
             "alpha_sweep": alpha_sweep(bundle),
@@ -202,7 +208,25 @@ def summarise(bundle: Bundle, n_resamples: int = 10_000) -> dict:
                             "tests": "paired over queries: each query's value averaged over the seeds of a "
                                      "sampler; two-sided t-test (scipy) and sign-flip randomisation test "
                                      f"({n_resamples} resamples); cross = mean over the query's target languages",
-                            "delta": "mean of b - a over queries"}}
+                            "delta": "mean of b - a over queries",
+                            "seed_deltas": "b - a per seed (seed-matched; against a single-seed model such as "
+                                           "the base, each seed of the other); same_sign_every_seed: all of them "
+                                           "point the same way (needs >= 2 seeds)"}}
+
+
+def seed_deltas(a: dict, b: dict) -> list[float]:
+    """Per-seed differences b - a of one cell; a one-model side (the base) is compared with every seed of the other."""
+    a = {s: v for s, v in a.items() if v is not None}
+    b = {s: v for s, v in b.items() if v is not None}
+    if not a or not b:
+        return []
+    if len(a) == 1:
+        (va,) = a.values()
+        return [b[s] - va for s in sorted(b)]
+    if len(b) == 1:
+        (vb,) = b.values()
+        return [vb - a[s] for s in sorted(a)]
+    return [b[s] - a[s] for s in sorted(set(a) & set(b))]
 
 
 def _seed_mean_per_query(bundle: Bundle, group: str, task: str, setting: str, metric: str) -> dict[str, float]:

@@ -52,6 +52,7 @@ def headline(summary: dict, task: str, groups: list[str] = SAMPLER_ORDER) -> tup
 def tests_table(summary: dict, task: str | None = None) -> pd.DataFrame:
     rows = [{"benchmark": TASK_LABELS.get(t["task"], t["task"]), "setting": t["setting"], "metric": t["metric"],
              "a": t["a"], "b": t["b"], "mean a": t["mean_a"], "mean b": t["mean_b"], "Δ (b − a)": t["delta"],
-             "p (randomisation)": t["p_randomisation"], "p (t-test)": t["p_ttest"], "queries": t["n"]}
+             "p (randomisation)": t["p_randomisation"], "p (t-test)": t["p_ttest"], "queries": t["n"],
+             "same sign in every seed": t.get("same_sign_every_seed")}
             for t in summary.get("tests", []) if task is None or t["task"] == task]
     return pd.DataFrame(rows)
