@@ -155,7 +155,30 @@ def cmd_summarise(args) -> int:
 
     summary = write_summary(Path(args.bundle))
     print(f"{len(summary['cells'])} cells, {len(summary['tests'])} paired tests -> {args.bundle}/summary.json")
+    if args.markdown:
+        print(headline_markdown(summary))
     return 0
+
+
+def headline_markdown(summary: dict) -> str:
+    """The headline tables (ours, then the paper's reported rows) as markdown, for notes and reports."""
+    from hybridviz.paper import reported_headline
+    from hybridviz.viz.tables import MARK_LEGEND, headline
+
+    def table(frame) -> list[str]:
+        cols = list(frame.columns)
+        rows = [" | ".join(str(v) for v in row) for row in frame.itertuples(index=False)]
+        return ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols), *("| " + r + " |" for r in rows)]
+
+    out = []
+    for task in sorted({c["task"] for c in summary.get("cells", [])}):
+        display, _ = headline(summary, task)
+        out += ["", f"### {task} (hybridviz)", *table(display)]
+        reported = reported_headline(task)
+        if len(reported):
+            out += ["", f"### {task} (reported by the paper; not computed here)",
+                    *table(reported.round(4))]
+    return "\n".join(out + ["", MARK_LEGEND])
 
 
 def cmd_lab_run(args) -> int:
@@ -235,6 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     m = sub.add_parser("summarise", help="recompute a bundle's summary.json (mean +/- std, paired tests)")
     m.add_argument("bundle")
+    m.add_argument("--markdown", action="store_true", help="also print the headline tables (ours and reported)")
     m.set_defaults(func=cmd_summarise)
 
     lr_ = sub.add_parser("lab-run", help="(internal) the fine-tune lab's background worker for one run")
