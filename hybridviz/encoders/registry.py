@@ -110,11 +110,8 @@ class Encoder:
     def _int8_model(self):
         from hybridviz.encoders.onnx_int8 import FORMAT_VERSION, OnnxInt8Model, export_int8
 
-        precision, self.precision = self.precision, "fp32"
-        try:
-            folder = MODELS_DIR / "onnx-int8" / f"{self.fingerprint[:32]}-v{FORMAT_VERSION}"
-        finally:
-            self.precision = precision
+        self.fingerprint  # computes every precision's fingerprint; the export is named by the fp32 weights'
+        folder = MODELS_DIR / "onnx-int8" / f"{self._fingerprints['fp32'][:32]}-v{FORMAT_VERSION}"
         try:
             return OnnxInt8Model(self.model, export_int8(self.model, folder))
         except EncoderUnavailable:  # a damaged export: rebuild once, never trust it
