@@ -93,7 +93,7 @@ def scaling(sizes: list[int], dim: int = 384, n_queries: int = 200, seed: int = 
         hnsw.hnsw.efConstruction = 80
         nlist = max(4, int(4 * np.sqrt(n)))
         ivf = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
-        for label, index in ((f"HNSW (M 32, efSearch 64)", hnsw), (f"IVF-Flat (nlist {nlist}, nprobe 8)", ivf)):
+        for label, index in (("HNSW (M 32, efSearch 64)", hnsw), (f"IVF-Flat (nlist {nlist}, nprobe 8)", ivf)):
             start = time.perf_counter()
             if not index.is_trained:
                 index.train(data)

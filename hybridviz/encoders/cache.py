@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import psutil
 
 MAX_SHARDS = 16
 log = logging.getLogger("hybridviz")
@@ -28,16 +29,6 @@ def _checksum(keys: np.ndarray, vectors: np.ndarray) -> str:
     h = hashlib.sha256(np.ascontiguousarray(keys).tobytes())
     h.update(np.ascontiguousarray(vectors).tobytes())
     return h.hexdigest()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class EmbeddingCache:
@@ -123,7 +114,7 @@ class EmbeddingCache:
         """Half-written shards of processes that died mid-write (e.g. SIGKILL) are never read; delete them."""
         for tmp in self.dir.glob("*.tmp"):
             pid = tmp.name.split("-", 1)[0]
-            if pid.isdigit() and not _alive(int(pid)):
+            if pid.isdigit() and not psutil.pid_exists(int(pid)):
                 tmp.unlink(missing_ok=True)
 
     def _compact(self) -> None:
