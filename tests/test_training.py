@@ -271,3 +271,22 @@ def test_default_training_data_passes_the_guard_and_records_unseen_languages(tmp
     assert cfg["unseen_languages"]["xquad-r"] == ["el", "ru", "th", "tr"]
     assert "zh_cn" not in cfg["unseen_languages"]["mkqa"] and "km" in cfg["unseen_languages"]["mkqa"]
     assert cfg["pairs"]["pairs"] == 15747
+
+
+def test_zero_shot_guard_reuses_the_evaluation_texts_until_a_data_file_changes(tmp_path, monkeypatch, data_root):
+    import gzip
+    import os
+
+    from hybridviz.training.data import _evaluation_texts
+
+    (tmp_path / "mkqa").mkdir()
+    subset = tmp_path / "mkqa" / "mkqa_subset_merged.jsonl.gz"
+    lines = gzip.open(data_root / "mkqa" / "mkqa_subset_merged.jsonl.gz", "rt", encoding="utf-8").readlines()
+    subset.write_bytes(gzip.compress("".join(lines[:3]).encode()))
+    monkeypatch.setenv("HYBRIDVIZ_DATA", str(tmp_path))
+    first = _evaluation_texts(("mkqa",))
+    assert first and _evaluation_texts(("mkqa",)) is first  # unchanged files: the cached set
+    subset.write_bytes(gzip.compress("".join(lines[:1]).encode()))
+    os.utime(subset, ns=(1, 1))
+    second = _evaluation_texts(("mkqa",))
+    assert second is not first and 0 < len(second) < len(first)

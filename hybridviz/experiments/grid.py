@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
-from hybridviz.encoders.registry import default_precision
+from hybridviz.encoders.registry import default_precision, load_encoder
 from hybridviz.evaluate import evaluate, provenance
 from hybridviz.errors import HybridvizError
 from hybridviz.fileio import write_json_atomic
@@ -121,12 +121,14 @@ def run_grid(out: Path, spec: GridSpec | None = None, log: Callable[[str], None]
     manifest["spec"] = asdict(spec)
     units_state = manifest.setdefault("units", {})
 
-    def save(final: bool = False):
+    def save(summary: bool = False, final: bool = False):
         manifest["updated"] = provenance(None)["created"]
         manifest["wall_s"] = round(sum(sum(u.get("wall_s", {}).values()) for u in units_state.values()), 1)
         write_json_atomic(manifest_path, manifest)
-        # between units a quicker summary (2,000 resamples per test); the last one uses 10,000
-        write_summary(out, n_resamples=10_000 if final else 2_000)
+        # the summary re-reads every per-query file: once per finished unit with a quicker 2,000 resamples per
+        # test, and 10,000 at the end
+        if summary or final:
+            write_summary(out, n_resamples=10_000 if final else 2_000)
 
     for unit in plan(spec):
         if only and unit.label not in only:
@@ -147,23 +149,26 @@ def run_grid(out: Path, spec: GridSpec | None = None, log: Callable[[str], None]
                 run = train(unit.config, root=runs_root)
                 if run.status().get("state") != "done":
                     state["state"] = f"training {run.status().get('state')}"
-                    save()
+                    save(summary=True)
                     raise HybridvizError(f"Fine-tune {run_id} ended {run.status().get('state')}; "
                                          f"rerun the same command to resume it.")
                 state["wall_s"]["train"] = round(time.perf_counter() - start, 1)
                 copy_training_record(run.dir, out / "models" / unit.label / "training")
                 save()
             model = f"run:{run_id}" if runs_root is None else str(run.model_dir)
+        encoder = None  # loaded once per unit, by its first evaluation
         for ev in pending:
             folder = out / "models" / unit.label / ev["task"]
             log(f"[{unit.label}] evaluating {ev['task']}")
             start = time.perf_counter()
+            if encoder is None:
+                encoder = load_encoder(model, precision=spec.precision)
             evaluate(model, ev["task"], languages=ev.get("languages"), limit=ev.get("limit"), out_dir=folder,
-                     precision=spec.precision, compress=True, log=log)
+                     precision=spec.precision, compress=True, log=log, encoder=encoder)
             state["wall_s"][f"eval {ev['task']}"] = round(time.perf_counter() - start, 1)
             save()
         state["state"] = "done"
-        save()
+        save(summary=True)
     save(final=True)
     return manifest
 

@@ -14,11 +14,12 @@ import re
 import unicodedata
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
-from hybridviz.data.paths import CACHE_DIR, sha256_file
+from hybridviz.data.paths import CACHE_DIR, data_dirs, sha256_file
 from hybridviz.errors import DataFileMissing, DataFormatError, HybridvizError
 
 
@@ -224,6 +225,14 @@ def normalise(text: str) -> str:
 
 def _evaluation_texts(benchmarks: tuple[str, ...]) -> dict[str, tuple[str, str]]:
     """normalised-text hash -> (benchmark, original text) for every evaluation text that is present."""
+    # a grid checks every fine-tune against the same ~1M texts: reuse the set while no data file changes
+    files = [f for d in data_dirs() if d.is_dir() for f in d.rglob("*") if f.is_file()]
+    stamp = tuple(sorted((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in files))
+    return _evaluation_texts_of(tuple(benchmarks), stamp)
+
+
+@lru_cache(maxsize=2)
+def _evaluation_texts_of(benchmarks: tuple[str, ...], stamp: tuple) -> dict[str, tuple[str, str]]:
     from hybridviz.data.lareqa import load_lareqa
     from hybridviz.data.mkqa import load_mkqa
 
