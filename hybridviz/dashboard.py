@@ -43,6 +43,18 @@ def bundle_page(title: str, intro: str | None = None) -> Bundle:
     return bundle
 
 
+@st.cache_data(max_entries=4)
+def _step_budget(root: str, stamp: float) -> dict | None:
+    return bundle_module.read_step_budget(Path(root))
+
+
+def step_budget() -> dict | None:
+    """The step-budget check beside the bundles (cache/reference/step-budget), or None before it ran."""
+    root = bundle_module.REFERENCE_DIR
+    path = Path(root) / "step-budget" / "budget.json"
+    return _step_budget(str(root), path.stat().st_mtime if path.exists() else 0.0)
+
+
 def current_bundle() -> Bundle | None:
     """The bundle chosen in the sidebar (cache/reference/*), or None with an empty-state message shown."""
     root = bundle_module.REFERENCE_DIR  # read at call time: tests point it elsewhere

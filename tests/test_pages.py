@@ -72,6 +72,33 @@ def test_sampler_comparison_changes_with_the_metric(bundle_root):
     assert not at.exception
     after = chart_specs(at)
     assert after[0] != before[0] and "rank distance" in after[0]
+    assert any("python -m hybridviz budget" in i.value for i in at.info)  # no step-budget check beside it yet
+
+
+def test_sampler_comparison_shows_the_step_budget_check(tiny_grid, monkeypatch, tmp_path):
+    from hybridviz.experiments import bundle
+
+    out = tiny_grid[0]
+    (tmp_path / out.name).symlink_to(out)
+    (tmp_path / "step-budget").mkdir()
+    trials = {f"{s}-{n}": {"sampler": s, "steps": n, "run_id": f"{s}-{n}", "mono_mAP": 0.5, "cross_mAP": 0.4,
+                           "multi_mAP": m} for (s, n, m) in [("x-y", 100, .31), ("hybrid", 100, .30),
+                                                               ("x-y", 300, .32), ("hybrid", 300, .33)]}
+    state = {"trials": trials, "rankings": {"100": {"multi": ["x-y", "hybrid"]}, "300": {"multi": ["hybrid", "x-y"]}},
+             "ranking_changes": {"mono": False, "cross": False, "multi": True}}
+    (tmp_path / "step-budget" / "budget.json").write_text(json.dumps(state))
+    monkeypatch.setattr(bundle, "REFERENCE_DIR", tmp_path)
+    at = page("1_Sampler_comparison.py").run()
+    assert not at.exception
+    specs = chart_specs(at)
+    assert len(specs) == 4 and "Step budget" in specs[3] and '"name":"X-Y"' in specs[3].replace(" ", "")
+    table = at.dataframe[-1].value
+    assert list(table["ranking (best first)"]) == ["X-Y > hybrid", "hybrid > X-Y"]
+    assert any("changes between budgets for: multi" in c.value for c in at.caption)
+
+    (tmp_path / "step-budget" / "budget.json").write_text('{"trials": {"a": {"steps": 1}}}')
+    at = page("1_Sampler_comparison.py").run()
+    assert not at.exception and "python -m hybridviz budget" in at.error[0].value  # damaged: said, not a crash
 
 
 def test_language_pairs_delta_changes_with_the_sampler(bundle_root):

@@ -1,5 +1,5 @@
 """Sampler comparison: per-seed dots with mean ± std per benchmark, per query language split seen / unseen,
-and the α sweep."""
+the α sweep and the step-budget check."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ import pandas as pd
 import streamlit as st
 
 from hybridviz import dashboard as dash
-from hybridviz.viz.comparison import alpha_line, per_language_bars, per_language_frame, sampler_dots, seed_frame
-from hybridviz.viz.style import METRIC_LABELS, TASK_LABELS
+from hybridviz.experiments.bundle import BundleError, step_budget_frame
+from hybridviz.viz.comparison import (alpha_line, per_language_bars, per_language_frame, sampler_dots, seed_frame,
+                                        step_budget_lines)
+from hybridviz.viz.style import METRIC_LABELS, SAMPLER_LABELS, TASK_LABELS
 
 bundle = dash.bundle_page("Sampler comparison")
 
@@ -48,4 +50,29 @@ if len(points) < 2:
             f"(`{dash.GRID_COMMAND}`).")
 else:
     dash.chart(alpha_line(points), pd.DataFrame(points), "alpha-sweep")
+
+st.subheader("Step budget")
+st.markdown("Does the ranking of the samplers change with more training? Each sampler is trained for each budget "
+            "with 20 % of the MLQA-R question groups held out, and scored on those groups (validation data, not "
+            "a benchmark).")
+try:
+    budget = dash.step_budget()
+except BundleError as exc:
+    st.error(str(exc))
+    budget = None
+if budget is None:
+    st.info("No step-budget check yet. Run it (about an hour on 2 CPU cores; resumable): "
+            "`python -m hybridviz budget`")
+else:
+    frame = step_budget_frame(budget)
+    dash.chart(step_budget_lines(frame), frame, "step-budget")
+    rankings = budget.get("rankings", {})
+    if rankings:
+        st.dataframe(pd.DataFrame([{"steps": steps, "setting": setting,
+                                    "ranking (best first)": " > ".join(SAMPLER_LABELS.get(s, s) for s in order)}
+                                   for steps, by in rankings.items() for setting, order in by.items()]),
+                     hide_index=True)
+        changed = [s for s, c in budget.get("ranking_changes", {}).items() if c]
+        st.caption("The ranking changes between budgets for: " + (", ".join(changed) if changed else "no setting")
+                   + ". One seed: gaps smaller than the seed spread above are not evidence either way.")
 dash.provenance_caption(bundle)

@@ -141,6 +141,34 @@ def find_bundles(root: Path | None = None) -> list[Path]:
     return sorted(p.parent for p in root.glob("*/manifest.json")) if root.exists() else []
 
 
+def read_step_budget(root: Path | None = None) -> dict | None:
+    """`<reference>/step-budget/budget.json` (written by `python -m hybridviz budget`), or None before it exists."""
+    path = Path(root or REFERENCE_DIR) / "step-budget" / "budget.json"
+    if not path.exists():
+        return None
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+        trials = state["trials"]
+        for t in trials.values():  # the fields every view needs
+            str(t["sampler"])
+            int(t["steps"])
+            float(t["multi_mAP"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise BundleError(f"{path} is damaged ({type(exc).__name__}: {exc}); rerun `python -m hybridviz budget`, "
+                          f"which rewrites it from the finished runs.") from None
+    return state
+
+
+def step_budget_frame(state: dict) -> "pd.DataFrame":
+    """One row per (sampler, steps, setting) of a step-budget check: held-out mAP and the run behind it."""
+    import pandas as pd
+
+    rows = [{"sampler": t["sampler"], "steps": int(t["steps"]), "setting": setting, "mAP": t[f"{setting}_mAP"],
+             "run_id": t.get("run_id"), "wall_s": t.get("wall_s")}
+            for t in state["trials"].values() for setting in ("mono", "cross", "multi") if f"{setting}_mAP" in t]
+    return pd.DataFrame(rows, columns=["sampler", "steps", "setting", "mAP", "run_id", "wall_s"])
+
+
 # ------------------------------------------------------------------------------------------------ summary
 
 

@@ -8,7 +8,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from hybridviz.experiments.bundle import Bundle, ModelResult, is_seen, seen_languages
-from hybridviz.viz.style import METRIC_LABELS, TASK_LABELS, group_color, group_order
+from hybridviz.viz.style import METRIC_LABELS, SAMPLER_LABELS, TASK_LABELS, group_color, group_order
 
 
 def macro_value(r: ModelResult, setting: str, metric: str) -> float | None:
@@ -99,4 +99,18 @@ def alpha_line(points: list[dict]) -> go.Figure:
     fig.update_yaxes(title_text="multilingual mAP", secondary_y=False)
     fig.update_yaxes(title_text="max rank distance (lower is better)", secondary_y=True)
     fig.update_layout(title="α sweep on XQuAD-R (one seed): α=0 is X-Y, α=1 is X-X-mono", height=400)
+    return fig
+
+
+def step_budget_lines(frame: pd.DataFrame) -> go.Figure:
+    """Held-out MLQA-R mAP of each sampler after each step budget, one panel per setting."""
+    order = group_order(set(frame["sampler"]))
+    fig = px.line(frame, x="steps", y="mAP", color="sampler", facet_col="setting", markers=True,
+                  category_orders={"sampler": order, "setting": ["mono", "cross", "multi"]},
+                  color_discrete_map={g: group_color(g) for g in order}, hover_data=["run_id"])
+    fig.for_each_trace(lambda t: t.update(name=SAMPLER_LABELS.get(t.name, t.name)))
+    fig.update_yaxes(matches=None, showticklabels=True)
+    fig.update_xaxes(tickvals=sorted(frame["steps"].unique()), title="training steps")
+    fig.for_each_annotation(lambda a: a.update(text=a.text.replace("setting=", "") + " mAP"))
+    fig.update_layout(title="Step budget: held-out MLQA-R groups (20 %, never trained on), seed 0", height=380)
     return fig
