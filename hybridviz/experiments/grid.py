@@ -167,8 +167,9 @@ def run_grid(out: Path, spec: GridSpec | None = None, log: Callable[[str], None]
                      precision=spec.precision, compress=True, log=log, encoder=encoder)
             state["wall_s"][f"eval {ev['task']}"] = round(time.perf_counter() - start, 1)
             save()
-        state["state"] = "done"
-        save(summary=True)
+        if state.get("state") != "done" or pending:  # a unit finished now: refresh the summary
+            state["state"] = "done"
+            save(summary=True)
     save(final=True)
     return manifest
 
