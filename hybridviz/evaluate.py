@@ -225,7 +225,7 @@ def provenance(seed: int | None = None) -> dict:
 
 def evaluate(model: str, task: str, languages: list[str] | None = None, settings: list[str] | None = None,
              out_dir: str | os.PathLike | None = None, limit: int | None = None, seed: int = 0,
-             batch_size: int = 64, encoder=None, log: Callable[[str], None] | None = None,
+             batch_size: int | None = None, encoder=None, log: Callable[[str], None] | None = None,
              precision: str = "fp32", compress: bool = False) -> dict:
     """Evaluate `model` on `task`; write metrics.json and per_query.jsonl to `out_dir` when given.
 
@@ -251,6 +251,10 @@ def evaluate(model: str, task: str, languages: list[str] | None = None, settings
     timings["load_model_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
+    if batch_size is None:
+        from hybridviz.encoders.registry import ENCODE_BATCH
+
+        batch_size = ENCODE_BATCH
     Q = encoder.encode(corpus.query_texts, "query", batch_size=batch_size)
     timings["encode_queries_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
