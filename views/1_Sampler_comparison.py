@@ -65,7 +65,7 @@ if budget is None:
             "`python -m hybridviz budget`")
 else:
     frame = step_budget_frame(budget)
-    dash.chart(step_budget_lines(frame), frame, "step-budget")
+    dash.chart(step_budget_lines(frame, budget.get("provenance", {}).get("seed")), frame, "step-budget")
     rankings = budget.get("rankings", {})
     if rankings:
         st.dataframe(pd.DataFrame([{"steps": steps, "setting": setting,

@@ -102,7 +102,7 @@ def alpha_line(points: list[dict]) -> go.Figure:
     return fig
 
 
-def step_budget_lines(frame: pd.DataFrame) -> go.Figure:
+def step_budget_lines(frame: pd.DataFrame, seed: int | None = None) -> go.Figure:
     """Held-out MLQA-R mAP of each sampler after each step budget, one panel per setting."""
     order = group_order(set(frame["sampler"]))
     fig = px.line(frame, x="steps", y="mAP", color="sampler", facet_col="setting", markers=True,
@@ -112,5 +112,6 @@ def step_budget_lines(frame: pd.DataFrame) -> go.Figure:
     fig.update_yaxes(matches=None, showticklabels=True)
     fig.update_xaxes(tickvals=sorted(frame["steps"].unique()), title="training steps")
     fig.for_each_annotation(lambda a: a.update(text=a.text.replace("setting=", "") + " mAP"))
-    fig.update_layout(title="Step budget: held-out MLQA-R groups (20 %, never trained on), seed 0", height=380)
+    seed_text = f", seed {seed}" if seed is not None else ""
+    fig.update_layout(title=f"Step budget: held-out MLQA-R groups (20 %, never trained on){seed_text}", height=380)
     return fig
