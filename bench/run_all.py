@@ -24,7 +24,7 @@ FULL = {
     "search": ["--queries", "50"],
 }
 SMOKE = {
-    "encode": ["--model", "tiny", "--n", "16", "--no-engine"],
+    "encode": ["--model", "tiny", "--n", "16", "--no-engine", "--repeats", "2"],
     "evaluate": ["--model", "tiny", "--languages", "de", "--precisions", "fp32"],
     "train_step": ["--model", "tiny", "--steps", "3", "--batch-size", "8", "--mixed-precision", "fp32"],
     "search": ["--skip-pools", "--sizes", "1000"],

@@ -24,6 +24,10 @@ def test_benchmark_suite_smoke(tmp_path, data_root):
     encode = results["encode"]["rows"]
     assert {r["method"] for r in encode} >= {"hybridviz fp32", "hybridviz int8"}
     assert all(r["ratio"] > 0 for r in encode)
+    baselines = [r for r in encode if r["method"].startswith("plain")]
+    assert [r["ratio"] for r in baselines] == [1.0, 1.0], "each kind's ratios are against its own baseline median"
+    assert results["encode"]["repeats"] == 2
+    assert all(r["min_texts_per_s"] <= r["texts_per_s"] <= r["max_texts_per_s"] for r in encode)
     assert min(r["cos_min"] for r in encode if r["method"] == "hybridviz fp32") > 0.999  # same model, same maths
     naive, *ours = results["evaluate"]["rows"]
     assert all(abs(r["multi_mAP"] - naive["multi_mAP"]) < 1e-4 for r in ours), "ours and naive agree on mAP"

@@ -217,3 +217,77 @@ def test_int8_path_agrees_with_fp32_and_has_its_own_cache_key(tmp_path, monkeypa
     export.write_bytes(b"not an onnx graph")
     again = load_encoder("tiny", use_cache=False, precision="int8").encode(texts, "passage")
     np.testing.assert_allclose(again, vectors, atol=1e-5)
+
+
+def test_int8_sessions_side_by_side_return_each_callers_vectors_in_order(tmp_path, monkeypatch, tiny, data_root):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from hybridviz.data.lareqa import load_lareqa
+    from hybridviz.encoders import registry
+    from hybridviz.encoders.onnx_int8 import OnnxInt8Model
+
+    monkeypatch.setattr(registry, "MODELS_DIR", tmp_path / "models")
+    texts = ["passage: " + s.text for s in load_lareqa("xquad-r", ["de", "th"]).sentences[::41]]
+    load_encoder("tiny", use_cache=False, precision="int8").encode(texts[:1], "passage")  # writes the export
+    (export,) = (tmp_path / "models" / "onnx-int8").glob("*/model.int8.onnx")
+    one, two = OnnxInt8Model(tiny.model, export, threads=1), OnnxInt8Model(tiny.model, export, threads=2)
+    assert (len(one.sessions), len(two.sessions)) == (1, 2)
+    expected = one.encode(texts)
+    assert len(texts) > 4 * 8, "several batches per session"
+    np.testing.assert_allclose(two.encode(texts), expected, atol=1e-6)
+    # two callers at once (two app users): each gets the vectors of its own texts, in its own order
+    with ThreadPoolExecutor(2) as pool:
+        whole, part = pool.map(two.encode, [texts, texts[:20]])
+    np.testing.assert_allclose(whole, expected, atol=1e-6)
+    np.testing.assert_allclose(part, one.encode(texts[:20]), atol=1e-6)
+
+
+def test_outlier_channels_are_the_few_far_above_the_median():
+    from hybridviz.encoders.onnx_int8 import outlier_channels
+
+    maxima = np.ones(100)
+    maxima[[3, 7, 9]] = [20.0, 9.0, 7.0]
+    assert outlier_channels(maxima) == [3, 7]  # 7x the median is not an outlier, 8x is
+    assert outlier_channels(np.ones(100)) == []
+    maxima[:10] = 50.0
+    assert len(outlier_channels(maxima)) == 4  # at most MAX_OUTLIER_CHANNELS, however many there are
+
+
+def test_int8_export_multiplies_an_outlier_channel_in_fp32(tmp_path, monkeypatch, data_root):
+    """A tiny model given one huge FFN channel (as mE5-small's layer 4 has): the export finds it on the
+    calibration texts, keeps its MatMul fp32, and the int8 vectors stay close to fp32."""
+    import copy
+    import json
+
+    import onnx
+    import torch
+
+    from hybridviz.data.lareqa import load_lareqa
+    from hybridviz.encoders import registry
+    from hybridviz.encoders.onnx_int8 import _split_linear
+
+    monkeypatch.setattr(registry, "MODELS_DIR", tmp_path / "models")
+    encoder = load_encoder("tiny", use_cache=False)
+    model = copy.deepcopy(encoder.model)
+    layer = model[0].auto_model.encoder.layer[1]
+    with torch.no_grad():  # channel 5 of the FFN's GELU output becomes ~100x larger; its weight ~100x smaller
+        layer.intermediate.dense.weight[5] *= 100
+        layer.intermediate.dense.bias[5] = 100.0
+        layer.output.dense.weight[:, 5] /= 100
+    # the split itself is exact arithmetic
+    x = torch.randn(3, 7, layer.output.dense.in_features)
+    torch.testing.assert_close(_split_linear(layer.output.dense, [5, 11])(x), layer.output.dense(x))
+
+    int8 = registry.Encoder("tiny", "tiny (outlier)", model, encoder.query_prefix, encoder.passage_prefix,
+                            use_cache=False, precision="int8")
+    fp32 = registry.Encoder("tiny", "tiny (outlier)", model, encoder.query_prefix, encoder.passage_prefix,
+                            use_cache=False)
+    texts = [s.text for s in load_lareqa("xquad-r", ["de", "zh"]).sentences[::53]]
+    cosine = (int8.encode(texts, "passage") * fp32.encode(texts, "passage")).sum(1)
+    (folder,) = (tmp_path / "models" / "onnx-int8").iterdir()
+    record = json.loads((folder / "quantization.json").read_text())
+    assert record["calibration_texts"] == 64 and "MLQA-R" in record["calibration_source"]
+    assert record["split"]["encoder.layer.1.output.dense"]["channels"] == [5]
+    graph = onnx.load(str(folder / "model.int8.onnx")).graph
+    assert record["fp32_nodes"] and {n.op_type for n in graph.node if n.name in record["fp32_nodes"]} == {"MatMul"}
+    assert cosine.min() > 0.99

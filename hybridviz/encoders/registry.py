@@ -95,6 +95,10 @@ class Encoder:
             for precision in PRECISIONS[1:]:  # fp32 keys stay as they were; other precisions get their own
                 other = h.copy()
                 other.update(precision.encode())
+                if precision == "int8":  # a new export format computes other int8 vectors: new cache entries
+                    from hybridviz.encoders.onnx_int8 import FORMAT_VERSION
+
+                    other.update(f"onnx-v{FORMAT_VERSION}".encode())
                 self._fingerprints[precision] = other.hexdigest()
         return self._fingerprints[self.precision]
 
@@ -115,13 +119,14 @@ class Encoder:
 
         self.fingerprint  # computes every precision's fingerprint; the export is named by the fp32 weights'
         folder = MODELS_DIR / "onnx-int8" / f"{self._fingerprints['fp32'][:32]}-v{FORMAT_VERSION}"
+        prefixes = (self.query_prefix, self.passage_prefix)
         try:
-            return OnnxInt8Model(self.model, export_int8(self.model, folder))
+            return OnnxInt8Model(self.model, export_int8(self.model, folder, prefixes))
         except EncoderUnavailable:  # a damaged export: rebuild once, never trust it
             import shutil
 
             shutil.rmtree(folder, ignore_errors=True)
-            return OnnxInt8Model(self.model, export_int8(self.model, folder))
+            return OnnxInt8Model(self.model, export_int8(self.model, folder, prefixes))
 
     def prefix(self, kind: str) -> str:
         if kind not in ("query", "passage"):
