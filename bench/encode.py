@@ -121,8 +121,8 @@ def main() -> None:
     result = run(args.model, args.n, args.precisions.split(","), not args.no_engine, args.repeats)
     write_result(args.out, "encode", result)
     print_table(f"encoding throughput, {args.model}, {args.n} texts per kind (ratio vs plain sentence-transformers)",
-                result["rows"], ["texts", "method", "texts_per_s", "min_texts_per_s", "max_texts_per_s", "ratio", "cos_min",
-                 "cos_mean"])
+                result["rows"], ["texts", "method", "texts_per_s", "min_texts_per_s", "max_texts_per_s", "ratio",
+                                 "cos_min", "cos_mean"])
 
 
 if __name__ == "__main__":

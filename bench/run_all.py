@@ -1,6 +1,6 @@
 """Run the whole benchmark suite; each script writes `<out>/<name>.json` and prints its table.
 
-    python bench/run_all.py                  # the real thing, ~45 min on 2 cores: results in bench/results/
+    python bench/run_all.py                  # the real thing, ~35 min on 2 cores: results in bench/results/
     python bench/run_all.py --smoke --out /tmp/bench   # every script end to end on the tiny model (CI)
 
 Each figure is a ratio against a named baseline measured in the same run (see each script's docstring). Run it on

@@ -5,10 +5,10 @@ dynamic activation quantisation (ONNX Runtime's `quantize_dynamic`), and the res
 `cache/models/onnx-int8/<fp32 fingerprint>-v<FORMAT_VERSION>/`. Pooling and normalisation stay in numpy, as the
 model's own sentence-transformers modules do them.
 
-Why this path (see `bench/encode.py`): on the 2-core AVX512-VNNI CPU it was measured at ~3x plain
-`SentenceTransformer.encode` with embeddings within cosine 0.99 of fp32; PyTorch's own dynamic int8
-quantisation was no faster than bf16 and fell to cosine 0.96 (per-tensor scales), fusing the graph with
-ONNX Runtime's transformer optimizer gained nothing here.
+Why this path (see `bench/encode.py`): on the 2-core AVX512-VNNI CPU it was measured at 3.4x (questions) and
+3.9x (sentences) plain `SentenceTransformer.encode`, embeddings within cosine 0.994 of fp32. PyTorch's own
+dynamic int8 quantisation was no faster than bf16 and fell to cosine 0.96 (per-tensor scales); fusing the graph
+with ONNX Runtime's transformer optimizer gained nothing here.
 
 Outlier channels are split off, LLM.int8()-style (Dettmers et al. 2022). Dynamic quantisation gives each
 activation tensor one scale, so a single huge channel costs every other channel its resolution; in BERT-style
