@@ -309,17 +309,11 @@ class OnnxInt8Model:
             return self._embed(self._tokenize([texts[i] for i in rows]), normalize_embeddings)
 
         if len(self.sessions) == 1 or len(chunks) == 1:
-            results = map(work, chunks)
+            results = [work(rows) for rows in chunks]
         else:  # ONNX Runtime releases the GIL while it runs, so threads give real parallelism
-            executor = ThreadPoolExecutor(len(self.sessions), thread_name_prefix="int8-encode")
-            results = executor.map(work, chunks)
-        out = None
-        try:
-            for rows, vectors in zip(chunks, results):
-                if out is None:
-                    out = np.zeros((len(texts), vectors.shape[1]), dtype=np.float32)
-                out[rows] = vectors
-        finally:
-            if len(self.sessions) > 1 and len(chunks) > 1:
-                executor.shutdown(wait=True, cancel_futures=True)
+            with ThreadPoolExecutor(len(self.sessions), thread_name_prefix="int8-encode") as executor:
+                results = list(executor.map(work, chunks))
+        out = np.zeros((len(texts), results[0].shape[1]), dtype=np.float32)
+        for rows, vectors in zip(chunks, results):
+            out[rows] = vectors
         return out
