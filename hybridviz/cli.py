@@ -199,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", help="output directory (default: cache/evaluations/<model>-<task>, which the app lists)")
     e.add_argument("--limit", type=int, help="evaluate a seeded sample of this many parallel groups")
     e.add_argument("--seed", type=int, default=0, help="seed of the --limit sample")
-    e.add_argument("--batch-size", type=int, default=64)
+    e.add_argument("--batch-size", type=int, help="texts per forward pass (default: the encoders' ENCODE_BATCH, 16)")
     e.add_argument("--precision", default="fp32", help="fp32 (exact) | bf16 (faster where the CPU has bf16) | int8 (ONNX Runtime, fastest on CPU; cosine ≥ 0.99 to fp32)")
     e.set_defaults(func=cmd_evaluate)
 

@@ -285,7 +285,7 @@ def evaluate(model: str, task: str, languages: list[str] | None = None, settings
     report = {
         "task": task,
         "model": {"spec": model, "label": encoder.label, "fingerprint": encoder.fingerprint,
-                  "precision": encoder.precision,
+                  "precision": encoder.precision, "batch_size": batch_size,  # bf16 sums depend on it
                   "query_prefix": encoder.query_prefix, "passage_prefix": encoder.passage_prefix},
         "languages": corpus.languages,
         "counts": corpus.counts(),

@@ -29,6 +29,7 @@ def test_metrics_json_contract(tiny_run):
     report = json.loads((out / "metrics.json").read_text())
     assert report["task"] == "xquad-r" and report["languages"] == ["en", "de", "zh"]
     assert report["model"]["spec"] == "tiny" and len(report["model"]["fingerprint"]) == 64
+    assert report["model"]["batch_size"] == 16  # ENCODE_BATCH: recorded because bf16 results depend on it
     assert all(len(sha) == 64 for sha in report["data_files"].values()) and len(report["data_files"]) == 3
     for setting in ("mono", "cross", "multi"):
         res = report["settings"][setting]

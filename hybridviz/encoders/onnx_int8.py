@@ -15,9 +15,9 @@ activation tensor one scale, so a single huge channel costs every other channel 
 encoders that happens at the input of the FFN output projections (Bondarenko et al. 2021). In mE5-small, layer 4's
 has one channel reaching ~69 while the others stay under ~5. On a small calibration set (MLQA-R training texts,
 never evaluation data) each FFN output projection's input channels are measured; the few far above the median
-(>= OUTLIER_FACTOR x) are multiplied in fp32 by a separate small MatMul, the rest in int8. Measured on a
-150-group XQuAD-R sample: multilingual mAP fp32 .2818, plain int8 .2608, split int8 .2740, at the same speed.
-What was split is written next to the graph in `quantization.json`.
+(>= OUTLIER_FACTOR x) are multiplied in fp32 by a separate small MatMul, the rest in int8. With the split the
+full XQuAD-R multilingual mAP of int8 rose from .277 to .290 (bf16: .299; `bench/evaluate.py`) at no measurable
+cost in speed (`bench/encode.py`). What was split is written next to the graph in `quantization.json`.
 """
 
 from __future__ import annotations
@@ -237,7 +237,7 @@ def _workers(threads: int) -> tuple[int, int]:
     """(sessions, threads per session) for `threads` CPU threads.
 
     Several one-thread sessions run batches side by side: measured on 2 cores, two one-thread sessions
-    encoded XQuAD-R questions ~1.25x faster than one two-thread session (short inputs leave a shared
+    encoded XQuAD-R questions ~1.2x faster than one two-thread session (short inputs leave a shared
     thread pool waiting on synchronisation), and sentences no slower. Each session holds its own copy
     of the weights (~120 MB for mE5-small), hence the cap.
     """
