@@ -154,7 +154,8 @@ def cmd_summarise(args) -> int:
     from hybridviz.experiments.bundle import write_summary
 
     summary = write_summary(Path(args.bundle))
-    print(f"{len(summary['cells'])} cells, {len(summary['tests'])} paired tests -> {args.bundle}/summary.json")
+    print(f"{len(summary['cells'])} cells, {len(summary['tests'])} run-level comparisons -> "
+          f"{args.bundle}/summary.json")
     if args.markdown:
         print(headline_markdown(summary))
     return 0
@@ -162,7 +163,9 @@ def cmd_summarise(args) -> int:
 
 def headline_markdown(summary: dict) -> str:
     """The headline tables (ours, then the paper's reported rows) as markdown, for notes and reports."""
+    from hybridviz.experiments.verdict import verdicts
     from hybridviz.paper import reported_headline
+    from hybridviz.viz.style import SAMPLER_LABELS
     from hybridviz.viz.tables import MARK_LEGEND, headline
 
     def table(frame) -> list[str]:
@@ -173,7 +176,8 @@ def headline_markdown(summary: dict) -> str:
     out = []
     for task in sorted({c["task"] for c in summary.get("cells", [])}):
         display, _ = headline(summary, task)
-        out += ["", f"### {task} (hybridviz)", *table(display)]
+        out += ["", f"### {task} (hybridviz)", *table(display), "", "Verdict:",
+                *(f"- {v['text']}" for v in verdicts(summary, task, labels=SAMPLER_LABELS))]
         reported = reported_headline(task)
         if len(reported):
             out += ["", f"### {task} (reported by the paper; not computed here)",
@@ -245,7 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--out", default="cache/reference/sampler-grid", help="result bundle folder")
     x.add_argument("--model", default="me5-small")
     x.add_argument("--samplers", help="comma-separated (default: x-x-mono,x-y,hybrid)")
-    x.add_argument("--seeds", help="comma-separated (default: 0,1,2)")
+    x.add_argument("--seeds", help="comma-separated (default: 0,1,2,3,4)")
     x.add_argument("--alphas", help="alpha sweep points (default: 0,0.25,0.5,0.75,1)")
     x.add_argument("--steps", type=int)
     x.add_argument("--lr", type=float, help="default: the choice of `python -m hybridviz sweep` if it ran")

@@ -178,9 +178,7 @@ def query_texts_of(result) -> dict[str, str]:
                        notes.get("seed", 0) or 0)
 
 
-@st.cache_data(show_spinner="Paired tests per language pair…", max_entries=32)
+@st.cache_data(show_spinner="Run-level tests per language pair…", max_entries=32)
 def delta_cells(folders_a: tuple[str, ...], folders_b: tuple[str, ...]) -> dict:
     """Cached by the evaluation folders compared (their files never change once written)."""
-    from hybridviz.viz.heatmaps import delta_cells as compute
-
-    return compute(folders_a, folders_b)
+    return bundle_module.delta_cells(folders_a, folders_b)

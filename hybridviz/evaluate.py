@@ -13,11 +13,7 @@ import gzip
 import io
 import json
 import os
-import platform
-import subprocess
-import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
@@ -26,6 +22,7 @@ import numpy as np
 from hybridviz import metrics as M
 from hybridviz.fileio import atomic_write_bytes, atomic_write_text, write_json_atomic
 from hybridviz.index import ExactIndex, top_k
+from hybridviz.provenance import provenance
 from hybridviz.tasks import SETTINGS, Corpus, Slice, build_corpus, setting_applicable, slices
 from hybridviz.errors import UnknownName
 
@@ -197,32 +194,6 @@ def _matrices(settings: dict, langs: list[str]) -> dict:
     return out
 
 
-def _git_commit() -> str | None:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
-                              text=True, timeout=5).stdout.strip() or None
-    except Exception:
-        return None
-
-
-def _command_line() -> str | None:
-    if not sys.argv or not sys.argv[0]:
-        return None
-    program = "python -m hybridviz" if Path(sys.argv[0]).name == "__main__.py" else Path(sys.argv[0]).name
-    return " ".join([program] + sys.argv[1:])
-
-
-def provenance(seed: int | None = None) -> dict:
-    return {
-        "command": _command_line(),
-        "commit": _git_commit(),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"platform": platform.platform(), "python": platform.python_version(),
-                    "cpus": os.cpu_count()},
-        "seed": seed,
-    }
-
-
 def evaluate(model: str, task: str, languages: list[str] | None = None, settings: list[str] | None = None,
              out_dir: str | os.PathLike | None = None, limit: int | None = None, seed: int = 0,
              batch_size: int | None = None, encoder=None, log: Callable[[str], None] | None = None,
@@ -295,7 +266,8 @@ def evaluate(model: str, task: str, languages: list[str] | None = None, settings
                      **results.get("multi", {}).get("pair_matrices", {})},
         "data_files": corpus.files,
         "timings": {k: round(v, 3) for k, v in timings.items()},
-        "provenance": provenance(seed),
+        "provenance": provenance(seed, max_seq_length=encoder.model.max_seq_length,
+                                 encode_batch_size=batch_size, precision=encoder.precision),
         "definitions": {
             "ranks": "1-based, pessimistic (ties count against the candidate)",
             "mAP": "average precision over the whole pool (sklearn average_precision_score), mean over queries "

@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import numpy as np
 
+# Metrics where a smaller value is the better one: both measure language bias.
+LOWER_IS_BETTER = frozenset({"max_rank_distance", "same_lang@10"})
+
 
 def pessimistic_ranks(scores: np.ndarray, relevant: np.ndarray) -> np.ndarray:
     """Rank of each relevant candidate in one query's score vector: #candidates with score >= its score."""

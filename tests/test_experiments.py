@@ -99,9 +99,16 @@ def test_summary_means_and_tests_come_from_the_per_model_files(tiny_grid):
                 and t["metric"] == "mAP" and t["a"] == "x-y" and t["b"] == "hybrid")
     a = [np.mean([bundle.get(f"x-y-s{s}", "mkqa-queries").per_query("multi", "mAP")[q] for s in spec.seeds])
          for q in sorted(result.per_query("multi", "mAP"))]
-    assert test["n"] == len(a) and test["mean_a"] == pytest.approx(np.mean(a))
-    assert all(0 < t["p_randomisation"] <= 1 and 0 <= t["p_ttest"] <= 1 for t in summary["tests"]
-               if t["delta"] != 0)
+    checkpoint = test["per_checkpoint"]
+    assert checkpoint["n"] == len(a) and checkpoint["mean_a"] == pytest.approx(np.mean(a))
+    assert all(0 < t["per_checkpoint"]["p_randomisation"] <= 1 and 0 <= t["per_checkpoint"]["p_ttest"] <= 1
+               for t in summary["tests"] if t["delta"] != 0)
+    # the run-level comparison: delta from the per-seed macro figures, p-values adjusted in their family
+    runs_a = [bundle.get(f"x-y-s{s}", "mkqa-queries").macro("multi", "mAP") for s in spec.seeds]
+    assert test["delta"] == pytest.approx(np.mean(values) - np.mean(runs_a))
+    assert test["ci_low"] <= test["delta"] <= test["ci_high"]
+    assert test["family"] == "primary" and test["correction"] == "holm (primary)"
+    assert all(t["p"] <= t["p_adjusted"] <= 1 for t in summary["tests"])
     # alpha = 0 / 0.5 / 1 are the x-y, hybrid and x-x-mono runs of seed 0; 0.7 is trained for the sweep only
     assert [(p["alpha"], p["label"]) for p in summary["alpha_sweep"]] == [
         (0.0, "x-y-s0"), (0.5, "hybrid-s0"), (0.7, "hybrid-a0.7-s0"), (1.0, "x-x-mono-s0")]
@@ -170,7 +177,7 @@ def test_sweep_and_budget_check_choose_on_held_out_groups(tmp_path, monkeypatch,
 
 
 def test_seed_deltas_match_seeds_and_compare_a_single_model_with_every_seed():
-    from hybridviz.experiments.bundle import seed_deltas
+    from hybridviz.experiments.stats import seed_deltas
 
     assert seed_deltas({0: 0.5}, {0: 0.6, 1: 0.4}) == pytest.approx([0.1, -0.1])  # base vs each seed
     assert seed_deltas({0: 0.5, 1: 0.7, 2: None}, {1: 0.8, 0: 0.4, 2: 0.9}) == pytest.approx([-0.1, 0.1])

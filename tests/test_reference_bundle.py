@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from hybridviz.experiments.bundle import load_bundle, summarise
-from hybridviz.experiments.stats import paired_tests
+from hybridviz.experiments.stats import compare_runs, paired_tests
 
 BUNDLE = Path(__file__).resolve().parents[1] / "cache" / "reference" / "sampler-grid"
 
@@ -52,7 +52,30 @@ def test_summary_recomputes_from_the_per_model_files(bundle):
     b = np.array([np.mean([r[q] for r in runs_b]) for q in queries])
     again = paired_tests(a, b, n_resamples=committed.get("n_resamples", 10_000))
     for name in ("n", "delta", "t", "p_ttest", "p_randomisation"):
-        assert again[name] == pytest.approx(test[name], rel=1e-6, abs=1e-9), name
+        assert again[name] == pytest.approx(test["per_checkpoint"][name], rel=1e-6, abs=1e-9), name
+    # the run-level comparison recomputes from the same files with the same resamples
+    values_a = [r.macro("multi", "mAP") for r in bundle.select(test["a"], "xquad-r")]
+    values_b = [r.macro("multi", "mAP") for r in bundle.select(test["b"], "xquad-r")]
+    run_level = compare_runs(runs_a, runs_b, values_a, values_b,
+                             [r.seed for r in bundle.select(test["a"], "xquad-r")],
+                             [r.seed for r in bundle.select(test["b"], "xquad-r")],
+                             n_resamples=committed.get("n_resamples", 10_000))
+    for name in ("delta", "ci_low", "ci_high", "p", "seeds_agree"):
+        assert getattr(run_level, name) == pytest.approx(test[name], rel=1e-9, abs=1e-12), name
+
+
+def test_every_run_of_the_bundle_shares_its_code_settings(bundle):
+    """Runs compared in one bundle were evaluated at one length, batch and precision, and trained alike."""
+    evaluated = {(r.metrics["model"].get("precision"), r.metrics["model"].get("batch_size", 64),
+                  r.metrics["provenance"].get("settings", {}).get("max_seq_length", 512)) for r in bundle.results}
+    assert len(evaluated) == 1, evaluated
+    trained = set()
+    for label in {r.label for r in bundle.results if r.group != "base"}:
+        cfg = bundle.training_config(label)
+        status = json.loads((bundle.path / "models" / label / "training" / "status.json").read_text())
+        trained.add((cfg["max_seq_length"], cfg["mixed_precision"], cfg["batch_size"], cfg["steps"],
+                     status.get("saved_max_seq_length", 512)))
+    assert len(trained) == 1, trained
 
 
 @pytest.mark.slow

@@ -14,8 +14,27 @@ from hybridviz import dashboard as dash
 from hybridviz import status
 from hybridviz.data import data_dir
 from hybridviz.paper import reported_headline
-from hybridviz.viz.style import TASK_LABELS
+from hybridviz.experiments.verdict import verdicts
+from hybridviz.viz.style import SAMPLER_LABELS, TASK_LABELS
 from hybridviz.viz.tables import MARK_LEGEND, headline, tests_table
+
+STATS_EXPLAINER = (
+    "- **Unit of evidence: the training run (seed).** Each method's figure is the mean over its runs; the "
+    "base model is one run.\n"
+    "- **Interval**: Δ ± t × the standard error of a two-level bootstrap that resamples runs and, jointly, "
+    "question clusters (all language versions of one question move together); t on the runs' degrees of "
+    "freedom.\n"
+    "- **Best and runner-up** are ranked by their means; *no detectable difference* means the 95 % interval of "
+    "the margin spans 0.\n"
+    "- **Correction**: the primary family, named before looking (hybrid vs X-X-mono and vs X-Y on multilingual "
+    "mAP and max rank distance, per benchmark), is Holm-corrected; every other comparison is secondary and "
+    "Benjamini–Hochberg-corrected.\n"
+    "- **Direction**: ▲ better, ▼ worse than the named comparator, by the metric's direction (lower is better "
+    "for rank distance and the same-language share).\n"
+    "- The query-level paired test of the seed-averaged checkpoints is shown only as a *per checkpoint* figure: "
+    "it treats questions as independent and says nothing about another training run.\n"
+    "- Code: `hybridviz/experiments/stats.py`, `verdict.py`; recompute with "
+    "`python -m hybridviz summarise cache/reference/sampler-grid --markdown`.")
 
 st.set_page_config(page_title="hybridviz", layout="wide")
 st.title("hybridviz")
@@ -39,6 +58,13 @@ if bundle is not None:
         f"training) on XQuAD-R (11 languages), MKQA parallel queries (1,000 examples × 17 languages) and MKQA "
         f"answers (1,000 examples × 12 languages); encodings in {spec.get('precision')}.")
     tasks = [t for t in ("xquad-r", "mkqa-queries", "mkqa-answers") if t in bundle.tasks()]
+    st.subheader("Verdict, computed from the bundle")
+    for task in [t for t in ("xquad-r", "mkqa-queries", "mkqa-answers") if t in bundle.tasks()]:
+        lines = verdicts(summary, task, labels=SAMPLER_LABELS)
+        if lines:
+            st.markdown(f"**{TASK_LABELS[task]}**\n" + "\n".join(f"- {v['text']}" for v in lines))
+    with st.expander("How to read the verdict and the marks"):
+        st.markdown(STATS_EXPLAINER)
     st.subheader("Headline: ours (me5-small, 2 CPU cores)")
     if not tasks:
         st.info("The bundle has no finished evaluation yet; rerun the grid command to continue it:\n\n"
@@ -61,7 +87,7 @@ if bundle is not None:
     st.caption("Reported figures: different models, training data (mMARCO + translated QA, 9 languages), batch "
                "100 and hardware; compare the *ordering* of samplers, not the values. The paper reports no seeds "
                "or significance tests and no MKQA results.")
-    with st.expander("All paired tests"):
+    with st.expander("All comparisons (run as the unit; per-checkpoint query-level p beside it)"):
         st.dataframe(tests_table(summary), hide_index=True, width="stretch")
     dash.provenance_caption(bundle)
 

@@ -8,7 +8,7 @@ import streamlit as st
 
 from hybridviz import dashboard as dash
 from hybridviz.experiments.bundle import BundleError, step_budget_frame
-from hybridviz.viz.comparison import (alpha_line, per_language_bars, per_language_frame, sampler_dots, seed_frame,
+from hybridviz.viz.comparison import (alpha_line, forest_frame, forest_plot, per_language_bars, per_language_frame, sampler_dots, seed_frame,
                                         step_budget_lines)
 from hybridviz.viz.style import METRIC_LABELS, SAMPLER_LABELS, TASK_LABELS
 
@@ -31,6 +31,30 @@ if frame.empty:
             "same-language item is itself).")
 else:
     dash.chart(sampler_dots(frame, setting, metric), frame, f"samplers-{setting}-{metric}")
+
+st.subheader("Effect sizes: Δ with 95 % intervals, the run as the unit")
+methods = [g for g in bundle.groups() if not g.startswith("hybrid-a")]
+fa = dash.param_select("Comparator (a)", methods, "fa", default="x-y" if "x-y" in methods else None,
+                       format_func=lambda g: SAMPLER_LABELS.get(g, g))
+fb = dash.param_select("Method (b)", methods, "fb", default="hybrid" if "hybrid" in methods else None,
+                       format_func=lambda g: SAMPLER_LABELS.get(g, g))
+fmetric = dash.param_select("Metric of the effect", ["mAP", "max_rank_distance", "same_lang@10"], "fmetric",
+                            format_func=lambda m: METRIC_LABELS.get(m, m))
+forest = forest_frame(bundle.summary, fa, fb, fmetric) if fa != fb else pd.DataFrame()
+if fa == fb:
+    st.info("Pick two different methods.")
+elif forest.empty:
+    st.info("The summary has no run-level comparison for this pair; recompute it with "
+            "`python -m hybridviz summarise <bundle>`.")
+else:
+    dash.chart(forest_plot(forest, fa, fb, fmetric), forest, f"forest-{fb}-minus-{fa}-{fmetric}")
+with st.expander("What the unit, the test and the correction are"):
+    st.markdown("One training run (seed) is the unit: Δ is the mean over b's runs minus the mean over a's runs "
+                "(the base is a single run). The 95 % interval is Δ ± t × the standard error of a two-level "
+                "bootstrap over runs and question clusters (all language versions of a question together); "
+                "colour says better / worse by the metric's direction, grey where the interval spans 0. Adjusted "
+                "p: Holm within the primary family (hybrid vs each pure sampler, multilingual mAP and rank "
+                "distance, per benchmark), Benjamini–Hochberg for the rest. `hybridviz/experiments/stats.py`.")
 
 st.subheader("Per query language")
 task = dash.param_select("Benchmark for the language view", chosen, "lang_task",

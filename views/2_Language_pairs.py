@@ -43,10 +43,19 @@ else:
                 "the current version to compare cells.")
     else:
         fig = delta_heatmap(cells, a, b, f"Δ AP (b − a) · {TASK_LABELS.get(task, task)} · {b} − {a}; "
-                                         "* p<0.05, ** p<0.01, *** p<0.001 (paired randomisation over queries)")
-        data = cells["delta"].stack().rename("delta").reset_index().merge(
-            cells["p"].stack().rename("p").reset_index()).merge(cells["n"].stack().rename("queries").reset_index())
+                                         "* adjusted p<0.05, ** <0.01, *** <0.001 (runs as the unit, BH over the cells)")
+        data = cells["delta"].stack().rename("delta").reset_index()
+        for key, name in (("ci_low", "ci_low"), ("ci_high", "ci_high"), ("p", "p"), ("p_adjusted", "p_adjusted"),
+                          ("n", "queries")):
+            data = data.merge(cells[key].stack().rename(name).reset_index())
         dash.chart(fig, data, f"delta-{task}-{b}-minus-{a}")
-        st.caption("Δ is the mean over queries of each query's AP averaged over the seeds of each sampler; "
-                   "the delta map is for AP (per-query values are stored for AP only).")
+        st.caption("Δ is the mean over each sampler's runs of the cell's AP (queries of the row language "
+                   "against the column language's pool); the delta map is for AP (per-query values are stored "
+                   "for AP only).")
+    with st.expander("What the unit, the test and the correction are"):
+        st.markdown("Each cell compares the two samplers with the training run (seed) as the unit: a two-level "
+                    "bootstrap over runs and question clusters gives the standard error, the p-value uses t on "
+                    "the runs' degrees of freedom, and the cells of one map are a secondary family, corrected "
+                    "by Benjamini–Hochberg. Stars mark adjusted p; no star: no detectable difference. "
+                    "`hybridviz/experiments/bundle.py: delta_cells`.")
 dash.provenance_caption(bundle)

@@ -17,16 +17,16 @@ import numpy as np
 
 from hybridviz.data.paths import CACHE_DIR
 from hybridviz.errors import HybridvizError
-from hybridviz.experiments.stats import mean_std, paired_tests
+from hybridviz.experiments.stats import (benjamini_hochberg, compare_runs, direction, holm, mark, mean_std,
+                                         paired_tests)
 from hybridviz.fileio import atomic_write_text, write_json_atomic
 
 REFERENCE_DIR = CACHE_DIR / "reference"
 # (setting, metric) cells of the headline table; rank correlation has no per-query value, so no test
 HEADLINE = [("mono", "mAP"), ("cross", "mAP"), ("multi", "mAP"), ("multi", "max_rank_distance"),
             ("multi", "same_lang@10")]
-LOWER_IS_BETTER = {"max_rank_distance"}
-COMPARISONS = [("x-x-mono", "hybrid"), ("x-y", "hybrid"), ("x-x-mono", "x-y"), ("base", "x-x-mono"),
-               ("base", "x-y"), ("base", "hybrid")]
+# methods in the order pairs are formed (Δ = later − earlier); methods added later (debiasing) come after
+COMPARISON_ORDER = ["base", "x-x-mono", "x-y", "hybrid"]
 PER_QUERY_COLUMN = {"mAP": "ap", "MRR": "rr", "nDCG@10": "ndcg@10"}
 
 
@@ -184,10 +184,35 @@ def is_seen(lang: str, seen: list[str]) -> bool:
     return lang.split("_")[0] in {s.split("_")[0] for s in seen}
 
 
+# The primary family, named before the data: hybrid against each pure sampler on the paper's two multilingual
+# claims, per benchmark. Holm corrects within it; every other test is secondary (Benjamini-Hochberg).
+PRIMARY_PAIRS = [("x-x-mono", "hybrid"), ("x-y", "hybrid")]
+PRIMARY_CELLS = [("multi", "mAP"), ("multi", "max_rank_distance")]
+
+
+def method_pairs(groups: list[str]) -> list[tuple[str, str]]:
+    """Every pair of compared methods (alpha points and lab runs aside), as (a, b) with Δ = b − a."""
+    methods = [g for g in groups if not g.startswith("hybrid-a")]
+    order = {m: i for i, m in enumerate(COMPARISON_ORDER)}
+    methods.sort(key=lambda m: (order.get(m, len(order)), m))
+    return [(a, b) for i, a in enumerate(methods) for b in methods[i + 1:]]
+
+
 def summarise(bundle: Bundle, n_resamples: int = 10_000) -> dict:
-    """Mean +/- std over seeds of every headline cell, per-language means split seen/unseen, paired tests."""
+    """Mean ± std over seeds of every headline cell, per-language means split seen/unseen, and for every
+    headline cell and pair of methods the run-level comparison (experiments/stats.py) with its correction."""
     seen = seen_languages(bundle)
     cells, tests, per_language = [], [], {}
+    per_query_cache: dict = {}
+
+    def runs_of(group, task, setting, metric):
+        key = (group, task, setting, metric)
+        if key not in per_query_cache:
+            results = bundle.select(group, task)
+            per_query_cache[key] = [(r.seed, r.macro(setting, metric), r.per_query(setting, metric))
+                                    for r in results]
+        return [x for x in per_query_cache[key] if x[1] is not None and x[2]]
+
     for task in bundle.tasks():
         for group in bundle.groups():
             results = bundle.select(group, task)
@@ -212,58 +237,67 @@ def summarise(bundle: Bundle, n_resamples: int = 10_000) -> dict:
                 if per:
                     langs[setting] = {lang: {**mean_std(v), "seen": is_seen(lang, seen)} for lang, v in per.items()}
             per_language.setdefault(task, {})[group] = langs
-        by_seed = {(c["setting"], c["metric"], c["group"]): dict(zip(c["seeds"], c["values"]))
-                   for c in cells if c["task"] == task}
         for setting, metric in HEADLINE:
-            for a, b in COMPARISONS:
-                qa, qb = _seed_mean_per_query(bundle, a, task, setting, metric), \
-                    _seed_mean_per_query(bundle, b, task, setting, metric)
-                common = sorted(set(qa) & set(qb))
-                if len(common) < 2:
+            for a, b in method_pairs(bundle.groups()):
+                ra, rb = runs_of(a, task, setting, metric), runs_of(b, task, setting, metric)
+                if not ra or not rb:
                     continue
-                res = paired_tests(np.array([qa[q] for q in common]), np.array([qb[q] for q in common]),
-                                   n_resamples=n_resamples)
-                deltas = seed_deltas(by_seed.get((setting, metric, a), {}), by_seed.get((setting, metric, b), {}))
-                tests.append({"task": task, "setting": setting, "metric": metric, "a": a, "b": b, **res,
-                              "better": "b" if (res["delta"] < 0) == (metric in LOWER_IS_BETTER) else "a",
-                              "seed_deltas": deltas,
-                              "same_sign_every_seed": len(deltas) >= 2 and (all(d > 0 for d in deltas)
-                                                                             or all(d < 0 for d in deltas))})
+                cmp = compare_runs([x[2] for x in ra], [x[2] for x in rb], [x[1] for x in ra], [x[1] for x in rb],
+                                   [x[0] for x in ra], [x[0] for x in rb], n_resamples=n_resamples)
+                qa, qb = _seed_mean(ra), _seed_mean(rb)
+                common = sorted(set(qa) & set(qb))
+                checkpoint = paired_tests(np.array([qa[q] for q in common]), np.array([qb[q] for q in common]),
+                                          n_resamples=n_resamples) if len(common) >= 2 else None
+                primary = (a, b) in PRIMARY_PAIRS and (setting, metric) in PRIMARY_CELLS
+                d = direction(cmp.delta, metric)
+                tests.append({"task": task, "setting": setting, "metric": metric, "a": a, "b": b,
+                              **cmp.as_dict(), "direction": d,
+                              "better": b if d == "better" else a if d == "worse" else None,
+                              "family": "primary" if primary else "secondary",
+                              "per_checkpoint": checkpoint})
+    adjust(tests)
     return {"cells": cells, "tests": tests, "per_language": per_language, "seen_languages": seen,
             "n_resamples": n_resamples,
             "alpha_sweep": alpha_sweep(bundle),
             "definitions": {"std": "sample std over seeds (ddof=1)",
-                            "tests": "paired over queries: each query's value averaged over the seeds of a "
-                                     "sampler; two-sided t-test (scipy) and sign-flip randomisation test "
-                                     f"({n_resamples} resamples); cross = mean over the query's target languages",
-                            "delta": "mean of b - a over queries",
-                            "seed_deltas": "b - a per seed (seed-matched; against a single-seed model such as "
-                                           "the base, each seed of the other); same_sign_every_seed: all of them "
-                                           "point the same way (needs >= 2 seeds)"}}
+                            "unit": "the training run (seed); the language versions of one question form one "
+                                    "cluster",
+                            "delta": "mean over b's runs minus mean over a's runs of the headline figure "
+                                     "(language macro-average); a single-run method (the base) is one value",
+                            "ci": f"95 % interval: delta ± t(df) x the standard error of a two-level bootstrap "
+                                  f"({n_resamples} resamples) over runs and question clusters",
+                            "p": "two-sided, from the same standard error and t(df); p_permutation: exact "
+                                 "permutation of run labels (scipy), needs two runs a side",
+                            "p_adjusted": "primary family (hybrid vs X-X-mono and vs X-Y, multilingual mAP and "
+                                          "max rank distance, per benchmark): Holm within the benchmark; "
+                                          "every other test: Benjamini-Hochberg over all secondary tests",
+                            "direction": "b against a, by the metric's direction (lower is better for max rank "
+                                         "distance and the same-language share)",
+                            "seeds_agree": "seeds whose b − a has the sign of delta (seed-matched; against a "
+                                           "single-run method, each seed of the other)",
+                            "per_checkpoint": "query-level paired tests of the seed-averaged checkpoints "
+                                              "(t-test and sign-flip randomisation); they describe these "
+                                              "checkpoints, not the samplers"}}
 
 
-def seed_deltas(a: dict, b: dict) -> list[float]:
-    """Per-seed differences b - a of one cell; a one-model side (the base) is compared with every seed of the other."""
-    a = {s: v for s, v in a.items() if v is not None}
-    b = {s: v for s, v in b.items() if v is not None}
-    if not a or not b:
-        return []
-    if len(a) == 1:
-        (va,) = a.values()
-        return [b[s] - va for s in sorted(b)]
-    if len(b) == 1:
-        (vb,) = b.values()
-        return [vb - a[s] for s in sorted(a)]
-    return [b[s] - a[s] for s in sorted(set(a) & set(b))]
+def adjust(tests: list[dict]) -> None:
+    """Adjusted p-values in place: Holm within each benchmark's primary family, BH over all the others."""
+    for task in {t["task"] for t in tests}:
+        family = [t for t in tests if t["task"] == task and t["family"] == "primary"]
+        for t, p in zip(family, holm([t["p"] for t in family])):
+            t["p_adjusted"], t["correction"] = float(p), "holm (primary)"
+    secondary = [t for t in tests if t["family"] == "secondary"]
+    for t, p in zip(secondary, benjamini_hochberg([t["p"] for t in secondary])):
+        t["p_adjusted"], t["correction"] = float(p), "bh (secondary)"
+    for t in tests:
+        t["mark"] = mark(t["p_adjusted"], t["delta"], t["metric"])
 
 
-def _seed_mean_per_query(bundle: Bundle, group: str, task: str, setting: str, metric: str) -> dict[str, float]:
-    runs = [r.per_query(setting, metric) for r in bundle.select(group, task)]
-    runs = [r for r in runs if r]
-    if not runs:
-        return {}
-    common = set.intersection(*(set(r) for r in runs))
-    return {q: float(np.mean([r[q] for r in runs])) for q in common}
+def _seed_mean(runs) -> dict[str, float]:
+    """query id -> mean over runs of the query's value (the per-checkpoint view)."""
+    tables = [x[2] for x in runs]
+    common = set(tables[0]).intersection(*tables[1:])
+    return {q: float(np.mean([t[q] for t in tables])) for q in common}
 
 
 def alpha_sweep(bundle: Bundle) -> list[dict]:
@@ -281,6 +315,62 @@ def alpha_sweep(bundle: Bundle) -> list[dict]:
                        "max_rank_distance": r.macro("multi", "max_rank_distance"),
                        "same_lang@10": r.macro("multi", "same_lang@10")})
     return sorted(points, key=lambda p: p["alpha"])
+
+
+# ------------------------------------------------------------------------------------------------ cells
+
+
+def pair_values(folder) -> tuple[list[str], list[str], np.ndarray] | None:
+    """(query ids, pool languages, AP[query, pool language]) from an evaluation folder's per_query_pairs.npz."""
+    path = Path(folder) / "per_query_pairs.npz"
+    if not path.exists():
+        return None
+    with np.load(path) as z:
+        return [str(q) for q in z["query_ids"]], [str(x) for x in z["pool_langs"]], z["ap"].astype(np.float64)
+
+
+def delta_cells(folders_a, folders_b, n_resamples: int = 2000) -> dict:
+    """Per language pair: Δ AP = mean over b's runs − mean over a's runs, with the run-level comparison of
+    experiments/stats.py (two-level bootstrap over runs and question clusters) and p-values adjusted by
+    Benjamini-Hochberg over the cells of this one map (they are secondary). {} without per-pair files."""
+    import pandas as pd
+
+    def load(folders):
+        loaded = [pair_values(f) for f in folders]
+        return [x for x in loaded if x is not None]
+
+    a, b = load(folders_a), load(folders_b)
+    if not a or not b:
+        return {}
+    ids, langs = a[0][0], a[0][1]
+    if any(x[0] != ids or x[1] != langs for x in a + b):
+        return {}
+    qlang = np.array([q.split(":")[0] for q in ids])
+    frames = {k: pd.DataFrame(np.nan, index=langs, columns=langs) for k in ("delta", "p", "n", "ci_low", "ci_high")}
+    for x in langs:
+        rows = np.flatnonzero(qlang == x)
+        for j, y in enumerate(langs):
+            def runs(side):
+                out = []
+                for _, _, ap in side:
+                    vals = ap[rows, j]
+                    keep = ~np.isnan(vals)
+                    out.append({ids[i]: float(v) for i, v in zip(rows[keep], vals[keep])})
+                return out
+            ra, rb = runs(a), runs(b)
+            if min(len(r) for r in ra + rb) < 2:
+                continue
+            cmp = compare_runs(ra, rb, [float(np.mean(list(r.values()))) for r in ra],
+                               [float(np.mean(list(r.values()))) for r in rb], n_resamples=n_resamples)
+            frames["delta"].loc[x, y], frames["p"].loc[x, y] = cmp.delta, cmp.p
+            frames["ci_low"].loc[x, y], frames["ci_high"].loc[x, y] = cmp.ci_low, cmp.ci_high
+            frames["n"].loc[x, y] = len(ra[0])
+    flat = frames["p"].stack()
+    adjusted = pd.Series(benjamini_hochberg(flat.values), index=flat.index).unstack()
+    frames["p_adjusted"] = adjusted.reindex(index=langs, columns=langs)
+    for frame in frames.values():
+        frame.index.name, frame.columns.name = "query language", "candidate language"
+    return frames
 
 
 def write_summary(path: Path, n_resamples: int = 10_000) -> dict:

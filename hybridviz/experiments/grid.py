@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Callable
 
 from hybridviz.encoders.registry import default_precision, load_encoder
-from hybridviz.evaluate import evaluate, provenance
+from hybridviz.evaluate import evaluate
+from hybridviz.provenance import provenance
 from hybridviz.errors import HybridvizError
 from hybridviz.fileio import write_json_atomic
 from hybridviz.training.runs import Run
@@ -47,7 +48,7 @@ DEFAULT_EVALUATIONS = [
 class GridSpec:
     model: str = "me5-small"
     samplers: list[str] = field(default_factory=lambda: ["x-x-mono", "x-y", "hybrid"])
-    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4])
     alpha: float = 0.5
     alphas: list[float] = field(default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 1.0])
     alpha_seed: int = 0
@@ -58,6 +59,9 @@ class GridSpec:
     batch_size: int = 32
     temperature: float = 0.05
     precision: str = field(default_factory=default_precision)  # of evaluation (training: TrainConfig's)
+    # texts per forward pass at evaluation: bf16 sums depend on it, so one bundle keeps one value (the
+    # committed grid was evaluated at 64)
+    encode_batch_size: int = 64
     evaluations: list[dict] = field(default_factory=lambda: [dict(e) for e in DEFAULT_EVALUATIONS])
 
     def train_config(self, sampler: str, seed: int, alpha: float | None = None) -> TrainConfig:
@@ -74,6 +78,26 @@ class Unit:
     alpha: float | None
     config: TrainConfig | None
     tasks: list[str]
+
+
+# Fields added to GridSpec after a bundle was written, with the value that bundle used implicitly: a bundle
+# without the field continues as if it had been written with that value.
+IMPLICIT_SPEC = {"encode_batch_size": 64}
+
+
+def spec_extends(old: dict, new: dict) -> bool:
+    """True when `new` continues the grid `old`: same settings, seeds only added, new fields at their
+    implicit value."""
+    for key in set(old) | set(new):
+        if key == "seeds":
+            if not set(old.get("seeds", [])) <= set(new.get("seeds", [])):
+                return False
+        elif key not in old:
+            if key not in IMPLICIT_SPEC or new[key] != IMPLICIT_SPEC[key]:
+                return False
+        elif old[key] != new.get(key):
+            return False
+    return True
 
 
 def sampler_alpha(sampler: str, alpha: float) -> float:
@@ -113,7 +137,7 @@ def run_grid(out: Path, spec: GridSpec | None = None, log: Callable[[str], None]
     out = Path(out)
     manifest_path = out / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
-    if manifest.get("spec") and manifest["spec"] != asdict(spec):
+    if manifest.get("spec") and not spec_extends(manifest["spec"], asdict(spec)):
         raise HybridvizError(f"{out} holds a grid with other settings; choose another --out or remove it.")
     manifest.setdefault("provenance", provenance(None))
     # every start or resume: the code of each unit is in its own metrics.json / config.json provenance too
@@ -164,7 +188,8 @@ def run_grid(out: Path, spec: GridSpec | None = None, log: Callable[[str], None]
             if encoder is None:
                 encoder = load_encoder(model, precision=spec.precision)
             evaluate(model, ev["task"], languages=ev.get("languages"), limit=ev.get("limit"), out_dir=folder,
-                     precision=spec.precision, compress=True, log=log, encoder=encoder)
+                     precision=spec.precision, batch_size=spec.encode_batch_size, compress=True, log=log,
+                     encoder=encoder)
             state["wall_s"][f"eval {ev['task']}"] = round(time.perf_counter() - start, 1)
             save()
         if state.get("state") != "done" or pending:  # a unit finished now: refresh the summary

@@ -15,7 +15,8 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Callable
 
-from hybridviz.evaluate import evaluate_setting, provenance
+from hybridviz.evaluate import evaluate_setting
+from hybridviz.provenance import provenance
 from hybridviz.fileio import write_json_atomic
 from hybridviz.training.trainer import TrainConfig, train, validation_pairs
 

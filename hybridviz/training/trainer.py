@@ -16,6 +16,7 @@ from pathlib import Path
 
 from hybridviz.encoders.registry import default_precision
 from hybridviz.errors import HybridvizError
+from hybridviz.provenance import provenance
 from hybridviz.training.data import check_zero_shot
 from hybridviz.training.runs import Run, reconcile, training_slot, write_json_atomic
 from hybridviz.training.samplers import SAMPLERS, make_sampler
@@ -174,12 +175,11 @@ def prepare_run(config: TrainConfig, root: Path | None = None, pairs=None) -> Ru
     if not config.allow_eval_overlap:
         check_zero_shot(pairs)
     run = Run(config.run_id(), root)
-    from hybridviz.evaluate import provenance
-
     write_json_atomic(run.dir / "config.json", {
         **asdict(config), "run_id": run.id, "data_files": pairs.files, "pairs": pairs.counts(),
         "seen_languages": pairs.languages, "unseen_languages": unseen_languages(pairs.languages),
-        "provenance": provenance(config.seed),
+        "provenance": provenance(config.seed, train_max_seq_length=config.max_seq_length,
+                                 mixed_precision=config.mixed_precision),
     })
     if run.status().get("state") != "done":
         run.set_status("queued", pid=os.getpid())
@@ -271,3 +271,4 @@ def _fit(config: TrainConfig, run: Run, pairs, on_progress) -> None:
         model.prompts = {"query": encoder.query_prefix, "passage": encoder.passage_prefix}
         model.max_seq_length = inference_length  # trained on 128 tokens (CPU), read texts as the base does
         model.save(str(run.model_dir))
+        run.set_status("running", saved_max_seq_length=model.max_seq_length)  # the length evaluations read

@@ -7,6 +7,7 @@ import plotly.express as px
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from hybridviz.metrics import LOWER_IS_BETTER
 from hybridviz.experiments.bundle import Bundle, ModelResult, is_seen, seen_languages
 from hybridviz.viz.style import METRIC_LABELS, SAMPLER_LABELS, TASK_LABELS, group_color, group_order
 
@@ -114,4 +115,54 @@ def step_budget_lines(frame: pd.DataFrame, seed: int | None = None) -> go.Figure
     fig.for_each_annotation(lambda a: a.update(text=a.text.replace("setting=", "") + " mAP"))
     seed_text = f", seed {seed}" if seed is not None else ""
     fig.update_layout(title=f"Step budget: held-out MLQA-R groups (20 %, never trained on){seed_text}", height=380)
+    return fig
+
+
+FOREST_SETTINGS = {"mono": "mono", "cross": "cross", "multi": "multi"}
+DIRECTION_COLORS = {"better": "#1a9850", "worse": "#d73027", "none": "#7f7f7f"}
+
+
+def forest_frame(summary: dict, a: str, b: str, metric: str) -> pd.DataFrame:
+    """One row per benchmark x setting: Δ (b − a) of `metric` with its interval, direction and adjusted p."""
+    rows = []
+    for t in summary.get("tests", []):
+        if t["metric"] != metric or {t["a"], t["b"]} != {a, b}:
+            continue
+        sign = 1 if (t["a"], t["b"]) == (a, b) else -1
+        low, high = sorted((sign * t["ci_low"], sign * t["ci_high"]))
+        detectable = not (low <= 0 <= high)
+        d = t["direction"] if sign == 1 else {"better": "worse", "worse": "better"}.get(t["direction"], "equal")
+        rows.append({"benchmark": TASK_LABELS.get(t["task"], t["task"]), "setting": t["setting"],
+                     "row": f"{TASK_LABELS.get(t['task'], t['task'])} · {t['setting']}", "delta": sign * t["delta"],
+                     "ci_low": low, "ci_high": high, "p_adjusted": t["p_adjusted"], "correction": t["correction"],
+                     "seeds_agree": f"{t['seeds_agree']}/{len(t['seed_deltas'])}",
+                     "reading": d if detectable else "no detectable difference"})
+    return pd.DataFrame(rows, columns=["benchmark", "setting", "row", "delta", "ci_low", "ci_high", "p_adjusted",
+                                       "correction", "seeds_agree", "reading"])
+
+
+def forest_plot(frame: pd.DataFrame, a: str, b: str, metric: str) -> go.Figure:
+    """Δ with its 95 % interval per benchmark x setting, a zero line, colour = better / worse / undetectable."""
+    fig = go.Figure()
+    for reading, color in (("better", DIRECTION_COLORS["better"]), ("worse", DIRECTION_COLORS["worse"]),
+                           ("no detectable difference", DIRECTION_COLORS["none"])):
+        part = frame[frame["reading"] == reading]
+        if part.empty:
+            continue
+        name = {"better": f"{SAMPLER_LABELS.get(b, b)} better", "worse": f"{SAMPLER_LABELS.get(b, b)} worse"}.get(
+            reading, reading)
+        fig.add_trace(go.Scatter(
+            x=part["delta"], y=part["row"], mode="markers", name=name, marker={"color": color, "size": 11},
+            error_x={"type": "data", "symmetric": False, "array": part["ci_high"] - part["delta"],
+                     "arrayminus": part["delta"] - part["ci_low"], "color": color, "thickness": 2},
+            customdata=part[["ci_low", "ci_high", "p_adjusted", "correction", "seeds_agree"]].values,
+            hovertemplate="%{y}<br>Δ %{x:+.4f} (95 % CI %{customdata[0]:+.4f} to %{customdata[1]:+.4f})<br>"
+                          "adjusted p = %{customdata[2]:.3g} (%{customdata[3]})<br>seeds agreeing "
+                          "%{customdata[4]}<extra></extra>"))
+    fig.add_vline(x=0, line_color="black", line_width=1)
+    lower = " (lower is better)" if metric in LOWER_IS_BETTER else ""
+    fig.update_layout(title=f"{SAMPLER_LABELS.get(b, b)} − {SAMPLER_LABELS.get(a, a)}: Δ {METRIC_LABELS.get(metric, metric)}"
+                            f"{lower}, 95 % interval, run as the unit",
+                      xaxis_title=f"Δ {metric} (b − a)", yaxis={"autorange": "reversed", "title": ""},
+                      height=160 + 45 * max(len(frame), 1), legend={"orientation": "h", "y": -0.25})
     return fig

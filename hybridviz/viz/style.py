@@ -12,7 +12,6 @@ TASK_LABELS = {"xquad-r": "XQuAD-R", "mlqa-r": "MLQA-R", "mkqa-queries": "MKQA q
 METRIC_LABELS = {"mAP": "mAP", "max_rank_distance": "max rank distance (lower is better)",
                  "same_lang@10": "same-language share of top 10", "rank_corr": "rank correlation",
                  "MRR": "MRR", "nDCG@10": "nDCG@10", "R@1": "R@1", "R@10": "R@10"}
-LOWER_IS_BETTER = {"max_rank_distance"}
 
 
 def group_order(groups) -> list[str]:

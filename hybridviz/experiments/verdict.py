@@ -1,0 +1,71 @@
+"""The verdict, computed from a bundle's summary.json: per benchmark and setting, the best method, its margin
+over the runner-up with the interval, and how many seeds agree. No conclusion is written by hand anywhere.
+
+Reading it: "no detectable difference" means the 95 % interval of the margin spans 0 (the runs do not separate
+the two); the p-value beside it is adjusted within its family (primary: Holm; secondary: Benjamini-Hochberg).
+"""
+
+from __future__ import annotations
+
+from hybridviz.metrics import LOWER_IS_BETTER
+
+SETTING_NAMES = {"mono": "monolingual", "cross": "cross-lingual", "multi": "multilingual"}
+METRIC_NAMES = {"mAP": "mAP", "max_rank_distance": "max rank distance", "same_lang@10": "same-language share"}
+VERDICT_CELLS = [("mono", "mAP"), ("cross", "mAP"), ("multi", "mAP"), ("multi", "max_rank_distance")]
+
+
+def _test_between(summary: dict, task: str, setting: str, metric: str, x: str, y: str) -> tuple[dict, int] | None:
+    """The test of x against y in either orientation, and +1 when it is stored as (a=y, b=x), else -1."""
+    for t in summary.get("tests", []):
+        if t["task"] == task and t["setting"] == setting and t["metric"] == metric:
+            if (t["a"], t["b"]) == (y, x):
+                return t, 1
+            if (t["a"], t["b"]) == (x, y):
+                return t, -1
+    return None
+
+
+def verdicts(summary: dict, task: str, methods: list[str] | None = None, labels: dict | None = None) -> list[dict]:
+    """One record per verdict cell of `task`: best, runner-up, margin (best − runner-up) with interval, text."""
+    labels = labels or {}
+    out = []
+    cells = [c for c in summary.get("cells", []) if c["task"] == task and c["mean"] is not None
+             and (methods is None or c["group"] in methods) and not c["group"].startswith("hybrid-a")]
+    for setting, metric in VERDICT_CELLS:
+        ranked = [c for c in cells if c["setting"] == setting and c["metric"] == metric]
+        if len(ranked) < 2:
+            continue
+        ranked.sort(key=lambda c: c["mean"], reverse=metric not in LOWER_IS_BETTER)
+        best, runner = ranked[0], ranked[1]
+        found = _test_between(summary, task, setting, metric, best["group"], runner["group"])
+        if found is None:
+            continue
+        t, sign = found
+        margin, low, high = sign * t["delta"], *sorted((sign * t["ci_low"], sign * t["ci_high"]))
+        detectable = not (low <= 0 <= high)
+        agree = t["seeds_agree"]  # counted against the sign of the stored delta: the same seeds agree either way
+        n_seeds = len(t.get("seed_deltas", []))
+        record = {"task": task, "setting": setting, "metric": metric, "best": best["group"],
+                  "runner_up": runner["group"], "best_value": best["mean"], "runner_value": runner["mean"],
+                  "margin": margin, "ci_low": low, "ci_high": high, "p_adjusted": t["p_adjusted"],
+                  "correction": t["correction"], "seeds_agree": agree, "n_seeds": n_seeds,
+                  "detectable": detectable}
+        record["text"] = verdict_text(record, labels)
+        out.append(record)
+    return out
+
+
+def verdict_text(v: dict, labels: dict | None = None) -> str:
+    labels = labels or {}
+    name = lambda g: labels.get(g, g)  # noqa: E731
+    what = f"{SETTING_NAMES[v['setting']]} {METRIC_NAMES.get(v['metric'], v['metric'])}"
+    digits = 1 if v["metric"] == "max_rank_distance" else 4
+    lead = "lowest" if v["metric"] in LOWER_IS_BETTER else "highest"
+    seeds = f"; {v['seeds_agree']} of {v['n_seeds']} seeds agree" if v["n_seeds"] and v["seeds_agree"] is not None \
+        else ""
+    figures = (f"{v['margin']:+.{digits}f} (95 % CI {v['ci_low']:+.{digits}f} to {v['ci_high']:+.{digits}f}; "
+               f"adjusted p = {v['p_adjusted']:.2g}, {v['correction']}{seeds})")
+    if not v["detectable"]:
+        return (f"{what}: no detectable difference between {name(v['best'])} and {name(v['runner_up'])}, the two "
+                f"{lead}; margin {figures}.")
+    return f"{what}: {name(v['best'])} is {lead}, ahead of {name(v['runner_up'])} by {figures}."

