@@ -107,9 +107,21 @@ def image_format() -> str:
 
 def chart(fig, data: pd.DataFrame, name: str) -> None:
     """A plotly chart with an image export (modebar) and a CSV download of exactly the data drawn."""
-    st.plotly_chart(fig, width="stretch", config=chart_config(st.session_state.get("image_format", "png"), name))
+    # keyed by name: a page that draws two charts of equal content still gets two distinct elements
+    st.plotly_chart(fig, width="stretch", config=chart_config(st.session_state.get("image_format", "png"), name),
+                    key=f"chart_{name}")
     st.download_button(f"Data as CSV ({len(data):,} rows)", data.to_csv(index=False).encode("utf-8"),
                        file_name=f"{name}.csv", mime="text/csv", key=f"csv_{name}")
+
+
+def outdated_summary_notice(bundle: Bundle) -> bool:
+    """Says so, with the command, when the bundle's summary predates the run-level statistics; True then."""
+    if bundle_module.summary_outdated(bundle.summary):
+        st.warning("This bundle's summary.json predates the run-level statistics (training run as the unit), so no "
+                   "marks, intervals or verdict are shown. Recompute it from the per-model files with "
+                   f"`python -m hybridviz summarise {bundle.path}`.")
+        return True
+    return False
 
 
 def provenance_caption(bundle: Bundle) -> None:

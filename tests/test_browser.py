@@ -69,14 +69,30 @@ def browser():
         b.close()
 
 
-def wait_idle(page, timeout_ms: int = 240_000) -> None:
-    """Until the app has rendered and no script run is in progress."""
+BUSY_JS = """() => {
+    const busy = document.querySelector('[data-testid="stStatusWidget"]')
+        || document.querySelector('[data-testid="stSpinner"]')
+        || document.querySelector('[data-testid="stSkeleton"]');
+    const drawn = document.querySelectorAll('[data-testid="stMarkdown"], [data-testid="stAlert"]').length > 0;
+    return Boolean(busy) || !drawn;
+}"""
+
+
+def wait_idle(page, quiet_s: float = 4.0, timeout_s: float = 300.0) -> None:
+    """Until the app has been idle (no script run, spinner or skeleton; something drawn) for `quiet_s` seconds
+    in a row: a page that is still computing hides the error it is about to raise."""
     page.wait_for_selector('[data-testid="stApp"]', timeout=60_000)
-    page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]') && "
-        "document.querySelectorAll('[data-testid=\"stMarkdown\"], [data-testid=\"stAlert\"]').length > 0",
-        timeout=timeout_ms)
-    page.wait_for_timeout(500)
+    deadline = time.time() + timeout_s
+    quiet_since = None
+    while time.time() < deadline:
+        if page.evaluate(BUSY_JS):
+            quiet_since = None
+        elif quiet_since is None:
+            quiet_since = time.time()
+        elif time.time() - quiet_since >= quiet_s:
+            return
+        page.wait_for_timeout(250)
+    raise AssertionError(f"{page.url} did not settle within {timeout_s:.0f} s")
 
 
 def errors_on(page) -> list[str]:
@@ -119,6 +135,12 @@ def test_lab_run_finishes_then_search_with_it(server, browser):
     assert errors_on(page) == []
     assert "known relevant" not in page.content()  # a free-text query has no known relevant items
     page.screenshot(path=str(ARTIFACTS / "Search-results.png"), full_page=True)
+    # with a lab run beside the base, the pages that list models draw both
+    for name in ("Embedding_map", "Search", "Sampler_comparison", "Language_pairs"):
+        page.goto(f"{url}/{name}")
+        wait_idle(page)
+        assert errors_on(page) == [], name
+        page.screenshot(path=str(ARTIFACTS / f"{name}-with-lab-run.png"), full_page=True)
     page.close()
 
 

@@ -47,7 +47,7 @@ def test_paired_tests_and_mean_std_agree_with_scipy_and_numpy():
 def test_plan_reuses_x_y_and_x_x_mono_as_the_alpha_ends():
     units = plan(GridSpec())
     labels = [u.label for u in units]
-    assert labels[0] == "base" and len(labels) == 1 + 9 + 2
+    assert labels[0] == "base" and len(labels) == 1 + 3 * 5 + 2  # 3 samplers x 5 seeds, 2 extra alphas
     assert [u.alpha for u in units if u.label.startswith("hybrid-a")] == [0.25, 0.75]
     run_ids = [u.config.run_id() for u in units if u.config]
     assert len(set(run_ids)) == len(run_ids)
@@ -174,6 +174,19 @@ def test_sweep_and_budget_check_choose_on_held_out_groups(tmp_path, monkeypatch,
     hybrid4 = next(t for t in budget["trials"].values() if (t["sampler"], t["steps"]) == ("hybrid", 4))
     row = frame[(frame.sampler == "hybrid") & (frame.steps == 4) & (frame.setting == "cross")]
     assert row["mAP"].item() == hybrid4["cross_mAP"]
+
+
+def test_a_grid_continues_with_more_seeds_but_not_with_other_settings():
+    from dataclasses import asdict
+
+    from hybridviz.experiments.grid import spec_extends
+
+    old = asdict(GridSpec(seeds=[0, 1, 2]))
+    del old["encode_batch_size"]  # written before the field existed: it evaluated at 64
+    assert spec_extends(old, asdict(GridSpec()))
+    assert not spec_extends(old, asdict(GridSpec(encode_batch_size=16)))
+    assert not spec_extends(asdict(GridSpec()), asdict(GridSpec(seeds=[0, 1])))  # seeds dropped
+    assert not spec_extends(old, asdict(GridSpec(steps=300)))
 
 
 def test_seed_deltas_match_seeds_and_compare_a_single_model_with_every_seed():

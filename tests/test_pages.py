@@ -67,7 +67,8 @@ def test_sampler_comparison_changes_with_the_metric(bundle_root):
     assert not at.exception
     assert [s.label for s in at.selectbox][:2] == ["Setting", "Metric"]
     before = chart_specs(at)
-    assert len(before) == 3  # dots, per-language bars, alpha sweep
+    assert len(before) == 4  # dots, effect-size forest, per-language bars, alpha sweep
+    assert "95 % interval, run as the unit" in before[1] and "hybrid" in before[1]
     at.selectbox(key="param_metric").select("max_rank_distance").run()
     assert not at.exception
     after = chart_specs(at)
@@ -91,7 +92,7 @@ def test_sampler_comparison_shows_the_step_budget_check(tiny_grid, monkeypatch, 
     at = page("1_Sampler_comparison.py").run()
     assert not at.exception
     specs = chart_specs(at)
-    assert len(specs) == 4 and "Step budget" in specs[3] and '"name":"X-Y"' in specs[3].replace(" ", "")
+    assert len(specs) == 5 and "Step budget" in specs[4] and '"name":"X-Y"' in specs[4].replace(" ", "")
     table = at.dataframe[-1].value
     assert list(table["ranking (best first)"]) == ["X-Y > hybrid", "hybrid > X-Y"]
     assert any("changes between budgets for: multi" in c.value for c in at.caption)
@@ -137,6 +138,17 @@ def test_embedding_map_with_tiny_models(bundle_root, monkeypatch):
     assert list(scores["model"]) == ["tiny seed 0", "tiny seed 1"]
     at.selectbox(key="param_source").select("mkqa queries").run()
     assert not at.exception and len(at.dataframe[0].value) == 2
+
+
+def test_embedding_map_with_a_single_model_draws_it_once(bundle_root, monkeypatch):
+    """A fresh clone with only the base model: both sides default to it; that once crashed with a duplicate
+    plotly element id."""
+    from hybridviz import dashboard
+
+    monkeypatch.setattr(dashboard, "available_models", lambda: {"tiny": "tiny"})
+    at = page("4_Embedding_map.py").run()
+    assert not at.exception
+    assert len(chart_specs(at)) == 1 and list(at.dataframe[0].value["model"]) == ["tiny"]
 
 
 def test_search_results_and_bad_queries(bundle_root, monkeypatch):

@@ -132,7 +132,7 @@ def test_verdict_names_the_best_method_or_no_detectable_difference():
 
     cells = [{"task": "t", "setting": "multi", "metric": "mAP", "group": g, "mean": m}
              for g, m in (("x-y", 0.56), ("hybrid", 0.55), ("base", 0.30))]
-    summary = {"cells": cells, "tests": [test("x-y", "hybrid", -0.01, -0.015, -0.005)]}
+    summary = {"version": 2, "cells": cells, "tests": [test("x-y", "hybrid", -0.01, -0.015, -0.005)]}
     (v,) = verdicts(summary, "t")
     assert (v["best"], v["runner_up"], v["detectable"]) == ("x-y", "hybrid", True)
     assert v["margin"] == pytest.approx(0.01) and v["ci_low"] == pytest.approx(0.005)

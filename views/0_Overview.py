@@ -59,6 +59,7 @@ if bundle is not None:
         f"answers (1,000 examples × 12 languages); encodings in {spec.get('precision')}.")
     tasks = [t for t in ("xquad-r", "mkqa-queries", "mkqa-answers") if t in bundle.tasks()]
     st.subheader("Verdict, computed from the bundle")
+    dash.outdated_summary_notice(bundle)
     for task in [t for t in ("xquad-r", "mkqa-queries", "mkqa-answers") if t in bundle.tasks()]:
         lines = verdicts(summary, task, labels=SAMPLER_LABELS)
         if lines:

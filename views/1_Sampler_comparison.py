@@ -41,7 +41,9 @@ fb = dash.param_select("Method (b)", methods, "fb", default="hybrid" if "hybrid"
 fmetric = dash.param_select("Metric of the effect", ["mAP", "max_rank_distance", "same_lang@10"], "fmetric",
                             format_func=lambda m: METRIC_LABELS.get(m, m))
 forest = forest_frame(bundle.summary, fa, fb, fmetric) if fa != fb else pd.DataFrame()
-if fa == fb:
+if dash.outdated_summary_notice(bundle):
+    pass
+elif fa == fb:
     st.info("Pick two different methods.")
 elif forest.empty:
     st.info("The summary has no run-level comparison for this pair; recompute it with "

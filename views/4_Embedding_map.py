@@ -40,8 +40,10 @@ def _items(source: str, n: int) -> pd.DataFrame:
 items = _items(source, n_groups)
 group = dash.param_select("Link one parallel set", sorted(items["group"].unique()), "group")
 
-figures, scores = [], []
-for column, label in zip((col_a, col_b), (left, right)):
+scores = []
+# the same model on both sides is drawn once: two identical charts would say nothing twice
+sides = [(col_a, left, "left"), (col_b, right, "right")] if left != right else [(st.container(), left, "left")]
+for column, label, side in sides:
     with column:
         enc = dash.encoder(models[label])
         with st.status(f"Embedding {len(items)} items with {label}…", expanded=False) as status:
@@ -52,7 +54,7 @@ for column, label in zip((col_a, col_b), (left, right)):
         scores.append({"model": label, **sep})
         data = items.assign(x=coords[:, 0], y=coords[:, 1])
         dash.chart(embedding_scatter(items, coords, label, selected_group=group), data,
-                   f"umap-{source.replace(' ', '-')}-{models[label].replace(':', '_')}")
+                   f"umap-{source.replace(' ', '-')}-{side}-{models[label].replace(':', '_')}")
 st.subheader("How language-agnostic is each space?")
 st.dataframe(pd.DataFrame(scores).rename(columns={
     "silhouette_language": "language silhouette (lower = less clustered by language)",

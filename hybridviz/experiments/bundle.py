@@ -186,6 +186,14 @@ def is_seen(lang: str, seen: list[str]) -> bool:
 
 # The primary family, named before the data: hybrid against each pure sampler on the paper's two multilingual
 # claims, per benchmark. Holm corrects within it; every other test is secondary (Benjamini-Hochberg).
+SUMMARY_VERSION = 2  # 2: run-level comparisons (delta, interval, adjusted p, direction) replace query-level tests
+
+
+def summary_outdated(summary: dict) -> bool:
+    """True for a summary written before the run-level statistics: its marks must not be shown."""
+    return bool(summary) and summary.get("version", 1) < SUMMARY_VERSION
+
+
 PRIMARY_PAIRS = [("x-x-mono", "hybrid"), ("x-y", "hybrid")]
 PRIMARY_CELLS = [("multi", "mAP"), ("multi", "max_rank_distance")]
 
@@ -256,8 +264,8 @@ def summarise(bundle: Bundle, n_resamples: int = 10_000) -> dict:
                               "family": "primary" if primary else "secondary",
                               "per_checkpoint": checkpoint})
     adjust(tests)
-    return {"cells": cells, "tests": tests, "per_language": per_language, "seen_languages": seen,
-            "n_resamples": n_resamples,
+    return {"version": SUMMARY_VERSION, "cells": cells, "tests": tests, "per_language": per_language,
+            "seen_languages": seen, "n_resamples": n_resamples,
             "alpha_sweep": alpha_sweep(bundle),
             "definitions": {"std": "sample std over seeds (ddof=1)",
                             "unit": "the training run (seed); the language versions of one question form one "

@@ -29,6 +29,8 @@ def verdicts(summary: dict, task: str, methods: list[str] | None = None, labels:
     """One record per verdict cell of `task`: best, runner-up, margin (best − runner-up) with interval, text."""
     labels = labels or {}
     out = []
+    if summary.get("version", 1) < 2:  # query-level tests only: no run-level verdict to give
+        return out
     cells = [c for c in summary.get("cells", []) if c["task"] == task and c["mean"] is not None
              and (methods is None or c["group"] in methods) and not c["group"].startswith("hybrid-a")]
     for setting, metric in VERDICT_CELLS:

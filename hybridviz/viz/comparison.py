@@ -126,7 +126,7 @@ def forest_frame(summary: dict, a: str, b: str, metric: str) -> pd.DataFrame:
     """One row per benchmark x setting: Δ (b − a) of `metric` with its interval, direction and adjusted p."""
     rows = []
     for t in summary.get("tests", []):
-        if t["metric"] != metric or {t["a"], t["b"]} != {a, b}:
+        if t["metric"] != metric or {t["a"], t["b"]} != {a, b} or "ci_low" not in t:
             continue
         sign = 1 if (t["a"], t["b"]) == (a, b) else -1
         low, high = sorted((sign * t["ci_low"], sign * t["ci_high"]))
