@@ -145,7 +145,8 @@ def cmd_experiment(args) -> int:
             print(f"{unit.label:<22} {unit.config.run_id() if unit.config else spec.model:<40} "
                   f"{', '.join(unit.tasks)}")
         return 0
-    run_grid(Path(args.out), spec, log=lambda m: print(m, file=sys.stderr, flush=True), only=_split(args.only))
+    run_grid(Path(args.out), spec, log=lambda m: print(m, file=sys.stderr, flush=True), only=_split(args.only),
+             refresh=args.refresh)
     print(f"bundle: {args.out} (manifest.json, summary.json, summary.csv)")
     return 0
 
@@ -257,6 +258,9 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--batch-size", type=int)
     x.add_argument("--precision", help="evaluation precision: fp32 | bf16 | int8 (default: bf16 where the CPU has it)")
     x.add_argument("--only", help="comma-separated unit labels to run (e.g. base,hybrid-s0)")
+    x.add_argument("--refresh", action="store_true",
+                   help="also re-evaluate results whose provenance is incomplete (retraining if weights are gone; "
+                        "the retrained fingerprint must match)")
     x.add_argument("--plan", action="store_true", help="print the units and exit")
     x.set_defaults(func=cmd_experiment)
 

@@ -124,6 +124,27 @@ def test_rerunning_the_grid_skips_finished_units(tiny_grid):
     assert stamps == {p: p.stat().st_mtime_ns for p in out.rglob("metrics.json")}
 
 
+def test_refresh_reevaluates_legacy_provenance_after_retraining_to_the_same_weights(tiny_grid, tmp_path):
+    """A copy of the tiny bundle whose x-y seed-1 evaluation lacks code provenance and whose weights are gone:
+    --refresh retrains (same fingerprint), re-evaluates, swaps the folder in, and the figures are unchanged."""
+    import shutil
+
+    out, spec, manifest, root = tiny_grid
+    copy, runs = tmp_path / "bundle", tmp_path / "runs"
+    shutil.copytree(out, copy)
+    folder = copy / "models" / "x-y-s1" / "xquad-r"
+    before = json.loads((folder / "metrics.json").read_text())
+    legacy = {**before, "provenance": {k: v for k, v in before["provenance"].items() if k != "code"}}
+    (folder / "metrics.json").write_text(json.dumps(legacy))
+    logs = []
+    run_grid(copy, spec, log=logs.append, runs_root=runs, only=["x-y-s1"], refresh=True)
+    assert any("training" in m for m in logs) and any("re-evaluating xquad-r" in m for m in logs)
+    after = json.loads((folder / "metrics.json").read_text())
+    assert after["provenance"]["code"]["source_sha256"] and after["model"]["fingerprint"] == before["model"]["fingerprint"]
+    assert after["settings"]["multi"]["macro"] == pytest.approx(before["settings"]["multi"]["macro"], abs=1e-9)
+    assert not list(folder.parent.glob("*.refresh")) and not list(folder.parent.glob("*.old"))
+
+
 def test_grid_refuses_to_mix_settings_and_bundles_report_damage(tiny_grid, tmp_path):
     from hybridviz.errors import HybridvizError
 

@@ -125,11 +125,21 @@ def plan(spec: GridSpec) -> list[Unit]:
     return units
 
 
+def incomplete_provenance(metrics: dict) -> bool:
+    """True for an evaluation written before runs recorded their code hash, libraries and lengths."""
+    prov = metrics.get("provenance", {})
+    return not (prov.get("code", {}).get("source_sha256") and prov.get("libraries")
+                and prov.get("settings", {}).get("max_seq_length"))
+
+
 def run_grid(out: Path, spec: GridSpec | None = None, log: Callable[[str], None] = print,
-             only: list[str] | None = None, runs_root: Path | None = None) -> dict:
+             only: list[str] | None = None, runs_root: Path | None = None, refresh: bool = False) -> dict:
     """Run (or continue) every unit of the grid into the bundle at `out`; returns the manifest.
 
     Fine-tunes go to the run registry (`runs_root`, default cache/runs), where the dashboard finds them.
+    `refresh`: also re-evaluate (retraining where the weights are gone) every evaluation whose provenance is
+    incomplete. The new files are written beside the old ones and swapped in only when complete, and a retrained
+    model must have the old fingerprint (training is deterministic): the bundle never loses a finished result.
     """
     from hybridviz.experiments.bundle import write_summary
 
@@ -162,12 +172,15 @@ def run_grid(out: Path, spec: GridSpec | None = None, log: Callable[[str], None]
         model = spec.model
         pending = [ev for ev in spec.evaluations if ev["task"] in unit.tasks
                    and not (out / "models" / unit.label / ev["task"] / "metrics.json").exists()]
+        stale = [ev for ev in spec.evaluations if refresh and ev["task"] in unit.tasks and ev not in pending
+                 and incomplete_provenance(json.loads(
+                     (out / "models" / unit.label / ev["task"] / "metrics.json").read_text()))]
         if unit.config is not None:
             run_id = unit.config.run_id()
             state["run_id"] = run_id
             run = Run(run_id, runs_root)
             # weights are not part of a bundle: a fresh clone retrains a run only if it has evaluations to do
-            if "train" not in state["wall_s"] or (pending and not run.model_dir.is_dir()):
+            if "train" not in state["wall_s"] or ((pending or stale) and not run.model_dir.is_dir()):
                 log(f"[{unit.label}] training {run_id}")
                 start = time.perf_counter()
                 run = train(unit.config, root=runs_root)
@@ -191,6 +204,28 @@ def run_grid(out: Path, spec: GridSpec | None = None, log: Callable[[str], None]
                      precision=spec.precision, batch_size=spec.encode_batch_size, compress=True, log=log,
                      encoder=encoder)
             state["wall_s"][f"eval {ev['task']}"] = round(time.perf_counter() - start, 1)
+            save()
+        for ev in stale:
+            folder = out / "models" / unit.label / ev["task"]
+            log(f"[{unit.label}] re-evaluating {ev['task']} (provenance incomplete)")
+            if encoder is None:
+                encoder = load_encoder(model, precision=spec.precision)
+            old = json.loads((folder / "metrics.json").read_text())
+            if old["model"]["fingerprint"] != encoder.fingerprint:
+                raise HybridvizError(f"{unit.label}: the model now has fingerprint {encoder.fingerprint[:12]}, the "
+                                     f"bundle's evaluation {old['model']['fingerprint'][:12]}; not replacing it.")
+            staging = folder.with_name(folder.name + ".refresh")
+            shutil.rmtree(staging, ignore_errors=True)
+            evaluate(model, ev["task"], languages=ev.get("languages"), limit=ev.get("limit"), out_dir=staging,
+                     precision=spec.precision, batch_size=spec.encode_batch_size, compress=True, log=log,
+                     encoder=encoder)
+            retired = folder.with_name(folder.name + ".old")
+            shutil.rmtree(retired, ignore_errors=True)
+            folder.rename(retired)
+            staging.rename(folder)
+            shutil.rmtree(retired)
+            state.setdefault("refreshed", []).append(ev["task"])
+            pending.append(ev)  # the summary is refreshed below
             save()
         if state.get("state") != "done" or pending:  # a unit finished now: refresh the summary
             state["state"] = "done"
