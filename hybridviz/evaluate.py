@@ -226,10 +226,11 @@ def evaluate(model: str, task: str, languages: list[str] | None = None, settings
         from hybridviz.encoders.registry import ENCODE_BATCH
 
         batch_size = ENCODE_BATCH
-    Q = encoder.encode(corpus.query_texts, "query", batch_size=batch_size)
+    encoder.prepare(corpus)  # an index-time debiasing method fits on this pool (texts and languages only)
+    Q = encoder.encode(corpus.query_texts, "query", batch_size=batch_size, langs=corpus.query_langs)
     timings["encode_queries_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    C = encoder.encode(corpus.cand_texts, corpus.candidate_kind, batch_size=batch_size)
+    C = encoder.encode(corpus.cand_texts, corpus.candidate_kind, batch_size=batch_size, langs=corpus.cand_langs)
     timings["encode_candidates_s"] = time.perf_counter() - t0
 
     results: dict = {}
@@ -257,7 +258,8 @@ def evaluate(model: str, task: str, languages: list[str] | None = None, settings
         "task": task,
         "model": {"spec": model, "label": encoder.label, "fingerprint": encoder.fingerprint,
                   "precision": encoder.precision, "batch_size": batch_size,  # bf16 sums depend on it
-                  "query_prefix": encoder.query_prefix, "passage_prefix": encoder.passage_prefix},
+                  "query_prefix": encoder.query_prefix, "passage_prefix": encoder.passage_prefix,
+                  **({"debias": encoder.debiaser.record} if getattr(encoder, "debiaser", None) else {})},
         "languages": corpus.languages,
         "counts": corpus.counts(),
         "notes": corpus.notes,

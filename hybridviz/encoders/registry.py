@@ -6,6 +6,8 @@ Specs:
 - `run:<id>` — a model fine-tuned by hybridviz, in `cache/runs/<id>/model`; or any path to a
   sentence-transformers folder.
 - `tiny` — a tiny randomly initialised BERT (2 layers, hidden 32, seeded) for fast tests.
+- `<any of these>+<method>` — the model followed by a training-free debiasing method (encoders/debias.py), e.g.
+  `me5-small+center`, `run:<id>+lir:k=4`, `me5-small+leace@index`.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from tqdm.auto import tqdm
 
 from hybridviz.data.paths import CACHE_DIR
 from hybridviz.encoders.cache import EmbeddingCache
+from hybridviz.encoders.debias import DebiasedEncoder, split_spec
 from hybridviz.errors import EncoderUnavailable, UnknownName
 
 MODELS_DIR = CACHE_DIR / "models"
@@ -133,11 +136,15 @@ class Encoder:
             raise ValueError(f"kind must be 'query' or 'passage', not {kind!r}")
         return self.query_prefix if kind == "query" else self.passage_prefix
 
-    def encode(self, texts: list[str], kind: str, batch_size: int = ENCODE_BATCH, progress: bool | None = None
-               ) -> np.ndarray:
+    def prepare(self, corpus) -> None:
+        """Nothing to fit for a plain encoder (a debiased one fits its index-time variant on the corpus)."""
+
+    def encode(self, texts: list[str], kind: str, batch_size: int = ENCODE_BATCH, progress: bool | None = None,
+               langs: list[str] | None = None) -> np.ndarray:
         """L2-normalised float32 embeddings, one row per text (cached on disk by fingerprint+prefix+text).
 
-        Texts are de-duplicated; what is not cached is encoded longest first in cached chunks.
+        Texts are de-duplicated; what is not cached is encoded longest first in cached chunks. `langs` is
+        accepted for a uniform call with debiased encoders, which need each text's language.
         """
         texts = [str(t) for t in texts]
         prefix = self.prefix(kind)
@@ -292,6 +299,9 @@ def load_encoder(spec: str = "me5-small", use_cache: bool = True, precision: str
     spec = resolve_spec(spec)
     if precision not in PRECISIONS:
         raise UnknownName(f"Unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}.")
+    base, method = split_spec(spec)
+    if method is not None:  # "<model>+<method>": a training-free debiasing step after the model
+        return DebiasedEncoder(load_encoder(base, use_cache, precision), method)
     encoder = _load_encoder(spec, use_cache)
     encoder.precision = precision
     return encoder

@@ -17,9 +17,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-import numpy as np
-
 from hybridviz.data.paths import CACHE_DIR, data_dirs, sha256_file
+from hybridviz.data.splits import held_out_groups
 from hybridviz.errors import DataFileMissing, DataFormatError, HybridvizError
 
 
@@ -73,10 +72,7 @@ def subset(pairs: PairSet, keep: list[int]) -> PairSet:
 
 def holdout_split(pairs: PairSet, fraction: float, seed: int = 0) -> tuple[PairSet, PairSet]:
     """(train, validation): a seeded `fraction` of the parallel groups, whole, goes to validation."""
-    groups = sorted(set(pairs.group))
-    rng = np.random.default_rng(seed)
-    held = set(rng.choice(groups, size=int(round(len(groups) * fraction)), replace=False).tolist()) \
-        if fraction > 0 else set()
+    held = held_out_groups(pairs.group, fraction, seed)
     train = [i for i, g in enumerate(pairs.group) if g not in held]
     val = [i for i, g in enumerate(pairs.group) if g in held]
     return subset(pairs, train), subset(pairs, val)
