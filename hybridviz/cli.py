@@ -166,7 +166,7 @@ def headline_markdown(summary: dict) -> str:
     """The headline tables (ours, then the paper's reported rows) as markdown, for notes and reports."""
     from hybridviz.experiments.verdict import verdicts
     from hybridviz.paper import reported_headline
-    from hybridviz.viz.style import SAMPLER_LABELS
+    from hybridviz.viz.style import SAMPLER_ORDER, group_label
     from hybridviz.viz.tables import MARK_LEGEND, headline
 
     def table(frame) -> list[str]:
@@ -178,12 +178,24 @@ def headline_markdown(summary: dict) -> str:
     for task in sorted({c["task"] for c in summary.get("cells", [])}):
         display, _ = headline(summary, task)
         out += ["", f"### {task} (hybridviz)", *table(display), "", "Verdict:",
-                *(f"- {v['text']}" for v in verdicts(summary, task, labels=SAMPLER_LABELS))]
+                *(f"- {v['text']}" for v in verdicts(summary, task, methods=SAMPLER_ORDER, labels=group_label))]
+        if any("+" in c["group"] for c in summary.get("cells", [])):
+            out += ["", "Verdict over every method, training-free ones included:",
+                    *(f"- {v['text']}" for v in verdicts(summary, task, labels=group_label))]
         reported = reported_headline(task)
         if len(reported):
             out += ["", f"### {task} (reported by the paper; not computed here)",
                     *table(reported.round(4))]
     return "\n".join(out + ["", MARK_LEGEND])
+
+
+def cmd_debias_sweep(args) -> int:
+    from hybridviz.experiments.sweep import run_debias_sweep
+
+    state = run_debias_sweep(Path(args.out), model=args.model, log=lambda m: print(m, file=sys.stderr, flush=True))
+    print(f"chosen: {json.dumps(state['chosen'])}; best method on held-out MLQA-R: {state['best_spec']} "
+          f"-> {args.out}/sweep.json")
+    return 0
 
 
 def cmd_lab_run(args) -> int:
@@ -273,6 +285,12 @@ def build_parser() -> argparse.ArgumentParser:
     lr_.add_argument("run_id")
     lr_.add_argument("--root")
     lr_.set_defaults(func=cmd_lab_run)
+
+    ds = sub.add_parser("debias-sweep", help="choose K / R and the best training-free debiasing method on "
+                                             "held-out MLQA-R groups")
+    ds.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "cache" / "reference" / "debias-sweep"))
+    ds.add_argument("--model", default="me5-small")
+    ds.set_defaults(func=cmd_debias_sweep)
 
     d = sub.add_parser("data", help="show where data is found and the counts per language")
     d.set_defaults(func=cmd_data)

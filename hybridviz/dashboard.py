@@ -156,7 +156,13 @@ def available_models() -> dict[str, str]:
     """label -> encoder spec: the offline base, and every fine-tune whose weights are on this machine."""
     from hybridviz.training.runs import list_runs
 
+    from hybridviz.encoders.debias import METHODS, chosen_params
+
     models = {"me5-small (base)": "me5-small"}
+    for method in METHODS:  # training-free: fitted on MLQA-R training-side texts, K / R from the debias sweep
+        params = ",".join(f"{k}={v}" for k, v in chosen_params(method).items())
+        name = f"{method}:{params}" if params else method
+        models[f"me5-small + {name} (training-free)"] = f"me5-small+{name}"
     for run in list_runs():
         if run.status().get("state") == "done" and (run.model_dir / "model.safetensors").exists():
             cfg = run.config()

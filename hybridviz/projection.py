@@ -59,7 +59,7 @@ def parallel_items(source: str, n_groups: int, seed: int = 0, languages: list[st
 
 def embed_items(encoder, items: pd.DataFrame) -> np.ndarray:
     kind = items["kind"].iloc[0] if len(items) else "passage"
-    return encoder.encode(list(items["text"]), kind)
+    return encoder.encode(list(items["text"]), kind, langs=list(items["lang"]))
 
 
 def umap_coordinates(encoder, items: pd.DataFrame, n_neighbors: int = 15, min_dist: float = 0.1,

@@ -61,7 +61,8 @@ class PoolIndex:
 
     @classmethod
     def build(cls, encoder, corpus: Corpus) -> "PoolIndex":
-        vectors = encoder.encode(corpus.cand_texts, corpus.candidate_kind)
+        encoder.prepare(corpus)  # an index-time debiasing method fits on the pool it indexes
+        vectors = encoder.encode(corpus.cand_texts, corpus.candidate_kind, langs=corpus.cand_langs)
         known: dict[str, list[int]] = {}
         for i, text in enumerate(corpus.query_texts):
             known.setdefault(normalise(text), []).append(i)
@@ -78,7 +79,10 @@ class PoolIndex:
     def search(self, text: str, k: int = 10, languages: list[str] | None = None) -> pd.DataFrame:
         """Top-k of the pool (optionally only candidates in `languages`): rank, language, score, text, relevant."""
         text = check_query(text)
-        q = self.encoder.encode([text], "query")
+        # a known benchmark query brings its language; free text gets the nearest language (debiased models)
+        matches = self.known_queries.get(normalise(text), [])
+        langs = [self.corpus.query_langs[matches[0]]] if matches else None
+        q = self.encoder.encode([text], "query", langs=langs)
         corpus = self.corpus
         if languages:
             allowed = np.flatnonzero(np.isin(corpus.cand_langs, languages))
@@ -89,7 +93,6 @@ class PoolIndex:
         else:
             top = self.index.search(q, k)[1][0]
         scores = self.index.candidates[top] @ q[0]
-        matches = self.known_queries.get(normalise(text), [])
         relevant = set()
         for m in matches:
             relevant.update(corpus.relevant_candidates(m))

@@ -36,6 +36,44 @@ def test_request_flood_is_bounded_and_reported(tmp_path, monkeypatch, data_root)
     assert lab.submit(TrainConfig(**TINY, seed=99)).status()["state"] == "queued"
 
 
+def test_two_submits_of_the_same_form_at_once_start_one_worker(tmp_path, monkeypatch, data_root):
+    """Enter in a form field submits, and so does the button a second later: one worker, one 'already queued'."""
+    import subprocess
+    import sys
+    import threading
+
+    monkeypatch.setattr(runs, "RUNS_DIR", tmp_path)
+    started = []
+
+    def slow_worker(run, root):  # widen the window between the check and the start, as a real spawn does
+        time.sleep(0.5)
+        started.append(run.id)
+        return os.getpid()
+
+    monkeypatch.setattr(lab, "start_worker", slow_worker)
+    results, barrier = [], threading.Barrier(2)
+
+    def submit():
+        barrier.wait()
+        try:
+            results.append(lab.submit(TrainConfig(**TINY, seed=7), tasks=["mkqa-answers"]).id)
+        except lab.AlreadyQueued as exc:
+            results.append(str(exc))
+
+    threads = [threading.Thread(target=submit) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(started) == 1 and sum("already queued" in r for r in results) == 1
+    # a second worker process for the same run stops at once instead of training or evaluating it again
+    run = lab.queue()[0]
+    with runs.file_lock(run.dir / ".worker.lock"):
+        done = subprocess.run([sys.executable, "-m", "hybridviz", "lab-run", run.id, "--root", str(tmp_path)],
+                              capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "another worker already has run" in done.stderr
+
+
 def test_lab_run_trains_then_evaluates_in_the_background(tmp_path, monkeypatch, data_root):
     monkeypatch.setattr(runs, "RUNS_DIR", tmp_path)
     monkeypatch.setenv("HYBRIDVIZ_RUNS", str(tmp_path))

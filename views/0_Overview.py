@@ -15,7 +15,7 @@ from hybridviz import status
 from hybridviz.data import data_dir
 from hybridviz.paper import reported_headline
 from hybridviz.experiments.verdict import verdicts
-from hybridviz.viz.style import SAMPLER_LABELS, TASK_LABELS
+from hybridviz.viz.style import SAMPLER_ORDER, TASK_LABELS, group_label
 from hybridviz.viz.tables import MARK_LEGEND, headline, tests_table
 
 STATS_EXPLAINER = (
@@ -60,10 +60,16 @@ if bundle is not None:
     tasks = [t for t in ("xquad-r", "mkqa-queries", "mkqa-answers") if t in bundle.tasks()]
     st.subheader("Verdict, computed from the bundle")
     dash.outdated_summary_notice(bundle)
+    training_free = sorted({c["group"] for c in summary.get("cells", []) if "+" in c["group"]})
     for task in [t for t in ("xquad-r", "mkqa-queries", "mkqa-answers") if t in bundle.tasks()]:
-        lines = verdicts(summary, task, labels=SAMPLER_LABELS)
+        lines = verdicts(summary, task, methods=SAMPLER_ORDER, labels=group_label)
         if lines:
-            st.markdown(f"**{TASK_LABELS[task]}**\n" + "\n".join(f"- {v['text']}" for v in lines))
+            st.markdown(f"**{TASK_LABELS[task]}** — samplers (and the base)\n"
+                        + "\n".join(f"- {v['text']}" for v in lines))
+        if training_free:
+            lines = verdicts(summary, task, labels=group_label)
+            st.markdown(f"**{TASK_LABELS[task]}** — every method, training-free ones included\n"
+                        + "\n".join(f"- {v['text']}" for v in lines))
     with st.expander("How to read the verdict and the marks"):
         st.markdown(STATS_EXPLAINER)
     st.subheader("Headline: ours (me5-small, 2 CPU cores)")

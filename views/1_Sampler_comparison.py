@@ -10,7 +10,7 @@ from hybridviz import dashboard as dash
 from hybridviz.experiments.bundle import BundleError, step_budget_frame
 from hybridviz.viz.comparison import (alpha_line, forest_frame, forest_plot, per_language_bars, per_language_frame, sampler_dots, seed_frame,
                                         step_budget_lines)
-from hybridviz.viz.style import METRIC_LABELS, SAMPLER_LABELS, TASK_LABELS
+from hybridviz.viz.style import METRIC_LABELS, SAMPLER_LABELS, TASK_LABELS, group_label
 
 bundle = dash.bundle_page("Sampler comparison")
 
@@ -35,9 +35,9 @@ else:
 st.subheader("Effect sizes: Δ with 95 % intervals, the run as the unit")
 methods = [g for g in bundle.groups() if not g.startswith("hybrid-a")]
 fa = dash.param_select("Comparator (a)", methods, "fa", default="x-y" if "x-y" in methods else None,
-                       format_func=lambda g: SAMPLER_LABELS.get(g, g))
+                       format_func=group_label)
 fb = dash.param_select("Method (b)", methods, "fb", default="hybrid" if "hybrid" in methods else None,
-                       format_func=lambda g: SAMPLER_LABELS.get(g, g))
+                       format_func=group_label)
 fmetric = dash.param_select("Metric of the effect", ["mAP", "max_rank_distance", "same_lang@10"], "fmetric",
                             format_func=lambda m: METRIC_LABELS.get(m, m))
 forest = forest_frame(bundle.summary, fa, fb, fmetric) if fa != fb else pd.DataFrame()

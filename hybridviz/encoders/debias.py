@@ -119,27 +119,23 @@ class FitTexts:
         return dict(sorted(out.items()))
 
 
-def training_side_texts(held_out: float = 0.0, seed: int = 0, split: str = "fit") -> FitTexts:
-    """MLQA-R dev questions and answer sentences (the samplers' training texts), whole question groups.
-
-    `held_out` > 0 keeps a seeded share of question groups apart: `split="fit"` returns the rest, `"held"` them.
-    """
+def training_side_texts(exclude_groups=frozenset()) -> FitTexts:
+    """MLQA-R dev questions and answer sentences (the samplers' training texts), without `exclude_groups`
+    (whole question groups held out for choosing K and R)."""
     from hybridviz.data.lareqa import load_lareqa
-    from hybridviz.data.splits import held_out_groups
 
     data = load_lareqa("mlqa-r")
-    held = held_out_groups([q.group for q in data.questions], held_out, seed)
-    keep = (lambda groups: not (set(groups) & held)) if split == "fit" else (lambda groups: bool(set(groups) & held))
+    held = set(exclude_groups)
     texts, langs, kinds = [], [], []
     for q in data.questions:
-        if keep({q.group}):
+        if q.group not in held:
             texts.append(q.text), langs.append(q.lang), kinds.append("query")
     for s in data.sentences:
-        if s.groups and keep(s.groups):
+        if s.groups and not (s.groups & held):
             texts.append(s.text), langs.append(s.lang), kinds.append("passage")
     what = "MLQA-R dev questions and answer sentences"
-    if held_out:
-        what += f" ({'without' if split == 'fit' else 'only'} the {held_out:.0%} held-out groups, seed {seed})"
+    if held:
+        what += f" (without {len(held)} held-out question groups)"
     return FitTexts(texts, langs, kinds, what)
 
 

@@ -107,10 +107,16 @@ class Bundle:
 
 
 def group_of(unit: dict, main_alpha: float) -> str:
+    """The method a unit's runs belong to: "hybrid", "hybrid-a0.25", "base+center", "x-y+lir:k=1"."""
     sampler = unit.get("sampler", "base")
     if sampler == "hybrid" and unit.get("alpha") is not None and float(unit["alpha"]) != float(main_alpha):
-        return f"hybrid-a{float(unit['alpha']):g}"
-    return sampler
+        sampler = f"hybrid-a{float(unit['alpha']):g}"
+    return f"{sampler}+{unit['method']}" if unit.get("method") else sampler
+
+
+def is_training_free(group: str) -> bool:
+    """A group that applies a debiasing method (with or without fine-tuning before it)."""
+    return "+" in group
 
 
 def load_bundle(path: str | Path) -> Bundle:
@@ -199,10 +205,11 @@ PRIMARY_CELLS = [("multi", "mAP"), ("multi", "max_rank_distance")]
 
 
 def method_pairs(groups: list[str]) -> list[tuple[str, str]]:
-    """Every pair of compared methods (alpha points and lab runs aside), as (a, b) with Δ = b − a."""
+    """Every pair (a, b) of compared methods, Δ = b − a: the base and the samplers first, then training-free
+    methods (so a verdict can always compare its best method with the runner-up); alpha points aside."""
     methods = [g for g in groups if not g.startswith("hybrid-a")]
     order = {m: i for i, m in enumerate(COMPARISON_ORDER)}
-    methods.sort(key=lambda m: (order.get(m, len(order)), m))
+    methods.sort(key=lambda m: (order.get(m, len(order)), not m.startswith("base+"), m))
     return [(a, b) for i, a in enumerate(methods) for b in methods[i + 1:]]
 
 
@@ -254,14 +261,15 @@ def summarise(bundle: Bundle, n_resamples: int = 10_000) -> dict:
                                    [x[0] for x in ra], [x[0] for x in rb], n_resamples=n_resamples)
                 qa, qb = _seed_mean(ra), _seed_mean(rb)
                 common = sorted(set(qa) & set(qb))
+                core = a in COMPARISON_ORDER and b in COMPARISON_ORDER
                 checkpoint = paired_tests(np.array([qa[q] for q in common]), np.array([qb[q] for q in common]),
-                                          n_resamples=n_resamples) if len(common) >= 2 else None
+                                          n_resamples=n_resamples) if len(common) >= 2 and core else None
                 primary = (a, b) in PRIMARY_PAIRS and (setting, metric) in PRIMARY_CELLS
                 d = direction(cmp.delta, metric)
                 tests.append({"task": task, "setting": setting, "metric": metric, "a": a, "b": b,
                               **cmp.as_dict(), "direction": d,
                               "better": b if d == "better" else a if d == "worse" else None,
-                              "family": "primary" if primary else "secondary",
+                              "family": "primary" if primary else "secondary" if core else "training-free",
                               "per_checkpoint": checkpoint})
     adjust(tests)
     return {"version": SUMMARY_VERSION, "cells": cells, "tests": tests, "per_language": per_language,
@@ -277,8 +285,10 @@ def summarise(bundle: Bundle, n_resamples: int = 10_000) -> dict:
                             "p": "two-sided, from the same standard error and t(df); p_permutation: exact "
                                  "permutation of run labels (scipy), needs two runs a side",
                             "p_adjusted": "primary family (hybrid vs X-X-mono and vs X-Y, multilingual mAP and "
-                                          "max rank distance, per benchmark): Holm within the benchmark; "
-                                          "every other test: Benjamini-Hochberg over all secondary tests",
+                                          "max rank distance, per benchmark): Holm within the benchmark; the "
+                                          "other sampler comparisons: Benjamini-Hochberg over them (secondary); "
+                                          "comparisons with a training-free method: Benjamini-Hochberg over "
+                                          "them (training-free)",
                             "direction": "b against a, by the metric's direction (lower is better for max rank "
                                          "distance and the same-language share)",
                             "seeds_agree": "seeds whose b − a has the sign of delta (seed-matched; against a "
@@ -289,14 +299,17 @@ def summarise(bundle: Bundle, n_resamples: int = 10_000) -> dict:
 
 
 def adjust(tests: list[dict]) -> None:
-    """Adjusted p-values in place: Holm within each benchmark's primary family, BH over all the others."""
+    """Adjusted p-values in place: Holm within each benchmark's primary family; Benjamini-Hochberg over the
+    other sampler comparisons, and separately over the comparisons involving training-free methods (adding a
+    method never changes the samplers' marks)."""
     for task in {t["task"] for t in tests}:
         family = [t for t in tests if t["task"] == task and t["family"] == "primary"]
         for t, p in zip(family, holm([t["p"] for t in family])):
             t["p_adjusted"], t["correction"] = float(p), "holm (primary)"
-    secondary = [t for t in tests if t["family"] == "secondary"]
-    for t, p in zip(secondary, benjamini_hochberg([t["p"] for t in secondary])):
-        t["p_adjusted"], t["correction"] = float(p), "bh (secondary)"
+    for name in ("secondary", "training-free"):
+        family = [t for t in tests if t["family"] == name]
+        for t, p in zip(family, benjamini_hochberg([t["p"] for t in family])):
+            t["p_adjusted"], t["correction"] = float(p), f"bh ({name})"
     for t in tests:
         t["mark"] = mark(t["p_adjusted"], t["delta"], t["metric"])
 

@@ -63,6 +63,10 @@ class GridSpec:
     # committed grid was evaluated at 64)
     encode_batch_size: int = 64
     evaluations: list[dict] = field(default_factory=lambda: [dict(e) for e in DEFAULT_EVALUATIONS])
+    # training-free debiasing (encoders/debias.py): each applied to the base model, and one applied to every
+    # fine-tuned sampler model ("best": the method that won the held-out MLQA-R debias sweep)
+    methods: list[str] = field(default_factory=lambda: ["center", "lir", "lsar", "leace", "center@index"])
+    sampler_method: str | None = "best"
 
     def train_config(self, sampler: str, seed: int, alpha: float | None = None) -> TrainConfig:
         return TrainConfig(model=self.model, sampler=sampler, alpha=self.alpha if alpha is None else alpha,
@@ -78,19 +82,25 @@ class Unit:
     alpha: float | None
     config: TrainConfig | None
     tasks: list[str]
+    method: str | None = None  # a training-free debiasing step after the model ("center", "lir:k=1", ...)
 
 
 # Fields added to GridSpec after a bundle was written, with the value that bundle used implicitly: a bundle
 # without the field continues as if it had been written with that value.
 IMPLICIT_SPEC = {"encode_batch_size": 64}
+EXTENSIBLE = ("seeds", "methods")  # lists a grid may grow: more seeds, more debiasing methods
+ADDABLE = ("sampler_method",)  # fields a grid may gain (more units), never change once set
 
 
 def spec_extends(old: dict, new: dict) -> bool:
-    """True when `new` continues the grid `old`: same settings, seeds only added, new fields at their
-    implicit value."""
+    """True when `new` continues the grid `old`: same settings, seeds and methods only added, new fields at
+    their implicit value."""
     for key in set(old) | set(new):
-        if key == "seeds":
-            if not set(old.get("seeds", [])) <= set(new.get("seeds", [])):
+        if key in EXTENSIBLE:
+            if not set(old.get(key, [])) <= set(new.get(key, [])):
+                return False
+        elif key in ADDABLE:
+            if old.get(key) is not None and old.get(key) != new.get(key):
                 return False
         elif key not in old:
             if key not in IMPLICIT_SPEC or new[key] != IMPLICIT_SPEC[key]:
@@ -122,7 +132,25 @@ def plan(spec: GridSpec) -> list[Unit]:
         if a not in covered:
             units.append(Unit(f"hybrid-a{a:g}-s{spec.alpha_seed}", "hybrid", spec.alpha_seed, a,
                               spec.train_config("hybrid", spec.alpha_seed, a), list(spec.alpha_tasks)))
+    for method in spec.methods:
+        units.append(Unit(f"base+{method}", "base", None, None, None, all_tasks, method))
+    sampler_method = resolve_method(spec.sampler_method)
+    if sampler_method:
+        for u in [u for u in units if u.sampler in spec.samplers and u.method is None
+                  and not u.label.startswith("hybrid-a")]:
+            units.append(replace(u, label=f"{u.label}+{sampler_method}", method=sampler_method))
     return units
+
+
+def resolve_method(name: str | None) -> str | None:
+    """"best" -> the spec that won the held-out debias sweep (None before it ran); other names as they are."""
+    if name != "best":
+        return name
+    from hybridviz.encoders.debias import SWEEP_PATH
+
+    if not SWEEP_PATH.exists():
+        return None
+    return json.loads(SWEEP_PATH.read_text()).get("best_spec")
 
 
 def incomplete_provenance(metrics: dict) -> bool:
@@ -153,6 +181,12 @@ def run_grid(out: Path, spec: GridSpec | None = None, log: Callable[[str], None]
     # every start or resume: the code of each unit is in its own metrics.json / config.json provenance too
     manifest.setdefault("sessions", []).append(provenance(None))
     manifest["spec"] = asdict(spec)
+    if spec.sampler_method == "best" and resolve_method("best"):
+        from hybridviz.encoders.debias import SWEEP_PATH
+
+        sweep = json.loads(SWEEP_PATH.read_text())
+        manifest["debias_sweep"] = {"best_spec": sweep["best_spec"], "chosen": sweep["chosen"],
+                                    "selection": sweep["selection"], "file": "cache/reference/debias-sweep/sweep.json"}
     units_state = manifest.setdefault("units", {})
 
     def save(summary: bool = False, final: bool = False):
@@ -169,6 +203,8 @@ def run_grid(out: Path, spec: GridSpec | None = None, log: Callable[[str], None]
             continue
         state = units_state.setdefault(unit.label, {"sampler": unit.sampler, "seed": unit.seed,
                                                     "alpha": unit.alpha, "wall_s": {}})
+        if unit.method:
+            state["method"] = unit.method
         model = spec.model
         pending = [ev for ev in spec.evaluations if ev["task"] in unit.tasks
                    and not (out / "models" / unit.label / ev["task"] / "metrics.json").exists()]
@@ -193,6 +229,8 @@ def run_grid(out: Path, spec: GridSpec | None = None, log: Callable[[str], None]
                 copy_training_record(run.dir, out / "models" / unit.label / "training")
                 save()
             model = f"run:{run_id}" if runs_root is None else str(run.model_dir)
+        if unit.method:
+            model = f"{model}+{unit.method}"
         encoder = None  # loaded once per unit, by its first evaluation
         for ev in pending:
             folder = out / "models" / unit.label / ev["task"]

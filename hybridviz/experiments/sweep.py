@@ -15,6 +15,8 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+
 from hybridviz.evaluate import evaluate_setting
 from hybridviz.provenance import provenance
 from hybridviz.fileio import write_json_atomic
@@ -119,4 +121,67 @@ def run_budget_check(out: Path, budgets=(100, 300), samplers=("x-x-mono", "x-y",
     state["rankings"] = rankings
     state["ranking_changes"] = {m: len({tuple(r[m]) for r in rankings.values()}) > 1 for m in ("mono", "cross", "multi")}
     write_json_atomic(path, state)
+    return state
+
+
+DEBIAS_GRID = {"center": [{}], "lir": [{"k": k} for k in (1, 2, 4, 8, 16)],
+               "lsar": [{"r": r} for r in (1, 2, 4, 6)], "leace": [{}]}
+
+
+def run_debias_sweep(out: Path, model: str = "me5-small", precision: str | None = None,
+                     log: Callable[[str], None] = print) -> dict:
+    """Choose K (LIR) and R (LSAR), and the best training-free method, on held-out MLQA-R groups.
+
+    The methods are fitted on the MLQA-R training-side texts *without* the held-out groups (the lr sweep's 20 %,
+    seed 0) and scored on those groups (mono / cross / multi mAP): never on XQuAD-R or MKQA. The criterion is
+    multilingual mAP. Writes `<out>/sweep.json`, which model specs without K or R read.
+    """
+    from hybridviz.encoders import load_encoder
+    from hybridviz.encoders.debias import MethodSpec, fit, training_side_texts
+    from hybridviz.encoders.registry import default_precision
+    from hybridviz.training.data import pairs_corpus
+
+    precision = precision or default_precision()
+    config = replace(TrainConfig(), holdout=HOLDOUT)
+    corpus = pairs_corpus(validation_pairs(config))
+    held = set(corpus.query_groups)
+    encoder = load_encoder(model, precision=precision)
+    Q = encoder.encode(corpus.query_texts, "query")
+    C = encoder.encode(corpus.cand_texts, "passage")
+    fit_texts = training_side_texts(held)
+    kinds = np.asarray(fit_texts.kinds)
+    X = np.zeros((len(kinds), Q.shape[1]), dtype=np.float32)
+    for kind in ("query", "passage"):
+        idx = np.flatnonzero(kinds == kind)
+        X[idx] = encoder.encode([fit_texts.texts[i] for i in idx], kind)
+
+    def scores(q, c) -> dict:
+        return {f"{s}_mAP": evaluate_setting(corpus, s, q, c)[0]["macro"]["mAP"] for s in ("mono", "cross", "multi")}
+
+    trials = {"none": {"method": "none", "params": {}, **scores(Q, C)}}
+    for method, grid in DEBIAS_GRID.items():
+        for params in grid:
+            spec = MethodSpec(method, tuple(sorted(params.items())))
+            start = time.perf_counter()
+            d = fit(spec, X, fit_texts.langs, fit_texts.kinds, fit_texts.source)
+            trials[spec.name] = {"method": method, "params": params,
+                                 **scores(d.transform(Q, "query", corpus.query_langs),
+                                          d.transform(C, "passage", corpus.cand_langs)),
+                                 "fit_apply_s": round(time.perf_counter() - start, 2)}
+            log(f"debias sweep: {spec.name}: multi mAP {trials[spec.name]['multi_mAP']:.4f}, "
+                f"mono {trials[spec.name]['mono_mAP']:.4f}")
+    chosen = {}
+    for method in DEBIAS_GRID:
+        best = max((t for t in trials.values() if t["method"] == method), key=lambda t: t["multi_mAP"])
+        chosen[method] = best["params"]
+    best_name = max((k for k in trials if k != "none"), key=lambda k: trials[k]["multi_mAP"])
+    state = {"provenance": provenance(None), "model": model, "precision": precision,
+             "model_fingerprint": encoder.fingerprint,
+             "selection": f"fit on MLQA-R training-side texts without the {len(held)} held-out question groups "
+                          f"({HOLDOUT:.0%}, seed {config.holdout_seed}); scored on those groups "
+                          f"({len(corpus.query_ids)} questions, {len(corpus.cand_ids)} answers); criterion: "
+                          "multilingual mAP",
+             "fit_source": fit_texts.source, "trials": trials, "chosen": chosen,
+             "best_method": trials[best_name]["method"], "best_spec": best_name}
+    write_json_atomic(Path(out) / "sweep.json", state)
     return state

@@ -25,8 +25,9 @@ def _test_between(summary: dict, task: str, setting: str, metric: str, x: str, y
     return None
 
 
-def verdicts(summary: dict, task: str, methods: list[str] | None = None, labels: dict | None = None) -> list[dict]:
-    """One record per verdict cell of `task`: best, runner-up, margin (best − runner-up) with interval, text."""
+def verdicts(summary: dict, task: str, methods: list[str] | None = None, labels=None) -> list[dict]:
+    """`labels`: a dict or a function from a method's group name to its display name."""
+    # One record per verdict cell of `task`: best, runner-up, margin (best − runner-up) with interval, text.
     labels = labels or {}
     out = []
     if summary.get("version", 1) < 2:  # query-level tests only: no run-level verdict to give
@@ -57,9 +58,9 @@ def verdicts(summary: dict, task: str, methods: list[str] | None = None, labels:
     return out
 
 
-def verdict_text(v: dict, labels: dict | None = None) -> str:
+def verdict_text(v: dict, labels=None) -> str:
     labels = labels or {}
-    name = lambda g: labels.get(g, g)  # noqa: E731
+    name = labels if callable(labels) else (lambda g: labels.get(g, g))
     what = f"{SETTING_NAMES[v['setting']]} {METRIC_NAMES.get(v['metric'], v['metric'])}"
     digits = 1 if v["metric"] == "max_rank_distance" else 4
     lead = "lowest" if v["metric"] in LOWER_IS_BETTER else "highest"

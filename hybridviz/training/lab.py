@@ -21,7 +21,7 @@ from pathlib import Path
 from hybridviz.errors import HybridvizError
 from hybridviz.fileio import write_json_atomic
 from hybridviz.training import runs as registry
-from hybridviz.training.runs import Run, list_runs, reconcile
+from hybridviz.training.runs import Run, file_lock, list_runs, reconcile
 from hybridviz.training.trainer import TrainConfig, prepare_run, train
 
 MAX_WAITING = 4
@@ -30,6 +30,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 class QueueFull(HybridvizError):
     """More fine-tunes requested than the queue takes."""
+
+
+class AlreadyQueued(QueueFull):
+    """The same fine-tune is already queued or running: one worker per run."""
 
 
 def config_from_run(run: Run) -> TrainConfig:
@@ -59,20 +63,23 @@ def submit(config: TrainConfig, tasks: list[str] | None = None, root: Path | Non
     from hybridviz.experiments.grid import DEFAULT_EVALUATIONS
 
     config.validate()
-    reconcile(root)
-    waiting = queue(root)
-    if config.run_id() in {r.id for r in waiting}:
-        raise QueueFull(f"This exact fine-tune ({config.run_id()}) is already queued or running.")
-    if len(waiting) >= MAX_WAITING + 1:  # one training, MAX_WAITING waiting
-        raise QueueFull(f"The queue is full: {len(waiting)} fine-tunes are queued or running on this machine "
-                        f"(at most {MAX_WAITING} wait). Cancel one or wait for one to finish.")
-    run = prepare_run(config, root)
-    specs = [e for e in (evaluations or DEFAULT_EVALUATIONS) if tasks is None or e["task"] in tasks]
-    write_json_atomic(run.dir / "lab.json", {"submitted": time.time(), "evaluations": specs})
-    (run.dir / "evaluation.json").unlink(missing_ok=True)
-    pid = start_worker(run, Path(root or registry.RUNS_DIR))
-    if run.status().get("state") != "done":
-        run.set_status("queued", pid=pid)
+    root_dir = Path(root or registry.RUNS_DIR)
+    # check-and-enqueue under one lock: two submits of the same form (Enter, then a click) cannot both pass
+    with file_lock(root_dir / ".submit.lock"):
+        reconcile(root)
+        waiting = queue(root)
+        if config.run_id() in {r.id for r in waiting}:
+            raise AlreadyQueued(f"This exact fine-tune ({config.run_id()}) is already queued or running.")
+        if len(waiting) >= MAX_WAITING + 1:  # one training, MAX_WAITING waiting
+            raise QueueFull(f"The queue is full: {len(waiting)} fine-tunes are queued or running on this machine "
+                            f"(at most {MAX_WAITING} wait). Cancel one or wait for one to finish.")
+        run = prepare_run(config, root)
+        specs = [e for e in (evaluations or DEFAULT_EVALUATIONS) if tasks is None or e["task"] in tasks]
+        write_json_atomic(run.dir / "lab.json", {"submitted": time.time(), "evaluations": specs})
+        (run.dir / "evaluation.json").unlink(missing_ok=True)
+        pid = start_worker(run, root_dir)
+        if run.status().get("state") != "done":
+            run.set_status("queued", pid=pid)
     return run
 
 
@@ -88,10 +95,19 @@ def start_worker(run: Run, root: Path) -> int:
 
 def run_worker(run_id: str, root: Path | None = None) -> int:
     """The background worker: train (waiting for the slot), then evaluate. Returns a process exit code."""
+    run = Run(run_id, root)
+    try:  # one worker per run, for its training and its evaluation alike
+        with file_lock(run.dir / ".worker.lock", wait=False):
+            return _work(run, root)
+    except BlockingIOError:
+        print(f"another worker already has run {run_id}; this one stops", file=sys.stderr)
+        return 0
+
+
+def _work(run: Run, root: Path | None) -> int:
     from hybridviz.encoders.registry import evaluation_precision
     from hybridviz.evaluate import evaluate
 
-    run = Run(run_id, root)
     config = config_from_run(run)
     run = train(config, root=root)
     if run.status().get("state") != "done":

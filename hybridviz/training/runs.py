@@ -135,13 +135,20 @@ def reconcile(root: Path | None = None) -> list[str]:
 
 
 @contextmanager
-def training_slot(root: Path | None = None, wait: bool = True):
-    """Exclusive lock: one fine-tune at a time. With wait=False raise BlockingIOError when taken."""
-    root = Path(root or RUNS_DIR)
-    root.mkdir(parents=True, exist_ok=True)
-    with open(root / ".train.lock", "w") as handle:
+def file_lock(path: Path, wait: bool = True):
+    """An exclusive advisory lock (fcntl) on `path`, between processes and threads alike; with wait=False
+    raise BlockingIOError when another holder has it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         try:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextmanager
+def training_slot(root: Path | None = None, wait: bool = True):
+    """Exclusive lock: one fine-tune at a time. With wait=False raise BlockingIOError when taken."""
+    with file_lock(Path(root or RUNS_DIR) / ".train.lock", wait):
+        yield

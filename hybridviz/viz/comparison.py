@@ -9,7 +9,7 @@ from plotly.subplots import make_subplots
 
 from hybridviz.metrics import LOWER_IS_BETTER
 from hybridviz.experiments.bundle import Bundle, ModelResult, is_seen, seen_languages
-from hybridviz.viz.style import METRIC_LABELS, SAMPLER_LABELS, TASK_LABELS, group_color, group_order
+from hybridviz.viz.style import METRIC_LABELS, SAMPLER_LABELS, TASK_LABELS, group_color, group_label, group_order
 
 
 def macro_value(r: ModelResult, setting: str, metric: str) -> float | None:
@@ -109,7 +109,7 @@ def step_budget_lines(frame: pd.DataFrame, seed: int | None = None) -> go.Figure
     fig = px.line(frame, x="steps", y="mAP", color="sampler", facet_col="setting", markers=True,
                   category_orders={"sampler": order, "setting": ["mono", "cross", "multi"]},
                   color_discrete_map={g: group_color(g) for g in order}, hover_data=["run_id"])
-    fig.for_each_trace(lambda t: t.update(name=SAMPLER_LABELS.get(t.name, t.name)))
+    fig.for_each_trace(lambda t: t.update(name=group_label(t.name)))
     fig.update_yaxes(matches=None, showticklabels=True)
     fig.update_xaxes(tickvals=sorted(frame["steps"].unique()), title="training steps")
     fig.for_each_annotation(lambda a: a.update(text=a.text.replace("setting=", "") + " mAP"))
@@ -149,7 +149,7 @@ def forest_plot(frame: pd.DataFrame, a: str, b: str, metric: str) -> go.Figure:
         part = frame[frame["reading"] == reading]
         if part.empty:
             continue
-        name = {"better": f"{SAMPLER_LABELS.get(b, b)} better", "worse": f"{SAMPLER_LABELS.get(b, b)} worse"}.get(
+        name = {"better": f"{group_label(b)} better", "worse": f"{group_label(b)} worse"}.get(
             reading, reading)
         fig.add_trace(go.Scatter(
             x=part["delta"], y=part["row"], mode="markers", name=name, marker={"color": color, "size": 11},
@@ -161,7 +161,7 @@ def forest_plot(frame: pd.DataFrame, a: str, b: str, metric: str) -> go.Figure:
                           "%{customdata[4]}<extra></extra>"))
     fig.add_vline(x=0, line_color="black", line_width=1)
     lower = " (lower is better)" if metric in LOWER_IS_BETTER else ""
-    fig.update_layout(title=f"{SAMPLER_LABELS.get(b, b)} − {SAMPLER_LABELS.get(a, a)}: Δ {METRIC_LABELS.get(metric, metric)}"
+    fig.update_layout(title=f"{group_label(b)} − {group_label(a)}: Δ {METRIC_LABELS.get(metric, metric)}"
                             f"{lower}, 95 % interval, run as the unit",
                       xaxis_title=f"Δ {metric} (b − a)", yaxis={"autorange": "reversed", "title": ""},
                       height=160 + 45 * max(len(frame), 1), legend={"orientation": "h", "y": -0.25})

@@ -14,15 +14,29 @@ METRIC_LABELS = {"mAP": "mAP", "max_rank_distance": "max rank distance (lower is
                  "MRR": "MRR", "nDCG@10": "nDCG@10", "R@1": "R@1", "R@10": "R@10"}
 
 
+def group_label(group: str) -> str:
+    """'X-Y', 'base + center (training-free)', 'X-Y + lir:k=1 (fine-tuned + training-free)'."""
+    if "+" not in group:
+        return SAMPLER_LABELS.get(group, group)
+    model, method = group.split("+", 1)
+    if model == "base":
+        return f"base + {method} (training-free)"
+    return f"{SAMPLER_LABELS.get(model, model)} + {method} (fine-tuned + training-free)"
+
+
 def group_order(groups) -> list[str]:
-    """Samplers in their fixed order, then alpha points and lab runs alphabetically."""
+    """Samplers in their fixed order, then training-free methods on the base, samplers with a method, then alpha
+    points and lab runs alphabetically."""
     known = [g for g in SAMPLER_ORDER if g in groups]
-    return known + sorted(g for g in groups if g not in SAMPLER_ORDER)
+    rest = [g for g in groups if g not in SAMPLER_ORDER]
+    return known + sorted(rest, key=lambda g: (not g.startswith("base+"), "+" not in g, g))
 
 
 def group_color(group: str) -> str:
     if group in SAMPLER_COLORS:
         return SAMPLER_COLORS[group]
+    if group.startswith("base+"):  # training-free on the base: purples
+        return ["#6a3d9a", "#9467bd", "#c5b0d5", "#8c564b", "#e377c2"][sum(map(ord, group)) % 5]
     palette = px.colors.qualitative.Dark24
     return palette[sum(map(ord, group)) % len(palette)]
 

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import pandas as pd
 
-from hybridviz.viz.style import SAMPLER_LABELS, SAMPLER_ORDER, TASK_LABELS
+from hybridviz.viz.style import TASK_LABELS, group_label, group_order
 
 HEADLINE_COLUMNS = [("mono", "mAP", "mono mAP"), ("cross", "mAP", "cross mAP"), ("multi", "mAP", "multi mAP"),
                     ("multi", "max_rank_distance", "bias (rank distance)")]
 MARKS = {"base": "B", "x-x-mono": "M", "x-y": "Y"}  # the comparator each mark names
 MARK_LEGEND = ("mean ± std over seeds (n). Marks compare the row with a named comparator, the training run as the "
-               "unit: ▲ better / ▼ worse than B = base, and on the hybrid row than M = X-X-mono and Y = X-Y; "
+               "unit: ▲ better / ▼ worse than B = base, on the hybrid row than M = X-X-mono and Y = X-Y, and on a "
+               "sampler + method row than S = the sampler alone; "
                "* adjusted p < .05, ** < .01, *** < .001 (primary family — hybrid vs each pure sampler on "
-               "multilingual mAP and rank distance — Holm per benchmark; all others Benjamini–Hochberg). "
+               "multilingual mAP and rank distance — Holm per benchmark; the other sampler comparisons, and those "
+               "with a training-free method, Benjamini–Hochberg each). "
                "No mark: no detectable difference. Bias: lower is better.")
 
 
@@ -21,12 +23,16 @@ def _test(summary: dict, task: str, setting: str, metric: str, a: str, b: str) -
                  and t["metric"] == metric and t["a"] == a and t["b"] == b), None)
 
 
-def headline(summary: dict, task: str, groups: list[str] = SAMPLER_ORDER) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(display table of strings, numeric long table): samplers x the headline cells of one benchmark."""
+def headline(summary: dict, task: str, groups: list[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(display table of strings, numeric long table): methods x the headline cells of one benchmark (by
+    default the samplers and every training-free method; the alpha points are on the Sampler page)."""
     cells = {(c["task"], c["setting"], c["metric"], c["group"]): c for c in summary.get("cells", [])}
+    if groups is None:
+        groups = group_order({c["group"] for c in summary.get("cells", []) if c["task"] == task
+                              and not c["group"].startswith("hybrid-a")})
     display, numeric = [], []
     for group in groups:
-        row = {"sampler": SAMPLER_LABELS.get(group, group)}
+        row = {"sampler": group_label(group)}
         present = False
         for setting, metric, title in HEADLINE_COLUMNS:
             c = cells.get((task, setting, metric, group))
@@ -38,11 +44,13 @@ def headline(summary: dict, task: str, groups: list[str] = SAMPLER_ORDER) -> tup
             comparators = ["base"] if group != "base" else []
             if group == "hybrid":
                 comparators += ["x-x-mono", "x-y"]
+            if "+" in group and group.split("+", 1)[0] != "base":  # a sampler with a method: against it alone
+                comparators.append(group.split("+", 1)[0])
             marks = []
             for other in comparators:
                 t = _test(summary, task, setting, metric, other, group)
                 if t and t.get("mark"):
-                    marks.append(f"{t['mark']}{MARKS[other]}")
+                    marks.append(f"{t['mark']}{MARKS.get(other, 'S')}")
             marks = " ".join(marks)
             spread = f" ± {c['std']:.{digits}f}" if c["n"] > 1 else ""
             row[title] = f"{c['mean']:.{digits}f}{spread} (n={c['n']}){' ' + marks if marks else ''}"
