@@ -98,14 +98,14 @@ def _time_methods(kind: str, methods: dict, repeats: int) -> list[dict]:
 def _folder(spec: str) -> str:
     """Where plain sentence-transformers loads the same weights from."""
     from hybridviz.encoders.registry import me5_small_dir, tiny_dir
-    from hybridviz.training import runs
+    from hybridviz.data import paths
 
     if spec == "me5-small":
         return str(me5_small_dir())
     if spec == "tiny":
         return str(tiny_dir(0))
     if spec.startswith("run:"):
-        return str(runs.RUNS_DIR / spec[4:] / "model")
+        return str(paths.RUNS_DIR / spec[4:] / "model")
     return spec[3:] if spec.startswith("hf:") else spec
 
 

@@ -199,7 +199,7 @@ def cmd_debias_sweep(args) -> int:
 
 
 def cmd_lab_run(args) -> int:
-    from hybridviz.training.lab import run_worker
+    from hybridviz.experiments.lab import run_worker
 
     return run_worker(args.run_id, Path(args.root) if args.root else None)
 

@@ -137,7 +137,7 @@ def provenance_caption(bundle: Bundle) -> None:
 
 def results_with_lab(bundle: Bundle, task: str | None = None) -> list:
     """The bundle's results plus finished lab runs' evaluations (group "lab:<run id>")."""
-    from hybridviz.training.lab import lab_results
+    from hybridviz.experiments.lab import lab_results
 
     lab = [r for r in lab_results() if task is None or r.task == task]
     return bundle.select(task=task) + lab

@@ -9,9 +9,6 @@ per-query metrics, and `relevant` = [{candidate_id, lang, rank}] with 1-based pe
 
 from __future__ import annotations
 
-import gzip
-import io
-import json
 import os
 import time
 from pathlib import Path
@@ -20,13 +17,13 @@ from typing import Callable
 import numpy as np
 
 from hybridviz import metrics as M
-from hybridviz.fileio import atomic_write_bytes, atomic_write_text, write_json_atomic
+from hybridviz.metrics import TOP_K_SHARE
 from hybridviz.index import ExactIndex, top_k
 from hybridviz.provenance import provenance
+from hybridviz.results import write_outputs
 from hybridviz.tasks import SETTINGS, Corpus, Slice, build_corpus, setting_applicable, slices
 from hybridviz.errors import UnknownName
 
-TOP_K_SHARE = 10
 RANK_CORRELATION_SAMPLE = 2000
 BLOCK = 128
 
@@ -283,67 +280,3 @@ def evaluate(model: str, task: str, languages: list[str] | None = None, settings
     if out_dir is not None:
         write_outputs(Path(out_dir), report, per_query, corpus, setting_rows, compress, pair_ap)
     return report
-
-
-def per_query_lines(rows: list[dict], corpus: Corpus) -> list[dict]:
-    lines = []
-    for r in rows:
-        q = r["query"]
-        rel_global = corpus.relevant_candidates(q)
-        # positions local to the multilingual pool equal global ones: that pool is every candidate, in order
-        line = {"query_id": corpus.query_ids[q], "query_lang": corpus.query_langs[q], "ap": r["mAP"],
-                "rr": r["MRR"], "ndcg@10": r["nDCG@10"], "max_rank_distance": r["max_rank_distance"],
-                f"same_lang@{TOP_K_SHARE}": r[f"same_lang@{TOP_K_SHARE}"],
-                "relevant": [{"candidate_id": corpus.cand_ids[c], "lang": corpus.cand_langs[c], "rank": int(k)}
-                             for c, k in zip(r["relevant"], r["ranks"])]}
-        assert len(rel_global) == len(line["relevant"])
-        lines.append(line)
-    return lines
-
-
-PER_QUERY_SETTING_COLUMNS = ("setting", "query_id", "query_lang", "ap", "rr", "ndcg@10")
-
-
-def per_query_setting_lines(setting_rows: dict[str, list[dict]], corpus: Corpus) -> list[str]:
-    """CSV of every setting's per-query AP / RR / nDCG@10 (cross: mean over the query's target languages)."""
-    lines = [",".join(PER_QUERY_SETTING_COLUMNS) + "\n"]
-    for setting, rows in setting_rows.items():
-        for r in rows:
-            q = r["query"]
-            lines.append(f"{setting},{corpus.query_ids[q]},{corpus.query_langs[q]},"
-                         f"{r['mAP']:.6g},{r['MRR']:.6g},{r['nDCG@10']:.6g}\n")
-    return lines
-
-
-def pair_matrix(pair_ap: dict[tuple[int, str], float], corpus: Corpus) -> tuple[np.ndarray, np.ndarray]:
-    """(query positions, AP[query, pool language]) for every query with a mono or cross value; NaN elsewhere."""
-    queries = np.array(sorted({q for q, _ in pair_ap}), dtype=np.int64)
-    row = {int(q): i for i, q in enumerate(queries)}
-    col = {lang: j for j, lang in enumerate(corpus.languages)}
-    ap = np.full((len(queries), len(corpus.languages)), np.nan, dtype=np.float16)
-    for (q, lang), v in pair_ap.items():
-        ap[row[q], col[lang]] = v
-    return queries, ap
-
-
-def write_outputs(out_dir: Path, report: dict, rows: list[dict], corpus: Corpus,
-                  setting_rows: dict[str, list[dict]] | None = None, compress: bool = False,
-                  pair_ap: dict[tuple[int, str], float] | None = None) -> None:
-    """metrics.json, per_query.jsonl (multi), per_query_settings.csv (all settings; gzipped if `compress`)
-    and per_query_pairs.npz (AP per query and pool language, float16: significance per heatmap cell)."""
-    if pair_ap:
-        queries, ap = pair_matrix(pair_ap, corpus)
-        buf = io.BytesIO()
-        np.savez_compressed(buf, query_ids=np.array([corpus.query_ids[q] for q in queries]),
-                            pool_langs=np.array(corpus.languages), ap=ap)
-        atomic_write_bytes(out_dir / "per_query_pairs.npz", buf.getvalue())
-    lines = per_query_lines(rows, corpus)
-    files = {"per_query.jsonl": "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines),
-             "per_query_settings.csv": "".join(per_query_setting_lines(setting_rows or {}, corpus))}
-    for name, text in files.items():
-        if compress:
-            atomic_write_bytes(out_dir / f"{name}.gz", gzip.compress(text.encode(), mtime=0))
-            (out_dir / name).unlink(missing_ok=True)
-        else:
-            atomic_write_text(out_dir / name, text)
-    write_json_atomic(out_dir / "metrics.json", report)  # last: its presence marks a complete evaluation

@@ -18,6 +18,7 @@ import numpy as np
 
 # Metrics where a smaller value is the better one: both measure language bias.
 LOWER_IS_BETTER = frozenset({"max_rank_distance", "same_lang@10"})
+TOP_K_SHARE = 10  # the same-language share is measured over the top 10
 
 
 def pessimistic_ranks(scores: np.ndarray, relevant: np.ndarray) -> np.ndarray:

@@ -12,11 +12,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from hybridviz.data.text import normalise
 from hybridviz.errors import HybridvizError
-from hybridviz.experiments.grid import MKQA_ALL
 from hybridviz.index import ExactIndex
-from hybridviz.tasks import Corpus, build_corpus
-from hybridviz.training.data import normalise
+from hybridviz.tasks import MKQA_ALL, Corpus, build_corpus
 
 MAX_QUERY_CHARS = 2000
 # pool name -> (task, languages, limit): the grid's evaluation slices

@@ -145,8 +145,8 @@ def test_lab_run_finishes_then_search_with_it(server, browser):
 
 
 def _model_labels(runs: Path) -> list[str]:
-    code = ("import sys; from pathlib import Path; from hybridviz.training import runs; "
-            f"runs.RUNS_DIR = Path({str(runs)!r}); from hybridviz.dashboard import available_models; "
+    code = ("import sys; from pathlib import Path; from hybridviz.data import paths; "
+            f"paths.RUNS_DIR = Path({str(runs)!r}); from hybridviz.dashboard import available_models; "
             "print('\\n'.join(available_models()))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     return out.stdout.splitlines()

@@ -161,10 +161,10 @@ def test_grid_refuses_to_mix_settings_and_bundles_report_damage(tiny_grid, tmp_p
 
 def test_sweep_and_budget_check_choose_on_held_out_groups(tmp_path, monkeypatch, data_root):
     from hybridviz.experiments.sweep import run_budget_check, run_sweep
-    from hybridviz.training import runs
+    from hybridviz.data import paths
     from hybridviz.training.trainer import TrainConfig, load_pairs, validation_pairs
 
-    monkeypatch.setattr(runs, "RUNS_DIR", tmp_path / "runs")
+    monkeypatch.setattr(paths, "RUNS_DIR", tmp_path / "runs")
     base = TrainConfig(model="tiny", steps=3, batch_size=8, freeze_word_embeddings=False,
                        train_languages=["en", "de"], mixed_precision="fp32")
     state = run_sweep(tmp_path / "sweep", base, learning_rates=(1e-4, 1e-2), warmup_shares=(0.34, 0.0),

@@ -8,7 +8,9 @@ import time
 
 import pytest
 
-from hybridviz.training import lab, runs
+from hybridviz.data import paths
+from hybridviz.experiments import lab
+from hybridviz.training import runs
 from hybridviz.training.trainer import TrainConfig
 
 TINY = dict(model="tiny", steps=3, batch_size=8, warmup_steps=0, freeze_word_embeddings=False,
@@ -16,7 +18,7 @@ TINY = dict(model="tiny", steps=3, batch_size=8, warmup_steps=0, freeze_word_emb
 
 
 def test_request_flood_is_bounded_and_reported(tmp_path, monkeypatch, data_root):
-    monkeypatch.setattr(runs, "RUNS_DIR", tmp_path)
+    monkeypatch.setattr(paths, "RUNS_DIR", tmp_path)
     monkeypatch.setattr(lab, "start_worker", lambda run, root: os.getpid())  # alive, never trains
     accepted, refused = [], []
     for seed in range(20):
@@ -42,7 +44,7 @@ def test_two_submits_of_the_same_form_at_once_start_one_worker(tmp_path, monkeyp
     import sys
     import threading
 
-    monkeypatch.setattr(runs, "RUNS_DIR", tmp_path)
+    monkeypatch.setattr(paths, "RUNS_DIR", tmp_path)
     started = []
 
     def slow_worker(run, root):  # widen the window between the check and the start, as a real spawn does
@@ -75,7 +77,7 @@ def test_two_submits_of_the_same_form_at_once_start_one_worker(tmp_path, monkeyp
 
 
 def test_lab_run_trains_then_evaluates_in_the_background(tmp_path, monkeypatch, data_root):
-    monkeypatch.setattr(runs, "RUNS_DIR", tmp_path)
+    monkeypatch.setattr(paths, "RUNS_DIR", tmp_path)
     monkeypatch.setenv("HYBRIDVIZ_RUNS", str(tmp_path))
     run = lab.submit(TrainConfig(**TINY), evaluations=[{"task": "mkqa-answers", "languages": ["en", "es"],
                                                          "limit": 40}])

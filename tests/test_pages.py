@@ -17,11 +17,11 @@ PAGES = ROOT / "views"
 def bundle_root(tiny_grid, monkeypatch, tmp_path):
     """Pages read the tiny grid's bundle; lab and search see an empty run registry of their own."""
     from hybridviz.experiments import bundle
-    from hybridviz.training import runs
+    from hybridviz.data import paths
 
     out, spec, manifest, root = tiny_grid
     monkeypatch.setattr(bundle, "REFERENCE_DIR", out.parent)
-    monkeypatch.setattr(runs, "RUNS_DIR", tmp_path / "runs")
+    monkeypatch.setattr(paths, "RUNS_DIR", tmp_path / "runs")
     return out
 
 
@@ -170,7 +170,7 @@ def test_search_results_and_bad_queries(bundle_root, monkeypatch):
 
 
 def test_fine_tune_lab_rejects_bad_settings_and_shows_empty_state(bundle_root):
-    from hybridviz.training import runs
+    from hybridviz.data import paths
 
     at = page("6_Fine-tune_lab.py").run()
     assert not at.exception
@@ -184,4 +184,4 @@ def test_fine_tune_lab_rejects_bad_settings_and_shows_empty_state(bundle_root):
     at.selectbox(key="sampler").select("x-y")
     at.button[0].click().run()
     assert "needs at least two training languages" in at.error[0].value
-    assert not list(runs.RUNS_DIR.glob("*/status.json")), "a rejected run leaves nothing behind"
+    assert not list(paths.RUNS_DIR.glob("*/status.json")), "a rejected run leaves nothing behind"

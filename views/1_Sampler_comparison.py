@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from hybridviz import dashboard as dash
-from hybridviz.experiments.bundle import BundleError, step_budget_frame
+from hybridviz.experiments.bundle import BundleError, seen_languages, step_budget_frame
 from hybridviz.viz.comparison import (alpha_line, forest_frame, forest_plot, per_language_bars, per_language_frame, sampler_dots, seed_frame,
                                         step_budget_lines)
 from hybridviz.viz.style import METRIC_LABELS, SAMPLER_LABELS, TASK_LABELS, group_label
@@ -61,7 +61,7 @@ with st.expander("What the unit, the test and the correction are"):
 st.subheader("Per query language")
 task = dash.param_select("Benchmark for the language view", chosen, "lang_task",
                          format_func=lambda t: TASK_LABELS.get(t, t))
-per_lang = per_language_frame(bundle, results, task, setting, metric)
+per_lang = per_language_frame(bundle.summary.get("seen_languages") or seen_languages(bundle), results, task, setting, metric)
 if per_lang.empty:
     st.info(f"No per-language {METRIC_LABELS.get(metric, metric)} for {TASK_LABELS.get(task, task)} · {setting}.")
 else:

@@ -9,8 +9,8 @@ import plotly.express as px
 import streamlit as st
 
 from hybridviz.errors import HybridvizError
-from hybridviz.experiments.grid import DEFAULT_EVALUATIONS
-from hybridviz.training import lab
+from hybridviz.tasks import DEFAULT_EVALUATIONS
+from hybridviz.experiments import lab
 from hybridviz.training.data import MAX_JSONL_BYTES, save_upload
 from hybridviz.training.runs import list_runs
 from hybridviz.training.samplers import SAMPLERS

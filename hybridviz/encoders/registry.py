@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from hybridviz.data import paths
 from hybridviz.data.paths import CACHE_DIR
 from hybridviz.encoders.cache import EmbeddingCache
 from hybridviz.encoders.debias import DebiasedEncoder, split_spec
@@ -330,12 +331,10 @@ def _load_encoder(spec: str, use_cache: bool) -> Encoder:
         model = _load_hf(name, spec)
         return Encoder(spec, name, model, *_prefixes_for(name, model), use_cache=use_cache)
     if spec.startswith("run:"):
-        from hybridviz.training import runs  # read at call time: tests point the registry elsewhere
-
-        run_dir = runs.RUNS_DIR / spec[4:].strip()
+        run_dir = paths.RUNS_DIR / spec[4:].strip()  # read at call time: tests point the registry elsewhere
         path = run_dir / "model" if (run_dir / "model").is_dir() else run_dir
         if not path.is_dir():
-            raise EncoderUnavailable(f"No fine-tuned run {spec[4:]!r} in {runs.RUNS_DIR}.")
+            raise EncoderUnavailable(f"No fine-tuned run {spec[4:]!r} in {paths.RUNS_DIR}.")
         model = _load_folder(path, spec)
         return Encoder(spec, f"fine-tuned run {spec[4:]}", model, *_prefixes_for(str(path), model),
                        use_cache=use_cache)

@@ -6,9 +6,6 @@ files after every grid unit (and by `python -m hybridviz summarise <bundle>`).
 
 from __future__ import annotations
 
-import csv
-import gzip
-import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +17,8 @@ from hybridviz.errors import HybridvizError
 from hybridviz.experiments.stats import (benjamini_hochberg, compare_runs, direction, holm, mark, mean_std,
                                          paired_tests)
 from hybridviz.fileio import atomic_write_text, write_json_atomic
+from hybridviz.results import ModelResult, pair_values
+from hybridviz.tasks import is_seen
 
 REFERENCE_DIR = CACHE_DIR / "reference"
 # (setting, metric) cells of the headline table; rank correlation has no per-query value, so no test
@@ -27,55 +26,10 @@ HEADLINE = [("mono", "mAP"), ("cross", "mAP"), ("multi", "mAP"), ("multi", "max_
             ("multi", "same_lang@10")]
 # methods in the order pairs are formed (Δ = later − earlier); methods added later (debiasing) come after
 COMPARISON_ORDER = ["base", "x-x-mono", "x-y", "hybrid"]
-PER_QUERY_COLUMN = {"mAP": "ap", "MRR": "rr", "nDCG@10": "ndcg@10"}
 
 
 class BundleError(HybridvizError):
     """A result bundle that is missing or damaged."""
-
-
-def open_text(folder: Path, name: str) -> str | None:
-    """`name` or `name.gz` in `folder` (bundles gzip their per-query files); None when neither exists."""
-    if (folder / name).exists():
-        return (folder / name).read_text(encoding="utf-8")
-    if (folder / f"{name}.gz").exists():
-        try:
-            return gzip.decompress((folder / f"{name}.gz").read_bytes()).decode("utf-8")
-        except (OSError, EOFError) as exc:
-            raise BundleError(f"{folder / name}.gz is damaged ({exc}).") from exc
-    return None
-
-
-@dataclass
-class ModelResult:
-    label: str
-    group: str  # "base", "x-x-mono", "x-y", "hybrid", or "hybrid-a0.25" for the extra alpha points
-    seed: int | None
-    alpha: float | None
-    task: str
-    folder: Path
-    metrics: dict
-
-    def macro(self, setting: str, metric: str) -> float | None:
-        res = self.metrics.get("settings", {}).get(setting, {})
-        return res.get("macro", {}).get(metric)
-
-    def per_query(self, setting: str, metric: str) -> dict[str, float]:
-        """query id -> value of `metric` in `setting` (mAP/MRR/nDCG@10 for all settings; bias for multi)."""
-        if metric in PER_QUERY_COLUMN:
-            text = open_text(self.folder, "per_query_settings.csv")
-            if text is None:
-                return {}
-            col = PER_QUERY_COLUMN[metric]
-            return {r["query_id"]: float(r[col]) for r in csv.DictReader(io.StringIO(text))
-                    if r["setting"] == setting}
-        if setting != "multi":
-            return {}
-        return {line["query_id"]: float(line[metric]) for line in self.per_query_lines()}
-
-    def per_query_lines(self) -> list[dict]:
-        text = open_text(self.folder, "per_query.jsonl")
-        return [json.loads(x) for x in text.splitlines() if x.strip()] if text else []
 
 
 @dataclass
@@ -186,8 +140,6 @@ def seen_languages(bundle: Bundle) -> list[str]:
     return []
 
 
-def is_seen(lang: str, seen: list[str]) -> bool:
-    return lang.split("_")[0] in {s.split("_")[0] for s in seen}
 
 
 # The primary family, named before the data: hybrid against each pure sampler on the paper's two multilingual
@@ -339,15 +291,6 @@ def alpha_sweep(bundle: Bundle) -> list[dict]:
 
 
 # ------------------------------------------------------------------------------------------------ cells
-
-
-def pair_values(folder) -> tuple[list[str], list[str], np.ndarray] | None:
-    """(query ids, pool languages, AP[query, pool language]) from an evaluation folder's per_query_pairs.npz."""
-    path = Path(folder) / "per_query_pairs.npz"
-    if not path.exists():
-        return None
-    with np.load(path) as z:
-        return [str(q) for q in z["query_ids"]], [str(x) for x in z["pool_langs"]], z["ap"].astype(np.float64)
 
 
 def delta_cells(folders_a, folders_b, n_resamples: int = 2000) -> dict:

@@ -26,23 +26,11 @@ from typing import Callable
 from hybridviz.encoders.registry import default_precision, load_encoder
 from hybridviz.evaluate import evaluate
 from hybridviz.provenance import provenance
+from hybridviz.tasks import DEFAULT_EVALUATIONS
 from hybridviz.errors import HybridvizError
 from hybridviz.fileio import write_json_atomic
 from hybridviz.training.runs import Run
 from hybridviz.training.trainer import TrainConfig, train
-
-MKQA_ALL = ["ar", "de", "en", "es", "fi", "fr", "he", "it", "ja", "km", "ko", "ms", "pl", "ru", "sv", "tr",
-            "zh_cn"]
-
-# What every model is evaluated on. MKQA slices keep one model's evaluation within minutes on 2 cores:
-# parallel queries over the 1,000 examples that have all 17 languages; answers over a fixed seeded sample of
-# 1,000 answerable examples in the 12 fully covered languages.
-DEFAULT_EVALUATIONS = [
-    {"task": "xquad-r", "languages": None, "limit": None},
-    {"task": "mkqa-queries", "languages": MKQA_ALL, "limit": None},
-    {"task": "mkqa-answers", "languages": None, "limit": 1000},
-]
-
 
 @dataclass
 class GridSpec:

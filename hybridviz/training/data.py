@@ -11,7 +11,6 @@ import hashlib
 import json
 import os
 import re
-import unicodedata
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -19,6 +18,7 @@ from pathlib import Path
 
 from hybridviz.data.paths import CACHE_DIR, data_dirs, sha256_file
 from hybridviz.data.splits import held_out_groups
+from hybridviz.data.text import normalise
 from hybridviz.errors import DataFileMissing, DataFormatError, HybridvizError
 
 
@@ -214,9 +214,6 @@ class ZeroShotViolation(HybridvizError):
     """Training texts that are also evaluation texts."""
 
 
-def normalise(text: str) -> str:
-    """The form under which two texts count as the same: NFKC, case-folded, whitespace collapsed."""
-    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
 
 
 def _evaluation_texts(benchmarks: tuple[str, ...]) -> dict[str, tuple[str, str]]:

@@ -20,7 +20,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from hybridviz.data.paths import RUNS_DIR
+from hybridviz.data import paths
 from hybridviz.fileio import write_json_atomic
 
 STATES = ("queued", "running", "done", "failed", "cancelled")
@@ -29,7 +29,7 @@ STATES = ("queued", "running", "done", "failed", "cancelled")
 class Run:
     def __init__(self, run_id: str, root: Path | None = None):
         self.id = run_id
-        self.dir = Path(root or RUNS_DIR) / run_id
+        self.dir = Path(root or paths.RUNS_DIR) / run_id
 
     # ------------------------------------------------------------------ files
     @property
@@ -117,7 +117,7 @@ def _alive(pid: int | None) -> bool:
 
 
 def list_runs(root: Path | None = None) -> list[Run]:
-    root = Path(root or RUNS_DIR)
+    root = Path(root or paths.RUNS_DIR)
     return [Run(p.name, root) for p in sorted(root.iterdir()) if (p / "config.json").is_file()] \
         if root.is_dir() else []
 
@@ -150,5 +150,5 @@ def file_lock(path: Path, wait: bool = True):
 @contextmanager
 def training_slot(root: Path | None = None, wait: bool = True):
     """Exclusive lock: one fine-tune at a time. With wait=False raise BlockingIOError when taken."""
-    with file_lock(Path(root or RUNS_DIR) / ".train.lock", wait):
+    with file_lock(Path(root or paths.RUNS_DIR) / ".train.lock", wait):
         yield

@@ -8,8 +8,9 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from hybridviz.metrics import LOWER_IS_BETTER
-from hybridviz.experiments.bundle import Bundle, ModelResult, is_seen, seen_languages
-from hybridviz.viz.style import METRIC_LABELS, SAMPLER_LABELS, TASK_LABELS, group_color, group_label, group_order
+from hybridviz.results import ModelResult
+from hybridviz.tasks import is_seen
+from hybridviz.viz.style import METRIC_LABELS, TASK_LABELS, group_color, group_label, group_order
 
 
 def macro_value(r: ModelResult, setting: str, metric: str) -> float | None:
@@ -53,10 +54,9 @@ def sampler_dots(frame: pd.DataFrame, setting: str, metric: str) -> go.Figure:
     return fig
 
 
-def per_language_frame(bundle: Bundle, results: list[ModelResult], task: str, setting: str,
+def per_language_frame(seen: list[str], results: list[ModelResult], task: str, setting: str,
                        metric: str = "mAP") -> pd.DataFrame:
     """Mean +/- std over seeds of each query language's value, with the language marked seen / unseen."""
-    seen = seen_languages(bundle)
     rows = []
     for r in results:
         if r.task != task:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from hybridviz.errors import HybridvizError
 from hybridviz.fileio import write_json_atomic
-from hybridviz.training import runs as registry
+from hybridviz.data import paths
 from hybridviz.training.runs import Run, file_lock, list_runs, reconcile
 from hybridviz.training.trainer import TrainConfig, prepare_run, train
 
@@ -60,10 +60,10 @@ def queue(root: Path | None = None) -> list[Run]:
 def submit(config: TrainConfig, tasks: list[str] | None = None, root: Path | None = None,
            evaluations: list[dict] | None = None) -> Run:
     """Queue a fine-tune (validated first) and start its worker; returns the run."""
-    from hybridviz.experiments.grid import DEFAULT_EVALUATIONS
+    from hybridviz.tasks import DEFAULT_EVALUATIONS
 
     config.validate()
-    root_dir = Path(root or registry.RUNS_DIR)
+    root_dir = Path(root or paths.RUNS_DIR)
     # check-and-enqueue under one lock: two submits of the same form (Enter, then a click) cannot both pass
     with file_lock(root_dir / ".submit.lock"):
         reconcile(root)

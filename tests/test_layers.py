@@ -1,0 +1,103 @@
+"""The house stays layered: a module imports only from its own floor's package or from lower floors, whether
+the import sits at the top of the file or inside a function (where it would be hiding a cycle).
+
+Floors, lowest first (README "Shape of the code"); units on one floor never import each other:
+  0 errors, fileio, provenance
+  1 data/* (loaders, paths, splits, text), metrics, paper, the package's __init__
+  2 tasks (queries, pools, relevance), index (search structures)
+  3 encoders/* (models, embedding cache, debiasing), results (the evaluation results format)
+  4 search, projection (use an encoder on a task); viz/* (figure builders: they draw the frames and
+    statistics they are given, read through results, and never compute or import experiments)
+  5 training/* (samplers, trainer, runs), evaluate (orchestrates one evaluation)
+  6 experiments/* (grid, sweeps, statistics, bundles, the lab's queue: they train *and* evaluate), status
+  8 dashboard, cli (they call experiments, then viz)
+  9 __main__
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "hybridviz"
+FLOORS = {
+    "errors": 0, "fileio": 0, "provenance": 0,
+    "data": 1, "metrics": 1, "paper": 1, "__init__": 1,
+    "tasks": 2, "index": 2,
+    "encoders": 3, "results": 3,
+    "search": 4, "projection": 4,
+    "training": 5, "evaluate": 5,
+    "experiments": 6, "status": 6,
+    "viz": 4,
+    "dashboard": 8, "cli": 8,
+    "__main__": 9,
+}
+
+
+def unit_of(module: str) -> str:
+    """'hybridviz.training.runs' -> 'training' (a subpackage or a top-level module is one unit)."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "__init__"
+
+
+def imports_of(path: Path) -> list[tuple[int, str]]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("hybridviz"):
+            if node.module == "hybridviz":  # `from hybridviz import x`: x is the unit
+                out += [(node.lineno, f"hybridviz.{alias.name}") for alias in node.names]
+            else:
+                out.append((node.lineno, node.module))
+        elif isinstance(node, ast.Import):
+            out += [(node.lineno, a.name) for a in node.names if a.name.startswith("hybridviz.")]
+    return out
+
+
+def back_arrows() -> list[str]:
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        module = "hybridviz." + ".".join(path.relative_to(PACKAGE).with_suffix("").parts)
+        source = unit_of(module) if not module.endswith("__init__") or module.count(".") > 1 else "__init__"
+        for line, target in imports_of(path):
+            dest = unit_of(target)
+            if dest == source:
+                continue
+            if FLOORS[dest] >= FLOORS[source]:
+                found.append(f"{path.relative_to(PACKAGE.parent)}:{line} {source} (floor {FLOORS[source]}) -> "
+                             f"{dest} (floor {FLOORS[dest]})")
+    return found
+
+
+def test_every_unit_has_a_floor():
+    units = {unit_of("hybridviz." + ".".join(p.relative_to(PACKAGE).with_suffix("").parts))
+             for p in PACKAGE.rglob("*.py")}
+    assert units <= set(FLOORS), units - set(FLOORS)
+
+
+def test_no_import_runs_up_or_across_a_floor():
+    assert back_arrows() == []
+
+
+def test_the_checker_sees_the_old_back_arrows(tmp_path, monkeypatch):
+    """The four arrows this test was written against, planted in a copy: each is reported."""
+    import shutil
+
+    copy = tmp_path / "hybridviz"
+    shutil.copytree(PACKAGE, copy)
+    planted = {
+        "training/runs.py": "from hybridviz.experiments.grid import GridSpec\n",
+        "encoders/registry.py": "def _runs():\n    from hybridviz.training import runs\n",
+        "training/trainer.py": "from hybridviz.evaluate import evaluate\n",
+        "search.py": "from hybridviz.experiments.grid import MKQA_ALL\nfrom hybridviz.training.data import normalise\n",
+        "viz/tables.py": "from hybridviz.experiments.bundle import load_bundle\n",
+    }
+    for rel, code in planted.items():
+        with open(copy / rel, "a", encoding="utf-8") as f:
+            f.write("\n" + code)
+    monkeypatch.setattr(sys.modules[__name__], "PACKAGE", copy)
+    found = back_arrows()
+    for needle in ("runs.py", "registry.py", "trainer.py", "search.py", "tables.py"):
+        assert any(needle in f for f in found), needle
+    assert sum("search.py" in f for f in found) == 2
