@@ -1,5 +1,5 @@
-"""hybridviz: `streamlit run app.py`. The pages live in views/ (thin: they call the hybridviz library and draw);
-this file only names them and their order."""
+"""hybridviz: `streamlit run app.py`. The pages live in pages/ (thin: they call the hybridviz library and draw);
+this file only names them, their order and their URLs (st.navigation: Streamlit's own pages/ discovery is off)."""
 
 from __future__ import annotations
 
@@ -7,16 +7,16 @@ from pathlib import Path
 
 import streamlit as st
 
-PAGES = Path(__file__).parent / "views"
+PAGES = Path(__file__).parent / "pages"
 st.set_page_config(page_title="hybridviz", layout="wide")
 navigation = st.navigation([
-    st.Page(PAGES / "0_Overview.py", title="Overview", default=True),
-    st.Page(PAGES / "1_Sampler_comparison.py", title="Sampler comparison", url_path="Sampler_comparison"),
-    st.Page(PAGES / "2_Language_pairs.py", title="Language pairs", url_path="Language_pairs"),
-    st.Page(PAGES / "3_Language_bias.py", title="Language bias", url_path="Language_bias"),
-    st.Page(PAGES / "4_Embedding_map.py", title="Embedding map", url_path="Embedding_map"),
-    st.Page(PAGES / "5_Search.py", title="Search", url_path="Search"),
-    st.Page(PAGES / "6_Fine-tune_lab.py", title="Fine-tune lab", url_path="Fine-tune_lab"),
-    st.Page(PAGES / "8_Evaluation_details.py", title="Evaluation details", url_path="Evaluation_details"),
+    st.Page(PAGES / "overview.py", title="Overview", default=True),
+    st.Page(PAGES / "sampler_comparison.py", title="Sampler comparison", url_path="Sampler_comparison"),
+    st.Page(PAGES / "language_pairs.py", title="Language pairs", url_path="Language_pairs"),
+    st.Page(PAGES / "language_bias.py", title="Language bias", url_path="Language_bias"),
+    st.Page(PAGES / "embedding_map.py", title="Embedding map", url_path="Embedding_map"),
+    st.Page(PAGES / "search.py", title="Search", url_path="Search"),
+    st.Page(PAGES / "fine_tune_lab.py", title="Fine-tune lab", url_path="Fine-tune_lab"),
+    st.Page(PAGES / "evaluation_details.py", title="Evaluation details", url_path="Evaluation_details"),
 ])
 navigation.run()

@@ -10,7 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGES = ROOT / "views"
+PAGES = ROOT / "pages"
 
 
 @pytest.fixture
@@ -35,7 +35,7 @@ def chart_specs(at) -> list[str]:
 
 
 def test_overview_shows_headline_reported_rows_and_provenance(bundle_root):
-    at = page("0_Overview.py").run()
+    at = page("overview.py").run()
     assert not at.exception
     ours = at.dataframe[0].value
     assert list(ours["sampler"]) == ["base (no fine-tune)", "X-X-mono", "X-Y", "hybrid"]
@@ -57,13 +57,13 @@ def test_overview_without_bundle_names_the_command(monkeypatch, tmp_path, data_r
     from hybridviz.experiments import bundle
 
     monkeypatch.setattr(bundle, "REFERENCE_DIR", tmp_path)
-    at = page("0_Overview.py").run()
+    at = page("overview.py").run()
     assert not at.exception
     assert "python -m hybridviz experiment" in at.info[0].value
 
 
 def test_sampler_comparison_changes_with_the_metric(bundle_root):
-    at = page("1_Sampler_comparison.py").run()
+    at = page("sampler_comparison.py").run()
     assert not at.exception
     assert [s.label for s in at.selectbox][:2] == ["Setting", "Metric"]
     before = chart_specs(at)
@@ -89,7 +89,7 @@ def test_sampler_comparison_shows_the_step_budget_check(tiny_grid, monkeypatch, 
              "ranking_changes": {"mono": False, "cross": False, "multi": True}}
     (tmp_path / "step-budget" / "budget.json").write_text(json.dumps(state))
     monkeypatch.setattr(bundle, "REFERENCE_DIR", tmp_path)
-    at = page("1_Sampler_comparison.py").run()
+    at = page("sampler_comparison.py").run()
     assert not at.exception
     specs = chart_specs(at)
     assert len(specs) == 5 and "Step budget" in specs[4] and '"name":"X-Y"' in specs[4].replace(" ", "")
@@ -98,12 +98,12 @@ def test_sampler_comparison_shows_the_step_budget_check(tiny_grid, monkeypatch, 
     assert any("changes between budgets for: multi" in c.value for c in at.caption)
 
     (tmp_path / "step-budget" / "budget.json").write_text('{"trials": {"a": {"steps": 1}}}')
-    at = page("1_Sampler_comparison.py").run()
+    at = page("sampler_comparison.py").run()
     assert not at.exception and "python -m hybridviz budget" in at.error[0].value  # damaged: said, not a crash
 
 
 def test_language_pairs_delta_changes_with_the_sampler(bundle_root):
-    at = page("2_Language_pairs.py").run()
+    at = page("language_pairs.py").run()
     assert not at.exception
     before = chart_specs(at)
     assert len(before) == 2 and '"zmid":0' in before[1].replace(" ", "")
@@ -114,7 +114,7 @@ def test_language_pairs_delta_changes_with_the_sampler(bundle_root):
 
 
 def test_language_bias_query_rank_plot(bundle_root):
-    at = page("3_Language_bias.py").run()
+    at = page("language_bias.py").run()
     assert not at.exception
     assert len(chart_specs(at)) == 3
     box = at.selectbox(key="param_query")
@@ -131,9 +131,10 @@ def test_embedding_map_with_tiny_models(bundle_root, monkeypatch):
     from hybridviz import dashboard
 
     monkeypatch.setattr(dashboard, "available_models", lambda: {"tiny seed 0": "tiny", "tiny seed 1": "tiny:1"})
-    at = page("4_Embedding_map.py").run()
+    at = page("embedding_map.py").run()
     assert not at.exception
-    assert len(chart_specs(at)) == 2
+    (spec,) = chart_specs(at)  # one figure, a full-width panel per model, one shared legend
+    assert "tiny seed 0" in spec and "tiny seed 1" in spec and "language silhouette" in spec
     scores = at.dataframe[0].value
     assert list(scores["model"]) == ["tiny seed 0", "tiny seed 1"]
     at.selectbox(key="param_source").select("mkqa queries").run()
@@ -146,7 +147,7 @@ def test_embedding_map_with_a_single_model_draws_it_once(bundle_root, monkeypatc
     from hybridviz import dashboard
 
     monkeypatch.setattr(dashboard, "available_models", lambda: {"tiny": "tiny"})
-    at = page("4_Embedding_map.py").run()
+    at = page("embedding_map.py").run()
     assert not at.exception
     assert len(chart_specs(at)) == 1 and list(at.dataframe[0].value["model"]) == ["tiny"]
 
@@ -155,7 +156,7 @@ def test_search_results_and_bad_queries(bundle_root, monkeypatch):
     from hybridviz import dashboard
 
     monkeypatch.setattr(dashboard, "available_models", lambda: {"tiny": "tiny"})
-    at = page("5_Search.py").run()
+    at = page("search.py").run()
     assert not at.exception and "Type a query" in at.info[0].value
     at.selectbox(key="param_pool").select("MKQA answers").run()
     at.text_area[0].input("who wrote the song let it be").run()
@@ -172,7 +173,7 @@ def test_search_results_and_bad_queries(bundle_root, monkeypatch):
 def test_fine_tune_lab_rejects_bad_settings_and_shows_empty_state(bundle_root):
     from hybridviz.data import paths
 
-    at = page("6_Fine-tune_lab.py").run()
+    at = page("fine_tune_lab.py").run()
     assert not at.exception
     assert "No lab run yet" in at.info[0].value
     at.number_input(key="batch").set_value(100_000)  # larger than the training data

@@ -174,7 +174,7 @@ PICKLE_LOADS = re.compile(r"pickle\.loads?\(|allow_pickle\s*=\s*True|torch\.load
 
 def test_no_code_path_unpickles_untrusted_files():
     offenders = [f"{path.relative_to(ROOT)}:{n}" for path in [*ROOT.glob("hybridviz/**/*.py"), *ROOT.glob("app.py"),
-                                                                *ROOT.glob("views/*.py"), *ROOT.glob("bench/*.py")]
+                                                                *ROOT.glob("pages/*.py"), *ROOT.glob("bench/*.py")]
                  for n, line in enumerate(path.read_text().splitlines(), 1) if PICKLE_LOADS.search(line)]
     assert offenders == [], f"pickle-capable loads: {offenders}"
 

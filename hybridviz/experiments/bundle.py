@@ -18,7 +18,7 @@ from hybridviz.experiments.stats import (benjamini_hochberg, compare_runs, direc
                                          paired_tests)
 from hybridviz.fileio import atomic_write_text, write_json_atomic
 from hybridviz.results import ModelResult, pair_values
-from hybridviz.tasks import is_seen
+from hybridviz.tasks import TASK_ORDER, is_seen
 
 REFERENCE_DIR = CACHE_DIR / "reference"
 # (setting, metric) cells of the headline table; rank correlation has no per-query value, so no test
@@ -44,7 +44,9 @@ class Bundle:
         return json.loads(path.read_text()) if path.exists() else {}
 
     def tasks(self) -> list[str]:
-        return list(dict.fromkeys(r.task for r in self.results))
+        """The bundle's benchmarks, XQuAD-R (the paper's) first: pages open on the most informative one."""
+        found = list(dict.fromkeys(r.task for r in self.results))
+        return sorted(found, key=lambda t: (TASK_ORDER.index(t) if t in TASK_ORDER else len(TASK_ORDER), t))
 
     def groups(self) -> list[str]:
         return list(dict.fromkeys(r.group for r in self.results))

@@ -41,9 +41,16 @@ def group_color(group: str) -> str:
     return palette[sum(map(ord, group)) % len(palette)]
 
 
+# Kelly's colours of maximum contrast (Kelly 1965; white and near-black left out), then a few distinct extras:
+# enough for MKQA's 17 languages with no two in one hue family.
+LANGUAGE_PALETTE = ["#F3C300", "#875692", "#F38400", "#A1CAF1", "#BE0032", "#C2B280", "#848482", "#008856",
+                    "#E68FAC", "#0067A5", "#F99379", "#604E97", "#F6A600", "#B3446C", "#DCD300", "#882D17",
+                    "#8DB600", "#654522", "#E25822", "#2B3D26", "#00CED1", "#1E1E8C"]
+
+
 def language_colors(langs) -> dict[str, str]:
-    palette = px.colors.qualitative.Alphabet
-    return {lang: palette[i % len(palette)] for i, lang in enumerate(sorted(langs))}
+    """A distinct colour per language, stable for a given set of languages."""
+    return {lang: LANGUAGE_PALETTE[i % len(LANGUAGE_PALETTE)] for i, lang in enumerate(sorted(langs))}
 
 
 def chart_config(image_format: str = "png", name: str = "hybridviz") -> dict:

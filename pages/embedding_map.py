@@ -1,19 +1,22 @@
-"""Embedding map: UMAP of parallel items coloured by language, base and a fine-tune side by side on the same
-items, with one parallel set linked."""
+"""Embedding map: UMAP of parallel items coloured by language, for several models on the same items (one
+full-width panel each, one shared legend), with one parallel set linked and each space's alignment figures."""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
 from hybridviz import dashboard as dash
 from hybridviz.projection import SOURCES, embed_items, language_separation, parallel_items, umap_coordinates
-from hybridviz.viz.embedding_map import embedding_scatter
+from hybridviz.viz.embedding_map import embedding_maps
+
+MAX_MODELS = 4
 
 st.set_page_config(page_title="hybridviz · embedding map", layout="wide")
 st.title("Embedding map")
 st.markdown("A language-agnostic space puts parallel items (the same answer or question in every language) "
-            "together; a language-biased one clusters by language. Each map is its own UMAP (cosine) of the "
+            "together; a language-biased one clusters by language. Each panel is its own UMAP (cosine) of the "
             "same items.")
 dash.image_format()
 models = dash.available_models()
@@ -22,14 +25,16 @@ source = dash.param_select("Items", list(SOURCES), "source", help="; ".join(f"{k
 n_groups = st.slider("Parallel sets in the sample", 20, 300, int(st.query_params.get("n", 60)), step=20,
                      help="Each set has one item per language (11 for XQuAD-R, 17 for MKQA).")
 st.query_params["n"] = str(n_groups)
-col_a, col_b = st.columns(2)
-with col_a:
-    left = dash.param_select("Left model", labels, "left")
-with col_b:
-    right = dash.param_select("Right model", labels, "right", default=labels[-1])
+chosen = dash.param_multiselect(f"Models (up to {MAX_MODELS})", labels, "models", default=labels[:2])
 if len(labels) == 1:
     st.info("Only the base model is on this machine. Fine-tune one in the Fine-tune lab, or run "
             f"`{dash.GRID_COMMAND}`, to compare.")
+if not chosen:
+    st.info("Pick at least one model.")
+    st.stop()
+if len(chosen) > MAX_MODELS:
+    st.warning(f"Showing the first {MAX_MODELS} of the {len(chosen)} models picked (each map is a UMAP of its own).")
+    chosen = chosen[:MAX_MODELS]
 
 
 @st.cache_data(show_spinner="Sampling parallel items…")
@@ -40,21 +45,19 @@ def _items(source: str, n: int) -> pd.DataFrame:
 items = _items(source, n_groups)
 group = dash.param_select("Link one parallel set", sorted(items["group"].unique()), "group")
 
-scores = []
-# the same model on both sides is drawn once: two identical charts would say nothing twice
-sides = [(col_a, left, "left"), (col_b, right, "right")] if left != right else [(st.container(), left, "left")]
-for column, label, side in sides:
-    with column:
-        enc = dash.encoder(models[label])
-        with st.status(f"Embedding {len(items)} items with {label}…", expanded=False) as status:
-            coords = umap_coordinates(enc, items)
-            vectors = embed_items(enc, items)
-            status.update(label=f"{len(items)} items · {label}", state="complete")
-        sep = language_separation(vectors, list(items["lang"]), list(items["group"]))
-        scores.append({"model": label, **sep})
-        data = items.assign(x=coords[:, 0], y=coords[:, 1])
-        dash.chart(embedding_scatter(items, coords, label, selected_group=group), data,
-                   f"umap-{source.replace(' ', '-')}-{side}-{models[label].replace(':', '_')}")
+panels, scores, frames = [], [], []
+for label in chosen:
+    enc = dash.encoder(models[label])
+    with st.status(f"Embedding {len(items)} items with {label}…", expanded=False) as status:
+        coords = umap_coordinates(enc, items)
+        vectors = embed_items(enc, items)
+        status.update(label=f"{len(items)} items · {label}", state="complete")
+    sep = language_separation(vectors, list(items["lang"]), list(items["group"]))
+    panels.append((label, np.asarray(coords), sep))
+    scores.append({"model": label, **sep})
+    frames.append(items.assign(model=label, x=coords[:, 0], y=coords[:, 1]))
+dash.chart(embedding_maps(items, panels, selected_group=group), pd.concat(frames),
+           f"umap-{source.replace(' ', '-')}-{len(chosen)}-models")
 st.subheader("How language-agnostic is each space?")
 st.dataframe(pd.DataFrame(scores).rename(columns={
     "silhouette_language": "language silhouette (lower = less clustered by language)",
