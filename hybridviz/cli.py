@@ -159,6 +159,14 @@ def cmd_summarise(args) -> int:
           f"{args.bundle}/summary.json")
     if args.markdown:
         print(headline_markdown(summary))
+    if args.against:
+        from hybridviz.experiments.verdict import star_survival
+
+        old = json.loads(Path(args.against).read_text())
+        for task, entry in sorted(star_survival(old, summary).items()):
+            print(f"{task}: {entry['kept']} of {entry['old_stars']} query-level stars hold at the run level")
+            for lost in entry["lost"]:
+                print(f"  lost: {lost}")
     return 0
 
 
@@ -195,6 +203,16 @@ def cmd_debias_sweep(args) -> int:
     state = run_debias_sweep(Path(args.out), model=args.model, log=lambda m: print(m, file=sys.stderr, flush=True))
     print(f"chosen: {json.dumps(state['chosen'])}; best method on held-out MLQA-R: {state['best_spec']} "
           f"-> {args.out}/sweep.json")
+    return 0
+
+
+def cmd_ship(args) -> int:
+    from hybridviz.experiments.ship import DEFAULT_ENCODING, ship
+
+    for r in ship(Path(args.bundle), _split(args.units), args.encoding or DEFAULT_ENCODING):
+        print(f"{r['unit']}: {r['mb']} MB ({r['encoding']}), cosine to the full model min "
+              f"{r['cosine_to_full']['min']:.5f} mean {r['cosine_to_full']['mean']:.6f} over "
+              f"{r['cosine_to_full']['texts']} texts")
     return 0
 
 
@@ -279,6 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
     m = sub.add_parser("summarise", help="recompute a bundle's summary.json (mean +/- std, paired tests)")
     m.add_argument("bundle")
     m.add_argument("--markdown", action="store_true", help="also print the headline tables (ours and reported)")
+    m.add_argument("--against", help="an older summary.json: how many of its query-level stars hold now")
     m.set_defaults(func=cmd_summarise)
 
     lr_ = sub.add_parser("lab-run", help="(internal) the fine-tune lab's background worker for one run")
@@ -291,6 +310,12 @@ def build_parser() -> argparse.ArgumentParser:
     ds.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "cache" / "reference" / "debias-sweep"))
     ds.add_argument("--model", default="me5-small")
     ds.set_defaults(func=cmd_debias_sweep)
+
+    sp = sub.add_parser("ship", help="write compact models (deltas from the base) of fine-tuned units into a bundle")
+    sp.add_argument("bundle")
+    sp.add_argument("--units", required=True, help="comma-separated unit labels, e.g. x-x-mono-s0,x-y-s0,hybrid-s0")
+    sp.add_argument("--encoding", help="lowrank:r=<rank> | int4 | int8 (default lowrank:r=48)")
+    sp.set_defaults(func=cmd_ship)
 
     d = sub.add_parser("data", help="show where data is found and the counts per language")
     d.set_defaults(func=cmd_data)

@@ -14,7 +14,7 @@ import streamlit as st
 
 from hybridviz.experiments import bundle as bundle_module
 from hybridviz.experiments.bundle import Bundle, BundleError, find_bundles, load_bundle
-from hybridviz.viz.style import chart_config
+from hybridviz.viz.style import SAMPLER_LABELS, chart_config
 
 GRID_COMMAND = "python -m hybridviz experiment --out cache/reference/sampler-grid"
 
@@ -157,8 +157,12 @@ def available_models() -> dict[str, str]:
     from hybridviz.training.runs import list_runs
 
     from hybridviz.encoders.debias import METHODS, chosen_params
+    from hybridviz.encoders.registry import compact_models
 
     models = {"me5-small (base)": "me5-small"}
+    for unit in compact_models():  # shipped with the bundle: every fresh clone has them
+        sampler, seed = unit.rsplit("-s", 1)
+        models[f"{SAMPLER_LABELS.get(sampler, sampler)} seed {seed} (shipped with the bundle)"] = f"ref:{unit}"
     for method in METHODS:  # training-free: fitted on MLQA-R training-side texts, K / R from the debias sweep
         params = ",".join(f"{k}={v}" for k, v in chosen_params(method).items())
         name = f"{method}:{params}" if params else method

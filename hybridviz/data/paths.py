@@ -11,6 +11,8 @@ from hybridviz.errors import DataFileMissing
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CACHE_DIR = Path(os.environ.get("HYBRIDVIZ_CACHE", REPO_ROOT / "cache"))
 DOWNLOAD_DIR = CACHE_DIR / "data"
+# committed result bundles and the compact models shipped with them (git holds these, not the rest of cache/)
+REFERENCE_DIR = CACHE_DIR / "reference"
 # fine-tuned runs; HYBRIDVIZ_RUNS moves only them (a test server gets its own registry, shares the model cache)
 RUNS_DIR = Path(os.environ.get("HYBRIDVIZ_RUNS", CACHE_DIR / "runs"))
 

@@ -287,6 +287,39 @@ def _prefixes_for(name: str, model) -> tuple[str, str]:
     return "", ""
 
 
+def compact_models(root: Path | None = None) -> dict[str, Path]:
+    """unit label -> compact model file shipped with a reference bundle (cache/reference/*/compact/)."""
+    root = Path(root or paths.REFERENCE_DIR)
+    return {p.stem: p for p in sorted(root.glob("*/compact/*.safetensors"))}
+
+
+def _load_compact(spec: str, unit: str, use_cache: bool) -> Encoder:
+    """A shipped compact model: the base me5-small plus the delta stored for `unit`."""
+    import torch
+    from safetensors.torch import load_file
+
+    from hybridviz.encoders.compact import apply_delta, load_delta
+
+    path = compact_models().get(unit)
+    if path is None:
+        known = ", ".join(compact_models()) or "none"
+        raise EncoderUnavailable(f"No shipped compact model {unit!r} (shipped: {known}).")
+    try:
+        tensors, meta = load_delta(path)
+    except Exception as exc:
+        raise EncoderUnavailable(f"The compact model {path} is damaged ({type(exc).__name__}: {exc}).") from None
+    base = _load_encoder(meta.get("base", "me5-small"), use_cache=False)
+    if meta.get("base_fingerprint") and base.fingerprint != meta["base_fingerprint"]:
+        raise EncoderUnavailable(f"{path} is a delta from another base model ({meta['base_fingerprint'][:12]}; "
+                                 f"this machine's {meta.get('base', 'me5-small')} is {base.fingerprint[:12]}).")
+    weights = load_file(str(me5_small_dir() / "model.safetensors"))
+    with torch.no_grad():
+        base.model[0].auto_model.load_state_dict(apply_delta(weights, tensors, meta["encoding"]), strict=False)
+    base._fingerprints.clear()  # new weights: a new fingerprint, its own cache entries
+    return Encoder(spec, f"{unit} (shipped, {meta['encoding']} delta)", base.model, *E5_PREFIXES,
+                   use_cache=use_cache)
+
+
 def resolve_spec(spec: str) -> str:
     """Normalise a spec string (strip spaces); raise for the empty spec."""
     spec = (spec or "").strip()
@@ -330,6 +363,8 @@ def _load_encoder(spec: str, use_cache: bool) -> Encoder:
             raise UnknownName("'hf:' needs a model name, e.g. hf:sentence-transformers/LaBSE.")
         model = _load_hf(name, spec)
         return Encoder(spec, name, model, *_prefixes_for(name, model), use_cache=use_cache)
+    if spec.startswith("ref:"):
+        return _load_compact(spec, spec[4:].strip(), use_cache)
     if spec.startswith("run:"):
         run_dir = paths.RUNS_DIR / spec[4:].strip()  # read at call time: tests point the registry elsewhere
         path = run_dir / "model" if (run_dir / "model").is_dir() else run_dir

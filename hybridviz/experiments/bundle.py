@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hybridviz.data.paths import CACHE_DIR
+from hybridviz.data.paths import REFERENCE_DIR  # noqa: F401  (pages and tests point it elsewhere here)
 from hybridviz.errors import HybridvizError
 from hybridviz.experiments.stats import (benjamini_hochberg, compare_runs, direction, holm, mark, mean_std,
                                          paired_tests)
@@ -20,7 +20,6 @@ from hybridviz.fileio import atomic_write_text, write_json_atomic
 from hybridviz.results import ModelResult, pair_values
 from hybridviz.tasks import TASK_ORDER, is_seen
 
-REFERENCE_DIR = CACHE_DIR / "reference"
 # (setting, metric) cells of the headline table; rank correlation has no per-query value, so no test
 HEADLINE = [("mono", "mAP"), ("cross", "mAP"), ("multi", "mAP"), ("multi", "max_rank_distance"),
             ("multi", "same_lang@10")]

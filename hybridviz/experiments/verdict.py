@@ -72,3 +72,25 @@ def verdict_text(v: dict, labels=None) -> str:
         return (f"{what}: no detectable difference between {name(v['best'])} and {name(v['runner_up'])}, the two "
                 f"{lead}; margin {figures}.")
     return f"{what}: {name(v['best'])} is {lead}, ahead of {name(v['runner_up'])} by {figures}."
+
+
+def star_survival(old: dict, new: dict) -> dict:
+    """Of an old summary's query-level stars (p < .05, per checkpoint), how many the run-level statistics keep
+    (adjusted p < .05, same pair and cell), per benchmark, with the ones lost."""
+    current = {(t["task"], t["setting"], t["metric"], t["a"], t["b"]): t for t in new.get("tests", [])}
+    out: dict = {}
+    for t in old.get("tests", []):
+        p = t.get("p_randomisation", t.get("per_checkpoint", {}).get("p_randomisation") if t.get("per_checkpoint")
+                  else None)
+        if p is None or p >= 0.05:
+            continue
+        key = (t["task"], t["setting"], t["metric"], t["a"], t["b"])
+        now = current.get(key)
+        kept = bool(now and now.get("p_adjusted") is not None and now["p_adjusted"] < 0.05)
+        entry = out.setdefault(t["task"], {"old_stars": 0, "kept": 0, "lost": []})
+        entry["old_stars"] += 1
+        entry["kept"] += kept
+        if not kept:
+            entry["lost"].append(f"{t['b']} vs {t['a']} · {t['setting']} {t['metric']}" +
+                                 (f" (run-level p {now['p']:.2g}, adjusted {now['p_adjusted']:.2g})" if now else ""))
+    return out

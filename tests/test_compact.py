@@ -1,0 +1,89 @@
+"""Compact fine-tuned models (encoders/compact.py, experiments/ship.py): the delta encodings rebuild the weights,
+a rebuilt model embeds like the full one, and the models shipped with the reference bundle are what their
+records say and reproduce the bundle's numbers on a slice."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from hybridviz.encoders.compact import apply_delta, load_delta, make_delta, save_delta
+
+BUNDLE = Path(__file__).resolve().parents[1] / "cache" / "reference" / "sampler-grid"
+
+
+def test_delta_encodings_rebuild_the_changed_tensors(tmp_path):
+    g = torch.Generator().manual_seed(0)
+    base = {"w": torch.randn(48, 40, generator=g), "b": torch.randn(40, generator=g), "frozen": torch.ones(5)}
+    tuned = {"w": base["w"] + 1e-3 * torch.randn(48, 40, generator=g), "b": base["b"] + 0.01, "frozen": torch.ones(5)}
+    for encoding, tol in (("lowrank:r=40", 1e-5), ("int8", 1e-3 * 4 / 127), ("int4", 1e-3 * 4 / 7)):
+        tensors, info = make_delta(base, tuned, encoding)
+        assert info["changed"] == ["w", "b"]  # only what training changed is stored
+        tensors, meta = load_delta(save_delta(tmp_path / f"{encoding}.safetensors", tensors, info, {"run": "x"}))
+        assert meta["encoding"] == encoding and meta["run"] == "x"
+        rebuilt = apply_delta(base, tensors, encoding)
+        assert torch.equal(rebuilt["frozen"], base["frozen"])
+        assert float((rebuilt["w"] - tuned["w"]).abs().max()) <= tol
+        assert torch.allclose(rebuilt["b"], tuned["b"], atol=1e-3)
+    with pytest.raises(ValueError):
+        make_delta(base, tuned, "zip")
+
+
+def test_a_rebuilt_model_embeds_like_the_full_one(tmp_path, data_root):
+    """A tiny model nudged as a short fine-tune would be, stored as a rank-limited delta: cosine >= .999."""
+    from hybridviz.encoders.registry import load_encoder
+
+    full = load_encoder("tiny:0", use_cache=False)
+    base_sd = {k: v.clone() for k, v in full.model[0].auto_model.state_dict().items()}
+    g = torch.Generator().manual_seed(1)
+    tuned_sd = {k: v + 2e-3 * v.abs().mean() * torch.randn(v.shape, generator=g) if v.is_floating_point() else v
+                for k, v in base_sd.items()}
+    full.model[0].auto_model.load_state_dict(tuned_sd)
+    texts = ["Wer schrieb den Song Let It Be?", "who wrote let it be", "谁写了《顺其自然》", "¿Quién escribió?"]
+    reference = full.encode(texts, "query")
+    tensors, info = make_delta(base_sd, tuned_sd, "int8")
+    full.model[0].auto_model.load_state_dict(apply_delta(base_sd, tensors, "int8"))
+    assert np.sum(full.encode(texts, "query") * reference, axis=1).min() >= 0.999
+
+
+def shipped():
+    return sorted((BUNDLE / "compact").glob("*.json"))
+
+
+def test_shipped_models_are_small_faithful_and_load_as_recorded():
+    from hybridviz.encoders.registry import load_encoder
+
+    records = [json.loads(p.read_text()) for p in shipped()]
+    assert {r["unit"] for r in records} >= {"x-x-mono-s0", "x-y-s0", "hybrid-s0"}
+    manifest = json.loads((BUNDLE / "manifest.json").read_text())
+    for r in records:
+        path = BUNDLE / "compact" / f"{r['unit']}.safetensors"
+        assert path.stat().st_size <= 10e6 and r["cosine_to_full"]["min"] >= 0.999
+        assert manifest["units"][r["unit"]]["run_id"] == r["run_id"]
+    first = records[0]
+    assert load_encoder(f"ref:{first['unit']}", use_cache=False).fingerprint == first["compact_fingerprint"]
+
+
+@pytest.mark.slow
+def test_a_shipped_model_reproduces_the_bundle_on_a_slice(tmp_path, data_root):
+    """ref:x-y-s0 re-evaluated on XQuAD-R monolingual German matches the full model's committed figures."""
+    from hybridviz.evaluate import evaluate
+    from hybridviz.experiments.bundle import load_bundle
+
+    committed = load_bundle(BUNDLE).get("x-y-s0", "xquad-r")
+    report = evaluate("ref:x-y-s0", "xquad-r", languages=["de"], settings=["mono"], out_dir=tmp_path,
+                      precision=committed.metrics["model"]["precision"],
+                      batch_size=committed.metrics["model"].get("batch_size", 64))
+    fresh = report["settings"]["mono"]["per_language"]["de"]["mAP"]
+    assert fresh == pytest.approx(committed.metrics["settings"]["mono"]["per_language"]["de"]["mAP"], abs=3e-3)
+    import csv
+
+    with open(tmp_path / "per_query_settings.csv", encoding="utf-8") as f:
+        now = {r["query_id"]: float(r["ap"]) for r in csv.DictReader(f)}
+    before = {q: v for q, v in committed.per_query("mono", "mAP").items() if q.startswith("de:")}
+    assert set(now) == set(before)
+    assert np.mean([abs(now[q] - before[q]) for q in now]) < 0.01
