@@ -41,7 +41,6 @@ def encode(model, texts):
 
 
 def main(argv=None) -> int:
-    import torch
     from safetensors.torch import load_file
     from sentence_transformers import SentenceTransformer
 

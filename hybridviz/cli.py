@@ -1,4 +1,5 @@
-"""Command line: `python -m hybridviz {evaluate,fetch,data,encode-check} ...`.
+"""Command line: `python -m hybridviz <command> ...` (`--help` lists them: evaluate, fetch, data, train, sweep,
+budget, experiment, summarise, debias-sweep, ship, lab-run).
 
 Errors a user can fix (unknown task or language, missing or malformed data, unavailable model, corrupt files)
 are printed as one sentence on stderr with exit status 2 — no traceback.
@@ -14,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+from hybridviz.data.paths import REFERENCE_DIR
 from hybridviz.errors import HybridvizError
 
 
@@ -28,7 +30,7 @@ def cmd_evaluate(args) -> int:
     from hybridviz.evaluate import evaluate
 
     if args.out is None:
-        from hybridviz.status import EVALUATIONS_DIR
+        from hybridviz.data.paths import EVALUATIONS_DIR
 
         safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in args.model)
         args.out = str(EVALUATIONS_DIR / f"{safe}-{args.task}")
@@ -127,7 +129,7 @@ def cmd_experiment(args) -> int:
     from hybridviz.experiments.grid import GridSpec, plan, run_grid, with_overrides
 
     lr, warmup = args.lr, args.warmup
-    sweep = Path("cache/reference/lr-sweep/sweep.json")
+    sweep = REFERENCE_DIR / "lr-sweep" / "sweep.json"
     if (lr is None or warmup is None) and sweep.exists():
         chosen = json.loads(sweep.read_text()).get("chosen", {})
         lr = lr if lr is not None else chosen.get("learning_rate")
@@ -223,6 +225,8 @@ def cmd_lab_run(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from hybridviz.training.trainer import TrainConfig
+
     p = argparse.ArgumentParser(prog="python -m hybridviz", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -243,28 +247,30 @@ def build_parser() -> argparse.ArgumentParser:
     f.set_defaults(func=cmd_fetch)
 
     t = sub.add_parser("train", help="fine-tune with a batch sampler (one run in cache/runs/<id>/)")
-    t.add_argument("--model", default="me5-small")
-    t.add_argument("--sampler", default="hybrid", help="x-x-mono | x-y | hybrid")
-    t.add_argument("--alpha", type=float, default=0.5, help="hybrid: probability of an x-x-mono batch")
-    t.add_argument("--steps", type=int, default=100)
-    t.add_argument("--batch-size", type=int, default=32)
-    t.add_argument("--lr", type=float, default=3e-5, help="default: the lr/warm-up sweep's choice")
-    t.add_argument("--warmup", type=int, default=0, help="warm-up steps (default: the sweep's choice)")
-    t.add_argument("--temperature", type=float, default=0.05)
+    d0 = TrainConfig()  # the training defaults have one home: TrainConfig (the grid's spec reads them too)
+    t.add_argument("--model", default=d0.model)
+    t.add_argument("--sampler", default=d0.sampler, help="x-x-mono | x-y | hybrid")
+    t.add_argument("--alpha", type=float, default=d0.alpha, help="hybrid: probability of an x-x-mono batch")
+    t.add_argument("--steps", type=int, default=d0.steps)
+    t.add_argument("--batch-size", type=int, default=d0.batch_size)
+    t.add_argument("--lr", type=float, default=d0.learning_rate, help="default: the lr/warm-up sweep's choice")
+    t.add_argument("--warmup", type=int, default=d0.warmup_steps, help="warm-up steps (default: the sweep's choice)")
+    t.add_argument("--temperature", type=float, default=d0.temperature)
     t.add_argument("--symmetric", action="store_true", help="also rank queries for each passage")
-    t.add_argument("--max-length", type=int, default=128)
+    t.add_argument("--max-length", type=int, default=d0.max_seq_length)
     t.add_argument("--train-word-embeddings", action="store_true", help="do not freeze the word embeddings")
     t.add_argument("--languages", help="training languages (default: all of the training data)")
-    t.add_argument("--language-weighting", default="uniform", help="uniform | proportional | <temperature>")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--save-steps", type=int, default=50)
+    t.add_argument("--language-weighting", default=d0.language_weighting,
+                   help="uniform | proportional | <temperature>")
+    t.add_argument("--seed", type=int, default=d0.seed)
+    t.add_argument("--save-steps", type=int, default=d0.save_steps)
     t.add_argument("--mixed-precision", choices=["fp32", "bf16"],
                    help="training precision (default: bf16 where the CPU has it, else fp32)")
     t.add_argument("--data", default="mlqa-r", help="mlqa-r, or a JSONL file of {id, lang, query, positive}")
     t.set_defaults(func=cmd_train)
 
     w = sub.add_parser("sweep", help="learning-rate / warm-up sweep on held-out MLQA-R groups")
-    w.add_argument("--out", default="cache/reference/lr-sweep")
+    w.add_argument("--out", default=str(REFERENCE_DIR / "lr-sweep"))
     w.add_argument("--steps", type=int, default=100)
     w.add_argument("--sampler", default="hybrid")
     w.add_argument("--seed", type=int, default=0)
@@ -307,7 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ds = sub.add_parser("debias-sweep", help="choose K / R and the best training-free debiasing method on "
                                              "held-out MLQA-R groups")
-    ds.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "cache" / "reference" / "debias-sweep"))
+    ds.add_argument("--out", default=str(REFERENCE_DIR / "debias-sweep"))
     ds.add_argument("--model", default="me5-small")
     ds.set_defaults(func=cmd_debias_sweep)
 

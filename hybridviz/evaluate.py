@@ -194,7 +194,7 @@ def _matrices(settings: dict, langs: list[str]) -> dict:
 def evaluate(model: str, task: str, languages: list[str] | None = None, settings: list[str] | None = None,
              out_dir: str | os.PathLike | None = None, limit: int | None = None, seed: int = 0,
              batch_size: int | None = None, encoder=None, log: Callable[[str], None] | None = None,
-             precision: str = "fp32", compress: bool = False) -> dict:
+             precision: str = "fp32", compress: bool = False, on_progress=None) -> dict:
     """Evaluate `model` on `task`; write metrics.json and per_query.jsonl to `out_dir` when given.
 
     `precision` "bf16" encodes with a bfloat16 copy of the model (faster on CPUs with native bf16; embeddings
@@ -224,10 +224,16 @@ def evaluate(model: str, task: str, languages: list[str] | None = None, settings
 
         batch_size = ENCODE_BATCH
     encoder.prepare(corpus)  # an index-time debiasing method fits on this pool (texts and languages only)
-    Q = encoder.encode(corpus.query_texts, "query", batch_size=batch_size, langs=corpus.query_langs)
+
+    def stage(name):  # `on_progress(stage, done, total)`: encoding progress for a caller's progress bar
+        return None if on_progress is None else (lambda done, total: on_progress(name, done, total))
+
+    Q = encoder.encode(corpus.query_texts, "query", batch_size=batch_size, langs=corpus.query_langs,
+                       on_progress=stage("encoding questions"))
     timings["encode_queries_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    C = encoder.encode(corpus.cand_texts, corpus.candidate_kind, batch_size=batch_size, langs=corpus.cand_langs)
+    C = encoder.encode(corpus.cand_texts, corpus.candidate_kind, batch_size=batch_size, langs=corpus.cand_langs,
+                       on_progress=stage("encoding the pool"))
     timings["encode_candidates_s"] = time.perf_counter() - t0
 
     results: dict = {}

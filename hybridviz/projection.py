@@ -14,10 +14,9 @@ import logging
 import numpy as np
 import pandas as pd
 
-from hybridviz.data.paths import CACHE_DIR
+from hybridviz.data.paths import UMAP_DIR
 from hybridviz.fileio import atomic_write_bytes
 
-UMAP_DIR = CACHE_DIR / "umap"
 SOURCES = {"xquad-r answers": "answer sentences of XQuAD-R questions (one per language)",
            "mkqa queries": "MKQA questions (the 1,000 examples with all 17 languages)"}
 

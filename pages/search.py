@@ -26,9 +26,20 @@ def _pool(name: str):
     return load_pool(name)
 
 
-@st.cache_resource(show_spinner=False, max_entries=8)
-def _index(spec: str, name: str) -> PoolIndex:
-    return PoolIndex.build(dash.encoder(spec), _pool(name))
+MAX_INDEXES = 8
+
+
+@st.cache_resource(show_spinner=False)
+def _indexes() -> dict:
+    """(model spec, pool) -> finished PoolIndex, shared by every session, the oldest dropped past MAX_INDEXES."""
+    return {}
+
+
+def _remember(key, index: PoolIndex) -> None:
+    held = _indexes()
+    held[key] = index
+    while len(held) > MAX_INDEXES:
+        held.pop(next(iter(held)))
 
 
 corpus = _pool(pool_name)
@@ -64,9 +75,31 @@ columns = st.columns(len(chosen))
 for column, label in zip(columns, chosen):
     with column:
         st.markdown(f"**{label}**")
-        with st.status("Encoding the pool (once per model and pool; cached on disk)…", expanded=False) as status:
-            index = _index(models[label], pool_name)
-            status.update(label=f"{len(corpus.cand_ids):,} candidates indexed", state="complete")
+        index = _indexes().get((models[label], pool_name))
+        if index is None:
+            # first use of this model on this pool: encode it a chunk at a time, with a progress bar and an ETA,
+            # and answer from the part encoded so far (labelled partial) while the rest follows
+            bar, partial = st.progress(0.0, text="Loading the model…"), st.empty()
+            began = time.perf_counter()
+            for done, total, index in PoolIndex.build_stepwise(dash.encoder(models[label]), corpus):
+                elapsed = time.perf_counter() - began
+                eta = elapsed / done * (total - done)
+                bar.progress(done / total, text=f"Encoding the pool: {done:,} of {total:,} candidates · "
+                                                f"{elapsed:.0f} s so far, about {eta:.0f} s left (once per model "
+                                                "and pool; cached on disk)")
+                if not index.complete:
+                    try:
+                        hits = index.search(query, k, langs or None)
+                    except HybridvizError:
+                        continue
+                    with partial.container():
+                        st.caption(f"Partial results: the best of the {done:,} candidates encoded so far "
+                                   f"(of {total:,}); they update as the pool is encoded.")
+                        st.dataframe(hits[["rank", "lang", "score", "relevant", "text"]], hide_index=True,
+                                     width="stretch")
+            bar.empty()
+            partial.empty()
+            _remember((models[label], pool_name), index)
         start = time.perf_counter()
         try:
             hits = index.search(query, k, langs or None)

@@ -45,12 +45,17 @@ def test_paired_tests_and_mean_std_agree_with_scipy_and_numpy():
 
 
 def test_plan_reuses_x_y_and_x_x_mono_as_the_alpha_ends():
-    units = plan(GridSpec())
+    spec = GridSpec(sampler_method="center")
+    units = plan(spec)
     labels = [u.label for u in units]
-    assert labels[0] == "base" and len(labels) == 1 + 3 * 5 + 2  # 3 samplers x 5 seeds, 2 extra alphas
+    # base, 3 samplers x 5 seeds, 2 extra alphas, then the methods on the base and the sampler method on each run
+    assert labels[0] == "base" and len(labels) == 1 + 3 * 5 + 2 + len(spec.methods) + 3 * 5
+    assert labels[18:18 + len(spec.methods)] == [f"base+{m}" for m in spec.methods]
+    assert "x-y-s3+center" in labels and all(u.method == "center" for u in units if u.label.endswith("+center")
+                                              and not u.label.startswith("base"))
     assert [u.alpha for u in units if u.label.startswith("hybrid-a")] == [0.25, 0.75]
-    run_ids = [u.config.run_id() for u in units if u.config]
-    assert len(set(run_ids)) == len(run_ids)
+    run_ids = [u.config.run_id() for u in units if u.config and not u.method]
+    assert len(set(run_ids)) == len(run_ids)  # a sampler + method unit reuses its sampler's run
     # same step budget for every fine-tune
     assert {u.config.steps for u in units if u.config} == {GridSpec().steps}
 

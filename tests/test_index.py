@@ -48,3 +48,28 @@ def test_top_k_is_exact_with_ties_across_the_cut():
     expected = np.lexsort((np.tile(np.arange(60), (200, 1)), -scores), axis=1)[:, :7]
     assert (ids == expected).all()
     np.testing.assert_array_equal(values, np.take_along_axis(scores, expected, axis=1))
+
+
+def test_a_pool_encoded_stepwise_answers_from_what_is_encoded_and_ends_complete(data_root):
+    """Search answers while the pool encodes: each partial index covers every language and returns only encoded
+    candidates, ranked as the complete index ranks them; the last step equals a one-shot build."""
+    from hybridviz.encoders import load_encoder
+    from hybridviz.search import PoolIndex
+    from hybridviz.tasks import build_corpus
+
+    corpus = build_corpus("xquad-r", ["en", "de", "zh"], limit=40)
+    encoder = load_encoder("tiny", use_cache=False)
+    steps = list(PoolIndex.build_stepwise(encoder, corpus, chunk=30))
+    assert [s[0] for s in steps] == list(range(30, len(corpus.cand_ids), 30)) + [len(corpus.cand_ids)]
+    full = steps[-1][2]
+    assert full.complete and not any(s[2].complete for s in steps[:-1])
+    query = corpus.query_texts[0]
+    everything = full.search(query, k=len(corpus.cand_ids))
+    for done, total, partial in steps[:-1]:
+        assert {corpus.cand_langs[i] for i in partial.positions} == {"en", "de", "zh"}
+        hits = partial.search(query, k=5)
+        encoded = {corpus.cand_ids[i] for i in partial.positions}
+        assert set(hits["candidate_id"]) <= encoded
+        expected = [c for c in everything["candidate_id"] if c in encoded][:5]
+        assert list(hits["candidate_id"]) == expected
+    assert full.search(query, k=5).equals(PoolIndex.build(encoder, corpus).search(query, k=5))

@@ -11,6 +11,12 @@ from hybridviz.errors import DataFileMissing
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CACHE_DIR = Path(os.environ.get("HYBRIDVIZ_CACHE", REPO_ROOT / "cache"))
 DOWNLOAD_DIR = CACHE_DIR / "data"
+MODELS_DIR = CACHE_DIR / "models"  # imported encoders, int8 exports
+EMBEDDINGS_DIR = CACHE_DIR / "embeddings"  # embedding cache (fingerprint + prefix + text)
+EVALUATIONS_DIR = CACHE_DIR / "evaluations"  # `python -m hybridviz evaluate` outputs the app lists
+UMAP_DIR = CACHE_DIR / "umap"  # embedding-map coordinates
+UPLOADS_DIR = CACHE_DIR / "uploads"  # the lab's validated training files
+DEBIAS_DIR = CACHE_DIR / "debias"  # fitted debiasing methods
 # committed result bundles and the compact models shipped with them (git holds these, not the rest of cache/)
 REFERENCE_DIR = CACHE_DIR / "reference"
 # fine-tuned runs; HYBRIDVIZ_RUNS moves only them (a test server gets its own registry, shares the model cache)

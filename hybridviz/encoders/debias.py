@@ -36,14 +36,14 @@ from pathlib import Path
 
 import numpy as np
 
-from hybridviz.data.paths import CACHE_DIR
+from hybridviz.data.paths import DEBIAS_DIR, REFERENCE_DIR
 from hybridviz.errors import UnknownName
 
 METHODS = ("center", "lir", "lsar", "leace")
 DEFAULT_PARAMS = {"lir": {"k": 1}, "lsar": {"r": 4}}
 FITS = ("train", "index")
-FIT_DIR = CACHE_DIR / "debias"
-SWEEP_PATH = CACHE_DIR / "reference" / "debias-sweep" / "sweep.json"
+FIT_DIR = DEBIAS_DIR
+SWEEP_PATH = REFERENCE_DIR / "debias-sweep" / "sweep.json"
 INDEX_QUERY_SHARE = 0.2  # share of a benchmark's question groups whose texts fit the query side @index
 _SPEC = re.compile(r"^(?P<method>[a-z]+)(?::(?P<params>[a-z]=\d+(?:,[a-z]=\d+)*))?(?:@(?P<fit>[a-z]+))?$")
 
@@ -364,8 +364,8 @@ class DebiasedEncoder:
         return fitted
 
     def encode(self, texts: list[str], kind: str, batch_size: int | None = None, progress: bool | None = None,
-               langs: list[str] | None = None) -> np.ndarray:
+               langs: list[str] | None = None, on_progress=None) -> np.ndarray:
         self._ensure_fitted()
         kwargs = {} if batch_size is None else {"batch_size": batch_size}
-        x = self.base.encode(texts, kind, progress=progress, **kwargs)
+        x = self.base.encode(texts, kind, progress=progress, on_progress=on_progress, **kwargs)
         return self.debiaser.transform(x, kind, langs)

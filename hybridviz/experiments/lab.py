@@ -115,11 +115,18 @@ def _work(run: Run, root: Path | None) -> int:
     specs = lab_info(run).get("evaluations", [])
     done = []
     for spec in specs:
-        write_json_atomic(run.dir / "evaluation.json", {"state": "evaluating", "task": spec["task"],
-                                                        "done": done, "total": len(specs)})
+        record = {"state": "evaluating", "task": spec["task"], "done": done, "total": len(specs),
+                  "started": time.time()}
+        write_json_atomic(run.dir / "evaluation.json", record)
+
+        def progress(stage: str, encoded: int, total: int, record=record) -> None:
+            write_json_atomic(run.dir / "evaluation.json", {**record, "stage": stage, "encoded": encoded,
+                                                            "to_encode": total, "stage_started":
+                                                            record.setdefault(stage, time.time())})
         try:
             evaluate(str(run.model_dir), spec["task"], languages=spec.get("languages"), limit=spec.get("limit"),
-                     out_dir=run.dir / "evaluations" / spec["task"], precision=evaluation_precision(config.model))
+                     out_dir=run.dir / "evaluations" / spec["task"], precision=evaluation_precision(config.model),
+                     on_progress=progress)
         except Exception as exc:
             write_json_atomic(run.dir / "evaluation.json", {"state": "failed", "task": spec["task"], "done": done,
                                                             "error": f"{type(exc).__name__}: {exc}"})

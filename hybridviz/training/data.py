@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from hybridviz.data.paths import CACHE_DIR, data_dirs, sha256_file
+from hybridviz.data.paths import UPLOADS_DIR, data_dirs, sha256_file
 from hybridviz.data.splits import held_out_groups
 from hybridviz.data.text import normalise
 from hybridviz.errors import DataFileMissing, DataFormatError, HybridvizError
@@ -122,7 +122,6 @@ MAX_TEXT_CHARS = 10_000
 _LANG = re.compile(r"^[a-z]{2,3}(_[a-z]{2,4})?$")
 
 
-UPLOADS_DIR = CACHE_DIR / "uploads"
 
 
 def save_upload(data: bytes, root: str | Path | None = None, max_bytes: int = MAX_JSONL_BYTES) -> Path:

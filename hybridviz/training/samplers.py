@@ -156,11 +156,16 @@ class HybridBatchSampler(DefaultBatchSampler):
                 yield batch
 
 
+def sampler_alpha(name: str, alpha: float) -> float:
+    """The probability of an x-x-mono batch a sampler uses: x-x-mono is hybrid at 1, x-y is hybrid at 0."""
+    return {"x-x-mono": 1.0, "x-y": 0.0}.get(name, alpha)
+
+
 def make_sampler(name: str, alpha: float = 0.5, **kwargs):
     """A batch-sampler factory for ``SentenceTransformerTrainingArguments(batch_sampler=...)``."""
     if name not in SAMPLERS:
         raise SamplerConfigError(f"Unknown sampler {name!r}; choose one of {', '.join(SAMPLERS)}.")
-    alpha = {"x-x-mono": 1.0, "x-y": 0.0}.get(name, alpha)
+    alpha = sampler_alpha(name, alpha)
     return functools.partial(HybridBatchSampler, alpha=alpha, **kwargs)  # picklable: checkpoints store it
 
 
