@@ -218,6 +218,13 @@ def cmd_ship(args) -> int:
     return 0
 
 
+def cmd_export_mteb(args) -> int:
+    from hybridviz.mteb_export import export
+
+    print(f"-> {export(Path(args.folder), Path(args.out) if args.out else None)}")
+    return 0
+
+
 def cmd_lab_run(args) -> int:
     from hybridviz.experiments.lab import run_worker
 
@@ -322,6 +329,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--units", required=True, help="comma-separated unit labels, e.g. x-x-mono-s0,x-y-s0,hybrid-s0")
     sp.add_argument("--encoding", help="lowrank:r=<rank> | int4 | int8 (default lowrank:r=48)")
     sp.set_defaults(func=cmd_ship)
+
+    me = sub.add_parser("export-mteb", help="write an mkqa-mteb evaluation as MTEB's result JSON (MKQARetrieval.json)")
+    me.add_argument("folder", help="an evaluation folder (metrics.json of task mkqa-mteb)")
+    me.add_argument("--out", help="output file (default: <folder>/MKQARetrieval.json)")
+    me.set_defaults(func=cmd_export_mteb)
 
     d = sub.add_parser("data", help="show where data is found and the counts per language")
     d.set_defaults(func=cmd_data)

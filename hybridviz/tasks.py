@@ -35,12 +35,12 @@ import numpy as np
 
 from hybridviz.errors import EmptyPool, UnknownName
 
-TASKS = ("xquad-r", "mlqa-r", "mkqa-queries", "mkqa-answers")
+TASKS = ("xquad-r", "mlqa-r", "mkqa-queries", "mkqa-answers", "mkqa-mteb")
 SETTINGS = ("mono", "cross", "multi")
 
 
 # benchmarks in the order pages offer them: the paper's first, the near-floor pooled answers last
-TASK_ORDER = ["xquad-r", "mkqa-queries", "mkqa-answers"]
+TASK_ORDER = ["xquad-r", "mkqa-mteb", "mkqa-queries", "mkqa-answers"]
 
 MKQA_ALL = ["ar", "de", "en", "es", "fi", "fr", "he", "it", "ja", "km", "ko", "ms", "pl", "ru", "sv", "tr",
             "zh_cn"]
@@ -155,6 +155,9 @@ def setting_applicable(corpus: Corpus, setting: str) -> str | None:
     if setting == "mono" and corpus.task == "mkqa-queries":
         return ("not applicable: in parallel-query retrieval the only same-language candidate of a query is "
                 "the query itself, which is excluded")
+    if setting in ("cross", "multi") and corpus.task == "mkqa-mteb":
+        return ("not applicable: MTEB's MKQARetrieval is monolingual (each language's questions against that "
+                "language's answer strings)")
     if setting == "cross" and len(corpus.languages) < 2:
         return "not applicable: needs at least two languages"
     return None
@@ -258,6 +261,63 @@ def build_mkqa_answers_corpus(languages: list[str] | None, limit: int | None, se
                   files=data.files, notes=notes)
 
 
+def build_mkqa_mteb_corpus(languages: list[str] | None, limit: int | None, seed: int) -> Corpus:
+    """MTEB's MKQARetrieval, rule by rule (mkqa_protocols.md, MTEB MKQARetrieval.py @ee17a6e5):
+
+    per language, a row is skipped when its query is missing or any of its answers has no text (unanswerable and
+    long-answer rows); the corpus is every distinct answer text of the kept rows as written (aliases ignored;
+    yes/no questions stay, so all "yes" questions share one "yes" document); identical query strings share one
+    query whose relevant set is the union of their rows' answers; relevance grade 1. Queries and documents of
+    one language only. On the official file this is the published protocol; on the offline subset the same
+    rules run on the examples whose answers it has (see notes["per_language"] for the counts).
+    """
+    from hybridviz.data.lareqa import check_languages
+    from hybridviz.data.mkqa import load_mkqa
+
+    data = load_mkqa()
+    answered = sorted({lang for ex in data.examples for lang in ex.raw_texts})
+    langs = check_languages(languages, answered, "MKQA (languages with answers)") if languages else answered
+    examples = _sample_examples(data.examples, limit, seed)
+    q_ids, q_langs, q_texts, d_ids, d_langs, d_texts, d_groups = [], [], [], [], [], [], []
+    per_language = {}
+    for lang in langs:
+        query_of: dict[str, str] = {}  # query text -> query id (identical strings merge, as in MTEB)
+        doc_of: dict[str, int] = {}  # answer text -> position in this language's corpus
+        relevant: dict[int, set[str]] = defaultdict(set)
+        kept = skipped_query = skipped_answer = 0
+        for ex in examples:
+            texts = ex.raw_texts.get(lang)
+            query = ex.queries.get(lang)
+            if texts is None:  # no answers for this language in this file (offline subset)
+                continue
+            if query is None:
+                skipped_query += 1
+                continue
+            if not texts or any(t is None for t in texts):
+                skipped_answer += 1
+                continue
+            kept += 1
+            # named by its first example: the language versions of one example form one cluster in the statistics
+            qid = query_of.setdefault(query, f"{lang}:{ex.example_id}")
+            for text in texts:
+                pos = doc_of.setdefault(text, len(doc_of))
+                relevant[pos].add(qid)
+        for text, qid in query_of.items():
+            q_ids.append(qid), q_langs.append(lang), q_texts.append(text)
+        for text, pos in doc_of.items():
+            d_ids.append(f"{lang}:d{pos}"), d_langs.append(lang), d_texts.append(text)
+            d_groups.append(frozenset(relevant[pos]))
+        per_language[lang] = {"rows_kept": kept, "rows_without_query": skipped_query,
+                              "rows_with_an_answer_without_text": skipped_answer, "queries": len(query_of),
+                              "corpus": len(doc_of),
+                              "qrels": sum(len(g) for g in relevant.values())}
+    notes = {"source_format": data.source_format, "protocol": "MTEB MKQARetrieval (monolingual, answer strings "
+             "as documents, nDCG@10 main score)", "per_language": per_language, "limit": limit, "seed": seed,
+             "offline_subset": data.source_format != "official"}
+    return Corpus("mkqa-mteb", list(langs), q_ids, q_langs, q_texts, list(q_ids), d_ids, d_langs, d_texts,
+                  d_groups, files=data.files, notes=notes)
+
+
 def build_corpus(task: str, languages: list[str] | None = None, limit: int | None = None, seed: int = 0
                  ) -> Corpus:
     """The queries, candidates and relevance of `task` for `languages` (default: all the data fully covers).
@@ -271,6 +331,8 @@ def build_corpus(task: str, languages: list[str] | None = None, limit: int | Non
         corpus = build_mkqa_queries_corpus(languages, limit, seed)
     elif task == "mkqa-answers":
         corpus = build_mkqa_answers_corpus(languages, limit, seed)
+    elif task == "mkqa-mteb":
+        corpus = build_mkqa_mteb_corpus(languages, limit, seed)
     else:
         raise UnknownName(f"Unknown task {task!r}; choose one of {', '.join(TASKS)}.")
     if not corpus.query_ids or not corpus.cand_ids:

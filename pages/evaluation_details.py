@@ -28,6 +28,21 @@ else:
     st.plotly_chart(language_pair_heatmap(report, metric), width="stretch")
     st.download_button("Matrix as CSV", frame.to_csv().encode(), file_name=f"{report['task']}-{metric}.csv")
 
+if report["task"] == "mkqa-mteb":
+    from hybridviz.paper import CONTAMINATION_NOTE, mteb_mkqa_beside
+
+    st.subheader("MTEB MKQARetrieval: ours beside the reported figures")
+    notes = report.get("notes", {})
+    st.markdown("Ours: computed here with MTEB's protocol on "
+                + ("the official MKQA file." if notes.get("source_format") == "official" else
+                   "the **offline MKQA subset** (answer strings for 1,758–2,504 examples per language: the "
+                   "corpus is about a third of MTEB's, so the numbers are not comparable one for one).")
+                + " Reported: MTEB's published multilingual-e5-small results on the full MKQA, not computed here.")
+    beside = mteb_mkqa_beside(report)
+    st.dataframe(beside, hide_index=True, width="stretch")
+    if "e5" in report["model"].get("label", "").lower() or report["model"].get("spec", "").startswith("me5"):
+        st.caption(CONTAMINATION_NOTE)
+
 st.subheader("Per query language")
 for setting, res in report["settings"].items():
     if "not_applicable" in res:

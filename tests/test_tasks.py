@@ -121,3 +121,91 @@ def test_slices_are_consistent_with_relevance(data_root):
                 assert corpus.query_groups[q] in corpus.cand_groups[c]
                 assert corpus.cand_langs[c] == s.pool_lang
         assert np.all(np.diff(s.pool) > 0)
+
+
+# ------------------------------------------------------------------------------------------- mkqa-mteb
+
+
+def _mteb_corpus(monkeypatch, path_or_rows, tmp_path=None, languages=None):
+    import gzip
+    import json as _json
+
+    from hybridviz.data import mkqa
+    from hybridviz.tasks import build_corpus
+
+    if isinstance(path_or_rows, list):
+        path = tmp_path / "mkqa.jsonl.gz"
+        with gzip.open(path, "wt", encoding="utf-8") as f:
+            f.writelines(_json.dumps(r) + "\n" for r in path_or_rows)
+    else:
+        path = path_or_rows
+    data = mkqa.read_mkqa_file(path)
+    monkeypatch.setattr(mkqa, "load_mkqa", lambda: data)
+    return build_corpus("mkqa-mteb", languages)
+
+
+def test_mkqa_mteb_on_the_official_sample_follows_each_published_rule(monkeypatch, data_root):
+    """apple/ml-mkqa's 6-row test file in the official format: 3 rows answer, 1 is long_answer, 2 unanswerable."""
+    corpus = _mteb_corpus(monkeypatch, data_root / "mkqa" / "official_sample" / "test_mkqa.jsonl.gz")
+    assert len(corpus.languages) == 26 and corpus.notes["source_format"] == "official"
+    en = corpus.notes["per_language"]["en"]
+    # by hand: kept = "help me help you" (2017, 2017-05-18), "strongest man" (Hafþór), "gladiator" (Ridley Scott)
+    assert en == {"rows_kept": 3, "rows_without_query": 0, "rows_with_an_answer_without_text": 3, "queries": 3,
+                  "corpus": 4, "qrels": 4}
+    en_docs = sorted(t for t, lang in zip(corpus.cand_texts, corpus.cand_langs) if lang == "en")
+    assert en_docs == ["2017", "2017-05-18", "Hafþór Júlíus Björnsson", "Ridley Scott"]  # aliases ignored
+    q = corpus.query_texts.index("when did help me help you come out")
+    assert sorted(corpus.cand_texts[c] for c in corpus.relevant_candidates(q)) == ["2017", "2017-05-18"]
+    assert all(corpus.cand_langs[c] == "en" for c in corpus.relevant_candidates(q))
+    assert setting_applicable(corpus, "multi") and setting_applicable(corpus, "cross")  # monolingual only
+    assert setting_applicable(corpus, "mono") is None
+
+
+def test_mkqa_mteb_merges_identical_queries_shares_yes_no_and_skips_null_queries(monkeypatch, tmp_path, data_root):
+    def row(i, query, answers, lang="en"):
+        return {"example_id": i, "query": query, "queries": {lang: query},
+                "answers": {lang: [{"type": t, "text": x, "aliases": ["alias-never-used"]} for t, x in answers]}}
+
+    rows = [row(1, "is the sky blue", [("binary", "yes")]), row(2, "is grass green", [("binary", "yes")]),
+            row(3, "who sang x", [("entity", "A")]), row(4, "who sang x", [("entity", "B")]),
+            {"example_id": 5, "query": "q", "queries": {"en": None}, "answers": {"en": [{"type": "entity",
+                                                                                         "text": "C"}]}},
+            row(6, "partly unanswerable", [("entity", "D"), ("unanswerable", None)])]
+    corpus = _mteb_corpus(monkeypatch, rows, tmp_path)
+    notes = corpus.notes["per_language"]["en"]
+    assert notes["rows_without_query"] == 1 and notes["rows_with_an_answer_without_text"] == 1
+    assert sorted(corpus.cand_texts) == ["A", "B", "yes"]  # one "yes" document for both yes-questions
+    assert corpus.query_texts.count("who sang x") == 1  # identical strings: one query...
+    q = corpus.query_texts.index("who sang x")
+    assert sorted(corpus.cand_texts[c] for c in corpus.relevant_candidates(q)) == ["A", "B"]  # ...both answers
+    yes = corpus.cand_texts.index("yes")
+    assert len(corpus.cand_groups[yes]) == 2
+
+
+def test_mkqa_mteb_on_the_offline_subset_says_so_with_counts(data_root):
+    from hybridviz.tasks import build_corpus
+
+    corpus = build_corpus("mkqa-mteb", ["en", "de"])
+    assert corpus.notes["offline_subset"] and corpus.notes["source_format"] == "subset"
+    assert corpus.notes["per_language"]["en"]["rows_kept"] == 2504  # MIA dev 1,758 + NJUNLP 746
+    assert corpus.notes["per_language"]["de"]["rows_kept"] == 1000
+    assert set(corpus.query_langs) == set(corpus.cand_langs) == {"en", "de"}
+
+
+def test_mkqa_mteb_evaluation_exports_in_mtebs_result_format(tmp_path, data_root):
+    """The structure of MTEB's published MKQARetrieval.json: scores.train[] with main_score, hf_subset,
+    languages; the values are ours (nDCG@10 of the per-language report)."""
+    from hybridviz.evaluate import evaluate
+    from hybridviz.mteb_export import export
+
+    report = evaluate("tiny", "mkqa-mteb", languages=["en", "ja"], limit=50, out_dir=tmp_path)
+    data = json.loads(export(tmp_path).read_text())
+    assert set(data) >= {"dataset_revision", "task_name", "mteb_version", "scores", "evaluation_time"}
+    assert data["task_name"] == "MKQARetrieval" and list(data["scores"]) == ["train"]
+    rows = {r["hf_subset"]: r for r in data["scores"]["train"]}
+    assert rows["ja"]["languages"] == ["jpn-Jpan"] and rows["en"]["languages"] == ["eng-Latn"]
+    for lang in ("en", "ja"):
+        ours = report["settings"]["mono"]["per_language"][lang]
+        assert rows[lang]["main_score"] == rows[lang]["ndcg_at_10"] == round(ours["nDCG@10"], 5)
+    assert data["dataset_revision"] == "hybridviz-offline-subset"
+    assert report["settings"]["multi"].get("not_applicable")

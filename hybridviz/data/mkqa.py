@@ -31,6 +31,9 @@ class MkqaExample:
     queries: dict[str, str]
     answers: dict[str, list[str]]  # language -> answer strings (only languages where answers are known)
     answer_types: dict[str, list[str]] = field(default_factory=dict)  # official format only
+    # every answer's `text` as written, None included (official: unanswerable / long_answer rows have none):
+    # the MTEB protocol needs them unstripped and unfiltered
+    raw_texts: dict[str, list] = field(default_factory=dict)
 
     @property
     def is_binary(self) -> bool:
@@ -70,6 +73,7 @@ def _parse_row(row: dict, line_no: int, path: Path) -> MkqaExample:
     queries = {str(k): v for k, v in row["queries"].items() if isinstance(v, str) and v.strip()}
     answers: dict[str, list[str]] = {}
     types: dict[str, list[str]] = {}
+    raw: dict[str, list] = {}
     raw_answers = row.get("answers", {})
     if not isinstance(raw_answers, dict):
         raise DataFormatError(f"{where}: 'answers' must map languages to lists.")
@@ -77,6 +81,8 @@ def _parse_row(row: dict, line_no: int, path: Path) -> MkqaExample:
         if not isinstance(items, list):
             raise DataFormatError(f"{where}: answers for {lang!r} must be a list.")
         texts, kinds = [], []
+        raw[str(lang)] = [item if isinstance(item, str) else item.get("text") if isinstance(item, dict) else None
+                          for item in items]
         for item in items:
             if isinstance(item, str):  # shipped subset: plain strings
                 texts.append(item)
@@ -91,7 +97,7 @@ def _parse_row(row: dict, line_no: int, path: Path) -> MkqaExample:
             answers[str(lang)] = texts
         if kinds:
             types[str(lang)] = kinds
-    return MkqaExample(str(row["example_id"]), queries, answers, types)
+    return MkqaExample(str(row["example_id"]), queries, answers, types, raw)
 
 
 def read_mkqa_file(path: str | Path) -> MkqaData:

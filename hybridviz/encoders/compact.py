@@ -75,19 +75,23 @@ def make_delta(base: dict, tuned: dict, encoding: str) -> tuple[dict[str, torch.
 
 
 def apply_delta(base: dict, tensors: dict[str, torch.Tensor], encoding: str) -> dict:
-    """The tuned weights rebuilt from the base and a delta made by `make_delta`."""
+    """The tuned weights rebuilt from the base and a delta made by `make_delta`.
+
+    Rebuilt in float64 and rounded once to the weight's dtype: a float32 matmul's rounding depends on how BLAS
+    splits it over threads, and the model fingerprint (a hash of the bytes) must not.
+    """
     kind, value = _parse(encoding)
     out = dict(base)
     names = {key.split("::")[0] for key in tensors}
     for name in names:
         w = base[name]
         if f"{name}::full" in tensors:
-            delta = tensors[f"{name}::full"].float()
+            delta = tensors[f"{name}::full"].double()
         elif kind == "lowrank":
-            delta = tensors[f"{name}::u"].float() @ tensors[f"{name}::v"].float()
+            delta = tensors[f"{name}::u"].double() @ tensors[f"{name}::v"].double()
         else:
-            delta = _dequantise(tensors[f"{name}::q{value}"], tensors[f"{name}::scale"], value, w.shape)
-        out[name] = (w.float() + delta).to(w.dtype)
+            delta = _dequantise(tensors[f"{name}::q{value}"], tensors[f"{name}::scale"], value, w.shape).double()
+        out[name] = (w.double() + delta).to(w.dtype)
     return out
 
 
