@@ -52,6 +52,8 @@ DEFAULT_EVALUATIONS = [
     {"task": "xquad-r", "languages": None, "limit": None},
     {"task": "mkqa-queries", "languages": MKQA_ALL, "limit": None},
     {"task": "mkqa-answers", "languages": None, "limit": 1000},
+    # MTEB's MKQARetrieval protocol: every language with answers, monolingual (answer strings as documents)
+    {"task": "mkqa-mteb", "languages": None, "limit": None},
 ]
 
 

@@ -13,7 +13,7 @@ import streamlit as st
 from hybridviz import dashboard as dash
 from hybridviz import status
 from hybridviz.data import data_dir
-from hybridviz.paper import reported_headline
+from hybridviz.paper import CONTAMINATION_NOTE, reported_headline
 from hybridviz.experiments.verdict import verdicts
 from hybridviz.viz.style import SAMPLER_ORDER, TASK_LABELS, group_label
 from hybridviz.viz.tables import MARK_LEGEND, headline, tests_table
@@ -57,11 +57,11 @@ if bundle is not None:
         f"seeds {spec.get('seeds')}; hybrid α = {spec.get('alpha')}. Evaluated zero-shot (no evaluation text in "
         f"training) on XQuAD-R (11 languages), MKQA parallel queries (1,000 examples × 17 languages) and MKQA "
         f"answers (1,000 examples × 12 languages); encodings in {spec.get('precision')}.")
-    tasks = [t for t in ("xquad-r", "mkqa-queries", "mkqa-answers") if t in bundle.tasks()]
+    tasks = [t for t in bundle.tasks() if t in ("xquad-r", "mkqa-mteb", "mkqa-queries", "mkqa-answers")]
     st.subheader("Verdict, computed from the bundle")
     dash.outdated_summary_notice(bundle)
     training_free = sorted({c["group"] for c in summary.get("cells", []) if "+" in c["group"]})
-    for task in [t for t in ("xquad-r", "mkqa-queries", "mkqa-answers") if t in bundle.tasks()]:
+    for task in [t for t in bundle.tasks() if t in ("xquad-r", "mkqa-mteb", "mkqa-queries", "mkqa-answers")]:
         lines = verdicts(summary, task, methods=SAMPLER_ORDER, labels=group_label)
         if lines:
             st.markdown(f"**{TASK_LABELS[task]}** — samplers (and the base)\n"
@@ -82,6 +82,8 @@ if bundle is not None:
         numeric.append(values)
         st.markdown(f"**{TASK_LABELS[task]}**")
         st.dataframe(shown, hide_index=True, width="stretch")
+        if task.startswith("mkqa") and "e5" in str(bundle.manifest.get("spec", {}).get("model", "")):
+            st.caption(CONTAMINATION_NOTE)
     if tasks:
         st.caption(MARK_LEGEND)
         st.download_button("Headline as CSV", pd.concat(numeric).to_csv(index=False).encode(), "headline.csv",

@@ -81,7 +81,7 @@ class Unit:
 # Fields added to GridSpec after a bundle was written, with the value that bundle used implicitly: a bundle
 # without the field continues as if it had been written with that value.
 IMPLICIT_SPEC = {"encode_batch_size": 64}
-EXTENSIBLE = ("seeds", "methods")  # lists a grid may grow: more seeds, more debiasing methods
+EXTENSIBLE = ("seeds", "methods", "evaluations")  # lists a grid may grow: seeds, debiasing methods, benchmarks
 ADDABLE = ("sampler_method",)  # fields a grid may gain (more units), never change once set
 
 
@@ -90,7 +90,8 @@ def spec_extends(old: dict, new: dict) -> bool:
     their implicit value."""
     for key in set(old) | set(new):
         if key in EXTENSIBLE:
-            if not set(old.get(key, [])) <= set(new.get(key, [])):
+            as_set = lambda items: {json.dumps(i, sort_keys=True) for i in items}  # noqa: E731 (dicts too)
+            if not as_set(old.get(key, [])) <= as_set(new.get(key, [])):
                 return False
         elif key in ADDABLE:
             if old.get(key) is not None and old.get(key) != new.get(key):

@@ -10,8 +10,10 @@ from __future__ import annotations
 from hybridviz.metrics import LOWER_IS_BETTER
 
 SETTING_NAMES = {"mono": "monolingual", "cross": "cross-lingual", "multi": "multilingual"}
-METRIC_NAMES = {"mAP": "mAP", "max_rank_distance": "max rank distance", "same_lang@10": "same-language share"}
+METRIC_NAMES = {"mAP": "mAP", "max_rank_distance": "max rank distance", "same_lang@10": "same-language share",
+                "nDCG@10": "nDCG@10"}
 VERDICT_CELLS = [("mono", "mAP"), ("cross", "mAP"), ("multi", "mAP"), ("multi", "max_rank_distance")]
+VERDICT_CELLS_BY_TASK = {"mkqa-mteb": [("mono", "nDCG@10")]}  # MTEB's main score, the protocol's own
 
 
 def _test_between(summary: dict, task: str, setting: str, metric: str, x: str, y: str) -> tuple[dict, int] | None:
@@ -34,7 +36,7 @@ def verdicts(summary: dict, task: str, methods: list[str] | None = None, labels=
         return out
     cells = [c for c in summary.get("cells", []) if c["task"] == task and c["mean"] is not None
              and (methods is None or c["group"] in methods) and not c["group"].startswith("hybrid-a")]
-    for setting, metric in VERDICT_CELLS:
+    for setting, metric in VERDICT_CELLS_BY_TASK.get(task, VERDICT_CELLS):
         ranked = [c for c in cells if c["setting"] == setting and c["metric"] == metric]
         if len(ranked) < 2:
             continue

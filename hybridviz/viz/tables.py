@@ -6,6 +6,8 @@ import pandas as pd
 
 from hybridviz.viz.style import TASK_LABELS, group_label, group_order
 
+HEADLINE_COLUMNS_BY_TASK = {"mkqa-mteb": [("mono", "nDCG@10", "nDCG@10 (MTEB main score)"),
+                                         ("mono", "mAP", "mono mAP")]}
 HEADLINE_COLUMNS = [("mono", "mAP", "mono mAP"), ("cross", "mAP", "cross mAP"), ("multi", "mAP", "multi mAP"),
                     ("multi", "max_rank_distance", "bias (rank distance)")]
 MARKS = {"base": "B", "x-x-mono": "M", "x-y": "Y"}  # the comparator each mark names
@@ -34,7 +36,7 @@ def headline(summary: dict, task: str, groups: list[str] | None = None) -> tuple
     for group in groups:
         row = {"sampler": group_label(group)}
         present = False
-        for setting, metric, title in HEADLINE_COLUMNS:
+        for setting, metric, title in HEADLINE_COLUMNS_BY_TASK.get(task, HEADLINE_COLUMNS):
             c = cells.get((task, setting, metric, group))
             if c is None or c["mean"] is None:
                 row[title] = "n/a" if setting == "mono" and task == "mkqa-queries" else ""
