@@ -148,7 +148,7 @@ def cmd_experiment(args) -> int:
                   f"{', '.join(unit.tasks)}")
         return 0
     run_grid(Path(args.out), spec, log=lambda m: print(m, file=sys.stderr, flush=True), only=_split(args.only),
-             refresh=args.refresh)
+             refresh=args.refresh, tasks=_split(args.tasks))
     print(f"bundle: {args.out} (manifest.json, summary.json, summary.csv)")
     return 0
 
@@ -301,6 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--batch-size", type=int)
     x.add_argument("--precision", help="evaluation precision: fp32 | bf16 | int8 (default: bf16 where the CPU has it)")
     x.add_argument("--only", help="comma-separated unit labels to run (e.g. base,hybrid-s0)")
+    x.add_argument("--tasks", help="evaluate only these benchmarks now (comma-separated; the rest stay pending)")
     x.add_argument("--refresh", action="store_true",
                    help="also re-evaluate results whose provenance is incomplete (retraining if weights are gone; "
                         "the retrained fingerprint must match)")

@@ -45,6 +45,9 @@ def evaluate_slice(s: Slice, Q: np.ndarray, C: np.ndarray, corpus: Corpus, bias:
         if s.own is not None:  # a query never competes with itself (mkqa-queries)
             own = s.own[start : start + BLOCK]
             scores[np.flatnonzero(own >= 0), own[own >= 0]] = -np.inf
+        if s.excluded is not None:  # removed from this query's ranking (mkqa-answers: its string copies)
+            for i, gone in enumerate(s.excluded[start : start + BLOCK]):
+                scores[i, gone] = -np.inf
         ranks = M.block_ranks(scores, rel)
         values = M.block_metrics(ranks, with_bias=bias)
         top = top_k(scores, TOP_K_SHARE)[1] if bias else None  # from the scores in hand, not a 2nd search

@@ -20,8 +20,12 @@ Tasks:
 - mkqa-answers: answer retrieval; one candidate per distinct (language, answer text); a candidate is relevant to
   every example whose answers in that language include the text (relevance by example id), so a string shared by
   several examples is one candidate, never several copies. Yes/no examples are dropped. Identical strings in
-  different languages stay separate candidates and score identically; ranks count ties pessimistically, so
-  such ties cannot raise a score above what the model earns.
+  different languages stay separate candidates and score identically. Without more, a string that is the same
+  in several languages ("2017", most names) would be a cross-lingual hit for free — string matching, not
+  retrieval. So (protocol version 2) a query's copies of its own answers in other languages are removed from
+  its ranking and from its relevant set: cross-lingual relevance counts only candidates whose text differs from
+  every answer text in the query's language, and rank distance runs over those language-specific items.
+- mkqa-mteb: MTEB's MKQARetrieval protocol (build_mkqa_mteb_corpus).
 MKQA examples are those complete in every selected language (queries; and answers for mkqa-answers).
 """
 
@@ -39,8 +43,11 @@ TASKS = ("xquad-r", "mlqa-r", "mkqa-queries", "mkqa-answers", "mkqa-mteb")
 SETTINGS = ("mono", "cross", "multi")
 
 
+# 2: a query's string-identical answers in other languages no longer count (see the module docstring)
+MKQA_ANSWERS_PROTOCOL = 2
+
 # benchmarks in the order pages offer them: the paper's first, the near-floor pooled answers last
-TASK_ORDER = ["xquad-r", "mkqa-mteb", "mkqa-queries", "mkqa-answers"]
+TASK_ORDER = ["xquad-r", "mkqa-mteb", "mkqa-queries", "mkqa-answers", "mkqa-answers-v1"]
 
 MKQA_ALL = ["ar", "de", "en", "es", "fi", "fr", "he", "it", "ja", "km", "ko", "ms", "pl", "ru", "sv", "tr",
             "zh_cn"]
@@ -76,6 +83,7 @@ class Corpus:
     cand_groups: list[frozenset[str]]
     candidate_kind: str = "passage"  # the encoder prefix for candidates ("query" when queries are the pool)
     exclude_self: bool = False
+    exclude_string_copies: bool = False  # mkqa-answers: see the module docstring
     files: dict[str, str] = field(default_factory=dict)
     notes: dict = field(default_factory=dict)
 
@@ -91,6 +99,20 @@ class Corpus:
         self.cands_by_lang: dict[str, list[int]] = defaultdict(list)
         for i, lang in enumerate(self.cand_langs):
             self.cands_by_lang[lang].append(i)
+        self._by_text: dict[str, list[int]] = defaultdict(list)
+        if self.exclude_string_copies:
+            for i, text in enumerate(self.cand_texts):
+                self._by_text[text].append(i)
+
+    def string_copies(self, query: int) -> set[int]:
+        """Candidates in other languages whose text equals one of the query's relevant texts in its own language
+        (empty unless `exclude_string_copies`)."""
+        if not self.exclude_string_copies:
+            return set()
+        lang = self.query_langs[query]
+        relevant = self.relevant_candidates(query)
+        own_texts = {self.cand_texts[c] for c in relevant if self.cand_langs[c] == lang}
+        return {c for text in own_texts for c in self._by_text.get(text, ()) if self.cand_langs[c] != lang}
 
     def relevant_candidates(self, query: int) -> list[int]:
         """Global candidate positions relevant to query `query` (over the whole corpus)."""
@@ -120,6 +142,8 @@ class Slice:
     relevant: list[np.ndarray]  # per query: positions *within pool*
     dropped: int = 0  # queries without any relevant candidate in this pool
     own: np.ndarray | None = None  # per query: its own position in the pool, -1 if absent (mkqa-queries)
+    # per query: pool positions removed from its ranking (mkqa-answers: copies of its own answer strings)
+    excluded: list[np.ndarray] | None = None
 
 
 def make_slice(corpus: Corpus, setting: str, query_lang: str, pool_lang: str) -> Slice:
@@ -127,16 +151,19 @@ def make_slice(corpus: Corpus, setting: str, query_lang: str, pool_lang: str) ->
     pool = np.arange(len(corpus.cand_ids)) if pool_lang == "*" else \
         np.array(corpus.cands_by_lang.get(pool_lang, []), dtype=np.int64)
     local = {int(c): j for j, c in enumerate(pool)}
-    kept, relevant, own = [], [], []
+    kept, relevant, own, excluded = [], [], [], []
     for q in q_all:
-        rel = [local[c] for c in corpus.relevant_candidates(q) if c in local]
+        copies = corpus.string_copies(q)
+        rel = [local[c] for c in corpus.relevant_candidates(q) if c in local and c not in copies]
         if rel:
             kept.append(q)
             relevant.append(np.array(sorted(rel), dtype=np.int64))
             if corpus.exclude_self:
                 own.append(local.get(corpus._cand_pos.get(corpus.query_ids[q], -1), -1))
+            excluded.append(np.array(sorted(local[c] for c in copies if c in local), dtype=np.int64))
     return Slice(setting, query_lang, pool_lang, np.array(kept, dtype=np.int64), pool, relevant,
-                 dropped=len(q_all) - len(kept), own=np.array(own, dtype=np.int64) if corpus.exclude_self else None)
+                 dropped=len(q_all) - len(kept), own=np.array(own, dtype=np.int64) if corpus.exclude_self else None,
+                 excluded=excluded if corpus.exclude_string_copies else None)
 
 
 def slices(corpus: Corpus, setting: str) -> Iterator[Slice]:
@@ -257,10 +284,13 @@ def build_mkqa_answers_corpus(languages: list[str] | None, limit: int | None, se
         "candidates_whose_text_occurs_in_another_language": sum(len(by_text[t]) > 1 for _, t in keys),
         "limit": limit, "seed": seed,
     }
+    notes["protocol_version"] = MKQA_ANSWERS_PROTOCOL
+    notes["string_copies"] = ("a query's copies of its own answer strings in other languages are removed from its "
+                              "ranking and relevant set (cross / multi)")
     return Corpus("mkqa-answers", langs, ids, qlangs, texts, groups,
                   [f"{lang}:a{i}" for i, (lang, _) in enumerate(keys)], [lang for lang, _ in keys],
                   [text for _, text in keys], [frozenset(cand_groups[k]) for k in keys],
-                  files=data.files, notes=notes)
+                  files=data.files, notes=notes, exclude_string_copies=True)
 
 
 def build_mkqa_mteb_corpus(languages: list[str] | None, limit: int | None, seed: int) -> Corpus:

@@ -57,11 +57,13 @@ if bundle is not None:
         f"seeds {spec.get('seeds')}; hybrid α = {spec.get('alpha')}. Evaluated zero-shot (no evaluation text in "
         f"training) on XQuAD-R (11 languages), MKQA parallel queries (1,000 examples × 17 languages) and MKQA "
         f"answers (1,000 examples × 12 languages); encodings in {spec.get('precision')}.")
-    tasks = [t for t in bundle.tasks() if t in ("xquad-r", "mkqa-mteb", "mkqa-queries", "mkqa-answers")]
+    tasks = [t for t in bundle.tasks() if t in ("xquad-r", "mkqa-mteb", "mkqa-queries", "mkqa-answers",
+                                                "mkqa-answers-v1")]
     st.subheader("Verdict, computed from the bundle")
     dash.outdated_summary_notice(bundle)
     training_free = sorted({c["group"] for c in summary.get("cells", []) if "+" in c["group"]})
-    for task in [t for t in bundle.tasks() if t in ("xquad-r", "mkqa-mteb", "mkqa-queries", "mkqa-answers")]:
+    for task in [t for t in bundle.tasks() if t in ("xquad-r", "mkqa-mteb", "mkqa-queries", "mkqa-answers",
+                                                    "mkqa-answers-v1")]:
         lines = verdicts(summary, task, methods=SAMPLER_ORDER, labels=group_label)
         if lines:
             st.markdown(f"**{TASK_LABELS[task]}** — samplers (and the base)\n"

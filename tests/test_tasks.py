@@ -209,3 +209,29 @@ def test_mkqa_mteb_evaluation_exports_in_mtebs_result_format(tmp_path, data_root
         assert rows[lang]["main_score"] == rows[lang]["ndcg_at_10"] == round(ours["nDCG@10"], 5)
     assert data["dataset_revision"] == "hybridviz-offline-subset"
     assert report["settings"]["multi"].get("not_applicable")
+
+
+def test_pooled_answers_no_longer_reward_identical_strings_across_languages():
+    """A planted shortcut: the answer "2017" is the same string in en and de. For the en query, de's "2017" is
+    neither relevant nor ranked; a differently written de answer ("Mai 2017") still counts."""
+    from hybridviz.evaluate import evaluate_slice
+    from hybridviz.tasks import Corpus
+
+    corpus = Corpus("mkqa-answers", ["de", "en"], ["en:1", "de:1", "en:2"], ["en", "de", "en"],
+                    ["when", "wann", "who"], ["1", "1", "2"],
+                    ["en:a0", "de:a1", "de:a2", "en:a3", "de:a4"], ["en", "de", "de", "en", "de"],
+                    ["2017", "2017", "Mai 2017", "Ann", "Ann"],
+                    [frozenset({"1"}), frozenset({"1"}), frozenset({"1"}), frozenset({"2"}), frozenset({"2"})],
+                    exclude_string_copies=True)
+    assert corpus.string_copies(0) == {1}  # en:1's copy in de
+    cross = make_slice(corpus, "cross", "en", "de")
+    # en:1 keeps only "Mai 2017"; en:2's only de answer is its copy "Ann": dropped from this slice
+    assert cross.queries.tolist() == [0] and cross.dropped == 1
+    assert [cross.pool[r].tolist() for r in cross.relevant] == [[2]]
+    multi = make_slice(corpus, "multi", "*", "*")
+    assert [multi.pool[r].tolist() for r in multi.relevant][0] == [0, 2]
+    # the copy scores highest of all, yet it is out of the ranking: "Mai 2017" is ranked 1st in the de pool
+    Q = np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
+    C = np.array([[0.9, 0.1], [1.0, 0.0], [0.8, 0.2], [0.0, 1.0], [0.0, 1.0]])
+    (row,) = evaluate_slice(cross, Q, C, corpus, bias=False)
+    assert row["ranks"].tolist() == [1]

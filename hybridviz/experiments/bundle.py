@@ -18,7 +18,7 @@ from hybridviz.experiments.stats import (benjamini_hochberg, compare_runs, direc
                                          paired_tests)
 from hybridviz.fileio import atomic_write_text, write_json_atomic
 from hybridviz.results import ModelResult, pair_values
-from hybridviz.tasks import TASK_ORDER, is_seen
+from hybridviz.tasks import MKQA_ANSWERS_PROTOCOL, TASK_ORDER, is_seen
 
 # (setting, metric) cells of the headline table; rank correlation has no per-query value, so no test
 # MTEB's MKQARetrieval is monolingual with nDCG@10 as its main score
@@ -95,8 +95,20 @@ def load_bundle(path: str | Path) -> Bundle:
             except json.JSONDecodeError as exc:
                 raise BundleError(f"{metrics_path} is damaged: {exc}.") from exc
             results.append(ModelResult(label, group_of(unit, main_alpha), unit.get("seed"), unit.get("alpha"),
-                                       metrics.get("task", metrics_path.parent.name), metrics_path.parent, metrics))
+                                       task_key(metrics, metrics_path.parent.name), metrics_path.parent, metrics))
     return Bundle(path, manifest, results)
+
+
+LEGACY_MKQA_ANSWERS = "mkqa-answers-v1"
+
+
+def task_key(metrics: dict, fallback: str) -> str:
+    """The task a result counts under: pooled-answer results of the first protocol (which rewarded identical
+    strings across languages) are kept apart, so they are never compared with the current protocol's."""
+    task = metrics.get("task", fallback)
+    if task == "mkqa-answers" and metrics.get("notes", {}).get("protocol_version", 1) < MKQA_ANSWERS_PROTOCOL:
+        return LEGACY_MKQA_ANSWERS
+    return task
 
 
 def find_bundles(root: Path | None = None) -> list[Path]:

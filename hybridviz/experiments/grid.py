@@ -26,7 +26,7 @@ from typing import Callable
 from hybridviz.encoders.registry import default_precision, load_encoder
 from hybridviz.evaluate import evaluate
 from hybridviz.provenance import provenance
-from hybridviz.tasks import DEFAULT_EVALUATIONS
+from hybridviz.tasks import DEFAULT_EVALUATIONS, MKQA_ANSWERS_PROTOCOL
 from hybridviz.errors import HybridvizError
 from hybridviz.fileio import write_json_atomic
 from hybridviz.training.runs import Run
@@ -150,13 +150,22 @@ def incomplete_provenance(metrics: dict) -> bool:
                 and prov.get("settings", {}).get("max_seq_length"))
 
 
+def stale(metrics: dict) -> bool:
+    """An evaluation to redo on --refresh: incomplete provenance, or a task whose protocol has changed since."""
+    outdated = (metrics.get("task") == "mkqa-answers"
+                and metrics.get("notes", {}).get("protocol_version", 1) < MKQA_ANSWERS_PROTOCOL)
+    return incomplete_provenance(metrics) or outdated
+
+
 def run_grid(out: Path, spec: GridSpec | None = None, log: Callable[[str], None] = print,
-             only: list[str] | None = None, runs_root: Path | None = None, refresh: bool = False) -> dict:
+             only: list[str] | None = None, runs_root: Path | None = None, refresh: bool = False,
+             tasks: list[str] | None = None) -> dict:
     """Run (or continue) every unit of the grid into the bundle at `out`; returns the manifest.
 
     Fine-tunes go to the run registry (`runs_root`, default cache/runs), where the dashboard finds them.
+    `tasks`: evaluate only these benchmarks in this invocation (the others stay pending).
     `refresh`: also re-evaluate (retraining where the weights are gone) every evaluation whose provenance is
-    incomplete. The new files are written beside the old ones and swapped in only when complete, and a retrained
+    incomplete or whose task protocol has changed since (`stale`). The new files are written beside the old ones and swapped in only when complete, and a retrained
     model must have the old fingerprint (training is deterministic): the bundle never loses a finished result.
     """
     from hybridviz.experiments.bundle import write_summary
@@ -196,17 +205,18 @@ def run_grid(out: Path, spec: GridSpec | None = None, log: Callable[[str], None]
         if unit.method:
             state["method"] = unit.method
         model = spec.model
-        pending = [ev for ev in spec.evaluations if ev["task"] in unit.tasks
+        pending = [ev for ev in spec.evaluations if ev["task"] in unit.tasks and (tasks is None or ev["task"] in tasks)
                    and not (out / "models" / unit.label / ev["task"] / "metrics.json").exists()]
-        stale = [ev for ev in spec.evaluations if refresh and ev["task"] in unit.tasks and ev not in pending
-                 and incomplete_provenance(json.loads(
-                     (out / "models" / unit.label / ev["task"] / "metrics.json").read_text()))]
+        redo = [ev for ev in spec.evaluations if refresh and ev["task"] in unit.tasks and ev not in pending
+                and (tasks is None or ev["task"] in tasks)
+                and (out / "models" / unit.label / ev["task"] / "metrics.json").exists()
+                and stale(json.loads((out / "models" / unit.label / ev["task"] / "metrics.json").read_text()))]
         if unit.config is not None:
             run_id = unit.config.run_id()
             state["run_id"] = run_id
             run = Run(run_id, runs_root)
             # weights are not part of a bundle: a fresh clone retrains a run only if it has evaluations to do
-            if "train" not in state["wall_s"] or ((pending or stale) and not run.model_dir.is_dir()):
+            if "train" not in state["wall_s"] or ((pending or redo) and not run.model_dir.is_dir()):
                 log(f"[{unit.label}] training {run_id}")
                 start = time.perf_counter()
                 run = train(unit.config, root=runs_root)
@@ -233,9 +243,9 @@ def run_grid(out: Path, spec: GridSpec | None = None, log: Callable[[str], None]
                      encoder=encoder)
             state["wall_s"][f"eval {ev['task']}"] = round(time.perf_counter() - start, 1)
             save()
-        for ev in stale:
+        for ev in redo:
             folder = out / "models" / unit.label / ev["task"]
-            log(f"[{unit.label}] re-evaluating {ev['task']} (provenance incomplete)")
+            log(f"[{unit.label}] re-evaluating {ev['task']} (provenance incomplete or protocol changed)")
             if encoder is None:
                 encoder = load_encoder(model, precision=spec.precision)
             old = json.loads((folder / "metrics.json").read_text())

@@ -8,7 +8,8 @@ SAMPLER_ORDER = ["base", "x-x-mono", "x-y", "hybrid"]
 SAMPLER_LABELS = {"base": "base (no fine-tune)", "x-x-mono": "X-X-mono", "x-y": "X-Y", "hybrid": "hybrid"}
 SAMPLER_COLORS = {"base": "#7f7f7f", "x-x-mono": "#1f77b4", "x-y": "#ff7f0e", "hybrid": "#2ca02c"}
 TASK_LABELS = {"xquad-r": "XQuAD-R", "mlqa-r": "MLQA-R", "mkqa-queries": "MKQA queries",
-               "mkqa-answers": "MKQA answers", "mkqa-mteb": "MKQA · MTEB MKQARetrieval protocol"}
+               "mkqa-answers": "MKQA answers", "mkqa-mteb": "MKQA · MTEB MKQARetrieval protocol",
+               "mkqa-answers-v1": "MKQA answers, first protocol (rewards identical strings; being replaced)"}
 METRIC_LABELS = {"mAP": "mAP", "max_rank_distance": "max rank distance (lower is better)",
                  "same_lang@10": "same-language share of top 10", "rank_corr": "rank correlation",
                  "MRR": "MRR", "nDCG@10": "nDCG@10", "R@1": "R@1", "R@10": "R@10"}
