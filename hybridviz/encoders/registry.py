@@ -91,7 +91,7 @@ class Encoder:
             tokenizer = getattr(self.model, "tokenizer", None)
             backend = getattr(tokenizer, "backend_tokenizer", None)
             if backend is not None:
-                h.update(backend.to_str().encode())
+                h.update(_tokenizer_identity(backend).encode())
             h.update(str(self.model.max_seq_length).encode())
             self._fingerprints["fp32"] = h.hexdigest()
             for precision in PRECISIONS[1:]:  # fp32 keys stay as they were; other precisions get their own
@@ -176,6 +176,17 @@ class Encoder:
 
 
 # ---------------------------------------------------------------------------------------------------- specs
+
+
+def _tokenizer_identity(backend) -> str:
+    """The tokenizer's serialisation without its call state: encoding sets truncation and padding on the backend,
+    and a fingerprint taken after an encode must equal one taken before."""
+    from tokenizers import Tokenizer
+
+    fresh = Tokenizer.from_str(backend.to_str())
+    fresh.no_truncation()
+    fresh.no_padding()
+    return fresh.to_str()
 
 
 def _quiet_transformers() -> None:
