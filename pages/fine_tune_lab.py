@@ -63,6 +63,8 @@ if submitted:
             config.train_data = str(save_upload(upload.getvalue()))
         run = lab.submit(config, tasks=tasks)
         st.success(f"Queued {run.id}.")
+    except lab.AlreadyQueued as exc:  # a second press of the same form (Enter, then the button): nothing to do
+        st.info(f"{exc} One worker runs it; follow it below.")
     except HybridvizError as exc:
         st.error(str(exc))
 

@@ -117,15 +117,22 @@ def test_lab_run_finishes_then_search_with_it(server, browser):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(f"{url}/Fine-tune_lab?model=tiny")  # the form's model preset from the URL
     wait_idle(page)
-    page.get_by_label("Steps", exact=True).fill("5")
-    page.get_by_role("button", name="Start fine-tune").click()
+    steps = page.get_by_label("Steps", exact=True)
+    steps.fill("5")
+    steps.press("Enter")  # Enter submits the form...
+    page.get_by_role("button", name="Start fine-tune").click()  # ...and the button a moment later: one worker
     page.get_by_text("Queued hybrid", exact=False).wait_for(timeout=60_000)
+    page.get_by_text("already queued", exact=False).wait_for(timeout=60_000)
     page.get_by_text("evaluation done", exact=False).first.wait_for(timeout=420_000)  # the run's expander title
     page.get_by_text("evaluation done", exact=False).first.click()
     page.get_by_text("Evaluated: it appears on the other pages", exact=False).wait_for(timeout=30_000)
     page.screenshot(path=str(ARTIFACTS / "Fine-tune_lab-finished.png"), full_page=True)
     assert errors_on(page) == []
-    run_id = next(p.name for p in runs.iterdir() if (p / "lab.json").exists())
+    queued = [p.name for p in runs.iterdir() if (p / "lab.json").exists()]
+    assert len(queued) == 1  # one run...
+    workers = subprocess.run(["pgrep", "-fc", f"lab-run {queued[0]}"], capture_output=True, text=True).stdout
+    assert int(workers.strip() or 0) <= 1  # ...and never two workers for it
+    run_id = queued[0]
     label = next(line for line in _model_labels(runs) if run_id in line)
 
     query = "who wrote the song let it be"
