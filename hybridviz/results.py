@@ -47,7 +47,8 @@ def per_query_lines(rows: list[dict], corpus: Corpus) -> list[dict]:
     lines = []
     for r in rows:
         q = r["query"]
-        rel_global = corpus.relevant_candidates(q)
+        copies = corpus.string_copies(q)  # mkqa-answers: its copies in other languages are not relevant
+        rel_global = [c for c in corpus.relevant_candidates(q) if c not in copies]
         # positions local to the multilingual pool equal global ones: that pool is every candidate, in order
         line = {"query_id": corpus.query_ids[q], "query_lang": corpus.query_langs[q], "ap": r["mAP"],
                 "rr": r["MRR"], "ndcg@10": r["nDCG@10"], "max_rank_distance": r["max_rank_distance"],
