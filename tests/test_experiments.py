@@ -74,7 +74,8 @@ def test_tiny_grid_writes_a_complete_bundle(tiny_grid):
         if unit["sampler"] != "base":
             assert json.loads((folder / "training" / "status.json").read_text())["state"] == "done"
     bundle = load_bundle(out)
-    assert set(bundle.groups()) == {"base", "x-x-mono", "x-y", "hybrid", "hybrid-a0.7"}
+    methods = {f"{g}+center@index" for g in ("base", "x-x-mono", "x-y", "hybrid")}
+    assert set(bundle.groups()) == {"base", "x-x-mono", "x-y", "hybrid", "hybrid-a0.7"} | methods
     # no weights in a bundle
     assert not list(out.rglob("*.safetensors"))
 
@@ -107,7 +108,10 @@ def test_summary_means_and_tests_come_from_the_per_model_files(tiny_grid):
     checkpoint = test["per_checkpoint"]
     assert checkpoint["n"] == len(a) and checkpoint["mean_a"] == pytest.approx(np.mean(a))
     assert all(0 < t["per_checkpoint"]["p_randomisation"] <= 1 and 0 <= t["per_checkpoint"]["p_ttest"] <= 1
-               for t in summary["tests"] if t["delta"] != 0)
+               for t in summary["tests"] if t["delta"] != 0 and t["per_checkpoint"])
+    # sampler pairs carry the per-checkpoint test; comparisons with a training-free method form their own family
+    assert all(t["per_checkpoint"] for t in summary["tests"] if "+" not in t["a"] + t["b"])
+    assert {t["correction"] for t in summary["tests"] if "+" in t["a"] + t["b"]} == {"bh (training-free)"}
     # the run-level comparison: delta from the per-seed macro figures, p-values adjusted in their family
     runs_a = [bundle.get(f"x-y-s{s}", "mkqa-queries").macro("multi", "mAP") for s in spec.seeds]
     assert test["delta"] == pytest.approx(np.mean(values) - np.mean(runs_a))

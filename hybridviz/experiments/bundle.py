@@ -294,7 +294,7 @@ def alpha_sweep(bundle: Bundle) -> list[dict]:
     seed = spec.get("alpha_seed", 0)
     points = []
     for label, unit in bundle.manifest.get("units", {}).items():
-        if unit.get("seed") != seed or unit.get("alpha") is None:
+        if unit.get("seed") != seed or unit.get("alpha") is None or unit.get("method"):
             continue
         r = bundle.get(label, "xquad-r")
         if r is None:
