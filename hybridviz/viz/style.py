@@ -30,7 +30,12 @@ def group_order(groups) -> list[str]:
     points and lab runs alphabetically."""
     known = [g for g in SAMPLER_ORDER if g in groups]
     rest = [g for g in groups if g not in SAMPLER_ORDER]
-    return known + sorted(rest, key=lambda g: (not g.startswith("base+"), "+" not in g, g))
+    rank = {g: i for i, g in enumerate(SAMPLER_ORDER)}
+
+    def key(g):
+        model = g.split("+", 1)[0]
+        return (not g.startswith("base+"), "+" not in g, rank.get(model, len(rank)), g)
+    return known + sorted(rest, key=key)
 
 
 def group_color(group: str) -> str:
