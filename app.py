@@ -10,13 +10,13 @@ import streamlit as st
 PAGES = Path(__file__).parent / "pages"
 st.set_page_config(page_title="hybridviz", layout="wide")
 navigation = st.navigation([
-    st.Page(PAGES / "overview.py", title="Overview", default=True),
-    st.Page(PAGES / "sampler_comparison.py", title="Sampler comparison", url_path="Sampler_comparison"),
-    st.Page(PAGES / "language_pairs.py", title="Language pairs", url_path="Language_pairs"),
-    st.Page(PAGES / "language_bias.py", title="Language bias", url_path="Language_bias"),
-    st.Page(PAGES / "embedding_map.py", title="Embedding map", url_path="Embedding_map"),
-    st.Page(PAGES / "search.py", title="Search", url_path="Search"),
-    st.Page(PAGES / "fine_tune_lab.py", title="Fine-tune lab", url_path="Fine-tune_lab"),
-    st.Page(PAGES / "evaluation_details.py", title="Evaluation details", url_path="Evaluation_details"),
+    st.Page(PAGES / "Overview.py", title="Overview", default=True),
+    st.Page(PAGES / "Sampler_comparison.py", title="Sampler comparison", url_path="Sampler_comparison"),
+    st.Page(PAGES / "Language_pairs.py", title="Language pairs", url_path="Language_pairs"),
+    st.Page(PAGES / "Language_bias.py", title="Language bias", url_path="Language_bias"),
+    st.Page(PAGES / "Embedding_map.py", title="Embedding map", url_path="Embedding_map"),
+    st.Page(PAGES / "Search.py", title="Search", url_path="Search"),
+    st.Page(PAGES / "Fine-tune_lab.py", title="Fine-tune lab", url_path="Fine-tune_lab"),
+    st.Page(PAGES / "Evaluation_details.py", title="Evaluation details", url_path="Evaluation_details"),
 ])
 navigation.run()

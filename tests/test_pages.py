@@ -35,7 +35,7 @@ def chart_specs(at) -> list[str]:
 
 
 def test_overview_shows_headline_reported_rows_and_provenance(bundle_root):
-    at = page("overview.py").run()
+    at = page("Overview.py").run()
     assert not at.exception
     ours = at.dataframe[0].value
     assert list(ours["sampler"]) == ["base (no fine-tune)", "X-X-mono", "X-Y", "hybrid",
@@ -62,13 +62,13 @@ def test_overview_without_bundle_names_the_command(monkeypatch, tmp_path, data_r
     from hybridviz.experiments import bundle
 
     monkeypatch.setattr(bundle, "REFERENCE_DIR", tmp_path)
-    at = page("overview.py").run()
+    at = page("Overview.py").run()
     assert not at.exception
     assert "python -m hybridviz experiment" in at.info[0].value
 
 
 def test_sampler_comparison_changes_with_the_metric(bundle_root):
-    at = page("sampler_comparison.py").run()
+    at = page("Sampler_comparison.py").run()
     assert not at.exception
     assert [s.label for s in at.selectbox][:2] == ["Setting", "Metric"]
     before = chart_specs(at)
@@ -94,7 +94,7 @@ def test_sampler_comparison_shows_the_step_budget_check(tiny_grid, monkeypatch, 
              "ranking_changes": {"mono": False, "cross": False, "multi": True}}
     (tmp_path / "step-budget" / "budget.json").write_text(json.dumps(state))
     monkeypatch.setattr(bundle, "REFERENCE_DIR", tmp_path)
-    at = page("sampler_comparison.py").run()
+    at = page("Sampler_comparison.py").run()
     assert not at.exception
     specs = chart_specs(at)
     assert len(specs) == 5 and "Step budget" in specs[4] and '"name":"X-Y"' in specs[4].replace(" ", "")
@@ -103,12 +103,12 @@ def test_sampler_comparison_shows_the_step_budget_check(tiny_grid, monkeypatch, 
     assert any("changes between budgets for: multi" in c.value for c in at.caption)
 
     (tmp_path / "step-budget" / "budget.json").write_text('{"trials": {"a": {"steps": 1}}}')
-    at = page("sampler_comparison.py").run()
+    at = page("Sampler_comparison.py").run()
     assert not at.exception and "python -m hybridviz budget" in at.error[0].value  # damaged: said, not a crash
 
 
 def test_language_pairs_delta_changes_with_the_sampler(bundle_root):
-    at = page("language_pairs.py").run()
+    at = page("Language_pairs.py").run()
     assert not at.exception
     before = chart_specs(at)
     assert len(before) == 2 and '"zmid":0' in before[1].replace(" ", "")
@@ -119,7 +119,7 @@ def test_language_pairs_delta_changes_with_the_sampler(bundle_root):
 
 
 def test_language_bias_query_rank_plot(bundle_root):
-    at = page("language_bias.py").run()
+    at = page("Language_bias.py").run()
     assert not at.exception
     assert len(chart_specs(at)) == 3
     box = at.selectbox(key="param_query")
@@ -136,7 +136,7 @@ def test_embedding_map_with_tiny_models(bundle_root, monkeypatch):
     from hybridviz import dashboard
 
     monkeypatch.setattr(dashboard, "available_models", lambda: {"tiny seed 0": "tiny", "tiny seed 1": "tiny:1"})
-    at = page("embedding_map.py").run()
+    at = page("Embedding_map.py").run()
     assert not at.exception
     (spec,) = chart_specs(at)  # one figure, a full-width panel per model, one shared legend
     assert "tiny seed 0" in spec and "tiny seed 1" in spec and "language silhouette" in spec
@@ -152,7 +152,7 @@ def test_embedding_map_with_a_single_model_draws_it_once(bundle_root, monkeypatc
     from hybridviz import dashboard
 
     monkeypatch.setattr(dashboard, "available_models", lambda: {"tiny": "tiny"})
-    at = page("embedding_map.py").run()
+    at = page("Embedding_map.py").run()
     assert not at.exception
     assert len(chart_specs(at)) == 1 and list(at.dataframe[0].value["model"]) == ["tiny"]
 
@@ -161,7 +161,7 @@ def test_search_results_and_bad_queries(bundle_root, monkeypatch):
     from hybridviz import dashboard
 
     monkeypatch.setattr(dashboard, "available_models", lambda: {"tiny": "tiny"})
-    at = page("search.py").run()
+    at = page("Search.py").run()
     assert not at.exception and "Type a query" in at.info[0].value
     at.selectbox(key="param_pool").select("MKQA answers").run()
     at.text_area[0].input("who wrote the song let it be").run()
@@ -178,7 +178,7 @@ def test_search_results_and_bad_queries(bundle_root, monkeypatch):
 def test_fine_tune_lab_rejects_bad_settings_and_shows_empty_state(bundle_root):
     from hybridviz.data import paths
 
-    at = page("fine_tune_lab.py").run()
+    at = page("Fine-tune_lab.py").run()
     assert not at.exception
     assert "No lab run yet" in at.info[0].value
     at.number_input(key="batch").set_value(100_000)  # larger than the training data
