@@ -87,7 +87,8 @@ def star_survival(old: dict, new: dict) -> dict:
         if p is None or p >= 0.05:
             continue
         key = (t["task"], t["setting"], t["metric"], t["a"], t["b"])
-        now = current.get(key)
+        # the old summary's pooled answers are the first protocol, kept as mkqa-answers-v1 since protocol 2
+        now = current.get(key) or current.get(("mkqa-answers-v1",) + key[1:] if key[0] == "mkqa-answers" else key)
         kept = bool(now and now.get("p_adjusted") is not None and now["p_adjusted"] < 0.05)
         entry = out.setdefault(t["task"], {"old_stars": 0, "kept": 0, "lost": []})
         entry["old_stars"] += 1
