@@ -24,15 +24,6 @@ from common import machine, write_result  # noqa: E402
 ENCODINGS = ["lowrank:r=16", "lowrank:r=64", "lowrank:r=128", "int8", "int4"]
 
 
-def sample_texts(n_per_lang: int = 12) -> list[tuple[str, str]]:
-    from hybridviz.tasks import build_corpus
-
-    xq = build_corpus("xquad-r", limit=n_per_lang, seed=1)
-    mk = build_corpus("mkqa-queries", limit=n_per_lang, seed=1)
-    return ([(t, "query") for t in xq.query_texts] + [(t, "passage") for t in xq.cand_texts[: 11 * n_per_lang]]
-            + [(t, "query") for t in mk.query_texts])
-
-
 def encode(model, texts):
     q = [t for t, k in texts if k == "query"]
     p = [t for t, k in texts if k == "passage"]
@@ -47,6 +38,7 @@ def main(argv=None) -> int:
     from hybridviz.data import paths
     from hybridviz.encoders.compact import apply_delta, make_delta, save_delta
     from hybridviz.encoders.registry import me5_small_dir
+    from hybridviz.experiments.ship import fidelity_texts
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", nargs="*")
@@ -54,7 +46,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=str(Path(__file__).parent / "results"))
     args = ap.parse_args(argv)
     runs = args.runs or sorted(p.name for p in paths.RUNS_DIR.glob("*-s0-100st-*") if (p / "model").is_dir())
-    texts = sample_texts()
+    queries, passages = fidelity_texts()  # the sample `ship` measures with
+    texts = [(t, "query") for t in queries] + [(t, "passage") for t in passages]
     base_dir = me5_small_dir()
     base = load_file(str(base_dir / "model.safetensors"))
     rows = []

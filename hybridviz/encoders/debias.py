@@ -112,12 +112,6 @@ class FitTexts:
     kinds: list[str]  # "query" / "passage"
     source: str  # what the texts are, for the record
 
-    def counts(self) -> dict:
-        out: dict = {}
-        for lang, kind in zip(self.langs, self.kinds):
-            out.setdefault(lang, {"query": 0, "passage": 0})[kind] += 1
-        return dict(sorted(out.items()))
-
 
 def training_side_texts(exclude_groups=frozenset()) -> FitTexts:
     """MLQA-R dev questions and answer sentences (the samplers' training texts), without `exclude_groups`

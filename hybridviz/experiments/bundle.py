@@ -71,11 +71,6 @@ def group_of(unit: dict, main_alpha: float) -> str:
     return f"{sampler}+{unit['method']}" if unit.get("method") else sampler
 
 
-def is_training_free(group: str) -> bool:
-    """A group that applies a debiasing method (with or without fine-tuning before it)."""
-    return "+" in group
-
-
 def load_bundle(path: str | Path) -> Bundle:
     path = Path(path)
     manifest_path = path / "manifest.json"
