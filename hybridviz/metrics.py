@@ -141,14 +141,15 @@ def block_metrics(ranks: list[np.ndarray], with_bias: bool = False) -> dict[str,
     return out
 
 
-def spearman_matrix(scores: np.ndarray) -> np.ndarray:
-    """Spearman correlation between every pair of rows of a score matrix (average ranks for ties)."""
+def standardised_ranks(scores: np.ndarray) -> np.ndarray:
+    """Each row's average ranks (ties shared), centred and scaled to unit norm: their dot product is Spearman's rho."""
     from scipy.stats import rankdata
 
     r = rankdata(scores, axis=1)
     r -= r.mean(axis=1, keepdims=True)
     r /= np.maximum(np.linalg.norm(r, axis=1, keepdims=True), 1e-12)
-    return r @ r.T
+    return r
+
 
 
 def macro_average(values: list[float], langs: list[str]) -> tuple[dict[str, float], float]:

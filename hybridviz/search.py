@@ -116,7 +116,7 @@ class PoolIndex:
         # a known benchmark query brings its language; free text gets the nearest language (debiased models)
         matches = self.known_queries.get(normalise(text), [])
         langs = [self.corpus.query_langs[matches[0]]] if matches else None
-        q = self.encoder.encode([text], "query", langs=langs)
+        q = self.encoder.encode([text], "query", langs=langs, store=False)
         corpus = self.corpus
         rows = np.arange(len(corpus.cand_ids)) if self.positions is None else self.positions
         if languages:

@@ -24,6 +24,33 @@ def tiny_run(tmp_path_factory, data_root):
     return out, result
 
 
+def test_rank_correlation_matches_scipy_per_group(data_root, monkeypatch):
+    """Chunked over groups (several chunks here), each query's value is still scipy's Spearman between its pool
+    ranking and each parallel query's in another language, averaged."""
+    from scipy.stats import spearmanr
+
+    from hybridviz import evaluate as ev
+
+    monkeypatch.setattr(ev, "RANK_BLOCK", 7)  # groups of 3 -> chunks of 2 groups
+    corpus = build_corpus("xquad-r", ["en", "de", "zh"], limit=12)
+    rng = np.random.default_rng(0)
+    Q = rng.normal(size=(len(corpus.query_texts), 8))
+    C = rng.normal(size=(len(corpus.cand_texts), 8))
+    s = next(iter(slices(corpus, "multi")))
+    got = ev.rank_correlation(corpus, s, Q, C)
+    pool = s.pool if len(s.pool) <= ev.RANK_CORRELATION_SAMPLE else \
+        np.sort(np.random.default_rng(0).choice(s.pool, ev.RANK_CORRELATION_SAMPLE, replace=False))
+    per_lang: dict[str, list[float]] = {}
+    for q in s.queries:
+        others = [o for o in s.queries if corpus.query_groups[o] == corpus.query_groups[q]
+                  and corpus.query_langs[o] != corpus.query_langs[q]]
+        rho = [spearmanr(Q[q] @ C[pool].T, Q[o] @ C[pool].T).statistic for o in others]
+        per_lang.setdefault(corpus.query_langs[q], []).append(np.mean(rho))
+    assert got["queries"] == len(s.queries) == 36
+    for lang, values in per_lang.items():
+        assert got["per_language"][lang] == pytest.approx(np.mean(values), abs=1e-9)
+
+
 def test_metrics_json_contract(tiny_run):
     out, result = tiny_run
     report = json.loads((out / "metrics.json").read_text())

@@ -25,6 +25,13 @@ def text_key(text: str) -> bytes:
     return hashlib.sha1(text.encode("utf-8")).digest()
 
 
+def _key_bytes(keys: np.ndarray) -> list[bytes]:
+    """The 20 bytes of each stored key. Not `bytes(key)`: numpy's S20 strips trailing NULs, so one digest in 256
+    (those ending in 0x00) would never be found again and its text would be re-encoded on every call."""
+    raw = np.ascontiguousarray(keys, dtype="S20").view(np.uint8).reshape(len(keys), 20)
+    return [row.tobytes() for row in raw]
+
+
 def _checksum(keys: np.ndarray, vectors: np.ndarray) -> str:
     h = hashlib.sha256(np.ascontiguousarray(keys).tobytes())
     h.update(np.ascontiguousarray(vectors).tobytes())
@@ -39,6 +46,7 @@ class EmbeddingCache:
         self._index: dict[bytes, int] = {}
         self._vectors: list[np.ndarray] = []
         self._loaded_shards: set[str] = set()
+        self._memory: dict[bytes, np.ndarray] = {}  # remembered, not stored (see `remember`)
         self.corrupt_shards: list[str] = []
 
     # ------------------------------------------------------------------ reading
@@ -62,26 +70,37 @@ class EmbeddingCache:
             self._loaded_shards.add(shard.name)
             base = sum(len(v) for v in self._vectors)
             self._vectors.append(vectors)
-            for i, key in enumerate(keys):
-                self._index[bytes(key)] = base + i
+            for i, key in enumerate(_key_bytes(keys)):
+                self._index[key] = base + i
 
     def lookup(self, texts: list[str]) -> tuple[np.ndarray | None, list[int]]:
         """Cached vectors for `texts` (rows of misses are zero) and the positions that still need encoding."""
         self._refresh()
-        if not self._index:
+        if not self._index and not self._memory:
             return None, list(range(len(texts)))
-        flat = np.concatenate(self._vectors) if len(self._vectors) > 1 else self._vectors[0]
-        if len(self._vectors) > 1:
+        flat = None
+        if self._vectors:
+            flat = np.concatenate(self._vectors) if len(self._vectors) > 1 else self._vectors[0]
             self._vectors = [flat]
-        out = np.zeros((len(texts), flat.shape[1]), dtype=np.float32)
+        dim = flat.shape[1] if flat is not None else len(next(iter(self._memory.values())))
+        out = np.zeros((len(texts), dim), dtype=np.float32)
         missing = []
         for pos, text in enumerate(texts):
-            row = self._index.get(text_key(text))
-            if row is None:
-                missing.append(pos)
-            else:
+            key = text_key(text)
+            row = self._index.get(key)
+            if row is not None:
                 out[pos] = flat[row]
+            elif key in self._memory:
+                out[pos] = self._memory[key]
+            else:
+                missing.append(pos)
         return out, missing
+
+    def remember(self, texts: list[str], vectors: np.ndarray) -> None:
+        """Keep vectors for this object's lifetime without writing a shard: one typed search query per shard
+        would force a merge of the whole cache every MAX_SHARDS queries."""
+        for text, vector in zip(texts, np.asarray(vectors, dtype=np.float32)):
+            self._memory[text_key(text)] = vector
 
     # ------------------------------------------------------------------ writing
     def add(self, texts: list[str], vectors: np.ndarray) -> None:
@@ -123,7 +142,7 @@ class EmbeddingCache:
         old = [self.dir / name for name in self._loaded_shards]  # a shard another process adds now survives
         keys = np.array(list(self._index), dtype="S20")
         flat = np.concatenate(self._vectors)
-        merged = self._write_shard(keys, flat[[self._index[bytes(k)] for k in keys]])
+        merged = self._write_shard(keys, flat[[self._index[k] for k in _key_bytes(keys)]])
         for shard in old:
             if shard != merged:
                 shard.unlink(missing_ok=True)

@@ -358,8 +358,8 @@ class DebiasedEncoder:
         return fitted
 
     def encode(self, texts: list[str], kind: str, batch_size: int | None = None, progress: bool | None = None,
-               langs: list[str] | None = None, on_progress=None) -> np.ndarray:
+               langs: list[str] | None = None, on_progress=None, store: bool = True) -> np.ndarray:
         self._ensure_fitted()
         kwargs = {} if batch_size is None else {"batch_size": batch_size}
-        x = self.base.encode(texts, kind, progress=progress, on_progress=on_progress, **kwargs)
+        x = self.base.encode(texts, kind, progress=progress, on_progress=on_progress, store=store, **kwargs)
         return self.debiaser.transform(x, kind, langs)

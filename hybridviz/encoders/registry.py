@@ -17,6 +17,7 @@ import hashlib
 import logging
 import os
 import socket
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -75,6 +76,9 @@ class Encoder:
     precision: str = "fp32"
     _fingerprints: dict = field(default_factory=dict, repr=False)
     _fast_models: dict = field(default_factory=dict, repr=False)
+    # one EmbeddingCache per (folder, fingerprint, prefix), kept: reloading every shard costs ~20 ms per call
+    _caches: dict = field(default_factory=dict, repr=False)
+    _cache_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
@@ -138,18 +142,29 @@ class Encoder:
     def prepare(self, corpus) -> None:
         """Nothing to fit for a plain encoder (a debiased one fits its index-time variant on the corpus)."""
 
+    def _cache(self, prefix: str) -> EmbeddingCache:
+        key = (str(EMBEDDINGS_DIR), self.fingerprint, prefix)
+        if key not in self._caches:
+            self._caches[key] = EmbeddingCache(EMBEDDINGS_DIR, self.fingerprint, prefix)
+        return self._caches[key]
+
     def encode(self, texts: list[str], kind: str, batch_size: int = ENCODE_BATCH, progress: bool | None = None,
-               langs: list[str] | None = None, on_progress=None) -> np.ndarray:
+               langs: list[str] | None = None, on_progress=None, store: bool = True) -> np.ndarray:
         """L2-normalised float32 embeddings, one row per text (cached on disk by fingerprint+prefix+text).
 
         Texts are de-duplicated; what is not cached is encoded longest first in cached chunks. `langs` is
         accepted for a uniform call with debiased encoders, which need each text's language. `on_progress(done,
-        total)` is called after each cached chunk (total: the texts that were not cached).
+        total)` is called after each cached chunk (total: the texts that were not cached). `store=False` keeps
+        new vectors in memory only (a typed search query), not in a new shard on disk.
         """
         texts = [str(t) for t in texts]
         prefix = self.prefix(kind)
+        with self._cache_lock:  # one encoder serves every session of the app: its caches are not thread-safe
+            return self._encode(texts, prefix, kind, batch_size, progress, on_progress, store)
+
+    def _encode(self, texts, prefix, kind, batch_size, progress, on_progress, store) -> np.ndarray:
         unique = list(dict.fromkeys(texts))
-        cache = EmbeddingCache(EMBEDDINGS_DIR, self.fingerprint, prefix) if self.use_cache else None
+        cache = self._cache(prefix) if self.use_cache else None
         cached, missing = cache.lookup(unique) if cache is not None else (None, list(range(len(unique))))
         dim = self.model.get_embedding_dimension()
         vectors = cached if cached is not None else np.zeros((len(unique), dim), dtype=np.float32)
@@ -167,7 +182,7 @@ class Encoder:
                                                        normalize_embeddings=True), dtype=np.float32)
                     vectors[chunk] = new
                     if cache is not None:
-                        cache.add(todo, new)
+                        (cache.add if store else cache.remember)(todo, new)
                     bar.update(len(chunk))
                     if on_progress is not None:
                         on_progress(min(start + CHUNK, len(missing)), len(missing))
