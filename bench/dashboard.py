@@ -1,12 +1,16 @@
-"""Dashboard latency: first paint of every page from warm caches, and search latency per pool.
+"""Dashboard latency: first paint of every page cold and warm, the first search, and search latency per pool.
 
-    python bench/dashboard.py --out bench/results/dashboard.json [--queries 50]
+    python bench/dashboard.py --out bench/results/dashboard.json [--queries 50] [--repeats 3]
 
-First paint = from navigation until the page has rendered and no script run is in progress, in headless
-Chromium against `streamlit run app.py`; each page is loaded once to warm the caches, then timed `--repeats`
-times (median reported). Search latency = `PoolIndex.search` of benchmark queries (in-process, the app's code
-path after the first query: the model and the pool index are cached resources), p50 / p95 over `--queries`
-queries per pool with the base model. The machine and the load average are recorded with the figures.
+First paint = from navigation until the page's own content (a heading or text in the main area) is drawn;
+settled = until the app shows no script run, spinner or skeleton for 1 s, that second not counted
+(bench/browser.py); both in headless Chromium against `streamlit run app.py`.
+  cold: a freshly started server per page, its first visit (no cached data, resources or bundle in memory);
+  warm: the same page again on that server, median of `--repeats`.
+First search = a fresh server, the Search page opened with a benchmark question in the URL: seconds until the
+first results table shows (partial while the pool encodes) and until the page settles with the full ranking.
+Run it in a fresh clone (`git clone`; HYBRIDVIZ_DATA pointing at the data) for the new user's figures: nothing
+encoded yet. Search latency = `PoolIndex.search` in-process (bench/search.py), p50 / p95 per pool.
 """
 
 from __future__ import annotations
@@ -16,43 +20,69 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
-import urllib.request
+from urllib.parse import urlencode
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
+
+from browser import CHROMIUM, CHROMIUM_ARGS, ERRORS, first_content, settle, start_server, stop_server  # noqa: E402
 
 PAGES = ["", "Sampler_comparison", "Language_pairs", "Language_bias", "Embedding_map", "Search", "Fine-tune_lab",
          "Evaluation_details"]
 
 
-def first_paint(port: int, repeats: int) -> dict:
+def first_paint(repeats: int) -> dict:
     from playwright.sync_api import sync_playwright
-
-    from test_browser import wait_idle
 
     out = {}
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium",
-                                    args=["--headless", "--no-sandbox", "--disable-gpu",
-                                          "--disable-background-networking"])
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         for name in PAGES:
-            page.goto(f"http://127.0.0.1:{port}/{name}")
-            wait_idle(page)  # warm-up load: caches filled
-            times = []
-            for _ in range(repeats):
+            server, url = start_server()
+            try:
+                page = browser.new_page(viewport={"width": 1400, "height": 1000})
                 start = time.perf_counter()
-                page.goto(f"http://127.0.0.1:{port}/{name}")
-                wait_idle(page)
-                times.append(time.perf_counter() - start)
-            out[name or "Overview"] = round(statistics.median(times), 3)
-        browser.close()
+                page.goto(f"{url}/{name}")
+                cold_paint = first_content(page, start, timeout_s=600)
+                cold = settle(page, start, timeout_s=600)
+                warm, warm_paint = [], []
+                for _ in range(repeats):
+                    start = time.perf_counter()
+                    page.goto(f"{url}/{name}")
+                    warm_paint.append(first_content(page, start))
+                    warm.append(settle(page, start))
+                errors = page.locator(ERRORS).count()
+                page.close()
+            finally:
+                stop_server(server)
+            out[name or "Overview"] = {"cold_paint_s": round(cold_paint, 3), "cold_s": round(cold, 3),
+                                       "warm_paint_s": round(statistics.median(warm_paint), 3),
+                                       "warm_s": round(statistics.median(warm), 3), "errors": errors}
     return out
+
+
+def first_search(pool: str, query: str) -> dict:
+    from playwright.sync_api import sync_playwright
+
+    server, url = start_server()
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            start = time.perf_counter()
+            page.goto(f"{url}/Search?" + urlencode({"pool": pool, "q": query}))
+            page.locator('[data-testid="stDataFrame"]').first.wait_for(timeout=600_000)
+            first = time.perf_counter() - start
+            done = settle(page, start, need='[data-testid="stDataFrame"]', timeout_s=1200)
+            errors = page.locator(ERRORS).count()
+            browser.close()
+    finally:
+        stop_server(server)
+    return {"pool": pool, "query": query, "first_results_s": round(first, 2), "complete_s": round(done, 2),
+            "errors": errors}
 
 
 def search_latency(n_queries: int) -> dict:
@@ -64,59 +94,34 @@ def search_latency(n_queries: int) -> dict:
             for r in rows}
 
 
-def server_memory_mb(pid: int) -> dict:
-    """RSS now and at its peak (VmHWM) of the streamlit server and its children, after every page was shown."""
-    import psutil
-
-    proc = psutil.Process(pid)
-    procs = [proc, *proc.children(recursive=True)]
-    peak = 0.0
-    for p in procs:
-        try:
-            status = Path(f"/proc/{p.pid}/status").read_text()
-            peak += int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM"))) / 1024
-        except (OSError, StopIteration):
-            pass
-    return {"rss_mb": round(sum(p.memory_info().rss for p in procs) / 2 ** 20), "peak_rss_mb": round(peak)}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="bench/results/dashboard.json")
     parser.add_argument("--queries", type=int, default=50)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--port", type=int, default=8599)
+    parser.add_argument("--skip-search-latency", action="store_true")
     args = parser.parse_args()
-
-    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-                               "--server.port", str(args.port), "--server.address", "127.0.0.1"], cwd=ROOT,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        for _ in range(120):
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{args.port}/_stcore/health", timeout=2)
-                break
-            except OSError:
-                time.sleep(0.5)
-        paint = first_paint(args.port, args.repeats)
-        memory = server_memory_mb(server.pid)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-    search = search_latency(args.queries)
-    result = {"first_paint_s": paint, "search": search, "app_memory_after_all_pages": memory,
-              "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
-                          "load_average": os.getloadavg()},
+    fresh = not any((ROOT / "cache" / "embeddings").glob("*"))
+    search = first_search("XQuAD-R sentences", "Wer schrieb die Unabhängigkeitserklärung der Vereinigten Staaten?")
+    paint = first_paint(args.repeats)
+    latency = {} if args.skip_search_latency else search_latency(args.queries)
+    result = {"embedding_cache_empty_at_start": fresh, "first_search": search, "first_paint_s": paint,
+              "search": latency, "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
+                                             "load_average": os.getloadavg()},
               "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "command": " ".join(sys.argv)}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=1))
-    print("page                 first paint (s, warm)")
+    print(f"first search ({'fresh clone: nothing encoded' if fresh else 'embedding cache not empty'}): "
+          f"first results {search['first_results_s']:.1f} s, complete {search['complete_s']:.1f} s, "
+          f"errors {search['errors']}")
+    print("page                 cold: first paint  settled   warm: first paint  settled   errors")
     for name, t in paint.items():
-        print(f"{name:<20} {t:>8.2f}")
-    print(f"app server RSS after every page: {memory['rss_mb']} MB (peak {memory['peak_rss_mb']} MB)")
-    print("\npool                 candidates   p50 ms   p95 ms")
-    for name, s in search.items():
-        print(f"{name:<20} {s['candidates']:>10,} {s['p50_ms']:>8.1f} {s['p95_ms']:>8.1f}")
+        print(f"{name:<20} {t['cold_paint_s']:>17.2f} {t['cold_s']:>8.2f} {t['warm_paint_s']:>18.2f} "
+              f"{t['warm_s']:>8.2f} {t['errors']:>8}")
+    if latency:
+        print("\npool                 candidates   p50 ms   p95 ms")
+        for name, s in latency.items():
+            print(f"{name:<20} {s['candidates']:>10,} {s['p50_ms']:>8.1f} {s['p95_ms']:>8.1f}")
 
 
 if __name__ == "__main__":

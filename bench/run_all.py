@@ -22,12 +22,14 @@ FULL = {
     "evaluate": [],
     "train_step": ["--steps", "20"],
     "search": ["--queries", "50"],
+    "speed_goals": ["--queries", "100"],
 }
 SMOKE = {
     "encode": ["--model", "tiny", "--n", "16", "--no-engine", "--repeats", "2"],
     "evaluate": ["--model", "tiny", "--languages", "de", "--precisions", "fp32"],
     "train_step": ["--model", "tiny", "--steps", "3", "--batch-size", "8", "--mixed-precision", "fp32"],
     "search": ["--skip-pools", "--sizes", "1000"],
+    "speed_goals": ["--model", "tiny", "--languages", "de", "--repeats", "1", "--skip-search"],
 }
 
 

@@ -165,19 +165,26 @@ def multilingual_pair_matrices(rows: list[dict], corpus: Corpus) -> dict:
     candidates in Y, and the share of their top 10 that is in Y (macro over queries of X)."""
     langs = corpus.languages
     at = {lang: i for i, lang in enumerate(langs)}
-    rank_sum, rank_n = np.zeros((len(langs), len(langs))), np.zeros((len(langs), len(langs)))
-    share_sum, n_queries = np.zeros((len(langs), len(langs))), np.zeros(len(langs))
-    for r in rows:
-        x = at[corpus.query_langs[r["query"]]]
-        n_queries[x] += 1
-        per_lang: dict[int, list[int]] = {}
-        for c, rank in zip(r["relevant"], r["ranks"]):  # multi pool positions are global positions
-            per_lang.setdefault(at[corpus.cand_langs[c]], []).append(rank)
-        for y, ranks in per_lang.items():
-            rank_sum[x, y] += np.mean(ranks)
-            rank_n[x, y] += 1
-        for lang in r["top_langs"]:
-            share_sum[x, at[lang]] += 1.0 / len(r["top_langs"])
+    n, L = len(rows), len(langs)
+    cand_lang = np.array([at[lang] for lang in corpus.cand_langs])
+    x = np.array([at[corpus.query_langs[r["query"]]] for r in rows], dtype=np.int64)
+    # every relevant item as (row, its language, its rank): per-row means by language, then summed per query language
+    sizes = np.array([len(r["relevant"]) for r in rows], dtype=np.int64)
+    row_of = np.repeat(np.arange(n), sizes)
+    relevant = np.concatenate([np.asarray(r["relevant"], dtype=np.int64) for r in rows]) if n else np.zeros(0, int)
+    ranks = np.concatenate([np.asarray(r["ranks"], dtype=float) for r in rows]) if n else np.zeros(0)
+    per_row_sum, per_row_n = np.zeros((n, L)), np.zeros((n, L))
+    np.add.at(per_row_sum, (row_of, cand_lang[relevant]), ranks)
+    np.add.at(per_row_n, (row_of, cand_lang[relevant]), 1)
+    has = per_row_n > 0
+    rank_sum, rank_n = np.zeros((L, L)), np.zeros((L, L))
+    np.add.at(rank_sum, x, np.divide(per_row_sum, per_row_n, out=np.zeros_like(per_row_sum), where=has))
+    np.add.at(rank_n, x, has.astype(float))
+    n_queries = np.bincount(x, minlength=L).astype(float)
+    share_sum = np.zeros((L, L))
+    for r, xi in zip(rows, x):  # top lists are short: one bincount per row
+        if len(r["top_langs"]):
+            share_sum[xi] += np.bincount([at[lang] for lang in r["top_langs"]], minlength=L) / len(r["top_langs"])
     mean_rank = np.divide(rank_sum, rank_n, out=np.full_like(rank_sum, np.nan), where=rank_n > 0)
     share = share_sum / np.maximum(n_queries, 1)[:, None]
 

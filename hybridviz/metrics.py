@@ -145,7 +145,14 @@ def standardised_ranks(scores: np.ndarray) -> np.ndarray:
     """Each row's average ranks (ties shared), centred and scaled to unit norm: their dot product is Spearman's rho."""
     from scipy.stats import rankdata
 
-    r = rankdata(scores, axis=1)
+    scores = np.asarray(scores)
+    order = np.argsort(scores, axis=1)  # numpy's SIMD sort: ~3x scipy's stable one on float32 rows
+    ordered = np.take_along_axis(scores, order, axis=1)
+    r = np.empty(scores.shape, dtype=float)
+    np.put_along_axis(r, order, np.broadcast_to(np.arange(1.0, scores.shape[1] + 1), scores.shape), axis=1)
+    tied = (ordered[:, 1:] == ordered[:, :-1]).any(axis=1)
+    if tied.any():  # ties get their average rank, exactly as scipy's
+        r[tied] = rankdata(scores[tied], axis=1)
     r -= r.mean(axis=1, keepdims=True)
     r /= np.maximum(np.linalg.norm(r, axis=1, keepdims=True), 1e-12)
     return r

@@ -51,6 +51,29 @@ def test_rank_correlation_matches_scipy_per_group(data_root, monkeypatch):
         assert got["per_language"][lang] == pytest.approx(np.mean(values), abs=1e-9)
 
 
+def test_pair_matrices_equal_the_per_query_definition(data_root):
+    from hybridviz.evaluate import multilingual_pair_matrices
+
+    corpus = build_corpus("xquad-r", ["en", "de", "zh"], limit=10)
+    rng = np.random.default_rng(3)
+    rows = []
+    for q in range(len(corpus.query_texts)):
+        relevant = rng.choice(len(corpus.cand_texts), size=rng.integers(1, 5), replace=False)
+        rows.append({"query": q, "relevant": relevant, "ranks": rng.integers(1, 500, size=len(relevant)),
+                     "top_langs": np.asarray(corpus.cand_langs)[rng.choice(len(corpus.cand_texts), 10)]})
+    got = multilingual_pair_matrices(rows, corpus)
+    langs = corpus.languages
+    for x, qlang in enumerate(langs):
+        mine = [r for r in rows if corpus.query_langs[r["query"]] == qlang]
+        for y, clang in enumerate(langs):
+            means = [np.mean([k for c, k in zip(r["relevant"], r["ranks"]) if corpus.cand_langs[c] == clang])
+                     for r in mine if any(corpus.cand_langs[c] == clang for c in r["relevant"])]
+            expected = np.mean(means) if means else None
+            assert got["multi: mean rank of relevant"]["values"][x][y] == pytest.approx(expected, rel=1e-12)
+            share = np.mean([np.mean(np.asarray(r["top_langs"]) == clang) for r in mine])
+            assert got["multi: top-10 share"]["values"][x][y] == pytest.approx(share, rel=1e-12)
+
+
 def test_metrics_json_contract(tiny_run):
     out, result = tiny_run
     report = json.loads((out / "metrics.json").read_text())
