@@ -142,21 +142,24 @@ def block_metrics(ranks: list[np.ndarray], with_bias: bool = False) -> dict[str,
 
 
 def standardised_ranks(scores: np.ndarray) -> np.ndarray:
-    """Each row's average ranks (ties shared), centred and scaled to unit norm: their dot product is Spearman's rho."""
-    from scipy.stats import rankdata
-
+    """Each row's average ranks (ties shared, as scipy's `rankdata`), centred and scaled to unit norm: their dot
+    product is Spearman's rho. Vectorised over rows: one numpy sort (its SIMD path, ~3x scipy's stable sort),
+    then each tie group's first and last sorted position give its average rank."""
     scores = np.asarray(scores)
-    order = np.argsort(scores, axis=1)  # numpy's SIMD sort: ~3x scipy's stable one on float32 rows
+    n, m = scores.shape
+    order = np.argsort(scores, axis=1)
     ordered = np.take_along_axis(scores, order, axis=1)
-    r = np.empty(scores.shape, dtype=float)
-    np.put_along_axis(r, order, np.broadcast_to(np.arange(1.0, scores.shape[1] + 1), scores.shape), axis=1)
-    tied = (ordered[:, 1:] == ordered[:, :-1]).any(axis=1)
-    if tied.any():  # ties get their average rank, exactly as scipy's
-        r[tied] = rankdata(scores[tied], axis=1)
+    position = np.broadcast_to(np.arange(m), (n, m))
+    differs = ordered[:, 1:] != ordered[:, :-1]
+    starts = np.concatenate([np.ones((n, 1), bool), differs], axis=1)
+    ends = np.concatenate([differs, np.ones((n, 1), bool)], axis=1)
+    first = np.maximum.accumulate(np.where(starts, position, 0), axis=1)
+    last = np.minimum.accumulate(np.where(ends, position, m)[:, ::-1], axis=1)[:, ::-1]
+    r = np.empty((n, m), dtype=float)
+    np.put_along_axis(r, order, (first + last) / 2.0 + 1.0, axis=1)
     r -= r.mean(axis=1, keepdims=True)
     r /= np.maximum(np.linalg.norm(r, axis=1, keepdims=True), 1e-12)
     return r
-
 
 
 def macro_average(values: list[float], langs: list[str]) -> tuple[dict[str, float], float]:

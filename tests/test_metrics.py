@@ -89,6 +89,9 @@ def test_standardised_ranks_give_spearman_as_dot_products():
     expected = spearmanr(a, axis=1).statistic
     r = M.standardised_ranks(a)
     np.testing.assert_allclose(r @ r.T, expected, atol=1e-9)
+    many_ties = rng.integers(0, 7, size=(5, 200)).astype(np.float32)  # every row full of tie groups
+    r = M.standardised_ranks(many_ties)
+    np.testing.assert_allclose(r @ r.T, spearmanr(many_ties, axis=1).statistic, atol=1e-9)
 
 
 def test_block_metrics_equal_per_query_metrics(lexical_problem):
