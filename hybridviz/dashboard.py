@@ -176,7 +176,7 @@ def available_models() -> dict[str, str]:
     return models
 
 
-@st.cache_resource(show_spinner="Loading the model…", max_entries=6)
+@st.cache_resource(show_spinner="Loading the model…", max_entries=4)  # the Embedding map's most; ~0.7 GB each
 def encoder(spec: str):
     from hybridviz.encoders import load_encoder
     from hybridviz.encoders.registry import default_precision

@@ -339,7 +339,7 @@ def delta_cells(folders_a, folders_b, n_resamples: int = 2000) -> dict:
             frames["delta"].loc[x, y], frames["p"].loc[x, y] = cmp.delta, cmp.p
             frames["ci_low"].loc[x, y], frames["ci_high"].loc[x, y] = cmp.ci_low, cmp.ci_high
             frames["n"].loc[x, y] = len(ra[0])
-    flat = frames["p"].stack()
+    flat = frames["p"].stack().dropna()  # pandas 3 keeps NaN cells (a task without a diagonal)
     adjusted = pd.Series(benjamini_hochberg(flat.values), index=flat.index).unstack()
     frames["p_adjusted"] = adjusted.reindex(index=langs, columns=langs)
     for frame in frames.values():
