@@ -46,7 +46,6 @@ class EmbeddingCache:
         self._index: dict[bytes, int] = {}
         self._vectors: list[np.ndarray] = []
         self._loaded_shards: set[str] = set()
-        self._memory: dict[bytes, np.ndarray] = {}  # remembered, not stored (see `remember`)
         self.corrupt_shards: list[str] = []
 
     # ------------------------------------------------------------------ reading
@@ -76,31 +75,20 @@ class EmbeddingCache:
     def lookup(self, texts: list[str]) -> tuple[np.ndarray | None, list[int]]:
         """Cached vectors for `texts` (rows of misses are zero) and the positions that still need encoding."""
         self._refresh()
-        if not self._index and not self._memory:
+        if not self._index:
             return None, list(range(len(texts)))
-        flat = None
-        if self._vectors:
-            flat = np.concatenate(self._vectors) if len(self._vectors) > 1 else self._vectors[0]
+        flat = np.concatenate(self._vectors) if len(self._vectors) > 1 else self._vectors[0]
+        if len(self._vectors) > 1:
             self._vectors = [flat]
-        dim = flat.shape[1] if flat is not None else len(next(iter(self._memory.values())))
-        out = np.zeros((len(texts), dim), dtype=np.float32)
+        out = np.zeros((len(texts), flat.shape[1]), dtype=np.float32)
         missing = []
         for pos, text in enumerate(texts):
-            key = text_key(text)
-            row = self._index.get(key)
-            if row is not None:
-                out[pos] = flat[row]
-            elif key in self._memory:
-                out[pos] = self._memory[key]
-            else:
+            row = self._index.get(text_key(text))
+            if row is None:
                 missing.append(pos)
+            else:
+                out[pos] = flat[row]
         return out, missing
-
-    def remember(self, texts: list[str], vectors: np.ndarray) -> None:
-        """Keep vectors for this object's lifetime without writing a shard: one typed search query per shard
-        would force a merge of the whole cache every MAX_SHARDS queries."""
-        for text, vector in zip(texts, np.asarray(vectors, dtype=np.float32)):
-            self._memory[text_key(text)] = vector
 
     # ------------------------------------------------------------------ writing
     def add(self, texts: list[str], vectors: np.ndarray) -> None:

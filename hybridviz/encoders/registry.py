@@ -18,6 +18,7 @@ import logging
 import os
 import socket
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -61,6 +62,9 @@ def evaluation_precision(spec: str) -> str:
     return "fp32" if spec.startswith("tiny") else default_precision()
 
 
+TYPED_MEMORY = 4096  # typed search queries remembered per encoder (~6 MB at 384 dimensions)
+
+
 @dataclass
 class Encoder:
     """A loaded sentence-transformers model with its retrieval prefixes and an embedding cache."""
@@ -76,9 +80,10 @@ class Encoder:
     precision: str = "fp32"
     _fingerprints: dict = field(default_factory=dict, repr=False)
     _fast_models: dict = field(default_factory=dict, repr=False)
-    # one EmbeddingCache per (folder, fingerprint, prefix), kept: reloading every shard costs ~20 ms per call
-    _caches: dict = field(default_factory=dict, repr=False)
-    _cache_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    # typed search queries (store=False): kept in memory, bounded, never written; the disk cache is not read for
+    # them either (loading every shard of a model's query cache costs ~20 ms and ~100 MB per call)
+    _typed: OrderedDict = field(default_factory=OrderedDict, repr=False)
+    _typed_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
@@ -142,29 +147,22 @@ class Encoder:
     def prepare(self, corpus) -> None:
         """Nothing to fit for a plain encoder (a debiased one fits its index-time variant on the corpus)."""
 
-    def _cache(self, prefix: str) -> EmbeddingCache:
-        key = (str(EMBEDDINGS_DIR), self.fingerprint, prefix)
-        if key not in self._caches:
-            self._caches[key] = EmbeddingCache(EMBEDDINGS_DIR, self.fingerprint, prefix)
-        return self._caches[key]
-
     def encode(self, texts: list[str], kind: str, batch_size: int = ENCODE_BATCH, progress: bool | None = None,
                langs: list[str] | None = None, on_progress=None, store: bool = True) -> np.ndarray:
         """L2-normalised float32 embeddings, one row per text (cached on disk by fingerprint+prefix+text).
 
         Texts are de-duplicated; what is not cached is encoded longest first in cached chunks. `langs` is
         accepted for a uniform call with debiased encoders, which need each text's language. `on_progress(done,
-        total)` is called after each cached chunk (total: the texts that were not cached). `store=False` keeps
-        new vectors in memory only (a typed search query), not in a new shard on disk.
+        total)` is called after each cached chunk (total: the texts that were not cached). `store=False` (a
+        typed search query) neither reads nor writes the disk cache: the last TYPED_MEMORY such texts are kept in
+        memory instead.
         """
         texts = [str(t) for t in texts]
         prefix = self.prefix(kind)
-        with self._cache_lock:  # one encoder serves every session of the app: its caches are not thread-safe
-            return self._encode(texts, prefix, kind, batch_size, progress, on_progress, store)
-
-    def _encode(self, texts, prefix, kind, batch_size, progress, on_progress, store) -> np.ndarray:
+        if not store:
+            return self._encode_typed(texts, prefix, batch_size)
         unique = list(dict.fromkeys(texts))
-        cache = self._cache(prefix) if self.use_cache else None
+        cache = EmbeddingCache(EMBEDDINGS_DIR, self.fingerprint, prefix) if self.use_cache else None
         cached, missing = cache.lookup(unique) if cache is not None else (None, list(range(len(unique))))
         dim = self.model.get_embedding_dimension()
         vectors = cached if cached is not None else np.zeros((len(unique), dim), dtype=np.float32)
@@ -182,12 +180,28 @@ class Encoder:
                                                        normalize_embeddings=True), dtype=np.float32)
                     vectors[chunk] = new
                     if cache is not None:
-                        (cache.add if store else cache.remember)(todo, new)
+                        cache.add(todo, new)
                     bar.update(len(chunk))
                     if on_progress is not None:
                         on_progress(min(start + CHUNK, len(missing)), len(missing))
         row = {t: i for i, t in enumerate(unique)}
         return vectors[[row[t] for t in texts]] if texts else np.zeros((0, dim), dtype=np.float32)
+
+    def _encode_typed(self, texts: list[str], prefix: str, batch_size: int) -> np.ndarray:
+        with self._typed_lock:  # one encoder serves every session of the app
+            keys = [prefix + t for t in texts]
+            todo = [k for k in dict.fromkeys(keys) if k not in self._typed]
+            if todo:
+                new = self._encoding_model().encode(todo, batch_size=batch_size, show_progress_bar=False,
+                                                    convert_to_numpy=True, normalize_embeddings=True)
+                for key, vector in zip(todo, np.asarray(new, dtype=np.float32)):
+                    self._typed[key] = vector
+            for key in keys:
+                self._typed.move_to_end(key)
+            while len(self._typed) > TYPED_MEMORY:
+                self._typed.popitem(last=False)
+            dim = self.model.get_embedding_dimension()
+            return np.stack([self._typed[k] for k in keys]) if keys else np.zeros((0, dim), dtype=np.float32)
 
 
 # ---------------------------------------------------------------------------------------------------- specs
