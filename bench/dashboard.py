@@ -34,13 +34,13 @@ PAGES = ["", "Sampler_comparison", "Language_pairs", "Language_bias", "Embedding
          "Evaluation_details"]
 
 
-def first_paint(repeats: int) -> dict:
+def first_paint(repeats: int, pages: list[str] = PAGES) -> dict:
     from playwright.sync_api import sync_playwright
 
     out = {}
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        for name in PAGES:
+        for name in pages:
             server, url = start_server()
             try:
                 page = browser.new_page(viewport={"width": 1400, "height": 1000})
@@ -100,10 +100,14 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=50)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip-search-latency", action="store_true")
+    parser.add_argument("--skip-first-search", action="store_true")
+    parser.add_argument("--pages", help="comma-separated page URLs (Overview is the empty name; default: all)")
     args = parser.parse_args()
     fresh = not any((ROOT / "cache" / "embeddings").glob("*"))
-    search = first_search("XQuAD-R sentences", "Wer schrieb die Unabhängigkeitserklärung der Vereinigten Staaten?")
-    paint = first_paint(args.repeats)
+    search = None if args.skip_first_search else \
+        first_search("XQuAD-R sentences", "Wer schrieb die Unabhängigkeitserklärung der Vereinigten Staaten?")
+    pages = PAGES if args.pages is None else ["" if p == "Overview" else p for p in args.pages.split(",")]
+    paint = first_paint(args.repeats, pages)
     latency = {} if args.skip_search_latency else search_latency(args.queries)
     result = {"embedding_cache_empty_at_start": fresh, "first_search": search, "first_paint_s": paint,
               "search": latency, "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
@@ -111,9 +115,10 @@ def main() -> None:
               "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "command": " ".join(sys.argv)}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=1))
-    print(f"first search ({'fresh clone: nothing encoded' if fresh else 'embedding cache not empty'}): "
-          f"first results {search['first_results_s']:.1f} s, complete {search['complete_s']:.1f} s, "
-          f"errors {search['errors']}")
+    if search:
+        print(f"first search ({'fresh clone: nothing encoded' if fresh else 'embedding cache not empty'}): "
+              f"first results {search['first_results_s']:.1f} s, complete {search['complete_s']:.1f} s, "
+              f"errors {search['errors']}")
     print("page                 cold: first paint  settled   warm: first paint  settled   errors")
     for name, t in paint.items():
         print(f"{name:<20} {t['cold_paint_s']:>17.2f} {t['cold_s']:>8.2f} {t['warm_paint_s']:>18.2f} "

@@ -23,6 +23,8 @@ FULL = {
     "train_step": ["--steps", "20"],
     "search": ["--queries", "50"],
     "speed_goals": ["--queries", "100"],
+    "debias": [],
+    "mkqa_nq": [],
 }
 SMOKE = {
     "encode": ["--model", "tiny", "--n", "16", "--no-engine", "--repeats", "2"],
@@ -30,6 +32,8 @@ SMOKE = {
     "train_step": ["--model", "tiny", "--steps", "3", "--batch-size", "8", "--mixed-precision", "fp32"],
     "search": ["--skip-pools", "--sizes", "1000"],
     "speed_goals": ["--model", "tiny", "--languages", "de", "--repeats", "1", "--skip-search"],
+    "debias": ["--model", "tiny", "--n", "48", "--repeats", "1"],
+    "mkqa_nq": ["--model", "tiny", "--passages", "40"],
 }
 
 

@@ -218,6 +218,31 @@ def cmd_ship(args) -> int:
     return 0
 
 
+def cmd_mkqa_nq(args) -> int:
+    from hybridviz.data.nq import corpus_path
+    from hybridviz.encoders import load_encoder
+    from hybridviz.encoders.registry import evaluation_precision
+    from hybridviz.mkqa_nq import encode_corpus, evaluate_mkqa_nq
+
+    if args.encode_only:
+        encoder = load_encoder(args.model, use_cache=False, precision=evaluation_precision(args.model))
+        folder, n, seconds = encode_corpus(encoder, corpus_path(args.corpus), args.limit_passages)
+        print(f"{n:,} passages encoded in {seconds:.0f} s -> {folder}")
+        return 0
+    langs = args.languages.split(",") if args.languages else None
+    report = evaluate_mkqa_nq(args.model, args.corpus, langs, args.index, args.limit_passages, args.limit_queries,
+                              args.out)
+    print(f"mkqa-nq · {report['corpus']['passages']:,} passages ({report['corpus']['index']}) · {args.model}")
+    print("lang  recall@20  recall@100  questions")
+    for lang, v in report["per_language"].items():
+        print(f"{lang:<5} {v['recall@20']:>9.3f} {v['recall@100']:>11.3f} {v['n_queries']:>10}")
+    print(f"macro {report['macro']['recall@20']:>9.3f} {report['macro']['recall@100']:>11.3f}")
+    cost = report["cost"]["encode_s_per_1000_passages"]
+    if cost:
+        print(f"encoding: {cost:.1f} s per 1,000 passages on this machine")
+    return 0
+
+
 def cmd_export_mteb(args) -> int:
     from hybridviz.mteb_export import export
 
@@ -335,6 +360,19 @@ def build_parser() -> argparse.ArgumentParser:
     me.add_argument("folder", help="an evaluation folder (metrics.json of task mkqa-mteb)")
     me.add_argument("--out", help="output file (default: <folder>/MKQARetrieval.json)")
     me.set_defaults(func=cmd_export_mteb)
+
+    nq = sub.add_parser("mkqa-nq", help="BGE-M3's MKQA protocol: MKQA questions retrieve English NQ passages "
+                                         "(needs a local BEIR NQ corpus)")
+    nq.add_argument("--corpus", help="BEIR NQ folder or its corpus.jsonl (default: $HYBRIDVIZ_NQ_CORPUS)")
+    nq.add_argument("--model", default="me5-small")
+    nq.add_argument("--languages", help="comma-separated MKQA languages (default: all)")
+    nq.add_argument("--index", default="exact", help="exact (faiss IndexFlatIP) | hnsw | ivf")
+    nq.add_argument("--limit-passages", type=int, help="only the first N passages (a cost sample)")
+    nq.add_argument("--limit-queries", type=int, help="only the first N questions per language")
+    nq.add_argument("--encode-only", action="store_true",
+                    help="encode this process's shards and stop (one torchrun rank of a sharded encode)")
+    nq.add_argument("--out", help="folder for metrics.json")
+    nq.set_defaults(func=cmd_mkqa_nq)
 
     d = sub.add_parser("data", help="show where data is found and the counts per language")
     d.set_defaults(func=cmd_data)

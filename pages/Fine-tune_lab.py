@@ -6,21 +6,24 @@ from __future__ import annotations
 
 import time
 
-import pandas as pd
-import plotly.express as px
 import streamlit as st
 
-from hybridviz.errors import HybridvizError
-from hybridviz.tasks import DEFAULT_EVALUATIONS
-from hybridviz.experiments import lab
-from hybridviz.training.data import MAX_JSONL_BYTES, save_upload
-from hybridviz.training.runs import list_runs
-from hybridviz.training.samplers import SAMPLERS
-from hybridviz.training.trainer import TrainConfig
-from hybridviz.viz.style import TASK_LABELS
-
+# drawn before the training stack is imported (torch, sentence-transformers: seconds on a cold server)
 st.set_page_config(page_title="hybridviz · fine-tune lab", layout="wide")
 st.title("Fine-tune lab")
+
+import pandas as pd  # noqa: E402
+import plotly.express as px  # noqa: E402
+
+from hybridviz.errors import HybridvizError  # noqa: E402
+from hybridviz.tasks import DEFAULT_EVALUATIONS  # noqa: E402
+from hybridviz.experiments import lab  # noqa: E402
+from hybridviz.training.data import MAX_JSONL_BYTES, save_upload  # noqa: E402
+from hybridviz.training.runs import list_runs  # noqa: E402
+from hybridviz.training.samplers import SAMPLERS  # noqa: E402
+from hybridviz.training.trainer import TrainConfig  # noqa: E402
+from hybridviz.viz.style import TASK_LABELS  # noqa: E402
+
 st.markdown("Runs train in a separate process through `hybridviz.training` (not inside this page), one at a "
             f"time; up to {lab.MAX_WAITING} more wait in a queue. About 3–5 s per step for me5-small on 2 cores, "
             "then a few minutes per benchmark to evaluate.")

@@ -18,7 +18,7 @@ def test_benchmark_suite_smoke(tmp_path, data_root):
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     results = {p.stem: json.loads(p.read_text()) for p in tmp_path.glob("*.json")}
-    assert set(results) == {"encode", "evaluate", "train_step", "search", "speed_goals"}
+    assert set(results) == {"encode", "evaluate", "train_step", "search", "speed_goals", "debias", "mkqa_nq"}
     for name, result in results.items():
         assert result["baseline"] and result["machine"]["cores"] and result["command"], name
     encode = results["encode"]["rows"]
@@ -35,6 +35,10 @@ def test_benchmark_suite_smoke(tmp_path, data_root):
     naive, *ours = results["speed_goals"]["evaluation"]
     assert naive["path"].startswith("baseline") and len(ours) == 3
     assert all(abs(r["multi_mAP"] - naive["multi_mAP"]) < 1e-6 for r in ours), "warm paths agree with the naive AP"
+    debias = results["debias"]["rows"]
+    assert [r["method"].split(":")[0] for r in debias] == ["center", "lir", "lsar", "leace"]
+    assert all(r["fit_ratio"] > 0 and r["apply_ratio"] > 0 for r in debias)
+    assert [r["ratio"] for r in results["mkqa_nq"]["rows"]][0] == 1.0
     scaling = results["search"]["scaling"]
     assert [r["index"].split()[0] for r in scaling] == ["exact", "HNSW", "IVF-Flat"]  # one size in smoke mode
     assert all(0.0 <= r["recall@10"] <= 1.0 and r["ms_per_query"] > 0 for r in scaling)

@@ -8,7 +8,7 @@ Floors, lowest first (README "Shape of the code"); units on one floor never impo
   3 encoders/* (models, embedding cache, debiasing), results (the evaluation results format)
   4 search, projection (use an encoder on a task); viz/* (figure builders: they draw the frames and
     statistics they are given, read through results, and never compute or import experiments)
-  5 training/* (samplers, trainer, runs), evaluate (orchestrates one evaluation), mteb_export
+  5 training/* (samplers, trainer, runs), evaluate (orchestrates one evaluation), mteb_export, mkqa_nq
   6 experiments/* (grid, sweeps, statistics, bundles, the lab's queue: they train *and* evaluate), status
   8 dashboard, cli (they call experiments, then viz)
   9 __main__
@@ -27,7 +27,7 @@ FLOORS = {
     "tasks": 2, "index": 2,
     "encoders": 3, "results": 3,
     "search": 4, "projection": 4,
-    "training": 5, "evaluate": 5, "mteb_export": 5,
+    "training": 5, "evaluate": 5, "mteb_export": 5, "mkqa_nq": 5,
     "experiments": 6, "status": 6,
     "viz": 4,
     "dashboard": 8, "cli": 8,

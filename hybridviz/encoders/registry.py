@@ -337,7 +337,6 @@ def compact_models(root: Path | None = None) -> dict[str, Path]:
 def _load_compact(spec: str, unit: str, use_cache: bool) -> Encoder:
     """A shipped compact model: the base me5-small plus the delta stored for `unit`."""
     import torch
-    from safetensors.torch import load_file
 
     from hybridviz.encoders.compact import apply_delta, load_delta
 
@@ -353,9 +352,11 @@ def _load_compact(spec: str, unit: str, use_cache: bool) -> Encoder:
     if meta.get("base_fingerprint") and base.fingerprint != meta["base_fingerprint"]:
         raise EncoderUnavailable(f"{path} is a delta from another base model ({meta['base_fingerprint'][:12]}; "
                                  f"this machine's {meta.get('base', 'me5-small')} is {base.fingerprint[:12]}).")
-    weights = load_file(str(me5_small_dir() / "model.safetensors"))
+    auto_model = base.model[0].auto_model
+    # the freshly loaded base's own tensors (not a second copy read from disk: ~0.5 GB less at the peak)
+    weights = {name: t.detach() for name, t in auto_model.state_dict().items()}
     with torch.no_grad():
-        base.model[0].auto_model.load_state_dict(apply_delta(weights, tensors, meta["encoding"]), strict=False)
+        auto_model.load_state_dict(apply_delta(weights, tensors, meta["encoding"]), strict=False)
     base._fingerprints.clear()  # new weights: a new fingerprint, its own cache entries
     return Encoder(spec, f"{unit} (shipped, {meta['encoding']} delta)", base.model, *E5_PREFIXES,
                    use_cache=use_cache)
