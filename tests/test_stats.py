@@ -137,6 +137,22 @@ def test_verdict_names_the_best_method_or_no_detectable_difference():
     assert (v["best"], v["runner_up"], v["detectable"]) == ("x-y", "hybrid", True)
     assert v["margin"] == pytest.approx(0.01) and v["ci_low"] == pytest.approx(0.005)
     assert v["text"].startswith("multilingual mAP: x-y is highest, ahead of hybrid by +0.0100")
-    summary["tests"] = [test("x-y", "hybrid", -0.01, -0.02, 0.001)]
+    summary["tests"] = [{**test("x-y", "hybrid", -0.01, -0.02, 0.001), "p_adjusted": 0.09}]
     (v,) = verdicts(summary, "t")
     assert not v["detectable"] and "no detectable difference between x-y and hybrid" in v["text"]
+    # an interval that excludes 0 is not enough when the family's correction leaves p above .05
+    summary["tests"] = [{**test("x-y", "hybrid", -0.01, -0.015, -0.0001), "p_adjusted": 0.1}]
+    (v,) = verdicts(summary, "t")
+    assert not v["detectable"] and "adjusted p = 0.1" in v["text"]
+
+
+def test_star_survival_reads_old_pooled_answers_as_the_first_protocol():
+    from hybridviz.experiments.verdict import star_survival
+
+    star = {"task": "mkqa-answers", "setting": "multi", "metric": "mAP", "a": "x-y", "b": "hybrid",
+            "p_randomisation": 0.001}
+    new = {"version": 2, "tests": [
+        {**star, "task": "mkqa-answers-v1", "p": 0.01, "p_adjusted": 0.02},  # the same protocol: kept
+        {**star, "p": 0.9, "p_adjusted": 0.9}]}  # protocol 2 answers another question
+    assert star_survival({"tests": [star]}, new)["mkqa-answers"]["kept"] == 1
+    assert star_survival({"version": 2, "tests": [star]}, new)["mkqa-answers"]["kept"] == 0

@@ -1,14 +1,17 @@
 """The verdict, computed from a bundle's summary.json: per benchmark and setting, the best method, its margin
 over the runner-up with the interval, and how many seeds agree. No conclusion is written by hand anywhere.
 
-Reading it: "no detectable difference" means the 95 % interval of the margin spans 0 (the runs do not separate
-the two); the p-value beside it is adjusted within its family (primary: Holm; secondary: Benjamini-Hochberg).
+Reading it: a method is "ahead" only when the comparison's p-value, adjusted within its family (primary: Holm;
+secondary: Benjamini-Hochberg), is below .05 -- the same rule as the marks; otherwise "no detectable difference".
+The 95 % interval shown is the comparison's own (unadjusted), so it can exclude 0 where the correction for the
+family's other tests still leaves the difference undetected.
 """
 
 from __future__ import annotations
 
 from hybridviz.metrics import LOWER_IS_BETTER
 
+ALPHA = 0.05  # on the family-adjusted p, as the marks
 SETTING_NAMES = {"mono": "monolingual", "cross": "cross-lingual", "multi": "multilingual"}
 METRIC_NAMES = {"mAP": "mAP", "max_rank_distance": "max rank distance", "same_lang@10": "same-language share",
                 "nDCG@10": "nDCG@10"}
@@ -47,7 +50,7 @@ def verdicts(summary: dict, task: str, methods: list[str] | None = None, labels=
             continue
         t, sign = found
         margin, low, high = sign * t["delta"], *sorted((sign * t["ci_low"], sign * t["ci_high"]))
-        detectable = not (low <= 0 <= high)
+        detectable = t["p_adjusted"] is not None and t["p_adjusted"] < ALPHA
         agree = t["seeds_agree"]  # counted against the sign of the stored delta: the same seeds agree either way
         n_seeds = len(t.get("seed_deltas", []))
         record = {"task": task, "setting": setting, "metric": metric, "best": best["group"],
@@ -87,8 +90,10 @@ def star_survival(old: dict, new: dict) -> dict:
         if p is None or p >= 0.05:
             continue
         key = (t["task"], t["setting"], t["metric"], t["a"], t["b"])
-        # the old summary's pooled answers are the first protocol, kept as mkqa-answers-v1 since protocol 2
-        now = current.get(key) or current.get(("mkqa-answers-v1",) + key[1:] if key[0] == "mkqa-answers" else key)
+        # a summary before version 2 pooled answers by the first protocol, kept as mkqa-answers-v1 since protocol 2
+        if key[0] == "mkqa-answers" and old.get("version", 1) < 2:
+            key = ("mkqa-answers-v1",) + key[1:]
+        now = current.get(key)
         kept = bool(now and now.get("p_adjusted") is not None and now["p_adjusted"] < 0.05)
         entry = out.setdefault(t["task"], {"old_stars": 0, "kept": 0, "lost": []})
         entry["old_stars"] += 1
