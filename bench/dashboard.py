@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import sys
 import time
@@ -28,6 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from common import machine  # noqa: E402
 from browser import CHROMIUM, CHROMIUM_ARGS, ERRORS, first_content, settle, start_server, stop_server  # noqa: E402
 
 PAGES = ["", "Sampler_comparison", "Language_pairs", "Language_bias", "Embedding_map", "Search", "Fine-tune_lab",
@@ -110,8 +109,7 @@ def main() -> None:
     paint = first_paint(args.repeats, pages)
     latency = {} if args.skip_search_latency else search_latency(args.queries)
     result = {"embedding_cache_empty_at_start": fresh, "first_search": search, "first_paint_s": paint,
-              "search": latency, "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
-                                             "load_average": os.getloadavg()},
+              "search": latency, "machine": machine(),
               "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "command": " ".join(sys.argv)}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=1))

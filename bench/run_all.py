@@ -32,7 +32,7 @@ SMOKE = {
     "train_step": ["--model", "tiny", "--steps", "3", "--batch-size", "8", "--mixed-precision", "fp32"],
     "search": ["--skip-pools", "--sizes", "1000"],
     "speed_goals": ["--model", "tiny", "--languages", "de", "--repeats", "1", "--skip-search"],
-    "debias": ["--model", "tiny", "--n", "48", "--repeats", "1"],
+    "debias": ["--model", "tiny", "--n", "48", "--repeats", "1", "--limit", "400"],
     "mkqa_nq": ["--model", "tiny", "--passages", "40"],
 }
 
