@@ -15,18 +15,12 @@ import urllib.request
 
 from common import ROOT
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+sys.path.insert(0, str(ROOT / "tests"))
+# what "idle" and "an error" mean is the browser test's: one definition for the test and the benchmarks
+from test_browser import BUSY_JS, CHROMIUM, CHROMIUM_ARGS, ERRORS  # noqa: E402,F401
+
 QUIET_S = 1.0
 ACTION_TIMEOUT_S = 180.0
-BUSY_JS = """() => {
-    const busy = document.querySelector('[data-testid="stStatusWidget"]')
-        || document.querySelector('[data-testid="stSpinner"]')
-        || document.querySelector('[data-testid="stSkeleton"]');
-    const drawn = document.querySelectorAll('[data-testid="stMarkdown"], [data-testid="stAlert"]').length > 0;
-    return Boolean(busy) || !drawn;
-}"""
-ERRORS = '[data-testid="stException"], [data-testid="stAlertContentError"], [role="dialog"]'
 
 
 def settle(page, start: float, need: str | None = None, timeout_s: float = ACTION_TIMEOUT_S) -> float:

@@ -19,6 +19,7 @@ import hashlib
 import os
 import time
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -51,16 +52,16 @@ def questions(data: MkqaData, languages: list[str] | None = None) -> list[dict]:
     return out
 
 
-def _shards(path: Path, limit: int | None) -> list[list[Passage]]:
-    shards, current = [], []
+def _shards(path: Path, limit: int | None) -> Iterator[list[Passage]]:
+    """The corpus in consecutive shards of SHARD_SIZE passages, read lazily (one shard in memory at a time)."""
+    current = []
     for passage in read_corpus(path, limit):
         current.append(passage)
         if len(current) == SHARD_SIZE:
-            shards.append(current)
+            yield current
             current = []
     if current:
-        shards.append(current)
-    return shards
+        yield current
 
 
 def encode_corpus(encoder, path: Path, limit: int | None = None, rank: int | None = None,
@@ -72,24 +73,27 @@ def encode_corpus(encoder, path: Path, limit: int | None = None, rank: int | Non
     world = int(os.environ.get("WORLD_SIZE", 1)) if world is None else world
     if torch.cuda.is_available():  # under torchrun, one GPU per process
         encoder.model.to(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}")
-    shards = _shards(path, limit)
+    total = sum(1 for _ in read_corpus(path, limit))  # a counting pass: minutes for NQ, beside hours of encoding
+    n_shards = -(-total // SHARD_SIZE)
     key = hashlib.sha256(f"{encoder.fingerprint}|{path.resolve()}|{path.stat().st_size}|{limit}".encode())
     folder = NQ_DIR / key.hexdigest()[:24]
     folder.mkdir(parents=True, exist_ok=True)
-    mine = [i for i in range(len(shards)) if i % world == rank and not (folder / f"shard-{i:05d}.npz").exists()]
-    todo = sum(len(shards[i]) for i in mine)
+    mine = {i for i in range(n_shards) if i % world == rank and not (folder / f"shard-{i:05d}.npz").exists()}
+    todo = sum(min(SHARD_SIZE, total - i * SHARD_SIZE) for i in mine)
     start, done = time.perf_counter(), 0
     with tqdm(total=todo, desc=f"encoding NQ passages (rank {rank}/{world})", unit="passage",
               disable=todo == 0) as bar:
-        for i in mine:
-            vectors = encoder.encode([p.text for p in shards[i]], "passage", progress=False,
+        for i, shard in enumerate(_shards(path, limit) if mine else ()):
+            if i not in mine:
+                continue
+            vectors = encoder.encode([p.text for p in shard], "passage", progress=False,
                                      on_progress=lambda d, t, base=bar.n: bar.update(base + d - bar.n))
             tmp = folder / f"shard-{i:05d}.{os.getpid()}.tmp.npz"
-            np.savez(tmp, ids=np.array([p.pid for p in shards[i]]), vectors=vectors.astype(np.float32))
+            np.savez(tmp, ids=np.array([p.pid for p in shard]), vectors=vectors.astype(np.float32))
             os.replace(tmp, folder / f"shard-{i:05d}.npz")
-            done += len(shards[i])
+            done += len(shard)
             bar.update(done - bar.n)
-    atomic_write_text(folder / "shards.txt", f"{len(shards)}\n")
+    atomic_write_text(folder / "shards.txt", f"{n_shards}\n")
     return folder, done, time.perf_counter() - start
 
 

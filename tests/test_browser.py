@@ -22,6 +22,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "artifacts" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+# exceptions, error alerts, and any dialog (no page opens one by itself: Streamlit's "Page not found" is)
+ERRORS = '[data-testid="stException"], [data-testid="stAlertContentError"], [role="dialog"]'
 PAGES = ["", "Sampler_comparison", "Language_pairs", "Language_bias", "Embedding_map", "Search", "Fine-tune_lab",
          "Evaluation_details"]
 pytestmark = pytest.mark.slow
@@ -64,8 +67,7 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu",
-                                                               "--disable-background-networking"])
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield b
         b.close()
 
@@ -97,8 +99,7 @@ def wait_idle(page, quiet_s: float = 4.0, timeout_s: float = 300.0) -> None:
 
 
 def errors_on(page) -> list[str]:
-    """Exceptions, error alerts, and any dialog (no page opens one by itself: Streamlit's "Page not found" is)."""
-    found = page.locator('[data-testid="stException"], [data-testid="stAlertContentError"], [role="dialog"]')
+    found = page.locator(ERRORS)
     return [found.nth(i).inner_text()[:300] for i in range(found.count())]
 
 

@@ -196,12 +196,13 @@ class Encoder:
                                                     convert_to_numpy=True, normalize_embeddings=True)
                 for key, vector in zip(todo, np.asarray(new, dtype=np.float32)):
                     self._typed[key] = vector
+            dim = self.model.get_embedding_dimension()
+            out = np.stack([self._typed[k] for k in keys]) if keys else np.zeros((0, dim), dtype=np.float32)
             for key in keys:
                 self._typed.move_to_end(key)
             while len(self._typed) > TYPED_MEMORY:
                 self._typed.popitem(last=False)
-            dim = self.model.get_embedding_dimension()
-            return np.stack([self._typed[k] for k in keys]) if keys else np.zeros((0, dim), dtype=np.float32)
+            return out
 
 
 # ---------------------------------------------------------------------------------------------------- specs
