@@ -83,6 +83,30 @@ def test_fingerprint_is_stable_and_weight_sensitive(tiny):
     assert again.fingerprint != tiny.fingerprint
 
 
+def test_legacy_fingerprint_is_the_pre_ef07552_definition():
+    """Bundle evaluations written before ef07552 hashed the tokenizer with its call state; the refresh accepts
+    them through legacy_fingerprint, which must be exactly that old formula, and the current fingerprint must not
+    see the call state at all."""
+    import hashlib
+
+    enc = load_encoder("tiny")
+    current = enc.fingerprint
+    backend = enc.model.tokenizer.backend_tokenizer
+    backend.enable_truncation(7)  # call state, as an encode leaves it
+    h = hashlib.sha256()  # the old code, written out
+    for name, tensor in sorted(enc.model.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    h.update(backend.to_str().encode())
+    h.update(str(enc.model.max_seq_length).encode())
+    assert enc.legacy_fingerprint() == h.hexdigest() != current
+    enc._fingerprints.clear()
+    assert enc.fingerprint == current
+    enc.precision = "bf16"
+    h.update(b"bf16")
+    assert enc.legacy_fingerprint() == h.hexdigest()
+
+
 def test_dequantize_q4_0_layout():
     # one block: scale 0.5; byte j holds weight j (low nibble) and weight j+16 (high nibble)
     scale = np.array([0.5], dtype=np.float16).tobytes()

@@ -152,6 +152,23 @@ def test_refresh_reevaluates_legacy_provenance_after_retraining_to_the_same_weig
     assert after["settings"]["multi"]["macro"] == pytest.approx(before["settings"]["multi"]["macro"], abs=1e-9)
     assert not list(folder.parent.glob("*.refresh")) and not list(folder.parent.glob("*.old"))
 
+    # an evaluation of another model is never replaced; one under the legacy fingerprint of the same weights is
+    from hybridviz.encoders import load_encoder
+    from hybridviz.errors import HybridvizError
+
+    model = load_encoder(str(next(runs.glob("*/model"))))
+    # a saved fine-tune's tokenizer carries the truncation its training set: the two definitions differ
+    assert model.legacy_fingerprint() != model.fingerprint == after["model"]["fingerprint"]
+    for fingerprint, ok in (("0" * 64, False), (model.legacy_fingerprint(), True)):
+        stale = {**after, "provenance": legacy["provenance"], "model": {**after["model"], "fingerprint": fingerprint}}
+        (folder / "metrics.json").write_text(json.dumps(stale))
+        if ok:
+            run_grid(copy, spec, log=lambda m: None, runs_root=runs, only=["x-y-s1"], refresh=True)
+            assert json.loads((folder / "metrics.json").read_text())["provenance"]["code"]["source_sha256"]
+        else:
+            with pytest.raises(HybridvizError, match="not replacing"):
+                run_grid(copy, spec, log=lambda m: None, runs_root=runs, only=["x-y-s1"], refresh=True)
+
 
 def test_grid_refuses_to_mix_settings_and_bundles_report_damage(tiny_grid, tmp_path):
     from hybridviz.errors import HybridvizError

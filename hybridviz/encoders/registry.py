@@ -93,25 +93,43 @@ class Encoder:
     def fingerprint(self) -> str:
         """sha256 over the weights (names and bytes), tokenizer vocabulary, maximum length and precision."""
         if self.precision not in self._fingerprints:
-            h = hashlib.sha256()
-            for name, tensor in sorted(self.model.state_dict().items()):
-                h.update(name.encode())
-                h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+            h = self._weights_hash()
             tokenizer = getattr(self.model, "tokenizer", None)
             backend = getattr(tokenizer, "backend_tokenizer", None)
             if backend is not None:
                 h.update(_tokenizer_identity(backend).encode())
-            h.update(str(self.model.max_seq_length).encode())
-            self._fingerprints["fp32"] = h.hexdigest()
-            for precision in PRECISIONS[1:]:  # fp32 keys stay as they were; other precisions get their own
-                other = h.copy()
-                other.update(precision.encode())
-                if precision == "int8":  # a new export format computes other int8 vectors: new cache entries
-                    from hybridviz.encoders.onnx_int8 import FORMAT_VERSION
-
-                    other.update(f"onnx-v{FORMAT_VERSION}".encode())
-                self._fingerprints[precision] = other.hexdigest()
+            self._fingerprints.update(self._finish_fingerprint(h))
         return self._fingerprints[self.precision]
+
+    def legacy_fingerprint(self) -> str:
+        """The fingerprint as defined before commit ef07552, which hashed the tokenizer's serialisation *with* its
+        call state. Bundle evaluations written before then carry it; it equals the current definition's weights
+        and lengths, so a match proves the same model. Meaningful only on a freshly loaded encoder (no encode yet)."""
+        h = self._weights_hash()
+        backend = getattr(getattr(self.model, "tokenizer", None), "backend_tokenizer", None)
+        if backend is not None:
+            h.update(backend.to_str().encode())
+        return self._finish_fingerprint(h)[self.precision]
+
+    def _weights_hash(self):
+        h = hashlib.sha256()
+        for name, tensor in sorted(self.model.state_dict().items()):
+            h.update(name.encode())
+            h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        return h
+
+    def _finish_fingerprint(self, h) -> dict[str, str]:
+        h.update(str(self.model.max_seq_length).encode())
+        out = {"fp32": h.hexdigest()}
+        for precision in PRECISIONS[1:]:  # fp32 keys stay as they were; other precisions get their own
+            other = h.copy()
+            other.update(precision.encode())
+            if precision == "int8":  # a new export format computes other int8 vectors: new cache entries
+                from hybridviz.encoders.onnx_int8 import FORMAT_VERSION
+
+                other.update(f"onnx-v{FORMAT_VERSION}".encode())
+            out[precision] = other.hexdigest()
+        return out
 
     def _encoding_model(self):
         if self.precision == "fp32":

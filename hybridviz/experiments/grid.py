@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
-from hybridviz.encoders.registry import default_precision, load_encoder
+from hybridviz.encoders.registry import Encoder, default_precision, load_encoder
 from hybridviz.evaluate import evaluate
 from hybridviz.provenance import provenance
 from hybridviz.tasks import DEFAULT_EVALUATIONS, MKQA_ANSWERS_PROTOCOL
@@ -231,13 +231,22 @@ def run_grid(out: Path, spec: GridSpec | None = None, log: Callable[[str], None]
             model = f"run:{run_id}" if runs_root is None else str(run.model_dir)
         if unit.method:
             model = f"{model}+{unit.method}"
-        encoder = None  # loaded once per unit, by its first evaluation
+        encoder, same_model = None, set()  # loaded once per unit, by its first evaluation
+
+        def load():
+            loaded = load_encoder(model, precision=spec.precision)
+            # taken before any encode: evaluations written before ef07552 carry the legacy definition
+            # (a debiased encoder: no legacy evaluations, and an index-time one has no fingerprint before fitting)
+            if isinstance(loaded, Encoder):
+                same_model.update({loaded.fingerprint, loaded.legacy_fingerprint()})
+            return loaded
+
         for ev in pending:
             folder = out / "models" / unit.label / ev["task"]
             log(f"[{unit.label}] evaluating {ev['task']}")
             start = time.perf_counter()
             if encoder is None:
-                encoder = load_encoder(model, precision=spec.precision)
+                encoder = load()
             evaluate(model, ev["task"], languages=ev.get("languages"), limit=ev.get("limit"), out_dir=folder,
                      precision=spec.precision, batch_size=spec.encode_batch_size, compress=True, log=log,
                      encoder=encoder)
@@ -247,9 +256,9 @@ def run_grid(out: Path, spec: GridSpec | None = None, log: Callable[[str], None]
             folder = out / "models" / unit.label / ev["task"]
             log(f"[{unit.label}] re-evaluating {ev['task']} (provenance incomplete or protocol changed)")
             if encoder is None:
-                encoder = load_encoder(model, precision=spec.precision)
+                encoder = load()
             old = json.loads((folder / "metrics.json").read_text())
-            if old["model"]["fingerprint"] != encoder.fingerprint:
+            if old["model"]["fingerprint"] not in (same_model or {encoder.fingerprint}):
                 raise HybridvizError(f"{unit.label}: the model now has fingerprint {encoder.fingerprint[:12]}, the "
                                      f"bundle's evaluation {old['model']['fingerprint'][:12]}; not replacing it.")
             staging = folder.with_name(folder.name + ".refresh")
