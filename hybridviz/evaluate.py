@@ -239,7 +239,7 @@ def evaluate(model: str, task: str, languages: list[str] | None = None, settings
     if encoder is None:
         from hybridviz.encoders import load_encoder
 
-        encoder = load_encoder(model, precision=precision)
+        encoder = load_encoder(model, precision=precision, lazy=True)  # warm: the weights are never read
     timings["load_model_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -295,7 +295,7 @@ def evaluate(model: str, task: str, languages: list[str] | None = None, settings
                      **results.get("multi", {}).get("pair_matrices", {})},
         "data_files": corpus.files,
         "timings": {k: round(v, 3) for k, v in timings.items()},
-        "provenance": provenance(seed, max_seq_length=encoder.model.max_seq_length,
+        "provenance": provenance(seed, max_seq_length=encoder.max_seq_length,
                                  encode_batch_size=batch_size, precision=encoder.precision),
         "definitions": {
             "ranks": "1-based, pessimistic (ties count against the candidate)",

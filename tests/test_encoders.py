@@ -107,6 +107,52 @@ def test_legacy_fingerprint_is_the_pre_ef07552_definition():
     assert enc.legacy_fingerprint() == h.hexdigest()
 
 
+def test_model_card_stands_in_for_hashing_and_a_deferred_encoder_loads_only_when_a_text_is_new(tmp_path,
+                                                                                              monkeypatch):
+    """A load writes the model's card (fingerprints hashed from the weights as loaded); the next load takes them
+    from it; a changed file or a damaged card means hashing again. lazy=True gives an encoder that serves cached
+    texts without reading the weights, and loads them for a new text, with the eager encoder's vectors."""
+    import shutil
+
+    from hybridviz.data import paths
+    from hybridviz.encoders import registry
+    from hybridviz.encoders.registry import DeferredEncoder, Encoder, tiny_dir
+
+    monkeypatch.setattr(paths, "MODEL_CARDS_DIR", tmp_path / "cards")
+    monkeypatch.setattr(registry, "EMBEDDINGS_DIR", tmp_path / "embeddings")
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_dir(0), folder)
+    spec = str(folder)
+    eager = load_encoder(spec)
+    assert eager.fingerprint == load_encoder("tiny").fingerprint  # the same files: the same model
+    hashed = []
+    monkeypatch.setattr(Encoder, "_weights_hash", lambda self: hashed.append(1) or pytest.fail("hashed"))
+    again = load_encoder(spec)
+    assert again.fingerprint == eager.fingerprint and not hashed
+    monkeypatch.undo()
+    monkeypatch.setattr(paths, "MODEL_CARDS_DIR", tmp_path / "cards")
+    monkeypatch.setattr(registry, "EMBEDDINGS_DIR", tmp_path / "embeddings")
+
+    texts = ["ein Satz", "a sentence", "una frase"]
+    want = eager.encode(texts, "passage")
+    lazy = load_encoder(spec, lazy=True)
+    assert isinstance(lazy, DeferredEncoder) and not lazy.loaded
+    assert (lazy.dimension, lazy.max_seq_length) == (eager.dimension, eager.max_seq_length)
+    np.testing.assert_array_equal(lazy.encode(texts[::-1], "passage"), want[::-1])
+    assert not lazy.loaded  # all cached: the weights were never read
+    new = lazy.encode(["a text nobody encoded"], "passage")
+    assert lazy.loaded
+    np.testing.assert_allclose(new, eager.encode(["a text nobody encoded"], "passage", store=False), atol=1e-6)
+
+    card = registry._card_path(spec)
+    card.write_text("{damaged")
+    assert not isinstance(load_encoder(spec, lazy=True), DeferredEncoder)  # hashed again, card rewritten
+    assert isinstance(load_encoder(spec, lazy=True), DeferredEncoder)
+    weights = folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes())  # same bytes, new file: the card no longer vouches for it
+    assert not isinstance(load_encoder(spec, lazy=True), DeferredEncoder)
+
+
 def test_dequantize_q4_0_layout():
     # one block: scale 0.5; byte j holds weight j (low nibble) and weight j+16 (high nibble)
     scale = np.array([0.5], dtype=np.float16).tobytes()

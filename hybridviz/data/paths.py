@@ -13,6 +13,7 @@ CACHE_DIR = Path(os.environ.get("HYBRIDVIZ_CACHE", REPO_ROOT / "cache"))
 DOWNLOAD_DIR = CACHE_DIR / "data"
 MODELS_DIR = CACHE_DIR / "models"  # imported encoders, int8 exports
 EMBEDDINGS_DIR = CACHE_DIR / "embeddings"  # embedding cache (fingerprint + prefix + text)
+MODEL_CARDS_DIR = CACHE_DIR / "model-cards"  # a model's fingerprint, prefixes and lengths, keyed by its files
 EVALUATIONS_DIR = CACHE_DIR / "evaluations"  # `python -m hybridviz evaluate` outputs the app lists
 UMAP_DIR = CACHE_DIR / "umap"  # embedding-map coordinates
 UPLOADS_DIR = CACHE_DIR / "uploads"  # the lab's validated training files

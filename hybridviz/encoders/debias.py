@@ -346,7 +346,7 @@ class DebiasedEncoder:
                 return Debiaser.load(path)
             except Exception:  # a damaged fit is a cache entry: refit, never trust it
                 path.unlink(missing_ok=True)
-        x = np.zeros((len(texts.texts), self.base.model.get_embedding_dimension()), dtype=np.float32)
+        x = np.zeros((len(texts.texts), self.base.dimension), dtype=np.float32)
         kinds = np.asarray(texts.kinds)
         for kind in ("query", "passage"):
             idx = np.flatnonzero(kinds == kind)

@@ -157,6 +157,14 @@ class Encoder:
             shutil.rmtree(folder, ignore_errors=True)
             return OnnxInt8Model(self.model, export_int8(self.model, folder, prefixes))
 
+    @property
+    def dimension(self) -> int:
+        return self.model.get_embedding_dimension()
+
+    @property
+    def max_seq_length(self) -> int:
+        return self.model.max_seq_length
+
     def prefix(self, kind: str) -> str:
         if kind not in ("query", "passage"):
             raise ValueError(f"kind must be 'query' or 'passage', not {kind!r}")
@@ -180,10 +188,12 @@ class Encoder:
         if not store:
             return self._encode_typed(texts, prefix, batch_size)
         unique = list(dict.fromkeys(texts))
+        if not unique:
+            return np.zeros((0, self.dimension), dtype=np.float32)
         cache = EmbeddingCache(EMBEDDINGS_DIR, self.fingerprint, prefix) if self.use_cache else None
         cached, missing = cache.lookup(unique) if cache is not None else (None, list(range(len(unique))))
-        dim = self.model.get_embedding_dimension()
-        vectors = cached if cached is not None else np.zeros((len(unique), dim), dtype=np.float32)
+        # everything cached: the model is not touched (a deferred encoder never loads its weights)
+        vectors = cached if cached is not None else np.zeros((len(unique), self.dimension), dtype=np.float32)
         if missing:
             # Longest first, in chunks that are cached as soon as they are done: batches carry little padding,
             # and an interrupted long encode keeps what it finished.
@@ -203,7 +213,7 @@ class Encoder:
                     if on_progress is not None:
                         on_progress(min(start + CHUNK, len(missing)), len(missing))
         row = {t: i for i, t in enumerate(unique)}
-        return vectors[[row[t] for t in texts]] if texts else np.zeros((0, dim), dtype=np.float32)
+        return vectors[[row[t] for t in texts]]
 
     def _encode_typed(self, texts: list[str], prefix: str, batch_size: int) -> np.ndarray:
         with self._typed_lock:  # one encoder serves every session of the app
@@ -214,8 +224,7 @@ class Encoder:
                                                     convert_to_numpy=True, normalize_embeddings=True)
                 for key, vector in zip(todo, np.asarray(new, dtype=np.float32)):
                     self._typed[key] = vector
-            dim = self.model.get_embedding_dimension()
-            out = np.stack([self._typed[k] for k in keys]) if keys else np.zeros((0, dim), dtype=np.float32)
+            out = np.stack([self._typed[k] for k in keys]) if keys else np.zeros((0, self.dimension), dtype=np.float32)
             for key in keys:
                 self._typed.move_to_end(key)
             while len(self._typed) > TYPED_MEMORY:
@@ -389,17 +398,149 @@ def resolve_spec(spec: str) -> str:
     return spec
 
 
-def load_encoder(spec: str = "me5-small", use_cache: bool = True, precision: str = "fp32") -> Encoder:
-    """Load the encoder named by `spec` (see the module docstring); `precision` "bf16" encodes in bfloat16."""
+def load_encoder(spec: str = "me5-small", use_cache: bool = True, precision: str = "fp32",
+                 lazy: bool = False) -> Encoder:
+    """Load the encoder named by `spec` (see the module docstring); `precision` "bf16" encodes in bfloat16.
+
+    A model read from local files gets a card (its fingerprint, prefixes and lengths, keyed by the files' paths,
+    sizes and modification times): later loads take the fingerprint from it instead of hashing ~0.5 GB of weights.
+    `lazy`: where a card exists, return a `DeferredEncoder` that loads the weights only when a text is not in the
+    embedding cache (a warm re-evaluation never loads them).
+    """
     spec = resolve_spec(spec)
     if precision not in PRECISIONS:
         raise UnknownName(f"Unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}.")
     base, method = split_spec(spec)
     if method is not None:  # "<model>+<method>": a training-free debiasing step after the model
-        return DebiasedEncoder(load_encoder(base, use_cache, precision), method)
+        return DebiasedEncoder(load_encoder(base, use_cache, precision, lazy), method)
+    sources = _model_sources(spec)
+    signature = _sources_signature(sources) if sources else None
+    card = _read_card(spec, signature) if signature else None
+    if lazy and card is not None:
+        return DeferredEncoder(spec, card, use_cache=use_cache, precision=precision)
     encoder = _load_encoder(spec, use_cache)
     encoder.precision = precision
+    if card is not None:
+        encoder._fingerprints.update(card["fingerprints"])
+    elif signature is not None:  # hashed now, on the weights exactly as the files hold them
+        _write_card(spec, signature, encoder)
     return encoder
+
+
+# ---------------------------------------------------------------------------------------------------- cards
+
+CARD_VERSION = 1  # bump when loading or the fingerprint's definition changes: every card is then recomputed
+CARD_LIBRARIES = ("torch", "transformers", "sentence-transformers", "tokenizers")
+
+
+def _model_sources(spec: str) -> list[Path] | None:
+    """The local files a spec loads from (None for hub models: the hub cache decides what loads)."""
+    try:
+        if spec == "me5-small":
+            return [me5_small_dir()]
+        if spec == "tiny" or spec.startswith("tiny:"):
+            return [tiny_dir(int(spec.split(":", 1)[1]) if ":" in spec else 0)]
+        if spec.startswith("run:"):
+            run_dir = paths.RUNS_DIR / spec[4:].strip()
+            path = run_dir / "model" if (run_dir / "model").is_dir() else run_dir
+            return [path] if (path / "modules.json").is_file() else None
+        if spec.startswith("ref:"):
+            delta = compact_models().get(spec[4:].strip())
+            return [delta, me5_small_dir()] if delta else None
+        if not spec.startswith("hf:") and (Path(spec) / "modules.json").is_file():
+            return [Path(spec)]
+    except (EncoderUnavailable, ValueError):
+        return None  # the loader itself says what is wrong
+    return None
+
+
+def _sources_signature(sources: list[Path]) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    h = hashlib.sha256(f"card-v{CARD_VERSION}".encode())
+    for name in CARD_LIBRARIES:
+        try:
+            h.update(f"{name}={version(name)}\n".encode())
+        except PackageNotFoundError:
+            h.update(f"{name}=-\n".encode())
+    for source in sources:
+        files = [source] if source.is_file() else sorted(p for p in source.rglob("*") if p.is_file())
+        for f in files:
+            st = f.stat()
+            h.update(f"{f.resolve()}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def _card_path(spec: str) -> Path:
+    return paths.MODEL_CARDS_DIR / f"{hashlib.sha1(spec.encode()).hexdigest()}.json"
+
+
+def _read_card(spec: str, signature: str) -> dict | None:
+    import json
+
+    try:
+        card = json.loads(_card_path(spec).read_text())
+        ok = (card["spec"] == spec and card["signature"] == signature and set(card["fingerprints"]) == set(PRECISIONS)
+              and all(card[k] is not None for k in ("label", "query_prefix", "passage_prefix", "max_seq_length",
+                                                    "dimension")))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # absent or damaged: the load hashes the weights and writes it again
+    return card if ok else None
+
+
+def _write_card(spec: str, signature: str, encoder: Encoder) -> None:
+    from hybridviz.fileio import write_json_atomic
+
+    precision = encoder.precision
+    fingerprints = {}
+    for p in PRECISIONS:
+        encoder.precision = p
+        fingerprints[p] = encoder.fingerprint
+    encoder.precision = precision
+    card = {"spec": spec, "signature": signature, "label": encoder.label, "query_prefix": encoder.query_prefix,
+            "passage_prefix": encoder.passage_prefix, "max_seq_length": encoder.max_seq_length,
+            "dimension": encoder.dimension, "fingerprints": fingerprints}
+    try:
+        paths.MODEL_CARDS_DIR.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(_card_path(spec), card)
+    except OSError:
+        pass  # a read-only cache only costs the next load its hashing
+
+
+class DeferredEncoder(Encoder):
+    """An encoder known by its card whose weights load on first need: a text missing from the embedding cache, or
+    any use of `.model`. Fingerprint, prefixes, label, dimension and maximum length come from the card."""
+
+    def __init__(self, spec: str, card: dict, use_cache: bool = True, precision: str = "fp32"):
+        super().__init__(spec, card["label"], None, card["query_prefix"], card["passage_prefix"],
+                         use_cache=use_cache, precision=precision)
+        self._card = card
+        self._fingerprints.update(card["fingerprints"])
+        self._load_lock = threading.Lock()
+
+    @property
+    def model(self):
+        if self.__dict__.get("_model") is None:
+            with self._load_lock:
+                if self.__dict__.get("_model") is None:
+                    self.__dict__["_model"] = _load_encoder(self.spec, self.use_cache).model
+        return self.__dict__["_model"]
+
+    @model.setter
+    def model(self, value) -> None:
+        self.__dict__["_model"] = value
+
+    @property
+    def loaded(self) -> bool:
+        return self.__dict__.get("_model") is not None
+
+    @property
+    def dimension(self) -> int:
+        return self._card["dimension"]
+
+    @property
+    def max_seq_length(self) -> int:
+        return self._card["max_seq_length"]
 
 
 def _load_encoder(spec: str, use_cache: bool) -> Encoder:
