@@ -7,6 +7,7 @@ rerun), models and indexes with `st.cache_resource`.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -17,6 +18,47 @@ from hybridviz.experiments.bundle import Bundle, BundleError, find_bundles, load
 from hybridviz.viz.style import SAMPLER_LABELS, chart_config
 
 GRID_COMMAND = "python -m hybridviz experiment --out cache/reference/sampler-grid"
+
+
+class StepProgress:
+    """A progress bar with an ETA over weighted steps: `begin(what)` before a step, `end()` after it; the estimate
+    is the time per unit of weight so far times the weight left, so it appears once the first step is done. A warm
+    visit (every step cached) removes the bar at once."""
+
+    def __init__(self, label: str, weights: list[float]):
+        self.label, self.weights = label, [float(w) for w in weights]
+        self.total, self.done, self.step = sum(self.weights) or 1.0, 0.0, 0
+        self.start = time.perf_counter()
+        self.bar = st.progress(0.0, text=f"{label}…")
+
+    def _text(self, what: str) -> str:
+        if self.done <= 0:
+            return f"{self.label}: {what} · estimating the time left…"
+        left = (time.perf_counter() - self.start) / self.done * (self.total - self.done)
+        return f"{self.label}: {what} · about {left:.0f} s left"
+
+    def begin(self, what: str) -> None:
+        self.bar.progress(min(self.done / self.total, 1.0), text=self._text(what))
+
+    def end(self) -> None:
+        self.done += self.weights[self.step] if self.step < len(self.weights) else 0.0
+        self.step += 1
+        self.bar.progress(min(self.done / self.total, 1.0), text=self._text(f"{self.step} of {len(self.weights)} done"))
+
+    def close(self) -> None:
+        self.bar.empty()
+
+
+def map_with_progress(label: str, items: list, fn, describe=str) -> list:
+    """[fn(item) for item in items] behind a StepProgress (one step per item)."""
+    progress = StepProgress(label, [1.0] * len(items))
+    out = []
+    for item in items:
+        progress.begin(describe(item))
+        out.append(fn(item))
+        progress.end()
+    progress.close()
+    return out
 
 
 def _stamp(path: Path) -> float:
@@ -137,9 +179,7 @@ def provenance_caption(bundle: Bundle) -> None:
 
 def results_with_lab(bundle: Bundle, task: str | None = None) -> list:
     """The bundle's results plus finished lab runs' evaluations (group "lab:<run id>")."""
-    from hybridviz.experiments.lab import lab_results
-
-    lab = [r for r in lab_results() if task is None or r.task == task]
+    lab = [r for r in bundle_module.lab_results() if task is None or r.task == task]
     return bundle.select(task=task) + lab
 
 
@@ -200,7 +240,20 @@ def query_texts_of(result) -> dict[str, str]:
                        notes.get("seed", 0) or 0)
 
 
-@st.cache_data(show_spinner="Run-level tests per language pair…", max_entries=32)
+@st.cache_data(show_spinner=False, max_entries=32)
+def _delta_languages(folders_a: tuple[str, ...], folders_b: tuple[str, ...]) -> list[str]:
+    return bundle_module.delta_languages(folders_a, folders_b)
+
+
+@st.cache_data(show_spinner=False, max_entries=512)
+def _delta_row(folders_a: tuple[str, ...], folders_b: tuple[str, ...], query_lang: str) -> dict:
+    return bundle_module.delta_row(folders_a, folders_b, query_lang)
+
+
 def delta_cells(folders_a: tuple[str, ...], folders_b: tuple[str, ...]) -> dict:
-    """Cached by the evaluation folders compared (their files never change once written)."""
-    return bundle_module.delta_cells(folders_a, folders_b)
+    """bundle.delta_cells, one cached row per query language behind a progress bar (cached by the evaluation
+    folders compared: their files never change once written)."""
+    langs = _delta_languages(folders_a, folders_b)
+    rows = map_with_progress("Run-level tests per language pair", langs,
+                             lambda x: _delta_row(folders_a, folders_b, x), describe=lambda x: f"queries in {x}")
+    return bundle_module.delta_frames(dict(zip(langs, rows)), langs)

@@ -46,16 +46,23 @@ items = _items(source, n_groups)
 group = dash.param_select("Link one parallel set", sorted(items["group"].unique()), "group")
 
 panels, scores, frames = [], [], []
+# per model: load (~2 s), embed, UMAP (the slowest, ~3x a load; its first call also compiles numba's kernels)
+progress = dash.StepProgress(f"Mapping {len(items)} items", [1, 1, 3] * len(chosen))
 for label in chosen:
+    progress.begin(f"loading {label}")
     enc = dash.encoder(models[label])
-    with st.status(f"Embedding {len(items)} items with {label}…", expanded=False) as status:
-        coords = umap_coordinates(enc, items)
-        vectors = embed_items(enc, items)
-        status.update(label=f"{len(items)} items · {label}", state="complete")
+    progress.end()
+    progress.begin(f"embedding with {label}")
+    vectors = embed_items(enc, items)
+    progress.end()
+    progress.begin(f"UMAP of {label}")
+    coords = umap_coordinates(enc, items)
+    progress.end()
     sep = language_separation(vectors, list(items["lang"]), list(items["group"]))
     panels.append((label, np.asarray(coords), sep))
     scores.append({"model": label, **sep})
     frames.append(items.assign(model=label, x=coords[:, 0], y=coords[:, 1]))
+progress.close()
 dash.chart(embedding_maps(items, panels, selected_group=group), pd.concat(frames),
            f"umap-{source.replace(' ', '-')}-{len(chosen)}-models")
 st.subheader("How language-agnostic is each space?")

@@ -86,6 +86,8 @@ def test_lab_run_trains_then_evaluates_in_the_background(tmp_path, monkeypatch, 
         time.sleep(1)
     assert run.status()["state"] == "done", (run.dir / "lab.log").read_text()[-2000:]
     assert lab.evaluation_state(run)["state"] == "done"
-    results = lab.lab_results(tmp_path)
+    from hybridviz.experiments.bundle import lab_results
+
+    results = lab_results(tmp_path)
     assert [(r.group, r.task) for r in results] == [(f"lab:{run.id}", "mkqa-answers")]
     assert 0 <= results[0].macro("multi", "mAP") <= 1

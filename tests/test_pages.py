@@ -196,3 +196,30 @@ def test_fine_tune_lab_rejects_bad_settings_and_shows_empty_state(bundle_root):
     at.button[0].click().run()
     assert "needs at least two training languages" in at.error[0].value
     assert not list(paths.RUNS_DIR.glob("*/status.json")), "a rejected run leaves nothing behind"
+
+
+def test_step_progress_reports_the_time_left_from_the_weight_done(monkeypatch):
+    """The bar's ETA = seconds per unit of weight so far x weight left; before the first step it says so."""
+    from hybridviz import dashboard
+
+    texts = []
+
+    class Bar:
+        def progress(self, value, text):
+            texts.append((round(value, 3), text))
+
+        def empty(self):
+            texts.append("emptied")
+
+    clock = iter([100.0, 104.0, 110.0])  # start; after step 1 (4 s for weight 1); after step 2
+    monkeypatch.setattr(dashboard.st, "progress", lambda value, text: Bar())
+    monkeypatch.setattr(dashboard.time, "perf_counter", lambda: next(clock))
+    progress = dashboard.StepProgress("Mapping", [1, 3, 4])
+    progress.begin("loading")
+    progress.end()
+    progress.end()
+    progress.close()
+    assert texts[0] == (0.0, "Mapping: loading · estimating the time left…")
+    assert texts[1] == (0.125, "Mapping: 1 of 3 done · about 28 s left")  # 4 s per unit x 7 units
+    assert texts[2] == (0.5, "Mapping: 2 of 3 done · about 10 s left")  # 10 s / 4 units x 4 units
+    assert texts[-1] == "emptied"

@@ -19,6 +19,7 @@ from hybridviz.experiments.stats import (benjamini_hochberg, compare_runs, direc
 from hybridviz.fileio import atomic_write_text, write_json_atomic
 from hybridviz.results import ModelResult, pair_values
 from hybridviz.tasks import MKQA_ANSWERS_PROTOCOL, TASK_ORDER, is_seen
+from hybridviz.training.runs import list_runs
 
 # (setting, metric) cells of the headline table; rank correlation has no per-query value, so no test
 # MTEB's MKQARetrieval is monolingual with nDCG@10 as its main score
@@ -303,48 +304,74 @@ def alpha_sweep(bundle: Bundle) -> list[dict]:
 # ------------------------------------------------------------------------------------------------ cells
 
 
-def delta_cells(folders_a, folders_b, n_resamples: int = 2000) -> dict:
-    """Per language pair: Δ AP = mean over b's runs − mean over a's runs, with the run-level comparison of
-    experiments/stats.py (two-level bootstrap over runs and question clusters) and p-values adjusted by
-    Benjamini-Hochberg over the cells of this one map (they are secondary). {} without per-pair files."""
+def _pair_sides(folders_a, folders_b):
+    """Both sides' per-pair AP files, or None without them or when they cover other queries or languages."""
+    a = [x for x in (pair_values(f) for f in folders_a) if x is not None]
+    b = [x for x in (pair_values(f) for f in folders_b) if x is not None]
+    if not a or not b or any(x[0] != a[0][0] or x[1] != a[0][1] for x in a + b):
+        return None
+    return a, b
+
+
+def delta_languages(folders_a, folders_b) -> list[str]:
+    """The query (= pool) languages of a delta map; [] when the folders cannot be compared."""
+    sides = _pair_sides(folders_a, folders_b)
+    return [] if sides is None else list(sides[0][0][1])
+
+
+def delta_row(folders_a, folders_b, query_lang: str, n_resamples: int = 2000) -> dict:
+    """One row of the delta map: {pool language: (Δ, p, n, ci_low, ci_high)} for the queries in `query_lang`
+    (the run-level comparison of experiments/stats.py; cells with fewer than 2 queries are left out)."""
+    sides = _pair_sides(folders_a, folders_b)
+    if sides is None:
+        return {}
+    a, b = sides
+    ids, langs = a[0][0], a[0][1]
+    rows = np.flatnonzero(np.array([q.split(":")[0] for q in ids]) == query_lang)
+    out = {}
+    for j, y in enumerate(langs):
+        def runs(side):
+            found = []
+            for _, _, ap in side:
+                vals = ap[rows, j]
+                keep = ~np.isnan(vals)
+                found.append({ids[i]: float(v) for i, v in zip(rows[keep], vals[keep])})
+            return found
+        ra, rb = runs(a), runs(b)
+        if min(len(r) for r in ra + rb) < 2:
+            continue
+        cmp = compare_runs(ra, rb, [float(np.mean(list(r.values()))) for r in ra],
+                           [float(np.mean(list(r.values()))) for r in rb], n_resamples=n_resamples)
+        out[y] = (cmp.delta, cmp.p, len(ra[0]), cmp.ci_low, cmp.ci_high)
+    return out
+
+
+def delta_frames(rows: dict, langs: list[str]) -> dict:
+    """The delta map's frames from its rows (delta_row per query language), p-values adjusted by
+    Benjamini-Hochberg over the cells of this one map (they are secondary)."""
     import pandas as pd
 
-    def load(folders):
-        loaded = [pair_values(f) for f in folders]
-        return [x for x in loaded if x is not None]
-
-    a, b = load(folders_a), load(folders_b)
-    if not a or not b:
+    if not langs:
         return {}
-    ids, langs = a[0][0], a[0][1]
-    if any(x[0] != ids or x[1] != langs for x in a + b):
-        return {}
-    qlang = np.array([q.split(":")[0] for q in ids])
     frames = {k: pd.DataFrame(np.nan, index=langs, columns=langs) for k in ("delta", "p", "n", "ci_low", "ci_high")}
-    for x in langs:
-        rows = np.flatnonzero(qlang == x)
-        for j, y in enumerate(langs):
-            def runs(side):
-                out = []
-                for _, _, ap in side:
-                    vals = ap[rows, j]
-                    keep = ~np.isnan(vals)
-                    out.append({ids[i]: float(v) for i, v in zip(rows[keep], vals[keep])})
-                return out
-            ra, rb = runs(a), runs(b)
-            if min(len(r) for r in ra + rb) < 2:
-                continue
-            cmp = compare_runs(ra, rb, [float(np.mean(list(r.values()))) for r in ra],
-                               [float(np.mean(list(r.values()))) for r in rb], n_resamples=n_resamples)
-            frames["delta"].loc[x, y], frames["p"].loc[x, y] = cmp.delta, cmp.p
-            frames["ci_low"].loc[x, y], frames["ci_high"].loc[x, y] = cmp.ci_low, cmp.ci_high
-            frames["n"].loc[x, y] = len(ra[0])
+    for x, cells in rows.items():
+        for y, values in cells.items():
+            for key, value in zip(("delta", "p", "n", "ci_low", "ci_high"), values):
+                frames[key].loc[x, y] = value
     flat = frames["p"].stack().dropna()  # pandas 3 keeps NaN cells (a task without a diagonal)
     adjusted = pd.Series(benjamini_hochberg(flat.values), index=flat.index).unstack()
     frames["p_adjusted"] = adjusted.reindex(index=langs, columns=langs)
     for frame in frames.values():
         frame.index.name, frame.columns.name = "query language", "candidate language"
     return frames
+
+
+def delta_cells(folders_a, folders_b, n_resamples: int = 2000) -> dict:
+    """Per language pair: Δ AP = mean over b's runs − mean over a's runs, with the run-level comparison of
+    experiments/stats.py (two-level bootstrap over runs and question clusters) and p-values adjusted by
+    Benjamini-Hochberg over the cells of this one map (they are secondary). {} without per-pair files."""
+    langs = delta_languages(folders_a, folders_b)
+    return delta_frames({x: delta_row(folders_a, folders_b, x, n_resamples) for x in langs}, langs)
 
 
 def write_summary(path: Path, n_resamples: int = 10_000) -> dict:
@@ -358,3 +385,19 @@ def write_summary(path: Path, n_resamples: int = 10_000) -> dict:
         lines.append(f"{c['task']},{c['setting']},{c['metric']},{c['group']},{mean},{std},{c['n']},{vals}\n")
     atomic_write_text(Path(path) / "summary.csv", "".join(lines))
     return summary
+
+
+def lab_results(root: Path | None = None) -> list[ModelResult]:
+    """Evaluations of lab runs as bundle-style results (group "lab:<run id>"), newest first. Reads run folders
+    only: the pages that list them never import the training stack (torch, ~8 s cold)."""
+    out = []
+    for run in list_runs(root):
+        for path in sorted((run.dir / "evaluations").glob("*/metrics.json")):
+            try:
+                metrics = json.loads(path.read_text())
+            except (OSError, json.JSONDecodeError):
+                continue
+            cfg = run.config()
+            out.append(ModelResult(f"lab:{run.id}", f"lab:{run.id}", cfg.get("seed"), cfg.get("alpha"),
+                                   metrics.get("task", path.parent.name), path.parent, metrics))
+    return out

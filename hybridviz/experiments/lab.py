@@ -152,20 +152,3 @@ def cancel(run: Run) -> str:
         run.request_cancel()
         return "stopping at the next step"
     return f"nothing to cancel: the run is {state}"
-
-
-def lab_results(root: Path | None = None):
-    """Evaluations of lab runs as bundle-style results (group "lab:<run id>"), newest first."""
-    from hybridviz.experiments.bundle import ModelResult
-
-    out = []
-    for run in list_runs(root):
-        for path in sorted((run.dir / "evaluations").glob("*/metrics.json")):
-            try:
-                metrics = json.loads(path.read_text())
-            except (OSError, json.JSONDecodeError):
-                continue
-            cfg = run.config()
-            out.append(ModelResult(f"lab:{run.id}", f"lab:{run.id}", cfg.get("seed"), cfg.get("alpha"),
-                                   metrics.get("task", path.parent.name), path.parent, metrics))
-    return out
