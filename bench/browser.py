@@ -23,14 +23,31 @@ QUIET_S = 1.0
 ACTION_TIMEOUT_S = 180.0
 
 
-def settle(page, start: float, need: str | None = None, timeout_s: float = ACTION_TIMEOUT_S) -> float:
-    """Seconds from `start` (a perf_counter time) until the app turned idle and stayed so for QUIET_S."""
+PROGRESS = '[data-testid="stProgress"]'
+
+
+def settle(page, start: float, need: str | None = None, timeout_s: float = ACTION_TIMEOUT_S,
+           trace: dict | None = None) -> float:
+    """Seconds from `start` (a perf_counter time) until the app turned idle and stayed so for QUIET_S.
+
+    `trace` (a dict) receives what a person saw while waiting: `longest_wait_without_progress_s` (the longest
+    busy stretch with no progress bar on screen) and `progress_texts` (the distinct texts of the bars seen)."""
     page.wait_for_selector('[data-testid="stApp"]', timeout=60_000)
     deadline = start + timeout_s
-    quiet_since = None
+    quiet_since, bare_since, texts, longest = None, None, [], 0.0
     while time.perf_counter() < deadline:
         busy = page.evaluate(BUSY_JS) or (need is not None and page.locator(need).count() == 0)
         now = time.perf_counter()
+        if trace is not None:
+            bars = page.locator(PROGRESS)
+            shown = [t.strip() for t in bars.all_inner_texts() if t.strip()] if bars.count() else []
+            texts += [t for t in shown if t not in texts]
+            if busy and not shown:
+                bare_since = now if bare_since is None else bare_since
+                longest = max(longest, now - bare_since)
+            else:
+                bare_since = None
+            trace.update(longest_wait_without_progress_s=round(longest, 2), progress_texts=texts[:40])
         if busy:
             quiet_since = None
         elif quiet_since is None:

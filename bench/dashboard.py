@@ -4,7 +4,8 @@
 
 First paint = from navigation until the page's own content (a heading or text in the main area) is drawn;
 settled = until the app shows no script run, spinner or skeleton for 1 s, that second not counted
-(bench/browser.py); both in headless Chromium against `streamlit run app.py`.
+(bench/browser.py); both in headless Chromium against `streamlit run app.py`. For the cold visit also: the longest
+stretch the page was busy with no progress bar on screen, and the texts its bars showed (the ETAs).
   cold: a freshly started server per page, its first visit (no cached data, resources or bundle in memory);
   warm: the same page again on that server, median of `--repeats`.
 First search = a fresh server, the Search page opened with a benchmark question in the URL: seconds until the
@@ -46,7 +47,8 @@ def first_paint(repeats: int, pages: list[str] = PAGES) -> dict:
                 start = time.perf_counter()
                 page.goto(f"{url}/{name}")
                 cold_paint = first_content(page, start, timeout_s=600)
-                cold = settle(page, start, timeout_s=600)
+                trace = {}
+                cold = settle(page, start, timeout_s=600, trace=trace)
                 warm, warm_paint = [], []
                 for _ in range(repeats):
                     start = time.perf_counter()
@@ -59,7 +61,9 @@ def first_paint(repeats: int, pages: list[str] = PAGES) -> dict:
                 stop_server(server)
             out[name or "Overview"] = {"cold_paint_s": round(cold_paint, 3), "cold_s": round(cold, 3),
                                        "warm_paint_s": round(statistics.median(warm_paint), 3),
-                                       "warm_s": round(statistics.median(warm), 3), "errors": errors}
+                                       "warm_s": round(statistics.median(warm), 3), "errors": errors,
+                                       "cold_longest_wait_without_progress_s": trace["longest_wait_without_progress_s"],
+                                       "cold_progress_texts": trace["progress_texts"]}
     return out
 
 
@@ -117,10 +121,11 @@ def main() -> None:
         print(f"first search ({'fresh clone: nothing encoded' if fresh else 'embedding cache not empty'}): "
               f"first results {search['first_results_s']:.1f} s, complete {search['complete_s']:.1f} s, "
               f"errors {search['errors']}")
-    print("page                 cold: first paint  settled   warm: first paint  settled   errors")
+    print("page                 cold: first paint  settled   warm: first paint  settled   errors   "
+          "cold: longest wait without a progress bar")
     for name, t in paint.items():
         print(f"{name:<20} {t['cold_paint_s']:>17.2f} {t['cold_s']:>8.2f} {t['warm_paint_s']:>18.2f} "
-              f"{t['warm_s']:>8.2f} {t['errors']:>8}")
+              f"{t['warm_s']:>8.2f} {t['errors']:>8}   {t['cold_longest_wait_without_progress_s']:>6.2f}")
     if latency:
         print("\npool                 candidates   p50 ms   p95 ms")
         for name, s in latency.items():
