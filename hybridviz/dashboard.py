@@ -152,7 +152,8 @@ def chart(fig, data: pd.DataFrame, name: str) -> None:
     # keyed by name: a page that draws two charts of equal content still gets two distinct elements
     st.plotly_chart(fig, width="stretch", config=chart_config(st.session_state.get("image_format", "png"), name),
                     key=f"chart_{name}")
-    st.download_button(f"Data as CSV ({len(data):,} rows)", data.to_csv(index=False).encode("utf-8"),
+    # the CSV is written when clicked (a callable), not on every rerun: a bias frame has ~250k rows
+    st.download_button(f"Data as CSV ({len(data):,} rows)", lambda: data.to_csv(index=False).encode("utf-8"),
                        file_name=f"{name}.csv", mime="text/csv", key=f"csv_{name}")
 
 

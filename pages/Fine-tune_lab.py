@@ -12,8 +12,22 @@ import streamlit as st
 st.set_page_config(page_title="hybridviz · fine-tune lab", layout="wide")
 st.title("Fine-tune lab")
 
+import importlib  # noqa: E402
+import sys  # noqa: E402
+
 import pandas as pd  # noqa: E402
 import plotly.express as px  # noqa: E402
+
+from hybridviz import dashboard as dash  # noqa: E402
+
+if "sentence_transformers" not in sys.modules:  # a cold server: ~5 s of imports, shown as they happen
+    STACK = [("torch", 3), ("transformers", 2), ("sentence_transformers", 2), ("hybridviz.training.trainer", 1)]
+    progress = dash.StepProgress("Loading the training stack", [w for _, w in STACK])
+    for module, _ in STACK:
+        progress.begin(f"importing {module}")
+        importlib.import_module(module)
+        progress.end()
+    progress.close()
 
 from hybridviz.errors import HybridvizError  # noqa: E402
 from hybridviz.tasks import DEFAULT_EVALUATIONS  # noqa: E402

@@ -7,8 +7,8 @@ import pandas as pd
 import streamlit as st
 
 from hybridviz import dashboard as dash
-from hybridviz.viz.bias import (bias_frame, query_rank_frame, query_rank_plot, rank_distance_boxes,
-                                same_language_bars)
+from hybridviz.viz.bias import (box_statistics, per_query_views, query_rank_frame, query_rank_plot,
+                                rank_distance_boxes, same_language_bars)
 from hybridviz.viz.style import TASK_LABELS
 
 bundle = dash.bundle_page("Language bias", intro=(
@@ -28,15 +28,24 @@ if not chosen:
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
-def _bias(folder: str, stamp) -> object:
-    return bias_frame([r for r in chosen if str(r.folder) == folder])
+def _views(folder: str, stamp) -> tuple:
+    return per_query_views(next(r for r in results if str(r.folder) == folder))
 
 
-# one cached frame per evaluation (~0.4 s each cold), read behind a progress bar
-frame = pd.concat(dash.map_with_progress(
-    "Reading per-query results", chosen, lambda r: _bias(str(r.folder), bundle.manifest.get("updated")),
-    describe=lambda r: f"{r.label} · {r.task}"), ignore_index=True)
-dash.chart(rank_distance_boxes(frame, task), frame, f"rank-distance-{task}")
+# each evaluation's per-query file parsed once (~0.4 s cold) and cached, behind a progress bar
+views = dash.map_with_progress(
+    "Reading per-query results", chosen, lambda r: _views(str(r.folder), bundle.manifest.get("updated")),
+    describe=lambda r: f"{r.label} · {r.task}")
+frame = pd.concat([v[0] for v in views], ignore_index=True)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _box_stats(folders: tuple[str, ...], stamp, _frame) -> object:  # keyed by the evaluations read
+    return box_statistics(_frame, ["group", "query_lang"], "max_rank_distance")
+
+
+stats = _box_stats(tuple(str(r.folder) for r in chosen), bundle.manifest.get("updated"), frame)
+dash.chart(rank_distance_boxes(stats, task), stats, f"rank-distance-{task}")
 dash.chart(same_language_bars(frame, task), frame.groupby(["group", "query_lang"])["same_lang@10"].mean()
            .reset_index(), f"same-language-{task}")
 
@@ -51,7 +60,7 @@ else:
     texts = dash.query_texts_of(chosen[0])
     query_id = dash.param_select("Query", matches[:2000], "query")
     st.markdown(f"> {texts.get(query_id, '')}")
-    ranks = query_rank_frame(chosen, query_id)
+    ranks = query_rank_frame(chosen, query_id, [v[1] for v in views])
     dash.chart(query_rank_plot(ranks, query_id, texts.get(query_id, "")), ranks,
                f"ranks-{query_id.replace(':', '_')}")
     worst = frame[frame["query_id"] == query_id][["label", "max_rank_distance", "same_lang@10", "ap"]]

@@ -223,3 +223,27 @@ def test_step_progress_reports_the_time_left_from_the_weight_done(monkeypatch):
     assert texts[1] == (0.125, "Mapping: 1 of 3 done · about 28 s left")  # 4 s per unit x 7 units
     assert texts[2] == (0.5, "Mapping: 2 of 3 done · about 10 s left")  # 10 s / 4 units x 4 units
     assert texts[-1] == "emptied"
+
+
+def test_box_statistics_are_the_quartiles_and_tukey_whiskers_plotly_would_draw():
+    """Per group, against numpy on that group alone: linear quartiles, and the furthest values inside 1.5 IQR."""
+    import numpy as np
+    import pandas as pd
+
+    from hybridviz.viz.bias import box_statistics, rank_distance_boxes
+
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame({"group": rng.choice(["x-y", "hybrid"], 3000), "query_lang": rng.choice(["de", "en", "zh"], 3000),
+                          "max_rank_distance": np.round(rng.lognormal(2, 1.5, 3000))})
+    frame.loc[:5, "max_rank_distance"] = np.nan  # a query without parallel items is left out
+    stats = box_statistics(frame, ["group", "query_lang"], "max_rank_distance")
+    assert len(stats) == 6
+    for row in stats.itertuples():
+        v = frame[(frame.group == row.group) & (frame.query_lang == row.query_lang)]["max_rank_distance"].dropna()
+        v = v.to_numpy()
+        q1, q2, q3 = np.percentile(v, [25, 50, 75])
+        assert (row.q1, row.median, row.q3, row.n) == pytest.approx((q1, q2, q3, len(v)))
+        assert row.upperfence == v[v <= q3 + 1.5 * (q3 - q1)].max() and row.upperfence < v.max()  # outliers exist
+        assert row.lowerfence == v[v >= q1 - 1.5 * (q3 - q1)].min()
+    fig = rank_distance_boxes(stats, "xquad-r")
+    assert {t.name for t in fig.data} == {"x-y", "hybrid"} and all(t.y is None for t in fig.data)  # no raw values
