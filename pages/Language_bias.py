@@ -27,7 +27,8 @@ if not chosen:
     st.stop()
 
 
-@st.cache_data(show_spinner=False, max_entries=256)
+# a resource, not data: shared read-only, never copied (unpickling 18 evaluations' frames took ~4 s per rerun)
+@st.cache_resource(show_spinner=False, max_entries=64)
 def _views(folder: str, stamp) -> tuple:
     return per_query_views(next(r for r in results if str(r.folder) == folder))
 

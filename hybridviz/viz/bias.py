@@ -19,16 +19,23 @@ def bias_frame(results: list[ModelResult]) -> pd.DataFrame:
                      ignore_index=True)
 
 
-def per_query_views(r: ModelResult) -> tuple[pd.DataFrame, dict[str, list[dict]]]:
-    """One pass over a result's per-query file: its rows of bias_frame, and each query's relevant items with
-    their ranks (query id -> [{candidate_id, lang, rank}]), so a page parses each file once."""
-    rows, relevant = [], {}
+def per_query_views(r: ModelResult) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One pass over a result's per-query file: its rows of bias_frame, and its queries' relevant items with their
+    ranks (query_id, candidate_id, lang, rank; categorical columns, ~2 MB for XQuAD-R), so a page parses each file
+    once and finds any query's ranks by a mask."""
+    rows, relevant = [], {"query_id": [], "candidate_id": [], "lang": [], "rank": []}
     for line in r.per_query_lines():
         rows.append({"group": r.group, "label": r.label, "seed": r.seed, "query_id": line["query_id"],
                      "query_lang": line["query_lang"], "max_rank_distance": line["max_rank_distance"],
                      "same_lang@10": line.get("same_lang@10"), "ap": line["ap"]})
-        relevant[line["query_id"]] = line["relevant"]
-    return pd.DataFrame(rows, columns=BIAS_COLUMNS), relevant
+        for rel in line["relevant"]:
+            relevant["query_id"].append(line["query_id"])
+            relevant["candidate_id"].append(rel["candidate_id"])
+            relevant["lang"].append(rel["lang"])
+            relevant["rank"].append(rel["rank"])
+    ranks = pd.DataFrame(relevant).astype({"query_id": "category", "candidate_id": "category", "lang": "category",
+                                           "rank": "int64"})
+    return pd.DataFrame(rows, columns=BIAS_COLUMNS), ranks
 
 
 def box_statistics(frame: pd.DataFrame, by: list[str], value: str) -> pd.DataFrame:
@@ -80,12 +87,14 @@ def same_language_bars(frame: pd.DataFrame, task: str, k: int = 10) -> go.Figure
 
 
 def query_rank_frame(results: list[ModelResult], query_id: str,
-                     relevant: list[dict[str, list[dict]]] | None = None) -> pd.DataFrame:
+                     relevant: list[pd.DataFrame] | None = None) -> pd.DataFrame:
     """For one query, every model's ranks of its parallel relevant items (multilingual pool). `relevant`: each
-    result's query -> relevant items map (per_query_views), if already read."""
+    result's relevant-ranks frame (per_query_views), if already read."""
     relevant = relevant if relevant is not None else [per_query_views(r)[1] for r in results]
-    rows = [{"group": r.group, "label": r.label, "candidate_id": rel["candidate_id"], "lang": rel["lang"],
-             "rank": rel["rank"]} for r, by_query in zip(results, relevant) for rel in by_query.get(query_id, [])]
+    rows = [{"group": r.group, "label": r.label, "candidate_id": str(c), "lang": str(lang), "rank": int(k)}
+            for r, ranks in zip(results, relevant)
+            for c, lang, k in ranks[ranks["query_id"] == query_id][["candidate_id", "lang", "rank"]].itertuples(
+                index=False)]
     return pd.DataFrame(rows, columns=["group", "label", "candidate_id", "lang", "rank"])
 
 
