@@ -97,6 +97,27 @@ def test_frozen_word_embeddings_stay_frozen(tmp_path, data_root, tiny):
                            new["encoder.layer.0.attention.self.query.weight"])
 
 
+def test_muse_fine_tunes_with_the_same_trainer(tmp_path, data_root):
+    """mUSE (a non-transformer module) trains through the same trainer: its token table stays frozen, the CNN and
+    DAN layers move, and the saved run loads back with mUSE's empty prompts and reads its full length again."""
+    from safetensors.torch import load_file
+
+    from hybridviz.encoders import load_encoder
+    from hybridviz.encoders.registry import muse_dir
+
+    run = train(TrainConfig(model="muse", steps=3, batch_size=8, learning_rate=1e-3, warmup_steps=0,
+                            train_languages=["en", "de", "es"], mixed_precision="fp32"), root=tmp_path)
+    assert run.status()["state"] == "done"
+    old = load_file(str(muse_dir() / "model.safetensors"))
+    new = load_file(str(next(run.model_dir.rglob("model.safetensors"))))
+    assert torch.equal(old["embeddings.weight"], new["embeddings.weight"])
+    assert not torch.equal(old["w1_3"], new["w1_3"]) and not torch.equal(old["d0"], new["d0"])
+    tuned, base = load_encoder(str(run.model_dir), use_cache=False), load_encoder("muse", use_cache=False)
+    assert (tuned.query_prefix, tuned.passage_prefix) == ("", "") and tuned.max_seq_length == base.max_seq_length
+    a, b = tuned.encode(["Wie alt ist das Universum?"], "query"), base.encode(["Wie alt ist das Universum?"], "query")
+    assert 0.5 < float((a @ b.T)[0, 0]) < 1 - 1e-6  # moved, not destroyed
+
+
 def _train_cli(tmp_path, *args):
     env = {**os.environ, "HYBRIDVIZ_CACHE": str(tmp_path)}
     return subprocess.Popen([sys.executable, "-m", "hybridviz", "train", "--model", "tiny", "--batch-size", "16",

@@ -125,6 +125,10 @@ class MuseEncoder(InputModule):
     def get_embedding_dimension(self) -> int:
         return self.embedding_dim
 
+    def get_input_embeddings(self) -> torch.nn.Embedding:
+        """The token table (129k x 512, 82 % of the weights): what the trainer freezes, as for transformers."""
+        return self.embeddings
+
     # --------------------------------------------------------------------------------------------- forward
     def forward(self, features: dict[str, torch.Tensor], **kwargs) -> dict[str, torch.Tensor]:
         flat, lens = features["input_ids"], features["lengths"]

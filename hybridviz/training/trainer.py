@@ -239,7 +239,8 @@ def _fit(config: TrainConfig, run: Run, pairs, on_progress) -> None:
     inference_length = model.max_seq_length  # restored before saving: models are compared at equal lengths
     model.max_seq_length = config.max_seq_length
     if config.freeze_word_embeddings:
-        model[0].auto_model.get_input_embeddings().weight.requires_grad_(False)
+        # a transformers model behind the first module (mE5, XLM-R), or a module with its own table (mUSE)
+        getattr(model[0], "auto_model", model[0]).get_input_embeddings().weight.requires_grad_(False)
     # Only the two text columns reach the loss; the sampler reads languages and groups from `pairs`.
     dataset = Dataset.from_dict({"query": pairs.query, "positive": pairs.positive})
     loss = MultipleNegativesRankingLoss(
