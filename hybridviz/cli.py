@@ -298,7 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--save-steps", type=int, default=d0.save_steps)
     t.add_argument("--mixed-precision", choices=["fp32", "bf16"],
                    help="training precision (default: bf16 where the CPU has it, else fp32)")
-    t.add_argument("--data", default="mlqa-r", help="mlqa-r, or a JSONL file of {id, lang, query, positive}")
+    t.add_argument("--data", default="mlqa-r", help="mlqa-r, a train-extra source (mintaka, bipar, xlinghealth, xor-tydi) or a JSONL file of {id, lang, query, positive}")
     t.set_defaults(func=cmd_train)
 
     w = sub.add_parser("sweep", help="learning-rate / warm-up sweep on held-out MLQA-R groups")

@@ -134,3 +134,47 @@ def test_data_command_reports_per_language_counts(data_root):
     assert rows["xquad-r"]["per_language"]["th"] == {"questions": 1190, "candidates": 852}
     assert rows["mkqa (subset)"]["per_language"]["de"] == {"queries": 1000, "answer_lists": 1000}
     assert rows["mkqa (subset)"]["examples"] == 6758
+
+
+def test_sentence_at_finds_the_answer_sentence():
+    from hybridviz.data.train_extra import sentence_at
+
+    en = "He came home. \"Where were you?\" she asked! It was late... Nobody answered"
+    assert sentence_at(en, en.index("Where"), "en") == "\"Where were you?\""  # a closing quote ends it too
+    assert sentence_at(en, en.index("asked"), "en") == "she asked!"
+    assert sentence_at(en, 0, "en") == "He came home."
+    assert sentence_at(en, en.index("Nobody"), "en") == "Nobody answered"
+    zh = "我住在西卵。房子每月八十美元！“你好吗？”他问"
+    assert sentence_at(zh, zh.index("八十"), "zh") == "房子每月八十美元！"
+    assert sentence_at(zh, zh.index("他问"), "zh") == "他问"
+
+
+def test_extra_training_sources_read_as_parallel_items(data_root):
+    """Each train-extra source as SOURCE.md describes it: languages, links, answers; pairs are every
+    (question_i, answer_j) within the chosen languages; none overlaps the evaluation data (the zero-shot guard)."""
+    from hybridviz.data.train_extra import NO_POSITIVE, XOR_LANGUAGES, load_extra
+    from hybridviz.training.data import check_zero_shot, extra_pairs
+
+    mintaka = load_extra("mintaka")
+    assert 1500 < len(mintaka.items) < 2000  # 2,000 less the yes/no questions
+    assert all(set(i.questions) == {"en", "ar", "de", "es", "fr", "hi", "it", "ja", "pt"} and set(i.answers) == {"en"}
+               for i in mintaka.items)
+    bipar = load_extra("bipar")
+    assert len(bipar.items) == 3000 and all(set(i.questions) == set(i.answers) == {"en", "zh"} for i in bipar.items)
+    health = load_extra("xlinghealth")
+    assert len(health.items) == 936 and set(health.languages) == {"en", "es", "hi", "zh"}
+    xor = load_extra("xor-tydi")
+    assert set(xor.languages) == {"en", *XOR_LANGUAGES} and all(set(i.answers) == {"en"} for i in xor.items)
+    linked = sum("en" in i.questions for i in xor.items)
+    assert linked / len(xor.items) > 0.8  # questions found in the line-aligned translations
+    for source in (mintaka, xor):
+        assert not {a.lower() for i in source.items for a in i.answers.values()} & NO_POSITIVE
+
+    pairs = extra_pairs("mintaka", ["en", "de", "ja"])
+    # de->en, en->en, ja->en per item, less the items whose answer is also an MKQA answer ("Lady Gaga")
+    assert 0 < pairs.excluded_groups < len(mintaka.items) / 2
+    assert len(pairs) == 3 * (len(mintaka.items) - pairs.excluded_groups)
+    assert set(zip(pairs.query_lang, pairs.passage_lang)) == {("de", "en"), ("en", "en"), ("ja", "en")}
+    assert pairs.counts()["excluded_groups"] == pairs.excluded_groups
+    for name in ("mintaka", "bipar", "xlinghealth", "xor-tydi"):
+        check_zero_shot(extra_pairs(name))  # what remains never overlaps the evaluation data

@@ -311,3 +311,11 @@ def test_zero_shot_guard_reuses_the_evaluation_texts_until_a_data_file_changes(t
     os.utime(subset, ns=(1, 1))
     second = _evaluation_texts(("mkqa",))
     assert second is not first and 0 < len(second) < len(first)
+
+
+def test_an_extra_source_trains_and_records_what_the_guard_left_out(tmp_path, data_root, tiny):
+    run = train(TrainConfig(**{**FAST, "train_data": "mintaka", "train_languages": ["en", "de", "fr"]}, steps=2),
+                root=tmp_path)
+    assert run.status()["state"] == "done"
+    pairs = run.config()["pairs"]
+    assert pairs["excluded_groups"] > 0 and set(pairs["per_pair"]) == {"de-en", "en-en", "fr-en"}

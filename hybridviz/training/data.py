@@ -33,6 +33,7 @@ class PairSet:
     group: list[str] = field(default_factory=list)  # the parallel-set id (question id)
     source: str = ""
     files: dict[str, str] = field(default_factory=dict)
+    excluded_groups: int = 0  # parallel sets left out because a text of theirs is evaluation data
 
     def __len__(self) -> int:
         return len(self.query)
@@ -56,7 +57,7 @@ class PairSet:
                                         if k.split("-")[0] == lang and k.split("-")[1] != lang)}
                     for lang in self.languages}
         return {"pairs": len(self), "groups": len(set(self.group)), "per_language": per_lang,
-                "per_pair": dict(sorted(per_pair.items()))}
+                "per_pair": dict(sorted(per_pair.items())), "excluded_groups": self.excluded_groups}
 
     def columns(self) -> dict[str, list[str]]:
         return {"query": self.query, "positive": self.positive, "query_lang": self.query_lang,
@@ -64,7 +65,7 @@ class PairSet:
 
 
 def subset(pairs: PairSet, keep: list[int]) -> PairSet:
-    out = PairSet(source=pairs.source, files=pairs.files)
+    out = PairSet(source=pairs.source, files=pairs.files, excluded_groups=pairs.excluded_groups)
     for name in ("query", "positive", "query_lang", "passage_lang", "group"):
         setattr(out, name, [getattr(pairs, name)[i] for i in keep])
     return out
@@ -113,6 +114,35 @@ def lareqa_pairs(benchmark: str = "mlqa-r", languages: list[str] | None = None) 
         for lang in sorted(langs_of[q.group]):
             pairs.add(q.text, answer[(q.group, lang)], q.lang, lang, q.group)
     return pairs
+
+
+def extra_pairs(name: str, languages: list[str] | None = None) -> PairSet:
+    """The pairs of an extra training source (data/train_extra.py): every (question_i, answer_j) of each parallel
+    item, both languages among `languages` when given."""
+    from hybridviz.data.train_extra import load_extra
+
+    source = load_extra(name)
+    keep = set(languages) if languages else None
+    pairs = PairSet(source=name, files=source.files)
+    for item in source.items:
+        for q_lang, question in sorted(item.questions.items()):
+            for p_lang, answer in sorted(item.answers.items()):
+                if keep is None or (q_lang in keep and p_lang in keep):
+                    pairs.add(question, answer, q_lang, p_lang, item.group)
+    return drop_evaluation_overlap(pairs)
+
+
+def drop_evaluation_overlap(pairs: PairSet, benchmarks: tuple[str, ...] = ("xquad-r", "mkqa")) -> PairSet:
+    """`pairs` without every parallel set that has a text (normalised) in an evaluation benchmark, counted in
+    `excluded_groups`. For the extra sources, whose short entity answers ("Lady Gaga") are MKQA answers too; the
+    zero-shot guard then passes on what remains."""
+    evaluation = _evaluation_texts(benchmarks)
+    hit = {g for q, p, g in zip(pairs.query, pairs.positive, pairs.group)
+           if hashlib.sha1(normalise(q).encode()).hexdigest() in evaluation
+           or hashlib.sha1(normalise(p).encode()).hexdigest() in evaluation}
+    out = subset(pairs, [i for i, g in enumerate(pairs.group) if g not in hit])
+    out.excluded_groups = pairs.excluded_groups + len(hit)
+    return out
 
 
 # ------------------------------------------------------------------------------------------- user data

@@ -40,7 +40,7 @@ class TrainConfig:
     symmetric: bool = False  # also rank queries for each passage
     max_seq_length: int = 128
     freeze_word_embeddings: bool = True  # the 250k x 384 matrix: most parameters, least to gain on CPU
-    train_data: str = "mlqa-r"  # or the path of a JSONL file of {id, lang, query, positive} rows
+    train_data: str = "mlqa-r"  # or a train-extra source (mintaka, bipar, xlinghealth, xor-tydi), or a JSONL file
     allow_eval_overlap: bool = False  # the zero-shot guard refuses training texts found in evaluation data
     train_languages: list[str] | None = None
     language_weighting: str | float = "uniform"
@@ -111,17 +111,21 @@ def validation_pairs(config: TrainConfig):
 
 
 def _all_pairs(config: TrainConfig):
-    from hybridviz.training.data import jsonl_pairs, lareqa_pairs, subset
+    from hybridviz.data.train_extra import LOADERS
+    from hybridviz.training.data import extra_pairs, jsonl_pairs, lareqa_pairs, subset
 
     if config.train_data == "mlqa-r":
         return lareqa_pairs(config.train_data, config.train_languages)
+    if config.train_data in LOADERS:
+        return extra_pairs(config.train_data, config.train_languages)
     if config.train_data.endswith(".jsonl"):
         pairs = jsonl_pairs(config.train_data)
         if config.train_languages:
             pairs = subset(pairs, [i for i, (q, p) in enumerate(zip(pairs.query_lang, pairs.passage_lang))
                                    if q in config.train_languages and p in config.train_languages])
         return pairs
-    raise TrainConfigError(f"Unknown training data {config.train_data!r}; use 'mlqa-r' or a .jsonl file "
+    raise TrainConfigError(f"Unknown training data {config.train_data!r}; use 'mlqa-r', one of "
+                           f"{', '.join(LOADERS)} (train-extra) or a .jsonl file "
                            f"(XQuAD-R and MKQA are evaluation data).")
 
 
