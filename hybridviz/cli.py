@@ -87,7 +87,9 @@ def cmd_train(args) -> int:
                          temperature=args.temperature, symmetric=args.symmetric,
                          max_seq_length=args.max_length, freeze_word_embeddings=not args.train_word_embeddings,
                          train_languages=_split(args.languages), language_weighting=args.language_weighting,
-                         seed=args.seed, save_steps=args.save_steps, train_data=args.data)
+                         seed=args.seed, save_steps=args.save_steps, train_data=args.data,
+                         extra={} if args.source_temperature is None else
+                         {"source_temperature": args.source_temperature})
     if args.mixed_precision:
         config.mixed_precision = args.mixed_precision
 
@@ -298,7 +300,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--save-steps", type=int, default=d0.save_steps)
     t.add_argument("--mixed-precision", choices=["fp32", "bf16"],
                    help="training precision (default: bf16 where the CPU has it, else fp32)")
-    t.add_argument("--data", default="mlqa-r", help="mlqa-r, a train-extra source (mintaka, bipar, xlinghealth, xor-tydi) or a JSONL file of {id, lang, query, positive}")
+    t.add_argument("--data", default="mlqa-r", help="mlqa-r, a train-extra source (mintaka, bipar, xlinghealth, "
+                   "xor-tydi) or a JSONL file of {id, lang, query, positive}; a mix joins sources with '+', "
+                   "e.g. mlqa-r+mintaka+bipar+xlinghealth+xor-tydi")
+    t.add_argument("--source-temperature", type=float, default=None,
+                   help="a mix draws each batch's source with probability proportional to its pairs^t "
+                        "(1: by size, the paper's choice and the default; 0: uniform)")
     t.set_defaults(func=cmd_train)
 
     w = sub.add_parser("sweep", help="learning-rate / warm-up sweep on held-out MLQA-R groups")

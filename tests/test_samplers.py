@@ -145,3 +145,46 @@ def test_hybrid_at_alpha_ends_draws_the_same_batches_as_the_pure_samplers(pairs,
     hybrid = list(make_sampler("hybrid", alpha)(pairs, batch_size=BATCH, drop_last=True, seed=4,
                                                                 num_batches=200))
     assert pure == hybrid
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.5, 0.0])
+def test_source_mix_draws_sources_by_size_to_the_temperature(data_root, temperature):
+    """A mix of MLQA-R, Mintaka and XLingHealth: over thousands of batches each source's share is
+    n_s^t / sum n^t (within binomial noise), every batch stays inside one source, and inside it the hybrid sampler
+    still makes x-x-mono batches at rate alpha."""
+    from datasets import Dataset
+    from torch.utils.data import ConcatDataset
+
+    from hybridviz.training.data import extra_pairs, mix_pairs
+    from hybridviz.training.samplers import SourceMixBatchSampler
+
+    mix = mix_pairs({"mlqa-r": lareqa_pairs("mlqa-r"), "mintaka": extra_pairs("mintaka"),
+                     "xlinghealth": extra_pairs("xlinghealth")})
+    parts = mix.by_source()
+    datasets = {n: Dataset.from_dict({"query": p.query, "positive": p.positive}) for n, p in parts.items()}
+    metadata = {n: p.columns() for n, p in parts.items()}
+    factory = make_sampler("hybrid", 0.5, metadata=metadata)
+    samplers = [factory(d, batch_size=16, drop_last=True, seed=3) for d in datasets.values()]
+    concat = ConcatDataset(list(datasets.values()))
+    mixer = SourceMixBatchSampler(concat, samplers, seed=3, temperature=temperature, world_size=1)
+    bounds = np.cumsum([0] + [len(d) for d in datasets.values()])
+    names, sources, mono = list(datasets), Counter(), Counter()
+    for epoch in range(3):
+        mixer.set_epoch(epoch)
+        for batch in mixer:
+            source = int(np.searchsorted(bounds, batch[0], side="right") - 1)
+            assert all(bounds[source] <= i < bounds[source + 1] for i in batch) and len(batch) == 16
+            local = parts[names[source]]
+            q = [local.query_lang[i - bounds[source]] for i in batch]
+            p = [local.passage_lang[i - bounds[source]] for i in batch]
+            sources[source] += 1
+            mono[source] += q[0] == p[0] and set(q) == set(p) == {q[0]}
+    total = sum(sources.values())
+    assert total == 3 * len(mixer) > 2000
+    sizes = np.array([len(d) for d in datasets.values()], dtype=float)
+    expected = sizes ** temperature / (sizes ** temperature).sum()
+    for s, share in enumerate(expected):
+        assert_within_binomial(sources[s], total, share)
+        assert_within_binomial(mono[s], sources[s], 0.5)
+    with pytest.raises(SamplerConfigError, match="temperature"):
+        SourceMixBatchSampler(concat, samplers, temperature=2.0)

@@ -319,3 +319,15 @@ def test_an_extra_source_trains_and_records_what_the_guard_left_out(tmp_path, da
     assert run.status()["state"] == "done"
     pairs = run.config()["pairs"]
     assert pairs["excluded_groups"] > 0 and set(pairs["per_pair"]) == {"de-en", "en-en", "fr-en"}
+
+
+def test_a_multi_source_mix_trains_through_the_multi_dataset_hook(tmp_path, data_root, tiny):
+    config = TrainConfig(**{**FAST, "train_data": "mlqa-r+mintaka", "train_languages": ["en", "de"],
+                            "extra": {"source_temperature": 0.5}}, steps=4)
+    run = train(config, root=tmp_path)
+    assert run.status()["state"] == "done"
+    counts = run.config()["pairs"]
+    assert set(counts["per_source"]) == {"mlqa-r", "mintaka"} and counts["excluded_groups"] > 0
+    with pytest.raises(HybridvizError, match="source temperature"):
+        TrainConfig(**{**FAST, "extra": {"source_temperature": 3}}).validate()
+    assert TrainConfig(**FAST).run_id() == TrainConfig(**FAST, extra={}).run_id()  # old run ids unchanged

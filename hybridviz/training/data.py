@@ -31,6 +31,7 @@ class PairSet:
     query_lang: list[str] = field(default_factory=list)
     passage_lang: list[str] = field(default_factory=list)
     group: list[str] = field(default_factory=list)  # the parallel-set id (question id)
+    origin: list[str] = field(default_factory=list)  # the source of each pair (a multi-source mix; else "")
     source: str = ""
     files: dict[str, str] = field(default_factory=dict)
     excluded_groups: int = 0  # parallel sets left out because a text of theirs is evaluation data
@@ -38,12 +39,18 @@ class PairSet:
     def __len__(self) -> int:
         return len(self.query)
 
-    def add(self, query: str, positive: str, query_lang: str, passage_lang: str, group: str) -> None:
+    def add(self, query: str, positive: str, query_lang: str, passage_lang: str, group: str, origin: str = "") -> None:
         self.query.append(query)
         self.positive.append(positive)
         self.query_lang.append(query_lang)
         self.passage_lang.append(passage_lang)
         self.group.append(group)
+        self.origin.append(origin)
+
+    @property
+    def sources(self) -> list[str]:
+        """The sources of a mix, in order of first appearance ([] for a single source)."""
+        return [o for o in dict.fromkeys(self.origin) if o]
 
     @property
     def languages(self) -> list[str]:
@@ -57,17 +64,36 @@ class PairSet:
                                         if k.split("-")[0] == lang and k.split("-")[1] != lang)}
                     for lang in self.languages}
         return {"pairs": len(self), "groups": len(set(self.group)), "per_language": per_lang,
-                "per_pair": dict(sorted(per_pair.items())), "excluded_groups": self.excluded_groups}
+                "per_pair": dict(sorted(per_pair.items())), "excluded_groups": self.excluded_groups,
+                **({"per_source": dict(Counter(self.origin))} if self.sources else {})}
 
     def columns(self) -> dict[str, list[str]]:
         return {"query": self.query, "positive": self.positive, "query_lang": self.query_lang,
                 "passage_lang": self.passage_lang, "group": self.group}
 
+    def by_source(self) -> dict[str, "PairSet"]:
+        """A mix split into its sources (a single source: itself)."""
+        if not self.sources:
+            return {self.source: self}
+        return {name: subset(self, [i for i, o in enumerate(self.origin) if o == name]) for name in self.sources}
+
 
 def subset(pairs: PairSet, keep: list[int]) -> PairSet:
     out = PairSet(source=pairs.source, files=pairs.files, excluded_groups=pairs.excluded_groups)
-    for name in ("query", "positive", "query_lang", "passage_lang", "group"):
+    for name in ("query", "positive", "query_lang", "passage_lang", "group", "origin"):
         setattr(out, name, [getattr(pairs, name)[i] for i in keep])
+    return out
+
+
+def mix_pairs(parts: dict[str, PairSet]) -> PairSet:
+    """Several sources as one PairSet whose `origin` column names each pair's source (group ids stay distinct:
+    each is prefixed by its source)."""
+    out = PairSet(source="+".join(parts))
+    for name, pairs in parts.items():
+        for q, p, ql, pl, g in zip(pairs.query, pairs.positive, pairs.query_lang, pairs.passage_lang, pairs.group):
+            out.add(q, p, ql, pl, f"{name}|{g}", name)
+        out.files |= pairs.files
+        out.excluded_groups += pairs.excluded_groups
     return out
 
 

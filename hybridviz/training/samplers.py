@@ -28,7 +28,7 @@ from collections import defaultdict
 from typing import Iterator
 
 import numpy as np
-from sentence_transformers.base.sampler import DefaultBatchSampler
+from sentence_transformers.base.sampler import DefaultBatchSampler, MultiDatasetDefaultBatchSampler
 
 from hybridviz.errors import HybridvizError
 
@@ -79,7 +79,15 @@ class HybridBatchSampler(DefaultBatchSampler):
             raise SamplerConfigError(f"alpha must lie in [0, 1], got {alpha}.")
         self.alpha = float(alpha)
         self.world_size = world_size or _world_size()
-        # `metadata` carries the columns when the dataset handed to the trainer holds only the two texts
+        # `metadata` carries the columns when the dataset handed to the trainer holds only the two texts; for a
+        # multi-source mix it maps each source to its columns, and this sampler's dataset is the one whose queries
+        # it holds (the trainer builds one sampler per source)
+        if metadata is not None and "group" not in metadata:
+            queries = list(dataset["query"])
+            matching = [m for m in metadata.values() if list(m["query"]) == queries]
+            if len(matching) != 1:
+                raise SamplerConfigError(f"metadata names {len(matching)} sources with this dataset's queries.")
+            metadata = matching[0]
         columns = metadata if metadata is not None else dataset
         self.groups = list(columns["group"])
         self.texts_q = list(columns["query"])
@@ -154,6 +162,52 @@ class HybridBatchSampler(DefaultBatchSampler):
             batch = queue.take(self.batch_size, self.groups, self.texts_q, self.texts_p)
             if len(batch) == self.batch_size or (batch and not self.drop_last):
                 yield batch
+
+
+class SourceMixBatchSampler(MultiDatasetDefaultBatchSampler):
+    """A multi-source mix (sentence-transformers' multi-dataset hook): each batch (each optimizer step under DDP)
+    comes from one source drawn with probability ∝ n_s^temperature, n_s its pairs (1: by size, the paper's "sampled
+    based on dataset size"; 0: uniform); that source's own sampler (x-x-mono / x-y / hybrid) makes the batch. A
+    source drawn more often than it has batches starts a new pass of its sampler."""
+
+    def __init__(self, dataset, batch_samplers, generator=None, seed: int = 0, temperature: float = 1.0,
+                 world_size: int | None = None):
+        super().__init__(dataset, batch_samplers, generator=generator, seed=seed)
+        if not 0.0 <= float(temperature) <= 1.0:
+            raise SamplerConfigError(f"source temperature must lie in [0, 1], got {temperature}.")
+        sizes = np.array([len(d) for d in dataset.datasets], dtype=float)
+        weights = sizes ** float(temperature)
+        self.probs = weights / weights.sum()
+        self.world_size = world_size or _world_size()
+        self.num_batches = sum(len(s) for s in batch_samplers)
+
+    def __len__(self) -> int:
+        return self.num_batches
+
+    def source_order(self) -> Iterator[int]:
+        """The source of every batch of this epoch (one draw per optimizer step, shared by all ranks)."""
+        rng = np.random.default_rng([self.seed, self.epoch, 2])
+        source = 0
+        for b in range(self.num_batches):
+            if b % self.world_size == 0:
+                source = int(rng.choice(len(self.probs), p=self.probs))
+            yield source
+
+    def __iter__(self) -> Iterator[list[int]]:
+        offsets = np.concatenate([[0], np.cumsum([len(d) for d in self.dataset.datasets])]).astype(int)
+        passes = [0] * len(self.batch_samplers)
+        iterators = [iter(s) for s in self.batch_samplers]
+        for source in self.source_order():
+            batch = next(iterators[source], None)
+            if batch is None:  # this source is used up: a new pass of its sampler, in another order
+                passes[source] += 1
+                sampler = self.batch_samplers[source]
+                if hasattr(sampler, "set_epoch"):
+                    sampler.set_epoch(self.epoch * 1000 + passes[source])
+                iterators[source] = iter(sampler)
+                batch = next(iterators[source], None)
+            if batch:
+                yield [int(i) + int(offsets[source]) for i in batch]
 
 
 def sampler_alpha(name: str, alpha: float) -> float:

@@ -7,11 +7,12 @@ Progress, ETA and the loss curve go to the run's files; a `cancel` file stops it
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from hybridviz.encoders.registry import default_precision
@@ -19,7 +20,7 @@ from hybridviz.errors import HybridvizError
 from hybridviz.provenance import provenance
 from hybridviz.training.data import check_zero_shot
 from hybridviz.training.runs import Run, reconcile, training_slot, write_json_atomic
-from hybridviz.training.samplers import SAMPLERS, make_sampler
+from hybridviz.training.samplers import SAMPLERS, SourceMixBatchSampler, make_sampler
 
 
 class TrainConfigError(HybridvizError):
@@ -50,7 +51,12 @@ class TrainConfig:
     holdout_seed: int = 0
     # bf16 autocast: 1.5x faster steps on CPUs with native bf16, same loss curve (bench/train_step.py)
     mixed_precision: str = field(default_factory=lambda: default_precision())
-    extra: dict = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)  # later settings, kept out of run ids at their defaults
+
+    @property
+    def source_temperature(self) -> float:
+        """A mix draws each batch's source with probability ∝ (its pairs)^t: 1 = by size (the paper), 0 = uniform."""
+        return float(self.extra.get("source_temperature", 1.0))
 
     def validate(self, n_pairs: int | None = None, languages: list[str] | None = None) -> None:
         problems = []
@@ -86,6 +92,8 @@ class TrainConfig:
             if unknown:
                 problems.append(f"unknown training language(s) {', '.join(unknown)} "
                                 f"(available: {', '.join(languages)})")
+        if not 0.0 <= self.source_temperature <= 1.0:
+            problems.append(f"source temperature must lie in [0, 1], got {self.source_temperature}")
         if problems:
             raise TrainConfigError("Invalid training settings: " + "; ".join(problems) + ".")
 
@@ -112,8 +120,13 @@ def validation_pairs(config: TrainConfig):
 
 def _all_pairs(config: TrainConfig):
     from hybridviz.data.train_extra import LOADERS
-    from hybridviz.training.data import extra_pairs, jsonl_pairs, lareqa_pairs, subset
+    from hybridviz.training.data import extra_pairs, jsonl_pairs, lareqa_pairs, mix_pairs, subset
 
+    if "+" in config.train_data:  # a multi-source mix, e.g. "mlqa-r+mintaka+bipar"
+        names = config.train_data.split("+")
+        if len(set(names)) != len(names) or any(n.endswith(".jsonl") or "+" in n for n in names):
+            raise TrainConfigError(f"A training mix names distinct built-in sources, got {config.train_data!r}.")
+        return mix_pairs({n: _all_pairs(replace(config, train_data=n)) for n in names})
     if config.train_data == "mlqa-r":
         return lareqa_pairs(config.train_data, config.train_languages)
     if config.train_data in LOADERS:
@@ -230,7 +243,7 @@ def train(config: TrainConfig, root: Path | None = None, on_progress=None, wait:
 
 def _fit(config: TrainConfig, run: Run, pairs, on_progress) -> None:
     import torch
-    from datasets import Dataset
+    from datasets import Dataset, DatasetDict
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
     from sentence_transformers.sentence_transformer.trainer import SentenceTransformerTrainer
     from sentence_transformers.sentence_transformer.training_args import SentenceTransformerTrainingArguments
@@ -246,7 +259,14 @@ def _fit(config: TrainConfig, run: Run, pairs, on_progress) -> None:
         # a transformers model behind the first module (mE5, XLM-R), or a module with its own table (mUSE)
         getattr(model[0], "auto_model", model[0]).get_input_embeddings().weight.requires_grad_(False)
     # Only the two text columns reach the loss; the sampler reads languages and groups from `pairs`.
-    dataset = Dataset.from_dict({"query": pairs.query, "positive": pairs.positive})
+    parts = pairs.by_source()
+    if len(parts) > 1:  # one dataset per source; SourceMixBatchSampler picks the source of each batch
+        dataset = DatasetDict({name: Dataset.from_dict({"query": p.query, "positive": p.positive})
+                               for name, p in parts.items()})
+        metadata = {name: p.columns() for name, p in parts.items()}
+    else:
+        dataset = Dataset.from_dict({"query": pairs.query, "positive": pairs.positive})
+        metadata = pairs.columns()
     loss = MultipleNegativesRankingLoss(
         model, scale=1.0 / config.temperature,
         directions=("query_to_doc", "doc_to_query") if config.symmetric else ("query_to_doc",),
@@ -262,7 +282,8 @@ def _fit(config: TrainConfig, run: Run, pairs, on_progress) -> None:
         else None,
         prompts={"query": encoder.query_prefix, "positive": encoder.passage_prefix},
         batch_sampler=make_sampler(config.sampler, config.alpha, language_weighting=config.language_weighting,
-                                   metadata=pairs.columns()),
+                                   metadata=metadata),
+        multi_dataset_batch_sampler=functools.partial(SourceMixBatchSampler, temperature=config.source_temperature),
     )
     callbacks = [_run_callback(run, config.steps, on_progress)] if _rank() == 0 else []
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=loss,
