@@ -184,6 +184,19 @@ def results_with_lab(bundle: Bundle, task: str | None = None) -> list:
     return bundle.select(task=task) + lab
 
 
+def unsupported_languages_note(results) -> None:
+    """Under a per-language view: the languages a model does not support (mUSE: el, hi, vi...), which its
+    evaluations left out, so an absent bar or cell reads as 'not evaluated', not as zero."""
+    missing = {}
+    for r in results:
+        langs = r.metrics.get("notes", {}).get("unsupported_languages")
+        if langs:
+            missing.setdefault(r.metrics.get("model", {}).get("label", r.group), set()).update(langs)
+    for label, langs in sorted(missing.items()):
+        st.caption(f"Not evaluated: {', '.join(sorted(langs))} — {label} does not support them (left out, not "
+                   f"averaged in).")
+
+
 def groups_of(results) -> list[str]:
     from hybridviz.viz.style import group_order
 

@@ -230,17 +230,23 @@ def evaluate(model: str, task: str, languages: list[str] | None = None, settings
         raise UnknownName(f"Unknown setting(s) {', '.join(bad)}; choose from {', '.join(SETTINGS)}.")
     timings = {}
     t0 = time.perf_counter()
-    corpus = build_corpus(task, languages, limit, seed)
-    timings["load_data_s"] = time.perf_counter() - t0
-    _log(f"{task}: {len(corpus.query_ids)} queries, {len(corpus.cand_ids)} candidates, "
-         f"languages {', '.join(corpus.languages)}", log)
-
-    t0 = time.perf_counter()
     if encoder is None:
         from hybridviz.encoders import load_encoder
 
         encoder = load_encoder(model, precision=precision, lazy=True)  # warm: the weights are never read
     timings["load_model_s"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    corpus = build_corpus(task, languages, limit, seed)
+    supported = getattr(encoder, "languages", None)
+    unsupported = [x for x in corpus.languages if supported is not None and x not in supported]
+    if unsupported:  # a model's unsupported languages are left out and named, never averaged in
+        corpus = build_corpus(task, [x for x in corpus.languages if x not in unsupported], limit, seed)
+        corpus.notes = {**corpus.notes, "unsupported_languages": unsupported}
+        _log(f"{encoder.label} does not support {', '.join(unsupported)}: not evaluated", log)
+    timings["load_data_s"] = time.perf_counter() - t0
+    _log(f"{task}: {len(corpus.query_ids)} queries, {len(corpus.cand_ids)} candidates, "
+         f"languages {', '.join(corpus.languages)}", log)
 
     t0 = time.perf_counter()
     if batch_size is None:

@@ -44,6 +44,9 @@ if report["task"] == "mkqa-mteb":
         st.caption(CONTAMINATION_NOTE)
 
 st.subheader("Per query language")
+if report.get("notes", {}).get("unsupported_languages"):
+    st.caption(f"Not evaluated: {', '.join(report['notes']['unsupported_languages'])} — "
+               f"{report['model'].get('label')} does not support them (left out, not averaged in).")
 for setting, res in report["settings"].items():
     if "not_applicable" in res:
         st.caption(f"{setting}: {res['not_applicable']}")

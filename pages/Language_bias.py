@@ -49,6 +49,7 @@ stats = _box_stats(tuple(str(r.folder) for r in chosen), bundle.manifest.get("up
 dash.chart(rank_distance_boxes(stats, task), stats, f"rank-distance-{task}")
 dash.chart(same_language_bars(frame, task), frame.groupby(["group", "query_lang"])["same_lang@10"].mean()
            .reset_index(), f"same-language-{task}")
+dash.unsupported_languages_note(chosen)
 
 st.subheader("One query, every model")
 ids = sorted(frame["query_id"].unique())

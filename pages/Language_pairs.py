@@ -29,6 +29,7 @@ else:
     title = (f"{metric} · {TASK_LABELS.get(task, task)} · {group} (mean of {len(chosen)} "
              f"seed{'s' if len(chosen) > 1 else ''}; mono on the diagonal, cross off it)")
     dash.chart(frame_heatmap(matrix, metric, title), matrix.reset_index(), f"pairs-{task}-{group}-{metric}")
+    dash.unsupported_languages_note(chosen)
 
 st.subheader("Difference between two samplers")
 a = dash.param_select("Baseline (a)", groups, "a", default="x-x-mono" if "x-x-mono" in groups else None)

