@@ -280,10 +280,12 @@ def test_a_models_unsupported_languages_are_left_out_and_named(tiny, data_root):
     from hybridviz.evaluate import evaluate
 
     partial = dataclasses.replace(tiny, languages=frozenset({"en", "de", "es"}))
-    report = evaluate("tiny", "mlqa-r", limit=8, settings=["mono", "multi"], encoder=partial)
+    asked = ["de", "en", "es", "fi", "ja"]
+    report = evaluate("tiny", "mkqa-queries", languages=asked, limit=20, settings=["cross", "multi"],
+                      encoder=partial)
     assert report["languages"] == ["de", "en", "es"]
-    assert report["notes"]["unsupported_languages"] == ["ar", "hi", "vi", "zh"]
+    assert report["notes"]["unsupported_languages"] == ["fi", "ja"]
     assert set(report["settings"]["multi"]["per_language"]) == {"de", "en", "es"}
     assert set(report["counts"]["per_language"]) == {"de", "en", "es"}
-    full = evaluate("tiny", "mlqa-r", limit=8, settings=["multi"], encoder=tiny)
-    assert "unsupported_languages" not in full["notes"] and len(full["languages"]) == 7
+    full = evaluate("tiny", "mkqa-queries", languages=asked, limit=20, settings=["multi"], encoder=tiny)
+    assert "unsupported_languages" not in full["notes"] and full["languages"] == asked

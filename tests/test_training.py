@@ -313,14 +313,6 @@ def test_zero_shot_guard_reuses_the_evaluation_texts_until_a_data_file_changes(t
     assert second is not first and 0 < len(second) < len(first)
 
 
-def test_an_extra_source_trains_and_records_what_the_guard_left_out(tmp_path, data_root, tiny):
-    run = train(TrainConfig(**{**FAST, "train_data": "mintaka", "train_languages": ["en", "de", "fr"]}, steps=2),
-                root=tmp_path)
-    assert run.status()["state"] == "done"
-    pairs = run.config()["pairs"]
-    assert pairs["excluded_groups"] > 0 and set(pairs["per_pair"]) == {"de-en", "en-en", "fr-en"}
-
-
 def test_a_multi_source_mix_trains_through_the_multi_dataset_hook(tmp_path, data_root, tiny):
     config = TrainConfig(**{**FAST, "train_data": "mlqa-r+mintaka", "train_languages": ["en", "de"],
                             "extra": {"source_temperature": 0.5}}, steps=4)
