@@ -12,6 +12,7 @@ st.set_page_config(page_title="hybridviz", layout="wide")
 navigation = st.navigation([
     st.Page(PAGES / "Overview.py", title="Overview", default=True),
     st.Page(PAGES / "Sampler_comparison.py", title="Sampler comparison", url_path="Sampler_comparison"),
+    st.Page(PAGES / "Robustness.py", title="Robustness", url_path="Robustness"),
     st.Page(PAGES / "Language_pairs.py", title="Language pairs", url_path="Language_pairs"),
     st.Page(PAGES / "Language_bias.py", title="Language bias", url_path="Language_bias"),
     st.Page(PAGES / "Embedding_map.py", title="Embedding map", url_path="Embedding_map"),

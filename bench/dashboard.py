@@ -30,8 +30,8 @@ sys.path.insert(0, str(ROOT))
 from common import machine  # noqa: E402
 from browser import CHROMIUM, CHROMIUM_ARGS, ERRORS, first_content, settle, start_server, stop_server  # noqa: E402
 
-PAGES = ["", "Sampler_comparison", "Language_pairs", "Language_bias", "Embedding_map", "Search", "Fine-tune_lab",
-         "Evaluation_details"]
+PAGES = ["", "Sampler_comparison", "Robustness", "Language_pairs", "Language_bias", "Embedding_map", "Search",
+         "Fine-tune_lab", "Evaluation_details"]
 
 
 def first_paint(repeats: int, pages: list[str] = PAGES) -> dict:

@@ -102,13 +102,30 @@ def cmd_train(args) -> int:
     return 0
 
 
+def _set_up_arguments(parser) -> None:
+    """The set-up a held-out sweep trains: encoder, batch size, training data, training precision."""
+    parser.add_argument("--model", default="me5-small")
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--data", default="mlqa-r", help="training data (held-out groups are taken from it)")
+    parser.add_argument("--mixed-precision", choices=["fp32", "bf16"],
+                        help="training precision (default: bf16 where the CPU has it, else fp32)")
+    parser.add_argument("--languages", help="training languages (default: all of the training data)")
+
+
+def _set_up(args) -> dict:
+    return {"model": args.model, "train_data": args.data, "train_languages": _split(args.languages),
+            **({"batch_size": args.batch_size} if args.batch_size else {}),
+            **({"mixed_precision": args.mixed_precision} if args.mixed_precision else {})}
+
+
 def cmd_sweep(args) -> int:
     from hybridviz.experiments.sweep import run_sweep
     from hybridviz.training.trainer import TrainConfig
 
-    base = TrainConfig(steps=args.steps, sampler=args.sampler, seed=args.seed)
+    base = TrainConfig(steps=args.steps, sampler=args.sampler, seed=args.seed, **_set_up(args))
     base.validate()
-    state = run_sweep(Path(args.out), base, log=lambda m: print(m, file=sys.stderr, flush=True))
+    rates = {"learning_rates": [float(x) for x in _split(args.learning_rates)]} if args.learning_rates else {}
+    state = run_sweep(Path(args.out), base, log=lambda m: print(m, file=sys.stderr, flush=True), **rates)
     for key, t in state["trials"].items():
         print(f"{key:<40} lr {t['learning_rate']}  warm-up {t['warmup_steps']}  "
               f"mono {t['mono_mAP']:.4f}  cross {t['cross_mAP']:.4f}  multi {t['multi_mAP']:.4f}")
@@ -119,8 +136,13 @@ def cmd_sweep(args) -> int:
 def cmd_budget(args) -> int:
     from hybridviz.experiments.sweep import run_budget_check
 
+    from hybridviz.training.trainer import TrainConfig
+
+    base = TrainConfig(**_set_up(args), **({"learning_rate": args.lr} if args.lr is not None else {}),
+                       **({"warmup_steps": args.warmup} if args.warmup is not None else {}))
+    base.validate()
     state = run_budget_check(Path(args.out), budgets=[int(x) for x in _split(args.budgets)], seed=args.seed,
-                             log=lambda m: print(m, file=sys.stderr, flush=True))
+                             base=base, log=lambda m: print(m, file=sys.stderr, flush=True))
     for steps, ranking in state["rankings"].items():
         print(f"{steps:>5} steps: " + "  ".join(f"{m}: {' > '.join(r)}" for m, r in ranking.items()))
     print(f"ranking changes: {state['ranking_changes']}")
@@ -128,20 +150,36 @@ def cmd_budget(args) -> int:
 
 
 def cmd_experiment(args) -> int:
-    from hybridviz.experiments.grid import GridSpec, plan, run_grid, with_overrides
+    from hybridviz.encoders.registry import bf16_is_fast, evaluation_precision
+    from hybridviz.experiments.grid import GridSpec, inherited_settings, plan, run_grid, with_overrides
 
     lr, warmup = args.lr, args.warmup
-    sweep = REFERENCE_DIR / "lr-sweep" / "sweep.json"
-    if (lr is None or warmup is None) and sweep.exists():
-        chosen = json.loads(sweep.read_text()).get("chosen", {})
+    # each encoder's own held-out sweep (`sweep --model muse --out cache/reference/lr-sweep-muse`)
+    sweep = REFERENCE_DIR / ("lr-sweep" if args.model == "me5-small" else f"lr-sweep-{args.model}") / "sweep.json"
+    chosen = json.loads(sweep.read_text()).get("chosen", {}) if sweep.exists() else {}
+    if (lr is None or warmup is None) and chosen:
         lr = lr if lr is not None else chosen.get("learning_rate")
         warmup = warmup if warmup is not None else chosen.get("warmup_steps")
         print(f"learning rate {lr:g}, warm-up {warmup} steps (from {sweep})", file=sys.stderr)
-    spec = with_overrides(GridSpec(), model=args.model, samplers=_split(args.samplers),
+    elif lr is None or warmup is None:
+        print(f"no finished learning-rate sweep for {args.model} ({sweep}): TrainConfig's lr and warm-up",
+              file=sys.stderr)
+    # continuing a bundle keeps its precisions; a new one takes the CPU's defaults (mUSE computes in fp32)
+    inherited = inherited_settings(Path(args.out)) or {"precision": evaluation_precision(args.model),
+                                                        "train_precision": evaluation_precision(args.model)}
+    methods = None if args.methods is None else [m for m in _split(args.methods) or [] if m != "none"]
+    spec = with_overrides(GridSpec(**inherited), model=args.model, samplers=_split(args.samplers),
                           seeds=[int(x) for x in _split(args.seeds)] if args.seeds else None,
                           alphas=[float(x) for x in _split(args.alphas)] if args.alphas else None,
                           steps=args.steps, learning_rate=lr, warmup_steps=warmup, batch_size=args.batch_size,
-                          precision=args.precision)
+                          precision=args.precision, train_precision=args.train_precision,
+                          train_data=args.train_data, methods=methods, train_languages=_split(args.train_languages))
+    if args.sampler_method is not None:
+        spec.sampler_method = None if args.sampler_method == "none" else args.sampler_method
+    if "bf16" in (spec.precision, spec.train_precision) and not bf16_is_fast():
+        print("warning: this grid computes in bf16, which this CPU lacks natively (no AVX512-BF16 or AMX): "
+              "encoding and training run several times slower than fp32 here, and bf16 sums may differ in their "
+              "last bits from those of the machine that wrote the bundle.", file=sys.stderr)
     for sampler in spec.samplers:
         spec.train_config(sampler, spec.seeds[0]).validate()
     if args.plan:
@@ -313,12 +351,17 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--steps", type=int, default=100)
     w.add_argument("--sampler", default="hybrid")
     w.add_argument("--seed", type=int, default=0)
+    w.add_argument("--learning-rates", help="stage 1's learning rates (default: 1e-5,3e-5,1e-4)")
+    _set_up_arguments(w)
     w.set_defaults(func=cmd_sweep)
 
     b = sub.add_parser("budget", help="does the sampler ranking change with the step budget? (held-out MLQA-R)")
     b.add_argument("--out", default="cache/reference/step-budget")
     b.add_argument("--budgets", default="100,300")
     b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--lr", type=float, help="learning rate (default: TrainConfig's, the mE5 sweep's choice)")
+    b.add_argument("--warmup", type=int, help="warm-up steps (default: TrainConfig's)")
+    _set_up_arguments(b)
     b.set_defaults(func=cmd_budget)
 
     x = sub.add_parser("experiment", help="the sampler grid: base + fine-tunes x seeds, alpha sweep, evaluations")
@@ -331,7 +374,17 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--lr", type=float, help="default: the choice of `python -m hybridviz sweep` if it ran")
     x.add_argument("--warmup", type=int, help="warm-up steps (default: the sweep's choice)")
     x.add_argument("--batch-size", type=int)
-    x.add_argument("--precision", help="evaluation precision: fp32 | bf16 | int8 (default: bf16 where the CPU has it)")
+    x.add_argument("--precision", help="evaluation precision: fp32 | bf16 | int8 (default: the bundle's when it "
+                   "exists, else bf16 where the CPU has it)")
+    x.add_argument("--train-precision", choices=["fp32", "bf16"],
+                   help="training precision (default: the bundle's when it exists, else bf16 where the CPU has it)")
+    x.add_argument("--train-data", help="training data: mlqa-r (default), a train-extra source (mintaka, bipar, "
+                   "xlinghealth, xor-tydi) or a mix such as mlqa-r+mintaka+bipar+xlinghealth+xor-tydi")
+    x.add_argument("--train-languages", help="training languages (default: all of the training data)")
+    x.add_argument("--methods", help="training-free methods applied to the base (comma-separated; 'none' for none; "
+                   "default: center,lir,lsar,leace,center@index)")
+    x.add_argument("--sampler-method", help="method applied to every sampler model ('best': the debias sweep's "
+                   "winner (default); 'none')")
     x.add_argument("--only", help="comma-separated unit labels to run (e.g. base,hybrid-s0)")
     x.add_argument("--tasks", help="evaluate only these benchmarks now (comma-separated; the rest stay pending)")
     x.add_argument("--refresh", action="store_true",

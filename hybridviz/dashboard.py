@@ -85,16 +85,27 @@ def bundle_page(title: str, intro: str | None = None) -> Bundle:
     return bundle
 
 
-@st.cache_data(max_entries=4)
-def _step_budget(root: str, stamp: float) -> dict | None:
-    return bundle_module.read_step_budget(Path(root))
+@st.cache_data(max_entries=8)
+def _step_budget(root: str, name: str, stamp: float) -> dict | None:
+    return bundle_module.read_step_budget(Path(root), name)
 
 
-def step_budget() -> dict | None:
-    """The step-budget check beside the bundles (cache/reference/step-budget), or None before it ran."""
+def step_budget(name: str = "step-budget") -> dict | None:
+    """A step-budget check beside the bundles (cache/reference/<name>), or None before it ran."""
     root = bundle_module.REFERENCE_DIR
-    path = Path(root) / "step-budget" / "budget.json"
-    return _step_budget(str(root), path.stat().st_mtime if path.exists() else 0.0)
+    path = Path(root) / name / "budget.json"
+    return _step_budget(str(root), name, path.stat().st_mtime if path.exists() else 0.0)
+
+
+def step_budgets() -> dict[str, dict]:
+    """Every step-budget check beside the bundles, by folder name (a damaged one is named, not fatal)."""
+    out = {}
+    for name in bundle_module.find_step_budgets(bundle_module.REFERENCE_DIR):
+        try:
+            out[name] = step_budget(name)
+        except BundleError as exc:
+            st.warning(f"{exc}")
+    return out
 
 
 def current_bundle() -> Bundle | None:
@@ -271,3 +282,14 @@ def delta_cells(folders_a: tuple[str, ...], folders_b: tuple[str, ...]) -> dict:
     rows = map_with_progress("Run-level tests per language pair", langs,
                              lambda x: _delta_row(folders_a, folders_b, x), describe=lambda x: f"queries in {x}")
     return bundle_module.delta_frames(dict(zip(langs, rows)), langs)
+
+
+def all_bundles() -> list[Bundle]:
+    """Every readable result bundle under cache/reference/ (a damaged one is named, not fatal)."""
+    out = []
+    for path in find_bundles(bundle_module.REFERENCE_DIR):
+        try:
+            out.append(_bundle(str(path), _stamp(path)))
+        except BundleError as exc:
+            st.warning(f"{path.name}: {exc}")
+    return out

@@ -50,9 +50,12 @@ if bundle is not None:
     spec = bundle.manifest.get("spec", {})
     summary = bundle.summary
     seen = summary.get("seen_languages", [])
+    data = spec.get("train_data", "mlqa-r")
+    trained_on = (f"MLQA-R dev question–answer pairs ({', '.join(seen) or '7 languages'})" if data == "mlqa-r"
+                  else f"the training mix `{data}` (languages {', '.join(seen)})")
     st.markdown(
-        f"**What was trained on what.** `{spec.get('model')}` fine-tuned on MLQA-R dev question–answer pairs "
-        f"({', '.join(seen) or '7 languages'}), {spec.get('steps')} steps of batch {spec.get('batch_size')}, "
+        f"**What was trained on what.** `{spec.get('model')}` fine-tuned on {trained_on}, {spec.get('steps')} "
+        f"steps of batch {spec.get('batch_size')}, "
         f"lr {spec.get('learning_rate')}, warm-up {spec.get('warmup_steps')}, τ = {spec.get('temperature')}, "
         f"seeds {spec.get('seeds')}; hybrid α = {spec.get('alpha')}. Evaluated zero-shot (no evaluation text in "
         f"training) on XQuAD-R (11 languages), MKQA parallel queries (1,000 examples × 17 languages) and MKQA "

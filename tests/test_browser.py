@@ -25,7 +25,7 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 # exceptions, error alerts, and any dialog (no page opens one by itself: Streamlit's "Page not found" is)
 ERRORS = '[data-testid="stException"], [data-testid="stAlertContentError"], [role="dialog"]'
-PAGES = ["", "Sampler_comparison", "Language_pairs", "Language_bias", "Embedding_map", "Search", "Fine-tune_lab",
+PAGES = ["", "Sampler_comparison", "Robustness", "Language_pairs", "Language_bias", "Embedding_map", "Search", "Fine-tune_lab",
          "Evaluation_details"]
 pytestmark = pytest.mark.slow
 
@@ -130,7 +130,8 @@ def test_lab_run_finishes_then_search_with_it(server, browser):
                 raise
             wait_idle(page)
     steps.press("Enter")  # Enter submits the form...
-    page.get_by_role("button", name="Start fine-tune").click()  # ...and the button a moment later: one worker
+    # ...and the button a moment later: one worker (a rerun in flight can still show its stale copy: either one)
+    page.get_by_role("button", name="Start fine-tune").first.click()
     # the second press reruns the page over the first's "Queued …": either message, then one run on disk
     page.get_by_text(re.compile("already queued|Queued hybrid")).first.wait_for(timeout=60_000)
     wait_idle(page)

@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import slice_check
+
 from hybridviz.encoders.compact import apply_delta, load_delta, make_delta, save_delta
 
 BUNDLE = Path(__file__).resolve().parents[1] / "cache" / "reference" / "sampler-grid"
@@ -75,15 +77,17 @@ def test_a_shipped_model_reproduces_the_bundle_on_a_slice(tmp_path, data_root):
     from hybridviz.experiments.bundle import load_bundle
 
     committed = load_bundle(BUNDLE).get("x-y-s0", "xquad-r")
+    check = slice_check(committed.metrics["model"]["precision"])
     report = evaluate("ref:x-y-s0", "xquad-r", languages=["de"], settings=["mono"], out_dir=tmp_path,
-                      precision=committed.metrics["model"]["precision"],
-                      batch_size=committed.metrics["model"].get("batch_size", 64))
+                      precision=check.precision, batch_size=committed.metrics["model"].get("batch_size", 64))
     fresh = report["settings"]["mono"]["per_language"]["de"]["mAP"]
-    assert fresh == pytest.approx(committed.metrics["settings"]["mono"]["per_language"]["de"]["mAP"], abs=3e-3)
+    # the shipped delta adds its own (cosine >= 0.999) approximation to the precision's rounding
+    assert fresh == pytest.approx(committed.metrics["settings"]["mono"]["per_language"]["de"]["mAP"],
+                                  abs=check.macro_abs + 1e-3)
     import csv
 
     with open(tmp_path / "per_query_settings.csv", encoding="utf-8") as f:
         now = {r["query_id"]: float(r["ap"]) for r in csv.DictReader(f)}
     before = {q: v for q, v in committed.per_query("mono", "mAP").items() if q.startswith("de:")}
     assert set(now) == set(before)
-    assert np.mean([abs(now[q] - before[q]) for q in now]) < 0.01
+    assert np.mean([abs(now[q] - before[q]) for q in now]) < max(0.01, check.mean_abs)

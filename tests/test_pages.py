@@ -262,3 +262,17 @@ def test_per_language_views_name_the_languages_a_model_left_out(monkeypatch):
     dashboard.unsupported_languages_note(results)
     assert shown == ["Not evaluated: el, hi, vi — multilingual USE v3 does not support them (left out, not "
                      "averaged in)."]
+
+
+def test_robustness_page_gives_each_set_up_its_verdict_rows(bundle_root):
+    from hybridviz.experiments.bundle import load_bundle
+    from hybridviz.experiments.robustness import robustness_rows
+
+    at = page("Robustness.py").run()
+    assert not at.exception
+    rows = [r for r in robustness_rows([load_bundle(bundle_root)]) if r["task"] == "xquad-r"]
+    table = at.dataframe[0].value
+    assert len(table) == len(rows) > 0 and set(table["set-up"]) == {bundle_root.name}
+    assert list(table["cell"]) == [f"{r['setting']} {r['metric']}" for r in rows]
+    assert any("Only one set-up" in i.value for i in at.info)
+    assert "95 % interval, run as the unit" in chart_specs(at)[0]

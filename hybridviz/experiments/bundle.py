@@ -112,9 +112,16 @@ def find_bundles(root: Path | None = None) -> list[Path]:
     return sorted(p.parent for p in root.glob("*/manifest.json")) if root.exists() else []
 
 
-def read_step_budget(root: Path | None = None) -> dict | None:
-    """`<reference>/step-budget/budget.json` (written by `python -m hybridviz budget`), or None before it exists."""
-    path = Path(root or REFERENCE_DIR) / "step-budget" / "budget.json"
+def find_step_budgets(root: Path | None = None) -> list[str]:
+    """The step-budget checks beside the bundles: `step-budget` (the sampler grid's set-up) and `step-budget-*`
+    (other set-ups, e.g. `python -m hybridviz budget --model muse --out cache/reference/step-budget-muse`)."""
+    root = Path(root or REFERENCE_DIR)
+    return sorted(p.parent.name for p in root.glob("step-budget*/budget.json")) if root.exists() else []
+
+
+def read_step_budget(root: Path | None = None, name: str = "step-budget") -> dict | None:
+    """`<reference>/<name>/budget.json` (written by `python -m hybridviz budget`), or None before it exists."""
+    path = Path(root or REFERENCE_DIR) / name / "budget.json"
     if not path.exists():
         return None
     try:

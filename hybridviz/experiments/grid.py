@@ -51,7 +51,11 @@ class GridSpec:
     warmup_steps: int = _TRAIN.warmup_steps
     batch_size: int = _TRAIN.batch_size
     temperature: float = _TRAIN.temperature
-    precision: str = field(default_factory=default_precision)  # of evaluation (training: TrainConfig's)
+    precision: str = field(default_factory=default_precision)  # of evaluation
+    # of training (autocast); part of every run id, so a bundle fixes it rather than the CPU it continues on
+    train_precision: str = field(default_factory=default_precision)
+    train_data: str = _TRAIN.train_data  # "mlqa-r", a train-extra source, or a mix such as "mlqa-r+mintaka"
+    train_languages: list[str] | None = None  # None: every language of the training data (mUSE: its supported)
     # texts per forward pass at evaluation: bf16 sums depend on it, so one bundle keeps one value (the
     # committed grid was evaluated at 64)
     encode_batch_size: int = 64
@@ -64,7 +68,9 @@ class GridSpec:
     def train_config(self, sampler: str, seed: int, alpha: float | None = None) -> TrainConfig:
         return TrainConfig(model=self.model, sampler=sampler, alpha=self.alpha if alpha is None else alpha,
                            steps=self.steps, batch_size=self.batch_size, learning_rate=self.learning_rate,
-                           warmup_steps=self.warmup_steps, temperature=self.temperature, seed=seed)
+                           warmup_steps=self.warmup_steps, temperature=self.temperature, seed=seed,
+                           mixed_precision=self.train_precision, train_data=self.train_data,
+                           train_languages=self.train_languages)
 
 
 @dataclass
@@ -80,7 +86,9 @@ class Unit:
 
 # Fields added to GridSpec after a bundle was written, with the value that bundle used implicitly: a bundle
 # without the field continues as if it had been written with that value.
-IMPLICIT_SPEC = {"encode_batch_size": 64}
+# (every bundle written before `train_precision` existed was trained on CPUs with native bf16, on MLQA-R)
+IMPLICIT_SPEC = {"encode_batch_size": 64, "train_precision": "bf16", "train_data": "mlqa-r", "train_languages": None}
+INHERITED = ("precision", "train_precision")  # machine-dependent defaults a continued bundle keeps
 EXTENSIBLE = ("seeds", "methods", "evaluations")  # lists a grid may grow: seeds, debiasing methods, benchmarks
 ADDABLE = ("sampler_method",)  # fields a grid may gain (more units), never change once set
 
@@ -88,20 +96,37 @@ ADDABLE = ("sampler_method",)  # fields a grid may gain (more units), never chan
 def spec_extends(old: dict, new: dict) -> bool:
     """True when `new` continues the grid `old`: same settings, seeds and methods only added, new fields at
     their implicit value."""
-    for key in set(old) | set(new):
+    return not spec_conflicts(old, new)
+
+
+def spec_conflicts(old: dict, new: dict) -> list[str]:
+    """The settings of `new` that keep it from continuing the grid `old` (empty when it continues it)."""
+    conflicts = []
+    for key in sorted(set(old) | set(new)):
         if key in EXTENSIBLE:
             as_set = lambda items: {json.dumps(i, sort_keys=True) for i in items}  # noqa: E731 (dicts too)
             if not as_set(old.get(key, [])) <= as_set(new.get(key, [])):
-                return False
+                conflicts.append(f"{key}: {old.get(key)} there, {new.get(key)} now (a grid may only add to them)")
         elif key in ADDABLE:
             if old.get(key) is not None and old.get(key) != new.get(key):
-                return False
+                conflicts.append(f"{key}: {old.get(key)} there, {new.get(key)} now")
         elif key not in old:
             if key not in IMPLICIT_SPEC or new[key] != IMPLICIT_SPEC[key]:
-                return False
+                conflicts.append(f"{key}: {IMPLICIT_SPEC.get(key, 'absent')} there, {new[key]} now")
         elif old[key] != new.get(key):
-            return False
-    return True
+            conflicts.append(f"{key}: {old[key]} there, {new.get(key)} now")
+    return conflicts
+
+
+def inherited_settings(out: Path) -> dict:
+    """The machine-dependent settings of the bundle at `out` (precision of evaluation and of training), so that
+    continuing it on another CPU keeps them instead of that CPU's defaults; {} for a new bundle."""
+    path = Path(out) / "manifest.json"
+    try:
+        spec = json.loads(path.read_text()).get("spec") or {}
+    except (OSError, ValueError):
+        return {}
+    return {key: spec.get(key, IMPLICIT_SPEC.get(key)) for key in INHERITED if key in spec or key in IMPLICIT_SPEC}
 
 
 def plan(spec: GridSpec) -> list[Unit]:
@@ -174,8 +199,10 @@ def run_grid(out: Path, spec: GridSpec | None = None, log: Callable[[str], None]
     out = Path(out)
     manifest_path = out / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
-    if manifest.get("spec") and not spec_extends(manifest["spec"], asdict(spec)):
-        raise HybridvizError(f"{out} holds a grid with other settings; choose another --out or remove it.")
+    conflicts = spec_conflicts(manifest["spec"], asdict(spec)) if manifest.get("spec") else []
+    if conflicts:
+        raise HybridvizError(f"{out} holds a grid with other settings ({'; '.join(conflicts)}); choose another "
+                             f"--out or remove it.")
     manifest.setdefault("provenance", provenance(None))
     # every start or resume: the code of each unit is in its own metrics.json / config.json provenance too
     manifest.setdefault("sessions", []).append(provenance(None))

@@ -36,9 +36,11 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
 from hybridviz.metrics import LOWER_IS_BETTER
+
+# scipy.stats is imported by the functions that test (~1 s): every page imports this module through the bundle
+# reader, and a page's cold first paint would otherwise wait for it while reading a precomputed summary.
 
 CONFIDENCE = 0.95
 
@@ -158,6 +160,7 @@ def seed_permutation_p(a_values, b_values) -> float | None:
         return None
     if np.ptp(np.concatenate([a_values, b_values])) == 0:
         return 1.0
+    from scipy import stats
     res = stats.permutation_test((b_values, a_values), lambda x, y: np.mean(x) - np.mean(y),
                                  permutation_type="independent", alternative="two-sided", n_resamples=np.inf)
     return float(res.pvalue)
@@ -199,6 +202,7 @@ def compare_runs(a_runs: list[dict[str, float]], b_runs: list[dict[str, float]],
     replicates = two_level_bootstrap(xa, xb, a_values, b_values, n_resamples=n_resamples, seed=seed)
     se = float(replicates.std(ddof=1))
     df = run_degrees_of_freedom(len(a_runs), len(b_runs))
+    from scipy import stats
     t_crit = float(stats.t.ppf(0.5 + CONFIDENCE / 2, df))
     if se > 0:
         p = float(2 * stats.t.sf(abs(delta) / se, df))
@@ -246,6 +250,7 @@ def holm(pvalues) -> np.ndarray:
 def benjamini_hochberg(pvalues) -> np.ndarray:
     """Benjamini–Hochberg adjusted p-values (false discovery rate), in the input order (scipy)."""
     p = np.asarray(pvalues, float)
+    from scipy import stats
     return stats.false_discovery_control(p, method="bh") if p.size else p
 
 
@@ -291,6 +296,7 @@ def paired_tests(a: np.ndarray, b: np.ndarray, n_resamples: int = 10_000, seed: 
     if not np.any(diff):
         return {"n": int(a.size), "mean_a": float(a.mean()), "mean_b": float(b.mean()), "delta": 0.0,
                 "t": 0.0, "p_ttest": 1.0, "p_randomisation": 1.0}
+    from scipy import stats
     t = stats.ttest_rel(b, a)
     return {"n": int(a.size), "mean_a": float(a.mean()), "mean_b": float(b.mean()), "delta": float(diff.mean()),
             "t": float(t.statistic), "p_ttest": float(t.pvalue),

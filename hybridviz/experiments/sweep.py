@@ -96,8 +96,9 @@ def run_budget_check(out: Path, budgets=(100, 300), samplers=("x-x-mono", "x-y",
     path = Path(out) / "budget.json"
     state = json.loads(path.read_text()) if path.exists() else {}
     state.setdefault("provenance", provenance(seed))
-    state["selection"] = (f"validation: {HOLDOUT:.0%} of the MLQA-R question groups held out of training; "
-                          "multilingual / cross / mono mAP on them")
+    state["base_config"] = asdict(base)  # the set-up (encoder, batch, lr, data) every budget shares
+    state["selection"] = (f"validation: {HOLDOUT:.0%} of the {base.train_data} question groups held out of "
+                          "training; multilingual / cross / mono mAP on them")
     trials: dict = state.setdefault("trials", {})
     for steps in budgets:
         for sampler in samplers:

@@ -103,8 +103,8 @@ def alpha_line(points: list[dict]) -> go.Figure:
     return fig
 
 
-def step_budget_lines(frame: pd.DataFrame, seed: int | None = None) -> go.Figure:
-    """Held-out MLQA-R mAP of each sampler after each step budget, one panel per setting."""
+def step_budget_lines(frame: pd.DataFrame, seed: int | None = None, set_up: str | None = None) -> go.Figure:
+    """Held-out mAP of each sampler after each step budget, one panel per setting."""
     order = group_order(set(frame["sampler"]))
     fig = px.line(frame, x="steps", y="mAP", color="sampler", facet_col="setting", markers=True,
                   category_orders={"sampler": order, "setting": ["mono", "cross", "multi"]},
@@ -114,7 +114,8 @@ def step_budget_lines(frame: pd.DataFrame, seed: int | None = None) -> go.Figure
     fig.update_xaxes(tickvals=sorted(frame["steps"].unique()), title="training steps")
     fig.for_each_annotation(lambda a: a.update(text=a.text.replace("setting=", "") + " mAP"))
     seed_text = f", seed {seed}" if seed is not None else ""
-    fig.update_layout(title=f"Step budget: held-out MLQA-R groups (20 %, never trained on){seed_text}", height=380)
+    fig.update_layout(title=f"Step budget{f' · {set_up}' if set_up else ''}: held-out groups of the training data "
+                            f"(20 %, never trained on){seed_text}", height=380)
     return fig
 
 
@@ -166,3 +167,16 @@ def forest_plot(frame: pd.DataFrame, a: str, b: str, metric: str) -> go.Figure:
                       xaxis_title=f"Δ {metric} (b − a)", yaxis={"autorange": "reversed", "title": ""},
                       height=160 + 45 * max(len(frame), 1), legend={"orientation": "h", "y": -0.25})
     return fig
+
+
+def setup_forest_frame(bundles, a: str, b: str, metric: str, task: str, setting: str) -> pd.DataFrame:
+    """forest_frame's row for one benchmark x setting, once per bundle (set-up), labelled by what it trained."""
+    frames = []
+    for bundle in bundles:
+        spec = bundle.manifest.get("spec", {})
+        frame = forest_frame(bundle.summary, a, b, metric)
+        frame = frame[(frame["benchmark"] == TASK_LABELS.get(task, task)) & (frame["setting"] == setting)].copy()
+        frame["row"] = (f"{bundle.path.name}: {spec.get('model')} · {spec.get('train_data', 'mlqa-r')} · batch "
+                        f"{spec.get('batch_size')} · {spec.get('steps')} steps")
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

@@ -80,3 +80,29 @@ def tests_table(summary: dict, task: str | None = None) -> pd.DataFrame:
                      "p permutation of runs": t.get("p_permutation"),
                      "per checkpoint: p (query-level randomisation)": checkpoint.get("p_randomisation")})
     return pd.DataFrame(rows)
+
+
+def _interval(d: dict, digits: int) -> str:
+    return f"{d['delta']:+.{digits}f} [{d['ci_low']:+.{digits}f}, {d['ci_high']:+.{digits}f}]"
+
+
+def robustness_table(rows: list[dict]) -> pd.DataFrame:
+    """One line per set-up (bundle) and verdict cell of experiments.robustness: what it trained, the sampler
+    verdict with the margin's 95 % interval, the samplers' order, and (monolingual) each sampler's Δ vs base."""
+    out = []
+    for r in rows:
+        digits = 1 if r["metric"] == "max_rank_distance" else 4
+        verdict = (f"{group_label(r['best'])} ahead of {group_label(r['runner_up'])}" if r["detectable"]
+                   else f"no detectable difference ({group_label(r['best'])} vs {group_label(r['runner_up'])})")
+        line = {"set-up": r["bundle"], "encoder": r["model"], "training data": r["train_data"],
+                "batch": r["batch_size"], "steps": r["steps"], "seeds": r["seeds"],
+                "benchmark": TASK_LABELS.get(r["task"], r["task"]), "cell": f"{r['setting']} {r['metric']}",
+                "verdict": verdict,
+                "margin [95 % CI]": _interval({"delta": r["margin"], "ci_low": r["ci_low"], "ci_high": r["ci_high"]},
+                                              digits),
+                "adjusted p": r["p_adjusted"], "seeds agree": f"{r['seeds_agree']}/{r['n_seeds']}",
+                "order (best first)": " > ".join(group_label(g) for g in r["ranking"])}
+        for key in [k for k in r if k.startswith("vs_base_")]:
+            line[f"{group_label(key[len('vs_base_'):])} − base"] = _interval(r[key], 4)
+        out.append(line)
+    return pd.DataFrame(out)

@@ -1,0 +1,95 @@
+"""Does the verdict hold beyond one set-up? One row per result bundle and verdict cell: the set-up that bundle
+trained (encoder, training data, batch size, step budget), the sampler verdict it computes (verdict.py, the run
+as the unit), and the cost of fine-tuning on monolingual mAP against its own base model. Where set-ups that
+reach a detectable verdict name different winners, or where one set-up's winner is detectably behind in another,
+`disagreements` says so.
+
+Only bundles that trained samplers take part; each is read through its own summary.json, so a row's interval,
+correction and seeds are those of that bundle's statistics.
+"""
+
+from __future__ import annotations
+
+from hybridviz.experiments.bundle import Bundle
+from hybridviz.experiments.verdict import VERDICT_CELLS, VERDICT_CELLS_BY_TASK, verdicts
+from hybridviz.metrics import LOWER_IS_BETTER
+
+SAMPLERS = ("x-x-mono", "x-y", "hybrid")
+SETUP_FIELDS = ("model", "train_data", "batch_size", "steps")
+
+
+def setup_of(bundle: Bundle) -> dict:
+    """What a bundle trained: encoder, training data, batch size, steps, precision, and its seeds."""
+    spec = bundle.manifest.get("spec", {})
+    return {"bundle": bundle.path.name, "model": spec.get("model", "me5-small"),
+            "train_data": spec.get("train_data", "mlqa-r"), "batch_size": spec.get("batch_size"),
+            "steps": spec.get("steps"), "precision": spec.get("precision"),
+            "train_precision": spec.get("train_precision", "bf16"), "seeds": len(spec.get("seeds", []))}
+
+
+def _test(summary: dict, task: str, setting: str, metric: str, a: str, b: str) -> dict | None:
+    return next((t for t in summary.get("tests", []) if (t["task"], t["setting"], t["metric"], t["a"], t["b"]) ==
+                 (task, setting, metric, a, b)), None)
+
+
+def _ranking(summary: dict, task: str, setting: str, metric: str, lower_is_better: bool) -> list[str]:
+    cells = [c for c in summary.get("cells", []) if (c["task"], c["setting"], c["metric"]) == (task, setting, metric)
+             and c["group"] in SAMPLERS and c["mean"] is not None]
+    return [c["group"] for c in sorted(cells, key=lambda c: c["mean"], reverse=not lower_is_better)]
+
+
+def robustness_rows(bundles: list[Bundle], tasks: list[str] | None = None, labels=None) -> list[dict]:
+    """One record per (bundle, task, verdict cell) among the samplers: the set-up, the verdict record (best,
+    runner-up, margin, interval, adjusted p, seeds agreeing, text), the samplers' order by mean, and, for
+    monolingual mAP, each sampler's Δ against the bundle's base model with its interval."""
+    rows = []
+    for bundle in bundles:
+        summary = bundle.summary
+        if not set(SAMPLERS) & set(bundle.groups()):
+            continue
+        setup = setup_of(bundle)
+        for task in bundle.tasks():
+            if tasks is not None and task not in tasks:
+                continue
+            found = {(v["setting"], v["metric"]): v for v in verdicts(summary, task, list(SAMPLERS), labels)}
+            for setting, metric in VERDICT_CELLS_BY_TASK.get(task, VERDICT_CELLS):
+                v = found.get((setting, metric))
+                if v is None:
+                    continue
+                row = {**setup, "task": task, **v,
+                       "ranking": _ranking(summary, task, setting, metric, metric in LOWER_IS_BETTER)}
+                if (setting, metric) in (("mono", "mAP"), ("mono", "nDCG@10")):
+                    for sampler in SAMPLERS:
+                        t = _test(summary, task, setting, metric, "base", sampler)
+                        if t is not None:
+                            row[f"vs_base_{sampler}"] = {"delta": t["delta"], "ci_low": t["ci_low"],
+                                                         "ci_high": t["ci_high"], "p_adjusted": t["p_adjusted"]}
+                rows.append(row)
+    return rows
+
+
+def disagreements(rows: list[dict], labels=None) -> list[str]:
+    """Sentences naming the verdict cells where set-ups disagree: two set-ups find different detectable
+    winners, or one set-up's detectable winner comes last among the samplers in another."""
+    labels = labels or {}
+    name = labels if callable(labels) else (lambda g: labels.get(g, g))
+    by_cell: dict = {}
+    for r in rows:
+        by_cell.setdefault((r["task"], r["setting"], r["metric"]), []).append(r)
+    out = []
+    for (task, setting, metric), cell in by_cell.items():
+        if len(cell) < 2:
+            continue
+        winners = {r["best"] for r in cell if r["detectable"]}
+        what = f"{task} · {setting} {metric}"
+        if len(winners) > 1:
+            out.append(f"{what}: set-ups name different winners — " + "; ".join(
+                f"{name(r['best'])} in {r['bundle']}" for r in cell if r["detectable"]) + ".")
+            continue
+        for winner in winners:
+            last_in = [r["bundle"] for r in cell if r["ranking"] and r["ranking"][-1] == winner]
+            if last_in:
+                out.append(f"{what}: {name(winner)} leads detectably in "
+                           f"{', '.join(r['bundle'] for r in cell if r['detectable'] and r['best'] == winner)} "
+                           f"but ranks last among the samplers in {', '.join(last_in)}.")
+    return out

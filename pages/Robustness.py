@@ -1,0 +1,78 @@
+"""Robustness: does the sampler verdict hold beyond one set-up? One row per result bundle (encoder × training
+data × batch × step budget) with its own run-level verdict, and a sentence wherever the rows disagree."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from hybridviz import dashboard as dash
+from hybridviz.experiments.bundle import step_budget_frame
+from hybridviz.experiments.robustness import SAMPLERS, disagreements, robustness_rows
+from hybridviz.viz.comparison import forest_plot, setup_forest_frame, step_budget_lines
+from hybridviz.viz.style import METRIC_LABELS, TASK_LABELS, group_label
+from hybridviz.viz.tables import robustness_table
+
+st.set_page_config(page_title="hybridviz · robustness", layout="wide")
+st.title("Robustness")
+st.markdown("Each result bundle in `cache/reference/` is one set-up: an encoder fine-tuned on one training mix "
+            "with one batch size and step budget, every sampler over several seeds. Each row is that bundle's own "
+            "verdict among the samplers (the training run as the unit, as on the Overview); the base model's "
+            "row is the cost of fine-tuning on monolingual retrieval.")
+dash.image_format()
+bundles = [b for b in dash.all_bundles() if set(SAMPLERS) & set(b.groups())]
+rows = robustness_rows(bundles, labels=group_label)
+if not rows:
+    st.info("No bundle with a run-level sampler verdict yet. A set-up is one grid, e.g. "
+            "`python -m hybridviz experiment --out cache/reference/robustness-muse --model muse --precision fp32 "
+            "--train-precision fp32 --methods none --sampler-method none`.")
+    st.stop()
+tasks = list(dict.fromkeys(r["task"] for r in rows))
+task = dash.param_select("Benchmark", tasks, "task", format_func=lambda t: TASK_LABELS.get(t, t))
+chosen = [r for r in rows if r["task"] == task]
+st.subheader(f"Verdict per set-up · {TASK_LABELS.get(task, task)}")
+if len(bundles) < 2:
+    st.info("Only one set-up so far: nothing to compare it with yet.")
+conflicts = disagreements(chosen, labels=group_label)
+if conflicts:
+    st.warning("The set-ups disagree:\n" + "\n".join(f"- {c}" for c in conflicts))
+elif len({r["bundle"] for r in chosen}) > 1:
+    st.success("The set-ups do not contradict each other on this benchmark: no two name different detectable "
+               "winners, and no detectable winner ranks last elsewhere.")
+table = robustness_table(chosen)
+st.dataframe(table, hide_index=True, width="stretch")
+st.download_button("CSV", table.to_csv(index=False).encode(), f"robustness-{task}.csv", "text/csv")
+
+st.subheader("One comparison across set-ups")
+cells = list(dict.fromkeys((r["setting"], r["metric"]) for r in chosen))
+cell = dash.param_select("Cell", cells, "cell", format_func=lambda c: f"{c[0]} {METRIC_LABELS.get(c[1], c[1])}")
+a = dash.param_select("Comparator (a)", list(SAMPLERS), "a", default="x-y", format_func=group_label)
+b = dash.param_select("Method (b)", list(SAMPLERS), "b", default="hybrid", format_func=group_label)
+forest = setup_forest_frame(bundles, a, b, cell[1], task, cell[0]) if a != b else pd.DataFrame()
+if a == b:
+    st.info("Pick two different samplers.")
+elif forest.empty:
+    st.info("No set-up has this comparison.")
+else:
+    dash.chart(forest_plot(forest, a, b, cell[1]), forest, f"robustness-{task}-{cell[0]}-{cell[1]}-{b}-minus-{a}")
+with st.expander("How to read it"):
+    st.markdown("A row says *ahead* only where that bundle's family-adjusted p is below .05 (Holm in the primary "
+                "family, Benjamini–Hochberg otherwise); the margin's interval is its own. Set-ups differ in "
+                "encoder, training data, batch and budget at once where their grids do; the columns say which. "
+                "Code: `hybridviz/experiments/robustness.py`.")
+
+st.subheader("Learning curves: how each set-up's step budget was chosen")
+budgets = dash.step_budgets()
+if not budgets:
+    st.info("No step-budget check yet: `python -m hybridviz budget` (the sampler grid's set-up) or, for another "
+            "set-up, e.g. `python -m hybridviz budget --model muse --batch-size 100 --mixed-precision fp32 "
+            "--out cache/reference/step-budget-muse`.")
+for name, state in budgets.items():
+    cfg = state.get("base_config", {})
+    set_up = (f"{cfg.get('model', 'me5-small')} · {cfg.get('train_data', 'mlqa-r')} · batch "
+              f"{cfg.get('batch_size', 32)} · lr {cfg.get('learning_rate', 3e-5):g}")
+    frame = step_budget_frame(state)
+    dash.chart(step_budget_lines(frame, state.get("provenance", {}).get("seed"), set_up), frame, name)
+    changed = [s for s, c in state.get("ranking_changes", {}).items() if c]
+    st.caption(f"{name}: the samplers' order on the held-out groups changes between budgets for "
+               f"{', '.join(changed) if changed else 'no setting'}.")

@@ -1,0 +1,73 @@
+"""The Robustness view: one verdict row per set-up (bundle), and a sentence wherever set-ups disagree."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import pytest
+
+from hybridviz.experiments.bundle import Bundle
+from hybridviz.experiments.robustness import disagreements, robustness_rows, setup_of
+
+SAMPLERS = ("x-x-mono", "x-y", "hybrid")
+
+
+def planted_bundle(tmp_path, name: str, means: dict, p_hybrid_vs_xy: float, spec: dict | None = None) -> Bundle:
+    """A bundle whose summary plants the samplers' xquad-r multilingual means and the hybrid - x-y test."""
+    cells = [{"task": "xquad-r", "setting": "multi", "metric": "mAP", "group": g, "mean": m, "std": 0.0, "n": 3}
+             for g, m in means.items()]
+    tests = []
+    for a, b in (("x-x-mono", "x-y"), ("x-x-mono", "hybrid"), ("x-y", "hybrid")):
+        delta = means[b] - means[a]
+        p = p_hybrid_vs_xy if (a, b) == ("x-y", "hybrid") else 0.5
+        tests.append({"task": "xquad-r", "setting": "multi", "metric": "mAP", "a": a, "b": b, "delta": delta,
+                      "ci_low": delta - 0.01, "ci_high": delta + 0.01, "p_adjusted": p, "correction": "holm (primary)",
+                      "seeds_agree": 3, "seed_deltas": [delta] * 3})
+    path = tmp_path / name
+    path.mkdir()
+    (path / "summary.json").write_text(json.dumps({"version": 2, "cells": cells, "tests": tests}))
+    results = [SimpleNamespace(group=g, task="xquad-r") for g in means]
+    manifest = {"spec": {"model": "muse", "train_data": "mlqa-r", "batch_size": 100, "steps": 200,
+                         "seeds": [0, 1, 2], "precision": "fp32", **(spec or {})}}
+    return Bundle(path, manifest, results)
+
+
+def test_each_set_up_gets_its_own_verdict_row(tmp_path):
+    a = planted_bundle(tmp_path, "a", {"x-x-mono": 0.50, "x-y": 0.55, "hybrid": 0.57}, p_hybrid_vs_xy=0.01)
+    b = planted_bundle(tmp_path, "b", {"x-x-mono": 0.50, "x-y": 0.56, "hybrid": 0.55}, p_hybrid_vs_xy=0.40,
+                       spec={"train_data": "mlqa-r+mintaka"})
+    rows = robustness_rows([a, b])
+    assert [(r["bundle"], r["best"], r["runner_up"], r["detectable"]) for r in rows] == [
+        ("a", "hybrid", "x-y", True), ("b", "x-y", "hybrid", False)]
+    assert rows[0]["margin"] == pytest.approx(0.02) and rows[1]["margin"] == pytest.approx(0.01)
+    assert rows[0]["ranking"] == ["hybrid", "x-y", "x-x-mono"]
+    assert setup_of(b)["train_data"] == "mlqa-r+mintaka" and setup_of(a)["seeds"] == 3
+    # b does not detect a winner and hybrid is not last there: no contradiction
+    assert disagreements(rows) == []
+
+
+def test_disagreements_name_different_winners_and_a_winner_ranked_last(tmp_path):
+    a = planted_bundle(tmp_path, "a", {"x-x-mono": 0.50, "x-y": 0.55, "hybrid": 0.57}, p_hybrid_vs_xy=0.01)
+    b = planted_bundle(tmp_path, "b", {"x-x-mono": 0.50, "x-y": 0.58, "hybrid": 0.55}, p_hybrid_vs_xy=0.01)
+    found = disagreements(robustness_rows([a, b]))
+    assert len(found) == 1 and "different winners" in found[0] and "hybrid in a" in found[0] and "x-y in b" in found[0]
+    c = planted_bundle(tmp_path, "c", {"x-x-mono": 0.58, "x-y": 0.59, "hybrid": 0.50}, p_hybrid_vs_xy=0.30)
+    found = disagreements(robustness_rows([a, c]))
+    assert len(found) == 1 and "ranks last among the samplers in c" in found[0]
+
+
+def test_a_continued_bundle_keeps_its_precisions_and_names_conflicts(tmp_path):
+    from dataclasses import asdict
+
+    from hybridviz.experiments.grid import GridSpec, inherited_settings, spec_conflicts
+
+    (tmp_path / "manifest.json").write_text(json.dumps({"spec": {"precision": "bf16", "steps": 100}}))
+    # written before train_precision existed: trained in bf16
+    assert inherited_settings(tmp_path) == {"precision": "bf16", "train_precision": "bf16"}
+    assert inherited_settings(tmp_path / "absent") == {}
+    spec = GridSpec(**inherited_settings(tmp_path))
+    assert spec.train_config("x-y", 0).mixed_precision == "bf16"
+    old = {**asdict(spec), "precision": "bf16"}
+    conflicts = spec_conflicts(old, asdict(GridSpec(precision="fp32", train_precision="bf16", steps=300)))
+    assert conflicts == ["precision: bf16 there, fp32 now", "steps: 100 there, 300 now"]
