@@ -18,6 +18,7 @@ from hybridviz.experiments.bundle import Bundle, BundleError, find_bundles, load
 from hybridviz.viz.style import SAMPLER_LABELS, chart_config
 
 GRID_COMMAND = "python -m hybridviz experiment --out cache/reference/sampler-grid"
+MAIN_BUNDLE = "sampler-grid"
 
 
 class StepProgress:
@@ -117,7 +118,8 @@ def current_bundle() -> Bundle | None:
                 f"`{GRID_COMMAND}`")
         return None
     names = [p.name for p in paths]
-    name = param_select("Result bundle", names, "bundle", sidebar=True)
+    # the main sampler grid first; other set-ups (robustness-*) are one choice away
+    name = param_select("Result bundle", names, "bundle", sidebar=True, default=MAIN_BUNDLE)
     path = paths[names.index(name)]
     try:
         return _bundle(str(path), _stamp(path))
