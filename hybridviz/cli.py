@@ -135,7 +135,6 @@ def cmd_sweep(args) -> int:
 
 def cmd_budget(args) -> int:
     from hybridviz.experiments.sweep import run_budget_check
-
     from hybridviz.training.trainer import TrainConfig
 
     base = TrainConfig(**_set_up(args), **({"learning_rate": args.lr} if args.lr is not None else {}),

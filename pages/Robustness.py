@@ -17,8 +17,9 @@ st.set_page_config(page_title="hybridviz · robustness", layout="wide")
 st.title("Robustness")
 st.markdown("Each result bundle in `cache/reference/` is one set-up: an encoder fine-tuned on one training mix "
             "with one batch size and step budget, every sampler over several seeds. Each row is that bundle's own "
-            "verdict among the samplers (the training run as the unit, as on the Overview); the base model's "
-            "row is the cost of fine-tuning on monolingual retrieval.")
+            "verdict among the samplers (the training run as the unit, as on the Overview); on monolingual rows "
+            "the '− base' columns are each sampler's Δ against that bundle's own base model, the cost of "
+            "fine-tuning on monolingual retrieval.")
 dash.image_format()
 bundles = [b for b in dash.all_bundles() if set(SAMPLERS) & set(b.groups())]
 rows = robustness_rows(bundles, labels=group_label)
@@ -68,9 +69,9 @@ if not budgets:
             "set-up, e.g. `python -m hybridviz budget --model muse --batch-size 100 --mixed-precision fp32 "
             "--out cache/reference/step-budget-muse`.")
 for name, state in budgets.items():
-    cfg = state.get("base_config", {})
-    set_up = (f"{cfg.get('model', 'me5-small')} · {cfg.get('train_data', 'mlqa-r')} · batch "
-              f"{cfg.get('batch_size', 32)} · lr {cfg.get('learning_rate', 3e-5):g}")
+    cfg = state.get("base_config")  # recorded since the mUSE set-up; older checks did not keep it
+    set_up = (f"{cfg['model']} · {cfg['train_data']} · batch {cfg['batch_size']} · lr {cfg['learning_rate']:g}"
+              if cfg else "set-up not recorded in this check")
     frame = step_budget_frame(state)
     dash.chart(step_budget_lines(frame, state.get("provenance", {}).get("seed"), set_up), frame, name)
     changed = [s for s, c in state.get("ranking_changes", {}).items() if c]

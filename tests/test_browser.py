@@ -25,8 +25,8 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 # exceptions, error alerts, and any dialog (no page opens one by itself: Streamlit's "Page not found" is)
 ERRORS = '[data-testid="stException"], [data-testid="stAlertContentError"], [role="dialog"]'
-PAGES = ["", "Sampler_comparison", "Robustness", "Language_pairs", "Language_bias", "Embedding_map", "Search", "Fine-tune_lab",
-         "Evaluation_details"]
+PAGES = ["", "Sampler_comparison", "Robustness", "Language_pairs", "Language_bias", "Embedding_map", "Search",
+         "Fine-tune_lab", "Evaluation_details"]
 pytestmark = pytest.mark.slow
 
 

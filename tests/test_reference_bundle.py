@@ -84,9 +84,8 @@ def test_every_run_of_the_bundle_shares_its_code_settings(bundle):
 def test_base_encoder_reevaluated_on_a_slice_matches(bundle, data_root, tmp_path):
     import csv
 
-    from hybridviz.evaluate import evaluate
-
     from hybridviz.encoders import load_encoder
+    from hybridviz.evaluate import evaluate
 
     committed = bundle.get("base", "xquad-r")
     precision = committed.metrics["model"].get("precision", "fp32")

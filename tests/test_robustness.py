@@ -10,8 +10,6 @@ import pytest
 from hybridviz.experiments.bundle import Bundle
 from hybridviz.experiments.robustness import disagreements, robustness_rows, setup_of
 
-SAMPLERS = ("x-x-mono", "x-y", "hybrid")
-
 
 def planted_bundle(tmp_path, name: str, means: dict, p_hybrid_vs_xy: float, spec: dict | None = None) -> Bundle:
     """A bundle whose summary plants the samplers' xquad-r multilingual means and the hybrid - x-y test."""

@@ -15,7 +15,6 @@ from hybridviz.experiments.verdict import VERDICT_CELLS, VERDICT_CELLS_BY_TASK, 
 from hybridviz.metrics import LOWER_IS_BETTER
 
 SAMPLERS = ("x-x-mono", "x-y", "hybrid")
-SETUP_FIELDS = ("model", "train_data", "batch_size", "steps")
 
 
 def setup_of(bundle: Bundle) -> dict:
