@@ -1,5 +1,6 @@
 """hybridviz: `streamlit run app.py`. The pages live in pages/ (thin: they call the hybridviz library and draw);
-this file only names them, their order and their URLs (st.navigation: Streamlit's own pages/ discovery is off)."""
+this file only names them, their order, their URLs and their headings (st.navigation: Streamlit's own pages/
+discovery is off)."""
 
 from __future__ import annotations
 
@@ -8,16 +9,29 @@ from pathlib import Path
 import streamlit as st
 
 PAGES = Path(__file__).parent / "pages"
-st.set_page_config(page_title="hybridviz", layout="wide")
+# (file, menu title, URL path, heading); the heading is drawn here, before the page's script imports the library
+# and loads its bundle, so a cold first visit shows which page it is within a second or two
+LAYOUT = [
+    ("Overview.py", "Overview", "", "hybridviz"),
+    ("Sampler_comparison.py", "Sampler comparison", "Sampler_comparison", "Sampler comparison"),
+    ("Robustness.py", "Robustness", "Robustness", "Robustness"),
+    ("Language_pairs.py", "Language pairs", "Language_pairs", "Language pairs"),
+    ("Language_bias.py", "Language bias", "Language_bias", "Language bias"),
+    ("Embedding_map.py", "Embedding map", "Embedding_map", "Embedding map"),
+    ("Search.py", "Search", "Search", "Search"),
+    ("Fine-tune_lab.py", "Fine-tune lab", "Fine-tune_lab", "Fine-tune lab"),
+    ("Evaluation_details.py", "Evaluation details", "Evaluation_details", "Evaluation details"),
+]
+HEADINGS = {url: heading for _, _, url, heading in LAYOUT}
+
 navigation = st.navigation([
-    st.Page(PAGES / "Overview.py", title="Overview", default=True),
-    st.Page(PAGES / "Sampler_comparison.py", title="Sampler comparison", url_path="Sampler_comparison"),
-    st.Page(PAGES / "Robustness.py", title="Robustness", url_path="Robustness"),
-    st.Page(PAGES / "Language_pairs.py", title="Language pairs", url_path="Language_pairs"),
-    st.Page(PAGES / "Language_bias.py", title="Language bias", url_path="Language_bias"),
-    st.Page(PAGES / "Embedding_map.py", title="Embedding map", url_path="Embedding_map"),
-    st.Page(PAGES / "Search.py", title="Search", url_path="Search"),
-    st.Page(PAGES / "Fine-tune_lab.py", title="Fine-tune lab", url_path="Fine-tune_lab"),
-    st.Page(PAGES / "Evaluation_details.py", title="Evaluation details", url_path="Evaluation_details"),
-])
+    st.Page(PAGES / file, title=title, url_path=url or None, default=not url) for file, title, url, _ in LAYOUT])
+heading = HEADINGS[navigation.url_path]
+st.set_page_config(page_title="hybridviz" if heading == "hybridviz" else f"hybridviz · {heading.lower()}",
+                   layout="wide")
+st.title(heading)
+
+from hybridviz.dashboard import mark_entry  # noqa: E402  (after the heading: the first paint waits for no import)
+
+mark_entry()
 navigation.run()

@@ -70,11 +70,13 @@ class PoolIndex:
         return index
 
     @classmethod
-    def build_stepwise(cls, encoder, corpus: Corpus, chunk: int = 1024):
+    def build_stepwise(cls, encoder, corpus: Corpus, chunk: int = 1024, first_chunk: int = 64):
         """Encode the pool a chunk at a time, yielding (encoded, total, index over what is encoded so far).
 
         Chunks interleave the languages, so a partial index already answers in every language; each chunk lands
-        in the embedding cache as it is done. The last index yielded is complete.
+        in the embedding cache as it is done. They start at `first_chunk` and double up to `chunk`: a CPU that
+        encodes a dozen passages a second shows first (partial) results and an ETA within seconds, not after a
+        whole 1024-passage chunk. The last index yielded is complete.
         """
         encoder.prepare(corpus)  # an index-time debiasing method fits on the pool it indexes
         known: dict[str, list[int]] = {}
@@ -88,14 +90,18 @@ class PoolIndex:
         order = np.lexsort((np.arange(len(langs)), rank_in_lang))  # round robin over the languages
         vectors: np.ndarray | None = None
         total = len(order)
-        for start in range(0, total, chunk):
-            part = order[start:start + chunk]
+        bounds, size = [0], max(1, min(first_chunk, chunk))
+        while bounds[-1] < total:
+            bounds.append(min(bounds[-1] + size, total))
+            size = min(size * 2, chunk)
+        for start, end in zip(bounds, bounds[1:]):
+            part = order[start:end]
             new = encoder.encode([corpus.cand_texts[i] for i in part], corpus.candidate_kind,
                                  langs=[corpus.cand_langs[i] for i in part])
             if vectors is None:
                 vectors = np.zeros((total, new.shape[1]), dtype=np.float32)
             vectors[part] = new
-            done = min(start + chunk, total)
+            done = end
             if done < total:
                 covered = np.sort(order[:done])
                 yield done, total, cls(encoder, corpus, ExactIndex(vectors[covered]), known, covered)

@@ -11,10 +11,10 @@ from hybridviz import dashboard as dash
 from hybridviz.projection import SOURCES, embed_items, language_separation, parallel_items, umap_coordinates
 from hybridviz.viz.embedding_map import embedding_maps
 
+dash.page_head()
+
 MAX_MODELS = 4
 
-st.set_page_config(page_title="hybridviz · embedding map", layout="wide")
-st.title("Embedding map")
 st.markdown("A language-agnostic space puts parallel items (the same answer or question in every language) "
             "together; a language-biased one clusters by language. Each panel is its own UMAP (cosine) of the "
             "same items.")

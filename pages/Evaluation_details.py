@@ -5,11 +5,11 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from hybridviz import dashboard as dash
 from hybridviz import status
 from hybridviz.viz.heatmaps import language_pair_heatmap, matrix_frame
 
-st.set_page_config(page_title="hybridviz · evaluation details", layout="wide")
-st.title("Evaluation details")
+dash.page_head()
 
 found = [item for item in status.finished_evaluations() if "report" in item]
 if not found:

@@ -4,22 +4,19 @@ appears on every other page."""
 
 from __future__ import annotations
 
+import importlib
+import sys
 import time
 
+import pandas as pd
+import plotly.express as px
 import streamlit as st
 
-# drawn before the training stack is imported (torch, sentence-transformers: seconds on a cold server)
-st.set_page_config(page_title="hybridviz · fine-tune lab", layout="wide")
-st.title("Fine-tune lab")
+from hybridviz import dashboard as dash
 
-import importlib  # noqa: E402
-import sys  # noqa: E402
+dash.page_head()
 
-import pandas as pd  # noqa: E402
-import plotly.express as px  # noqa: E402
-
-from hybridviz import dashboard as dash  # noqa: E402
-
+# the training stack (torch, sentence-transformers) takes seconds to import on a cold server: behind a bar
 if "sentence_transformers" not in sys.modules:  # a cold server: ~5 s of imports, shown as they happen
     STACK = [("torch", 3), ("transformers", 2), ("sentence_transformers", 2), ("hybridviz.training.trainer", 1)]
     progress = dash.StepProgress("Loading the training stack", [w for _, w in STACK])

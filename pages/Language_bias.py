@@ -11,7 +11,7 @@ from hybridviz.viz.bias import (box_statistics, per_query_views, query_rank_fram
                                 rank_distance_boxes, same_language_bars)
 from hybridviz.viz.style import TASK_LABELS
 
-bundle = dash.bundle_page("Language bias", intro=(
+bundle = dash.bundle_page(intro=(
     "In a pool of all languages an unbiased retriever ranks a question's parallel answers close together whatever "
     "their language. **Max rank distance** = worst − best rank of a query's parallel relevant items (LAReQA / the "
     "paper's bias measure; lower is better)."))

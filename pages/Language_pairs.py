@@ -9,7 +9,7 @@ from hybridviz import dashboard as dash
 from hybridviz.viz.heatmaps import delta_heatmap, frame_heatmap, mean_matrix
 from hybridviz.viz.style import TASK_LABELS
 
-bundle = dash.bundle_page("Language pairs")
+bundle = dash.bundle_page()
 
 task = dash.param_select("Benchmark", bundle.tasks(), "task", format_func=lambda t: TASK_LABELS.get(t, t))
 results = dash.results_with_lab(bundle, task)

@@ -18,6 +18,8 @@ from hybridviz.experiments.verdict import verdicts
 from hybridviz.viz.style import SAMPLER_ORDER, TASK_LABELS, group_label
 from hybridviz.viz.tables import MARK_LEGEND, headline, tests_table
 
+dash.page_head()
+
 STATS_EXPLAINER = (
     "- **Unit of evidence: the training run (seed).** Each method's figure is the mean over its runs; the "
     "base model is one run.\n"
@@ -36,8 +38,6 @@ STATS_EXPLAINER = (
     "- Code: `hybridviz/experiments/stats.py`, `verdict.py`; recompute with "
     "`python -m hybridviz summarise cache/reference/sampler-grid --markdown`.")
 
-st.set_page_config(page_title="hybridviz", layout="wide")
-st.title("hybridviz")
 st.markdown(
     "How should a multilingual dense retriever's training batches be composed? **X-X-mono** (one language per "
     "batch), **X-Y** (query and passage always in different languages) or **hybrid** (X-X-mono with probability "

@@ -13,8 +13,8 @@ from hybridviz.viz.comparison import forest_plot, setup_forest_frame, step_budge
 from hybridviz.viz.style import METRIC_LABELS, TASK_LABELS, group_label
 from hybridviz.viz.tables import robustness_table
 
-st.set_page_config(page_title="hybridviz · robustness", layout="wide")
-st.title("Robustness")
+dash.page_head()
+
 st.markdown("Each result bundle in `cache/reference/` is one set-up: an encoder fine-tuned on one training mix "
             "with one batch size and step budget, every sampler over several seeds. Each row is that bundle's own "
             "verdict among the samplers (the training run as the unit, as on the Overview); on monolingual rows "

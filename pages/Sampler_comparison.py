@@ -12,7 +12,7 @@ from hybridviz.viz.comparison import (alpha_line, forest_frame, forest_plot, per
                                         step_budget_lines)
 from hybridviz.viz.style import METRIC_LABELS, SAMPLER_LABELS, TASK_LABELS, group_label
 
-bundle = dash.bundle_page("Sampler comparison")
+bundle = dash.bundle_page()
 
 tasks = bundle.tasks()
 chosen = dash.param_multiselect("Benchmarks", tasks, "tasks", default=tasks)

@@ -12,8 +12,8 @@ from hybridviz.errors import HybridvizError
 from hybridviz.search import (MAX_QUERY_CHARS, POOLS, PoolIndex, QueryError, check_query, example_queries,
                               load_pool)
 
-st.set_page_config(page_title="hybridviz · search", layout="wide")
-st.title("Search")
+dash.page_head()
+
 models = dash.available_models()
 pool_name = dash.param_select("Pool", list(POOLS), "pool")
 chosen = dash.param_multiselect("Models", list(models), "models", default=list(models)[:1])

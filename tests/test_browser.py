@@ -7,6 +7,7 @@ The lab uses a run registry of its own (HYBRIDVIZ_RUNS), so the test never touch
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 import socket
@@ -30,17 +31,27 @@ PAGES = ["", "Sampler_comparison", "Robustness", "Language_pairs", "Language_bia
 pytestmark = pytest.mark.slow
 
 
+
+def _app_headings() -> dict[str, str]:
+    """URL path -> heading, read from app.py's LAYOUT (importing app.py would run its navigation)."""
+    tree = ast.parse((ROOT / "app.py").read_text())
+    layout = next(node.value for node in tree.body if isinstance(node, ast.Assign)
+                  and getattr(node.targets[0], "id", "") == "LAYOUT")
+    return {url: heading for _, _, url, heading in ast.literal_eval(layout)}
+
+
+HEADINGS = _app_headings()
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory, data_root):
+def _start_server(runs: Path) -> tuple[subprocess.Popen, str]:
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (.ci/run does)")
-    runs = tmp_path_factory.mktemp("browser-runs")
     port = _free_port()
     env = {**os.environ, "HYBRIDVIZ_RUNS": str(runs), "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
@@ -57,6 +68,13 @@ def server(tmp_path_factory, data_root):
     else:
         proc.kill()
         pytest.fail("streamlit did not start within 60 s")
+    return proc, url
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, data_root):
+    runs = tmp_path_factory.mktemp("browser-runs")
+    proc, url = _start_server(runs)
     yield url, runs
     proc.terminate()
     proc.wait(timeout=20)
@@ -105,6 +123,30 @@ def errors_on(page) -> list[str]:
     return [found.nth(i).inner_text()[:300] for i in range(found.count())]
 
 
+def heading_and_menu(page) -> tuple[list[str], list[str]]:
+    main = page.locator('[data-testid="stMain"] h1').all_inner_texts()
+    menu = page.locator('[data-testid="stSidebarNav"] a').all_inner_texts()
+    return [t.strip() for t in main], [t.strip() for t in menu]
+
+
+def test_a_page_url_as_a_fresh_servers_first_visit_gets_the_apps_menu_and_heading(tmp_path, browser, data_root):
+    """Before app.py's navigation has ever run, Streamlit serves a page URL in its legacy pages/ mode (the page
+    alone, the folder's files as the menu, no heading); the page's first call hands over to app.py."""
+    proc, url = _start_server(tmp_path)
+    try:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"{url}/Evaluation_details")
+        wait_idle(page)
+        headings, menu = heading_and_menu(page)
+        assert headings[:1] == ["Evaluation details"]
+        assert menu[:3] == ["Overview", "Sampler comparison", "Robustness"], menu  # app.py's order, not a-z
+        assert errors_on(page) == []
+        page.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
 def test_every_page_renders_without_error(server, browser):
     url, _ = server
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -113,6 +155,7 @@ def test_every_page_renders_without_error(server, browser):
         page.goto(f"{url}/{name}")
         wait_idle(page)
         assert errors_on(page) == [], name
+        assert heading_and_menu(page)[0][:1] == [HEADINGS[name]], name
         page.screenshot(path=str(ARTIFACTS / f"{name or 'Overview'}.png"), full_page=True)
     page.close()
 

@@ -59,8 +59,11 @@ def test_a_pool_encoded_stepwise_answers_from_what_is_encoded_and_ends_complete(
 
     corpus = build_corpus("xquad-r", ["en", "de", "zh"], limit=40)
     encoder = load_encoder("tiny", use_cache=False)
-    steps = list(PoolIndex.build_stepwise(encoder, corpus, chunk=30))
+    steps = list(PoolIndex.build_stepwise(encoder, corpus, chunk=30, first_chunk=30))
     assert [s[0] for s in steps] == list(range(30, len(corpus.cand_ids), 30)) + [len(corpus.cand_ids)]
+    growing = [s[0] for s in PoolIndex.build_stepwise(encoder, corpus, chunk=20, first_chunk=5)]
+    n = len(corpus.cand_ids)
+    assert growing == [5, 15, 35] + list(range(55, n, 20)) + [n]  # the first chunks double, then stay at 20
     full = steps[-1][2]
     assert full.complete and not any(s[2].complete for s in steps[:-1])
     query = corpus.query_texts[0]
