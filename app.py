@@ -8,6 +8,8 @@ from pathlib import Path
 
 import streamlit as st
 
+from pages import mark_entry
+
 PAGES = Path(__file__).parent / "pages"
 # (file, menu title, URL path, heading); the heading is drawn here, before the page's script imports the library
 # and loads its bundle, so a cold first visit shows which page it is within a second or two
@@ -30,8 +32,5 @@ heading = HEADINGS[navigation.url_path]
 st.set_page_config(page_title="hybridviz" if heading == "hybridviz" else f"hybridviz · {heading.lower()}",
                    layout="wide")
 st.title(heading)
-
-from hybridviz.dashboard import mark_entry  # noqa: E402  (after the heading: the first paint waits for no import)
-
 mark_entry()
 navigation.run()

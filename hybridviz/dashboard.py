@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pandas as pd
 import streamlit as st
-from streamlit.runtime.pages_manager import PagesManager
 
 from hybridviz.experiments import bundle as bundle_module
 from hybridviz.experiments.bundle import Bundle, BundleError, find_bundles, load_bundle
@@ -20,22 +19,6 @@ from hybridviz.viz.style import SAMPLER_LABELS, chart_config
 
 GRID_COMMAND = "python -m hybridviz experiment --out cache/reference/sampler-grid"
 MAIN_BUNDLE = "sampler-grid"
-ENTRY_KEY = "hybridviz_entry_ran"  # set by app.py on every run: its navigation and heading are drawn
-
-
-def mark_entry() -> None:
-    st.session_state[ENTRY_KEY] = True
-
-
-def page_head() -> None:
-    """The first thing a page calls. While a fresh server has not yet run app.py, Streamlit serves a URL that names
-    a page in its legacy pages/ mode: the page runs alone, without app.py's navigation and heading, and stays so
-    until st.navigation is called. Such a run switches that mode off (the one assignment st.navigation makes) and
-    reruns at once, so app.py draws. A page run on its own (AppTest) reruns once and goes on."""
-    if not st.session_state.get(ENTRY_KEY):
-        st.session_state[ENTRY_KEY] = True
-        PagesManager.uses_pages_directory = False
-        st.rerun()
 
 
 class StepProgress:
@@ -93,7 +76,6 @@ def _bundle(path: str, stamp: float) -> Bundle:
 def bundle_page(intro: str | None = None) -> Bundle:
     """The head of a page that reads a result bundle (app.py has drawn its heading): intro, export format, the
     bundle (or stop)."""
-    page_head()
     if intro:
         st.markdown(intro)
     image_format()

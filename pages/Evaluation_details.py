@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-import pandas as pd
-import streamlit as st
+from pages import hand_over
 
-from hybridviz import dashboard as dash
-from hybridviz import status
-from hybridviz.viz.heatmaps import language_pair_heatmap, matrix_frame
+hand_over()  # first: on a fresh server it hands this URL over to app.py before any import below
 
-dash.page_head()
+import pandas as pd  # noqa: E402
+import streamlit as st  # noqa: E402
+
+from hybridviz import dashboard as dash  # noqa: E402
+from hybridviz import status  # noqa: E402
+from hybridviz.viz.heatmaps import language_pair_heatmap, matrix_frame  # noqa: E402
+
 
 found = [item for item in status.finished_evaluations() if "report" in item]
 if not found:

@@ -4,17 +4,20 @@ appears on every other page."""
 
 from __future__ import annotations
 
-import importlib
-import sys
-import time
+from pages import hand_over
 
-import pandas as pd
-import plotly.express as px
-import streamlit as st
+hand_over()  # first: on a fresh server it hands this URL over to app.py before any import below
 
-from hybridviz import dashboard as dash
+import importlib  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
 
-dash.page_head()
+import pandas as pd  # noqa: E402
+import plotly.express as px  # noqa: E402
+import streamlit as st  # noqa: E402
+
+from hybridviz import dashboard as dash  # noqa: E402
+
 
 # the training stack (torch, sentence-transformers) takes seconds to import on a cold server: behind a bar
 if "sentence_transformers" not in sys.modules:  # a cold server: ~5 s of imports, shown as they happen

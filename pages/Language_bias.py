@@ -3,13 +3,17 @@ share of the top 10, and one query's relevant-item ranks for every model."""
 
 from __future__ import annotations
 
-import pandas as pd
-import streamlit as st
+from pages import hand_over
 
-from hybridviz import dashboard as dash
-from hybridviz.viz.bias import (box_statistics, per_query_views, query_rank_frame, query_rank_plot,
+hand_over()  # first: on a fresh server it hands this URL over to app.py before any import below
+
+import pandas as pd  # noqa: E402
+import streamlit as st  # noqa: E402
+
+from hybridviz import dashboard as dash  # noqa: E402
+from hybridviz.viz.bias import (box_statistics, per_query_views, query_rank_frame, query_rank_plot,  # noqa: E402
                                 rank_distance_boxes, same_language_bars)
-from hybridviz.viz.style import TASK_LABELS
+from hybridviz.viz.style import TASK_LABELS  # noqa: E402
 
 bundle = dash.bundle_page(intro=(
     "In a pool of all languages an unbiased retriever ranks a question's parallel answers close together whatever "

@@ -3,11 +3,15 @@ two samplers with per-cell significance."""
 
 from __future__ import annotations
 
-import streamlit as st
+from pages import hand_over
 
-from hybridviz import dashboard as dash
-from hybridviz.viz.heatmaps import delta_heatmap, frame_heatmap, mean_matrix
-from hybridviz.viz.style import TASK_LABELS
+hand_over()  # first: on a fresh server it hands this URL over to app.py before any import below
+
+import streamlit as st  # noqa: E402
+
+from hybridviz import dashboard as dash  # noqa: E402
+from hybridviz.viz.heatmaps import delta_heatmap, frame_heatmap, mean_matrix  # noqa: E402
+from hybridviz.viz.style import TASK_LABELS  # noqa: E402
 
 bundle = dash.bundle_page()
 

@@ -7,18 +7,21 @@ Every number comes from a result bundle in cache/reference/ (made by
 
 from __future__ import annotations
 
-import pandas as pd
-import streamlit as st
+from pages import hand_over
 
-from hybridviz import dashboard as dash
-from hybridviz import status
-from hybridviz.data import data_dir
-from hybridviz.paper import CONTAMINATION_NOTE, reported_headline
-from hybridviz.experiments.verdict import verdicts
-from hybridviz.viz.style import SAMPLER_ORDER, TASK_LABELS, group_label
-from hybridviz.viz.tables import MARK_LEGEND, headline, tests_table
+hand_over()  # first: on a fresh server it hands this URL over to app.py before any import below
 
-dash.page_head()
+import pandas as pd  # noqa: E402
+import streamlit as st  # noqa: E402
+
+from hybridviz import dashboard as dash  # noqa: E402
+from hybridviz import status  # noqa: E402
+from hybridviz.data import data_dir  # noqa: E402
+from hybridviz.paper import CONTAMINATION_NOTE, reported_headline  # noqa: E402
+from hybridviz.experiments.verdict import verdicts  # noqa: E402
+from hybridviz.viz.style import SAMPLER_ORDER, TASK_LABELS, group_label  # noqa: E402
+from hybridviz.viz.tables import MARK_LEGEND, headline, tests_table  # noqa: E402
+
 
 STATS_EXPLAINER = (
     "- **Unit of evidence: the training run (seed).** Each method's figure is the mean over its runs; the "

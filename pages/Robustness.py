@@ -3,17 +3,20 @@ data × batch × step budget) with its own run-level verdict, and a sentence whe
 
 from __future__ import annotations
 
-import pandas as pd
-import streamlit as st
+from pages import hand_over
 
-from hybridviz import dashboard as dash
-from hybridviz.experiments.bundle import step_budget_frame
-from hybridviz.experiments.robustness import SAMPLERS, disagreements, robustness_rows
-from hybridviz.viz.comparison import forest_plot, setup_forest_frame, step_budget_lines
-from hybridviz.viz.style import METRIC_LABELS, TASK_LABELS, group_label
-from hybridviz.viz.tables import robustness_table
+hand_over()  # first: on a fresh server it hands this URL over to app.py before any import below
 
-dash.page_head()
+import pandas as pd  # noqa: E402
+import streamlit as st  # noqa: E402
+
+from hybridviz import dashboard as dash  # noqa: E402
+from hybridviz.experiments.bundle import step_budget_frame  # noqa: E402
+from hybridviz.experiments.robustness import SAMPLERS, disagreements, robustness_rows  # noqa: E402
+from hybridviz.viz.comparison import forest_plot, setup_forest_frame, step_budget_lines  # noqa: E402
+from hybridviz.viz.style import METRIC_LABELS, TASK_LABELS, group_label  # noqa: E402
+from hybridviz.viz.tables import robustness_table  # noqa: E402
+
 
 st.markdown("Each result bundle in `cache/reference/` is one set-up: an encoder fine-tuned on one training mix "
             "with one batch size and step budget, every sampler over several seeds. Each row is that bundle's own "

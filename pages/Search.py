@@ -3,16 +3,19 @@ the score and whether each hit is a known relevant item."""
 
 from __future__ import annotations
 
-import time
+from pages import hand_over
 
-import streamlit as st
+hand_over()  # first: on a fresh server it hands this URL over to app.py before any import below
 
-from hybridviz import dashboard as dash
-from hybridviz.errors import HybridvizError
-from hybridviz.search import (MAX_QUERY_CHARS, POOLS, PoolIndex, QueryError, check_query, example_queries,
+import time  # noqa: E402
+
+import streamlit as st  # noqa: E402
+
+from hybridviz import dashboard as dash  # noqa: E402
+from hybridviz.errors import HybridvizError  # noqa: E402
+from hybridviz.search import (MAX_QUERY_CHARS, POOLS, PoolIndex, QueryError, check_query, example_queries,  # noqa: E402
                               load_pool)
 
-dash.page_head()
 
 models = dash.available_models()
 pool_name = dash.param_select("Pool", list(POOLS), "pool")
