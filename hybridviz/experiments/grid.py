@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
-from hybridviz.encoders.registry import Encoder, default_precision, load_encoder
+from hybridviz.encoders.registry import Encoder, declared_languages, default_precision, load_encoder
 from hybridviz.evaluate import evaluate
 from hybridviz.provenance import provenance
 from hybridviz.tasks import DEFAULT_EVALUATIONS, MKQA_ANSWERS_PROTOCOL
@@ -175,11 +175,19 @@ def incomplete_provenance(metrics: dict) -> bool:
                 and prov.get("settings", {}).get("max_seq_length"))
 
 
+def evaluated_unsupported_languages(metrics: dict) -> list[str]:
+    """Languages an evaluation covered that its model does not support (fine-tuned mUSE runs were evaluated on all
+    of XQuAD-R before runs inherited their base's languages): such figures cannot stand beside the base's."""
+    declared = declared_languages(str(metrics.get("model", {}).get("spec", "")))
+    return [x for x in metrics.get("languages", []) if declared is not None and x not in declared]
+
+
 def stale(metrics: dict) -> bool:
-    """An evaluation to redo on --refresh: incomplete provenance, or a task whose protocol has changed since."""
+    """An evaluation to redo on --refresh: incomplete provenance, a task whose protocol has changed since, or
+    languages its model does not support."""
     outdated = (metrics.get("task") == "mkqa-answers"
                 and metrics.get("notes", {}).get("protocol_version", 1) < MKQA_ANSWERS_PROTOCOL)
-    return incomplete_provenance(metrics) or outdated
+    return incomplete_provenance(metrics) or outdated or bool(evaluated_unsupported_languages(metrics))
 
 
 def run_grid(out: Path, spec: GridSpec | None = None, log: Callable[[str], None] = print,
@@ -281,7 +289,8 @@ def run_grid(out: Path, spec: GridSpec | None = None, log: Callable[[str], None]
             save()
         for ev in redo:
             folder = out / "models" / unit.label / ev["task"]
-            log(f"[{unit.label}] re-evaluating {ev['task']} (provenance incomplete or protocol changed)")
+            log(f"[{unit.label}] re-evaluating {ev['task']} (provenance incomplete, protocol changed, or "
+                "languages its model does not support)")
             if encoder is None:
                 encoder = load()
             old = json.loads((folder / "metrics.json").read_text())
