@@ -1,6 +1,6 @@
 """hybridviz: `streamlit run app.py`. The pages live in pages/ (thin: they call the hybridviz library and draw);
-this file only names them, their order, their URLs and their headings (st.navigation: Streamlit's own pages/
-discovery is off)."""
+this file only names them, their order, their URLs and their headings (st.navigation; Streamlit's legacy pages/
+mode, which a fresh server uses for its first visit of a page URL, is handed over here by pages.hand_over)."""
 
 from __future__ import annotations
 
