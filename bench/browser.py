@@ -17,7 +17,7 @@ from common import ROOT
 
 sys.path.insert(0, str(ROOT / "tests"))
 # what "idle" and "an error" mean is the browser test's: one definition for the test and the benchmarks
-from test_browser import BUSY_JS, CHROMIUM, CHROMIUM_ARGS, ERRORS  # noqa: E402,F401
+from test_browser import BUSY_JS, CHROMIUM, CHROMIUM_ARGS, ERRORS, PAGES  # noqa: E402,F401
 
 QUIET_S = 1.0
 ACTION_TIMEOUT_S = 180.0

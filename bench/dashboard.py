@@ -28,10 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from common import machine  # noqa: E402
-from browser import CHROMIUM, CHROMIUM_ARGS, ERRORS, first_content, settle, start_server, stop_server  # noqa: E402
-
-PAGES = ["", "Sampler_comparison", "Robustness", "Language_pairs", "Language_bias", "Embedding_map", "Search",
-         "Fine-tune_lab", "Evaluation_details"]
+from browser import (CHROMIUM, CHROMIUM_ARGS, ERRORS, PAGES, first_content, settle, start_server,  # noqa: E402
+                     stop_server)
 
 
 PARTIAL = " (partial: the best of the candidates encoded so far)"

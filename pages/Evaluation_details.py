@@ -9,7 +9,6 @@ hand_over()  # first: on a fresh server it hands this URL over to app.py before 
 import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 
-from hybridviz import dashboard as dash  # noqa: E402
 from hybridviz import status  # noqa: E402
 from hybridviz.viz.heatmaps import language_pair_heatmap, matrix_frame  # noqa: E402
 

@@ -16,7 +16,6 @@ from hybridviz.errors import HybridvizError  # noqa: E402
 from hybridviz.search import (MAX_QUERY_CHARS, POOLS, PoolIndex, QueryError, check_query, example_queries,  # noqa: E402
                               load_pool)
 
-
 models = dash.available_models()
 pool_name = dash.param_select("Pool", list(POOLS), "pool")
 chosen = dash.param_multiselect("Models", list(models), "models", default=list(models)[:1])

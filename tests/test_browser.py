@@ -26,8 +26,6 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 # exceptions, error alerts, and any dialog (no page opens one by itself: Streamlit's "Page not found" is)
 ERRORS = '[data-testid="stException"], [data-testid="stAlertContentError"], [role="dialog"]'
-PAGES = ["", "Sampler_comparison", "Robustness", "Language_pairs", "Language_bias", "Embedding_map", "Search",
-         "Fine-tune_lab", "Evaluation_details"]
 pytestmark = pytest.mark.slow
 
 
@@ -41,6 +39,7 @@ def _app_headings() -> dict[str, str]:
 
 
 HEADINGS = _app_headings()
+PAGES = list(HEADINGS)  # every page's URL path, in the menu's order
 
 
 def _free_port() -> int:

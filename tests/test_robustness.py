@@ -84,6 +84,7 @@ def test_a_fine_tuned_run_keeps_its_base_models_languages(tmp_path, monkeypatch)
         (tmp_path / run_id).mkdir()
         (tmp_path / run_id / "config.json").write_text(json.dumps({"model": base}))
     assert declared_languages("run:from-muse") == MUSE_LANGUAGES == declared_languages("run:of-a-run")
+    assert declared_languages("run:from-muse+center") == MUSE_LANGUAGES
     assert declared_languages("run:from-me5") is None and declared_languages("run:missing") is None
     assert {"el", "hi", "vi"}.isdisjoint(MUSE_LANGUAGES)
     provenance = {"code": {"source_sha256": "x"}, "libraries": {"torch": "x"}, "settings": {"max_seq_length": 128}}

@@ -499,7 +499,10 @@ def _card_path(spec: str) -> Path:
 
 def declared_languages(spec: str) -> frozenset | None:
     """The languages a model supports (None: any). A run fine-tuned by hybridviz inherits its base model's, read
-    from the run's config: fine-tuning teaches mUSE no el, hi or vi, so its runs skip them as the base does."""
+    from the run's config: fine-tuning teaches mUSE no el, hi or vi, so its runs skip them as the base does. A
+    training-free method (`<spec>+center`) keeps its model's."""
+    if "+" in spec:
+        return declared_languages(split_spec(spec)[0])
     if spec == "muse":
         from hybridviz.encoders.muse_import import MUSE_LANGUAGES
 
