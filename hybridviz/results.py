@@ -150,6 +150,20 @@ class ModelResult:
             return {}
         return {line["query_id"]: float(line[metric]) for line in self.per_query_lines()}
 
+    def per_query_table(self) -> dict[tuple[str, str], dict[str, float]]:
+        """(setting, metric) -> {query id: value} for every per-query figure, each file parsed once (what
+        `per_query` gives one (setting, metric) at a time)."""
+        table: dict[tuple[str, str], dict[str, float]] = {}
+        text = open_text(self.folder, "per_query_settings.csv")
+        for row in csv.DictReader(io.StringIO(text or "")):
+            for metric, col in PER_QUERY_COLUMN.items():
+                table.setdefault((row["setting"], metric), {})[row["query_id"]] = float(row[col])
+        for line in self.per_query_lines():
+            for metric, value in line.items():
+                if metric not in ("query_id", "query_lang", "relevant", *PER_QUERY_COLUMN.values()):
+                    table.setdefault(("multi", metric), {})[line["query_id"]] = float(value)
+        return table
+
     def per_query_lines(self) -> list[dict]:
         text = open_text(self.folder, "per_query.jsonl")
         return [json.loads(x) for x in text.splitlines() if x.strip()] if text else []

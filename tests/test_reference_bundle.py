@@ -116,3 +116,14 @@ def test_base_encoder_reevaluated_on_a_slice_matches(bundle, data_root, tmp_path
     # ties flip (AP 1 <-> .5); with the cache the grid left behind the values are identical
     assert diffs.mean() < check.mean_abs and (diffs > 1e-3).mean() < check.moved_share
     json.dumps(report)  # the report is plain JSON
+
+
+def test_the_one_pass_per_query_table_reads_what_per_query_reads(bundle):
+    """summarise reads each result's files once (per_query_table); every figure equals the one-at-a-time reader."""
+    result = bundle.get("base", "xquad-r")
+    table = result.per_query_table()
+    expected = {("multi", "max_rank_distance"), ("multi", "same_lang@10")} | {
+        (s, m) for s in result.metrics["settings"] for m in ("mAP", "MRR", "nDCG@10")}
+    assert set(table) == expected
+    for (setting, metric), values in table.items():
+        assert values == result.per_query(setting, metric), (setting, metric)

@@ -64,9 +64,12 @@ def dequantize_q4_0(raw: bytes | memoryview, count: int) -> np.ndarray:
     blocks = np.frombuffer(raw, dtype=np.uint8, count=n_blocks * Q4_BLOCK_BYTES).reshape(n_blocks, Q4_BLOCK_BYTES)
     scale = blocks[:, :2].copy().view(np.float16).astype(np.float32)  # (n_blocks, 1)
     nibbles = blocks[:, 2:]
-    low = (nibbles & 0x0F).astype(np.int8) - 8
-    high = (nibbles >> 4).astype(np.int8) - 8
-    values = np.concatenate([low, high], axis=1).astype(np.float32) * scale
+    # written in place into one float32 array: ~8x faster than int8 temporaries + concatenate, the same bits
+    values = np.empty((n_blocks, Q4_BLOCK), np.float32)
+    values[:, :16] = nibbles & 0x0F
+    values[:, 16:] = nibbles >> 4
+    values -= 8
+    values *= scale
     return values.reshape(count)
 
 
@@ -218,7 +221,6 @@ def build_bert(bundle: E5Bundle):
         max_position_embeddings=bundle.max_positions, type_vocab_size=bundle.type_vocab,
         layer_norm_eps=bundle.layer_norm_eps, pad_token_id=bundle.pad_id,
     )
-    model = BertModel(config)
     t = bundle.tensors
     state = {
         "embeddings.word_embeddings.weight": t["emb.word"],
@@ -241,8 +243,10 @@ def build_bert(bundle: E5Bundle):
     # folder deterministic, which the weight fingerprint of the embedding cache relies on.
     tensors["pooler.dense.weight"] = torch.zeros(bundle.hidden, bundle.hidden)
     tensors["pooler.dense.bias"] = torch.zeros(bundle.hidden)
-    missing, unexpected = model.load_state_dict(tensors, strict=False)
-    missing = [m for m in missing if not m.endswith("position_ids") and "token_type_ids" not in m]
+    # from a state dict, not BertModel(config) + load_state_dict: that first draws random weights (~2-3 s here)
+    model, info = BertModel.from_pretrained(None, config=config, state_dict=tensors, output_loading_info=True)
+    missing = sorted(m for m in info["missing_keys"] if not m.endswith("position_ids") and "token_type_ids" not in m)
+    unexpected = sorted(info["unexpected_keys"]) + sorted(info["mismatched_keys"])
     if missing or unexpected:
         raise BundleFormatError(f"weight mapping incomplete: missing {missing}, unexpected {unexpected}")
     return model.eval()

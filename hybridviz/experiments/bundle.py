@@ -188,17 +188,17 @@ def summarise(bundle: Bundle, n_resamples: int = 10_000) -> dict:
     headline cell and pair of methods the run-level comparison (experiments/stats.py) with its correction."""
     seen = seen_languages(bundle)
     cells, tests, per_language = [], [], {}
-    per_query_cache: dict = {}
 
     def runs_of(group, task, setting, metric):
-        key = (group, task, setting, metric)
-        if key not in per_query_cache:
-            results = bundle.select(group, task)
-            per_query_cache[key] = [(r.seed, r.macro(setting, metric), r.per_query(setting, metric))
-                                    for r in results]
-        return [x for x in per_query_cache[key] if x[1] is not None and x[2]]
+        runs = []
+        for r in bundle.select(group, task):
+            if r.folder not in tables:  # each result's files parsed once, kept for its task only
+                tables[r.folder] = r.per_query_table()
+            runs.append((r.seed, r.macro(setting, metric), tables[r.folder].get((setting, metric), {})))
+        return [x for x in runs if x[1] is not None and x[2]]
 
     for task in bundle.tasks():
+        tables: dict = {}
         for group in bundle.groups():
             results = bundle.select(group, task)
             if not results:
@@ -287,8 +287,9 @@ def adjust(tests: list[dict]) -> None:
 def _seed_mean(runs) -> dict[str, float]:
     """query id -> mean over runs of the query's value (the per-checkpoint view)."""
     tables = [x[2] for x in runs]
-    common = set(tables[0]).intersection(*tables[1:])
-    return {q: float(np.mean([t[q] for t in tables])) for q in common}
+    common = list(set(tables[0]).intersection(*tables[1:]))
+    means = np.mean([[t[q] for q in common] for t in tables], axis=0)
+    return dict(zip(common, means.tolist()))
 
 
 def alpha_sweep(bundle: Bundle) -> list[dict]:
