@@ -1,5 +1,5 @@
 """Command line: `python -m hybridviz <command> ...` (`--help` lists them: evaluate, fetch, data, train, sweep,
-budget, experiment, summarise, debias-sweep, ship, lab-run).
+budget, experiment, summarise, robustness, debias-sweep, ship, lab-run).
 
 Errors a user can fix (unknown task or language, missing or malformed data, unavailable model, corrupt files)
 are printed as one sentence on stderr with exit status 2 — no traceback.
@@ -211,6 +211,46 @@ def cmd_summarise(args) -> int:
     return 0
 
 
+def cmd_robustness(args) -> int:
+    from hybridviz.experiments.bundle import find_bundles, load_bundle
+
+    text = robustness_markdown([load_bundle(Path(b)) for b in args.bundles or find_bundles()])
+    print(text or "No bundle with a run-level sampler verdict.")
+    return 0 if text else 1
+
+
+def robustness_markdown(bundles: list) -> str:
+    """The Robustness page's tables and sentences, per benchmark, as markdown (for notes and reports)."""
+    from hybridviz.experiments.robustness import SAMPLERS, disagreements, robustness_rows
+    from hybridviz.viz.style import group_label
+    from hybridviz.viz.tables import robustness_table
+
+    rows = robustness_rows([b for b in bundles if set(SAMPLERS) & set(b.groups())], labels=group_label)
+    out = []
+    for task in dict.fromkeys(r["task"] for r in rows):
+        chosen = [r for r in rows if r["task"] == task]
+        n = len({r["bundle"] for r in chosen})
+        out += ["", f"### {task}: {n} set-up{'s' if n > 1 else ''}", "", _markdown_table(robustness_table(chosen)), ""]
+        conflicts = disagreements(chosen, labels=group_label)
+        if n == 1:
+            out.append("- Only one set-up has this benchmark: nothing to compare it with.")
+        elif conflicts:  # the page's sentences
+            out += [f"- {c}" for c in conflicts]
+        else:
+            out.append("- The set-ups do not contradict each other on this benchmark: no two name different "
+                       "detectable winners, and no detectable winner ranks last elsewhere.")
+    return "\n".join(out)
+
+
+def _markdown_table(frame) -> str:
+    cols = list(frame.columns)
+    def cell(v) -> str:
+        return "" if v is None or v != v else f"{v:.3g}" if isinstance(v, float) else str(v)
+
+    rows = [" | ".join(map(cell, row)) for row in frame.itertuples(index=False)]
+    return "\n".join(["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols), *("| " + r + " |" for r in rows)])
+
+
 def headline_markdown(summary: dict) -> str:
     """The headline tables (ours, then the paper's reported rows) as markdown, for notes and reports."""
     from hybridviz.experiments.verdict import verdicts
@@ -219,9 +259,7 @@ def headline_markdown(summary: dict) -> str:
     from hybridviz.viz.tables import MARK_LEGEND, headline
 
     def table(frame) -> list[str]:
-        cols = list(frame.columns)
-        rows = [" | ".join(str(v) for v in row) for row in frame.itertuples(index=False)]
-        return ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols), *("| " + r + " |" for r in rows)]
+        return _markdown_table(frame).split("\n")
 
     out = []
     for task in sorted({c["task"] for c in summary.get("cells", [])}):
@@ -414,6 +452,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--units", required=True, help="comma-separated unit labels, e.g. x-x-mono-s0,x-y-s0,hybrid-s0")
     sp.add_argument("--encoding", help="lowrank:r=<rank> | int4 | int8 (default lowrank:r=48)")
     sp.set_defaults(func=cmd_ship)
+
+    rb = sub.add_parser("robustness", help="the Robustness page as markdown: each set-up's sampler verdict and "
+                                           "where set-ups disagree")
+    rb.add_argument("bundles", nargs="*", help="bundle folders (default: every bundle in cache/reference/)")
+    rb.set_defaults(func=cmd_robustness)
 
     me = sub.add_parser("export-mteb", help="write an mkqa-mteb evaluation as MTEB's result JSON (MKQARetrieval.json)")
     me.add_argument("folder", help="an evaluation folder (metrics.json of task mkqa-mteb)")

@@ -13,12 +13,13 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from hybridviz.data import paths
 from hybridviz.experiments import bundle as bundle_module
 from hybridviz.experiments.bundle import Bundle, BundleError, find_bundles, load_bundle
 from hybridviz.viz.style import SAMPLER_LABELS, chart_config
 
 GRID_COMMAND = "python -m hybridviz experiment --out cache/reference/sampler-grid"
-MAIN_BUNDLE = "sampler-grid"
+MAIN_BUNDLE = paths.MAIN_BUNDLE
 
 
 class StepProgress:
@@ -226,9 +227,11 @@ def available_models() -> dict[str, str]:
     from hybridviz.encoders.registry import compact_models
 
     models = {"me5-small (base)": "me5-small"}
-    for unit in compact_models():  # shipped with the bundle: every fresh clone has them
+    for name in compact_models():  # shipped with the bundles: every fresh clone has them
+        bundle, _, unit = name.rpartition("/")
         sampler, seed = unit.rsplit("-s", 1)
-        models[f"{SAMPLER_LABELS.get(sampler, sampler)} seed {seed} (shipped with the bundle)"] = f"ref:{unit}"
+        where = f"shipped with {bundle}" if bundle else "shipped with the bundle"
+        models[f"{SAMPLER_LABELS.get(sampler, sampler)} seed {seed} ({where})"] = f"ref:{name}"
     for method in METHODS:  # training-free: fitted on MLQA-R training-side texts, K / R from the debias sweep
         params = ",".join(f"{k}={v}" for k, v in chosen_params(method).items())
         name = f"{method}:{params}" if params else method

@@ -158,15 +158,28 @@ class ModelResult:
         for row in csv.DictReader(io.StringIO(text or "")):
             for metric, col in PER_QUERY_COLUMN.items():
                 table.setdefault((row["setting"], metric), {})[row["query_id"]] = float(row[col])
-        for line in self.per_query_lines():
+        for line in self.per_query_lines(figures_only=True):
             for metric, value in line.items():
                 if metric not in ("query_id", "query_lang", "relevant", *PER_QUERY_COLUMN.values()):
                     table.setdefault(("multi", metric), {})[line["query_id"]] = float(value)
         return table
 
-    def per_query_lines(self) -> list[dict]:
+    def per_query_lines(self, figures_only: bool = False) -> list[dict]:
+        """per_query.jsonl's records; `figures_only` leaves out each record's list of relevant items (most of
+        the bytes: writing puts it last, so the rest parses alone, ~3x faster)."""
         text = open_text(self.folder, "per_query.jsonl")
-        return [json.loads(x) for x in text.splitlines() if x.strip()] if text else []
+        lines = [x for x in text.splitlines() if x.strip()] if text else []
+        if figures_only:
+            return [json.loads(_without_relevant(x)) for x in lines]
+        return [json.loads(x) for x in lines]
+
+
+RELEVANT_TAIL = ', "relevant": '
+
+
+def _without_relevant(line: str) -> str:
+    cut = line.find(RELEVANT_TAIL)
+    return line if cut < 0 else line[:cut] + "}"
 
 
 def pair_values(folder) -> tuple[list[str], list[str], np.ndarray] | None:

