@@ -227,7 +227,8 @@ def available_models() -> dict[str, str]:
     from hybridviz.encoders.registry import compact_models
 
     models = {"me5-small (base)": "me5-small"}
-    for name in compact_models():  # shipped with the bundles: every fresh clone has them
+    # shipped with the bundles: every fresh clone has them; the main bundle's first (pages default to the first few)
+    for name in sorted(compact_models(), key=lambda n: "/" in n):
         bundle, _, unit = name.rpartition("/")
         sampler, seed = unit.rsplit("-s", 1)
         where = f"shipped with {bundle}" if bundle else "shipped with the bundle"
