@@ -52,33 +52,48 @@ def test_a_rebuilt_model_embeds_like_the_full_one(tmp_path, data_root):
     assert np.sum(full.encode(texts, "query") * reference, axis=1).min() >= 0.999
 
 
-def shipped():
-    return sorted((BUNDLE / "compact").glob("*.json"))
+REFERENCE = BUNDLE.parent
+SHIPPING = sorted(p.parent.name for p in REFERENCE.glob("*/compact"))  # the main bundle and the robustness ones
 
 
-def test_shipped_models_are_small_faithful_and_load_as_recorded():
-    from hybridviz.encoders.registry import load_encoder
+def shipped(bundle: Path = BUNDLE):
+    return sorted((bundle / "compact").glob("*.json"))
 
-    records = [json.loads(p.read_text()) for p in shipped()]
+
+def ref_spec(bundle: str, unit: str) -> str:
+    return f"ref:{unit}" if bundle == BUNDLE.name else f"ref:{bundle}/{unit}"
+
+
+@pytest.mark.parametrize("name", SHIPPING)
+def test_shipped_models_are_small_faithful_and_load_as_recorded(name):
+    from hybridviz.encoders.registry import compact_models, load_encoder
+
+    bundle = REFERENCE / name
+    records = [json.loads(p.read_text()) for p in shipped(bundle)]
     assert {r["unit"] for r in records} >= {"x-x-mono-s0", "x-y-s0", "hybrid-s0"}
-    manifest = json.loads((BUNDLE / "manifest.json").read_text())
+    manifest = json.loads((bundle / "manifest.json").read_text())
     for r in records:
-        path = BUNDLE / "compact" / f"{r['unit']}.safetensors"
+        path = bundle / "compact" / f"{r['unit']}.safetensors"
         assert path.stat().st_size <= 10e6 and r["cosine_to_full"]["min"] >= 0.999
         assert manifest["units"][r["unit"]]["run_id"] == r["run_id"]
+        assert compact_models()[ref_spec(name, r["unit"])[4:]] == path
     first = records[0]
-    assert load_encoder(f"ref:{first['unit']}", use_cache=False).fingerprint == first["compact_fingerprint"]
+    compact = load_encoder(ref_spec(name, first["unit"]), use_cache=False)
+    assert compact.fingerprint == first["compact_fingerprint"]
+    assert compact.spec.startswith("ref:") and manifest["spec"].get("model", "me5-small") in compact.label
 
 
 @pytest.mark.slow
-def test_a_shipped_model_reproduces_the_bundle_on_a_slice(tmp_path, data_root):
-    """ref:x-y-s0 re-evaluated on XQuAD-R monolingual German matches the full model's committed figures."""
+@pytest.mark.parametrize("name", SHIPPING)
+def test_a_shipped_model_reproduces_the_bundle_on_a_slice(name, tmp_path, data_root):
+    """ref:x-y-s0 (ref:<bundle>/x-y-s0) re-evaluated on XQuAD-R monolingual German matches the full model's
+    committed figures."""
     from hybridviz.evaluate import evaluate
     from hybridviz.experiments.bundle import load_bundle
 
-    committed = load_bundle(BUNDLE).get("x-y-s0", "xquad-r")
+    committed = load_bundle(REFERENCE / name).get("x-y-s0", "xquad-r")
     check = slice_check(committed.metrics["model"]["precision"])
-    report = evaluate("ref:x-y-s0", "xquad-r", languages=["de"], settings=["mono"], out_dir=tmp_path,
+    report = evaluate(ref_spec(name, "x-y-s0"), "xquad-r", languages=["de"], settings=["mono"], out_dir=tmp_path,
                       precision=check.precision, batch_size=committed.metrics["model"].get("batch_size", 64))
     fresh = report["settings"]["mono"]["per_language"]["de"]["mAP"]
     # the shipped delta adds its own (cosine >= 0.999) approximation to the precision's rounding
