@@ -323,3 +323,19 @@ def test_a_multi_source_mix_trains_through_the_multi_dataset_hook(tmp_path, data
     with pytest.raises(HybridvizError, match="source temperature"):
         TrainConfig(**{**FAST, "extra": {"source_temperature": 3}}).validate()
     assert TrainConfig(**FAST).run_id() == TrainConfig(**FAST, extra={}).run_id()  # old run ids unchanged
+
+
+def test_a_mix_trains_each_source_on_the_requested_languages_it_has(data_root):
+    """MLQA-R has no French or Japanese; in a mix it gives its en/de pairs and the other sources the rest; a
+    language that no source has is an error, as is one MLQA-R lacks when MLQA-R is the only source."""
+    from hybridviz.training.trainer import TrainConfigError, load_pairs
+
+    pairs = load_pairs(TrainConfig(train_data="mlqa-r+mintaka", train_languages=["en", "de", "fr", "ja"]))
+    by_source = {}
+    for origin, q, p in zip(pairs.origin, pairs.query_lang, pairs.passage_lang):
+        by_source.setdefault(origin, set()).update((q, p))
+    assert by_source["mlqa-r"] == {"en", "de"} and {"fr", "ja"} <= by_source["mintaka"]
+    with pytest.raises(TrainConfigError, match="No source .* has xx"):
+        load_pairs(TrainConfig(train_data="mlqa-r+mintaka", train_languages=["en", "xx"]))
+    with pytest.raises(HybridvizError, match="Unknown language code"):
+        load_pairs(TrainConfig(train_data="mlqa-r", train_languages=["en", "fr"]))

@@ -126,7 +126,16 @@ def _all_pairs(config: TrainConfig):
         names = config.train_data.split("+")
         if len(set(names)) != len(names) or any(n.endswith(".jsonl") or "+" in n for n in names):
             raise TrainConfigError(f"A training mix names distinct built-in sources, got {config.train_data!r}.")
-        return mix_pairs({n: _all_pairs(replace(config, train_data=n)) for n in names})
+        # in a mix each source trains on the requested languages it has (MLQA-R has no fr or ja, Mintaka no zh
+        # ...); a language that no source has is still an error
+        sources = {n: _all_pairs(replace(config, train_data=n, train_languages=_languages_of(n, config.train_languages)))
+                   for n in names}
+        if config.train_languages:
+            found = {lang for pairs in sources.values() for lang in pairs.query_lang + pairs.passage_lang}
+            missing = [lang for lang in config.train_languages if lang not in found]
+            if missing:
+                raise TrainConfigError(f"No source of {config.train_data!r} has {', '.join(missing)}.")
+        return mix_pairs(sources)
     if config.train_data == "mlqa-r":
         return lareqa_pairs(config.train_data, config.train_languages)
     if config.train_data in LOADERS:
@@ -140,6 +149,15 @@ def _all_pairs(config: TrainConfig):
     raise TrainConfigError(f"Unknown training data {config.train_data!r}; use 'mlqa-r', one of "
                            f"{', '.join(LOADERS)} (train-extra) or a .jsonl file "
                            f"(XQuAD-R and MKQA are evaluation data).")
+
+
+def _languages_of(source: str, languages: list[str] | None) -> list[str] | None:
+    """The requested languages that a LAReQA source has (the extra sources filter by language themselves)."""
+    from hybridviz.data.lareqa import BENCHMARKS
+
+    if not languages or source not in BENCHMARKS:
+        return languages
+    return [lang for lang in languages if lang in BENCHMARKS[source]["languages"]]
 
 
 def unseen_languages(seen: list[str]) -> dict[str, list[str]]:
