@@ -254,24 +254,22 @@ def build_bert(bundle: E5Bundle):
 
 def export_sentence_transformer(out_dir: str | os.PathLike, bundle_path: str | os.PathLike | None = None,
                                 max_seq_length: int = 512) -> Path:
-    """Write a sentence-transformers folder for the bundle to `out_dir` (atomically: temp dir, then rename)."""
-    from sentence_transformers import SentenceTransformer
-    from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
+    """Write a sentence-transformers folder for the bundle to `out_dir` (atomically: temp dir, then rename).
 
+    The weights and the tokenizer are written once, at the folder's root (module 0's path); sentence-transformers'
+    own files come from saving a skeleton with the same modules and a one-layer stand-in model. Building the
+    real model through sentence-transformers instead would save, re-read and save again ~470 MB of weights and
+    the 250k-piece tokenizer: ~8 s of a new user's first search on 2 cores."""
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     bundle = read_bundle(bundle_path)
     with tempfile.TemporaryDirectory(dir=out_dir.parent) as tmp:
-        hf_dir = Path(tmp, "hf")
-        build_bert(bundle).save_pretrained(hf_dir, safe_serialization=True)
-        build_tokenizer(bundle, max_seq_length).save_pretrained(hf_dir)
-        transformer = Transformer(str(hf_dir), max_seq_length=max_seq_length)
-        st = SentenceTransformer(
-            modules=[transformer, Pooling(bundle.hidden, pooling_mode="mean"), Normalize()],
-            prompts={"query": "query: ", "passage": "passage: "}, device="cpu",
-        )
         staged = Path(tmp, "model")
-        st.save(str(staged))
+        model = build_bert(bundle)
+        model.config.use_cache = False  # as sentence-transformers saves it
+        model.save_pretrained(staged, safe_serialization=True)
+        build_tokenizer(bundle, max_seq_length).save_pretrained(staged)
+        _write_sentence_transformers_files(staged, bundle, max_seq_length, Path(tmp, "skeleton"))
         if (out_dir / "modules.json").is_file():  # another process finished the same import first
             return out_dir
         if out_dir.exists():  # a damaged earlier import
@@ -280,3 +278,34 @@ def export_sentence_transformer(out_dir: str | os.PathLike, bundle_path: str | o
             shutil.rmtree(out_dir)
         os.replace(staged, out_dir)
     return out_dir
+
+
+def _write_sentence_transformers_files(root: Path, bundle: E5Bundle, max_seq_length: int, scratch: Path) -> None:
+    """modules.json, the modules' configs and the prompts of Transformer -> mean Pooling -> Normalize, written by
+    sentence-transformers itself from a skeleton (a 1-layer BERT of the same width, a 4-token tokenizer)."""
+    import shutil
+
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
+    from tokenizers import Tokenizer, models
+    from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
+
+    config = BertConfig(vocab_size=4, hidden_size=bundle.hidden, num_hidden_layers=1, num_attention_heads=bundle.heads,
+                        intermediate_size=4, max_position_embeddings=bundle.max_positions)
+    BertModel(config).save_pretrained(scratch / "hf")
+    vocab = Tokenizer(models.WordLevel({"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3}, unk_token="<unk>"))
+    PreTrainedTokenizerFast(tokenizer_object=vocab, unk_token="<unk>", pad_token="<pad>",
+                            model_max_length=max_seq_length).save_pretrained(scratch / "hf")
+    skeleton = SentenceTransformer(
+        modules=[Transformer(str(scratch / "hf"), max_seq_length=max_seq_length),
+                 Pooling(bundle.hidden, pooling_mode="mean"), Normalize()],
+        prompts={"query": "query: ", "passage": "passage: "}, device="cpu",
+    )
+    skeleton.save(str(scratch / "st"))
+    written = {p.name for p in root.iterdir()}  # the real model's and tokenizer's files stay
+    for path in (scratch / "st").rglob("*"):
+        rel = path.relative_to(scratch / "st")
+        # the model card's examples were computed with the skeleton: no card rather than a wrong one
+        if path.is_file() and rel.name != "README.md" and (len(rel.parts) > 1 or rel.name not in written):
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, root / rel)
