@@ -241,3 +241,25 @@ def test_seed_deltas_match_seeds_and_compare_a_single_model_with_every_seed():
     assert seed_deltas({0: 0.5}, {0: 0.6, 1: 0.4}) == pytest.approx([0.1, -0.1])  # base vs each seed
     assert seed_deltas({0: 0.5, 1: 0.7, 2: None}, {1: 0.8, 0: 0.4, 2: 0.9}) == pytest.approx([-0.1, 0.1])
     assert seed_deltas({}, {0: 0.1}) == []
+
+
+def test_a_retrained_run_with_other_weights_adds_nothing_to_its_unit(tiny_grid, tmp_path):
+    """Retraining on another machine gave other weights (seen on the bf16 grid: every retrained seed differed):
+    the pending evaluation of such a unit, and its +method units, must not join the old checkpoint's figures."""
+    import shutil
+
+    from hybridviz.errors import HybridvizError
+
+    out, spec, manifest, root = tiny_grid
+    copy = tmp_path / "bundle"
+    shutil.copytree(out, copy)
+    unit = copy / "models" / "x-y-s1"
+    shutil.rmtree(unit / "mkqa-answers")  # pending: would be evaluated on the retrained weights
+    metrics = json.loads((unit / "xquad-r" / "metrics.json").read_text())
+    metrics["model"]["fingerprint"] = "0" * 64  # the checkpoint the bundle evaluated is not the one retrained
+    (unit / "xquad-r" / "metrics.json").write_text(json.dumps(metrics))
+    record = (unit / "training" / "train_log.jsonl").read_bytes()
+    with pytest.raises(HybridvizError, match="not replacing or adding"):
+        run_grid(copy, spec, log=lambda m: None, runs_root=tmp_path / "runs", only=["x-y-s1"])
+    assert not (unit / "mkqa-answers").exists()
+    assert (unit / "training" / "train_log.jsonl").read_bytes() == record

@@ -75,7 +75,7 @@ def test_every_run_of_the_bundle_shares_its_code_settings(bundle):
                   r.metrics["provenance"].get("settings", {}).get("max_seq_length", 512)) for r in bundle.results}
     assert len(evaluated) == 1, evaluated
     trained = set()
-    for label in {r.label for r in bundle.results if r.group != "base"}:
+    for label in {r.label for r in bundle.results if r.seed is not None}:  # trained runs (not base, base+method)
         cfg = bundle.training_config(label)
         status = json.loads((bundle.path / "models" / label / "training" / "status.json").read_text())
         trained.add((cfg["max_seq_length"], cfg["mixed_precision"], cfg["batch_size"], cfg["steps"],

@@ -260,6 +260,9 @@ def run_grid(out: Path, spec: GridSpec | None = None, log: Callable[[str], None]
                     save(summary=True)
                     raise HybridvizError(f"Fine-tune {run_id} ended {run.status().get('state')}; "
                                          f"rerun the same command to resume it.")
+                # before its training record or any evaluation enters the bundle
+                check_same_weights(out, unit.label, f"run:{run_id}" if runs_root is None else str(run.model_dir),
+                                   spec.precision)
                 state["wall_s"]["train"] = round(time.perf_counter() - start, 1)
                 copy_training_record(run.dir, out / "models" / unit.label / "training")
                 save()
@@ -315,6 +318,24 @@ def run_grid(out: Path, spec: GridSpec | None = None, log: Callable[[str], None]
             save(summary=True)
     save(final=True)
     return manifest
+
+
+def check_same_weights(out: Path, label: str, model: str, precision: str) -> None:
+    """A (re)trained run must be the model the bundle already evaluated for its sampler unit (`label` less any
+    "+method"): training reproduces its weights only on the same kind of machine, and a unit whose evaluations
+    came from two different checkpoints would be compared as one run."""
+    plain = label.split("+")[0]
+    recorded = {json.loads(p.read_text()).get("model", {}).get("fingerprint")
+                for p in (out / "models" / plain).glob("*/metrics.json")} - {None}
+    if not recorded:
+        return
+    encoder = load_encoder(model, precision=precision)
+    same = {encoder.fingerprint, encoder.legacy_fingerprint()}
+    if recorded - same:
+        raise HybridvizError(
+            f"{label}: the retrained model has fingerprint {encoder.fingerprint[:12]}, the bundle's evaluations of "
+            f"{plain} {', '.join(sorted(f[:12] for f in recorded - same))} (training is deterministic only on the "
+            f"same kind of machine); not replacing or adding to its evaluations.")
 
 
 def copy_training_record(run_dir: Path, dest: Path) -> None:
