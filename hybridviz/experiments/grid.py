@@ -246,6 +246,7 @@ def run_grid(out: Path, spec: GridSpec | None = None, log: Callable[[str], None]
                 and (tasks is None or ev["task"] in tasks)
                 and (out / "models" / unit.label / ev["task"] / "metrics.json").exists()
                 and stale(json.loads((out / "models" / unit.label / ev["task"] / "metrics.json").read_text()))]
+        checked = None  # the retrained model, loaded by its fingerprint check
         if unit.config is not None:
             run_id = unit.config.run_id()
             state["run_id"] = run_id
@@ -261,7 +262,7 @@ def run_grid(out: Path, spec: GridSpec | None = None, log: Callable[[str], None]
                     raise HybridvizError(f"Fine-tune {run_id} ended {run.status().get('state')}; "
                                          f"rerun the same command to resume it.")
                 # before its training record or any evaluation enters the bundle
-                check_same_weights(out, unit.label, f"run:{run_id}" if runs_root is None else str(run.model_dir),
+                checked = check_same_weights(out, unit.label, f"run:{run_id}" if runs_root is None else str(run.model_dir),
                                    spec.precision)
                 state["wall_s"]["train"] = round(time.perf_counter() - start, 1)
                 copy_training_record(run.dir, out / "models" / unit.label / "training")
@@ -270,6 +271,9 @@ def run_grid(out: Path, spec: GridSpec | None = None, log: Callable[[str], None]
         if unit.method:
             model = f"{model}+{unit.method}"
         encoder, same_model = None, set()  # loaded once per unit, by its first evaluation
+        if checked is not None and not unit.method:  # the fingerprint check loaded this very model
+            encoder = checked
+            same_model.update({checked.fingerprint, checked.legacy_fingerprint()})
 
         def load():
             loaded = load_encoder(model, precision=spec.precision)
@@ -320,15 +324,16 @@ def run_grid(out: Path, spec: GridSpec | None = None, log: Callable[[str], None]
     return manifest
 
 
-def check_same_weights(out: Path, label: str, model: str, precision: str) -> None:
+def check_same_weights(out: Path, label: str, model: str, precision: str) -> Encoder | None:
     """A (re)trained run must be the model the bundle already evaluated for its sampler unit (`label` less any
     "+method"): training reproduces its weights only on the same kind of machine, and a unit whose evaluations
-    came from two different checkpoints would be compared as one run."""
+    came from two different checkpoints would be compared as one run. Returns the loaded model (None when the
+    bundle has no evaluation of the unit yet, and nothing was loaded)."""
     plain = label.split("+")[0]
     recorded = {json.loads(p.read_text()).get("model", {}).get("fingerprint")
                 for p in (out / "models" / plain).glob("*/metrics.json")} - {None}
     if not recorded:
-        return
+        return None
     encoder = load_encoder(model, precision=precision)
     same = {encoder.fingerprint, encoder.legacy_fingerprint()}
     if recorded - same:
@@ -336,6 +341,7 @@ def check_same_weights(out: Path, label: str, model: str, precision: str) -> Non
             f"{label}: the retrained model has fingerprint {encoder.fingerprint[:12]}, the bundle's evaluations of "
             f"{plain} {', '.join(sorted(f[:12] for f in recorded - same))} (training is deterministic only on the "
             f"same kind of machine); not replacing or adding to its evaluations.")
+    return encoder
 
 
 def copy_training_record(run_dir: Path, dest: Path) -> None:
