@@ -187,7 +187,7 @@ def cmd_experiment(args) -> int:
                   f"{', '.join(unit.tasks)}")
         return 0
     run_grid(Path(args.out), spec, log=lambda m: print(m, file=sys.stderr, flush=True), only=_split(args.only),
-             refresh=args.refresh, tasks=_split(args.tasks))
+             refresh=args.refresh, tasks=_split(args.tasks), replace_retrained=args.replace_retrained)
     print(f"bundle: {args.out} (manifest.json, summary.json, summary.csv)")
     return 0
 
@@ -427,6 +427,10 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--refresh", action="store_true",
                    help="also re-evaluate results whose provenance is incomplete (retraining if weights are gone; "
                         "the retrained fingerprint must match)")
+    x.add_argument("--replace-retrained", action="store_true",
+                   help="where a unit's weights are gone and retraining gives other weights than the checkpoint "
+                        "the bundle evaluated (another kind of CPU), evaluate the retrained model anew on every task "
+                        "and replace the unit whole once complete (its +method units follow)")
     x.add_argument("--plan", action="store_true", help="print the units and exit")
     x.set_defaults(func=cmd_experiment)
 

@@ -49,6 +49,21 @@ def _code_identity() -> dict:
 CODE = _code_identity()  # the code this process imported
 
 
+def cpu_model() -> dict:
+    """The processor, and the instruction sets that change bf16 sums (and so trained weights) between machines."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return {"name": platform.processor() or None}
+    name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), None)
+    flags = next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), [])
+    return {"name": name, "bf16": sorted(f for f in flags if f in ("avx512_bf16", "amx_bf16", "amx_tile")),
+            "avx512f": "avx512f" in flags}
+
+
+CPU = cpu_model()
+
+
 def library_versions() -> dict:
     out = {}
     for name in LIBRARIES:
@@ -74,7 +89,7 @@ def provenance(seed: int | None = None, **settings) -> dict:
         "code": dict(CODE),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": {"platform": platform.platform(), "python": platform.python_version(),
-                    "cpus": os.cpu_count()},
+                    "cpus": os.cpu_count(), "cpu": CPU},
         "libraries": library_versions(),
         "seed": seed,
     }

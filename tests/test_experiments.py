@@ -263,3 +263,16 @@ def test_a_retrained_run_with_other_weights_adds_nothing_to_its_unit(tiny_grid, 
         run_grid(copy, spec, log=lambda m: None, runs_root=tmp_path / "runs", only=["x-y-s1"])
     assert not (unit / "mkqa-answers").exists()
     assert (unit / "training" / "train_log.jsonl").read_bytes() == record
+
+    # --replace-retrained: the unit is evaluated anew on every task and swapped in whole, one checkpoint again
+    logs = []
+    run_grid(copy, spec, log=logs.append, runs_root=tmp_path / "runs", only=["x-y-s1"], replace_retrained=True)
+    assert any("evaluating the retrained model anew" in m for m in logs)
+    fingerprints = {json.loads(p.read_text())["model"]["fingerprint"] for p in unit.glob("*/metrics.json")}
+    assert len(fingerprints) == 1 and "0" * 64 not in fingerprints
+    assert sorted(p.parent.name for p in unit.glob("*/metrics.json")) == sorted(e["task"] for e in spec.evaluations)
+    assert not (copy / "models" / "x-y-s1.retrained").exists() and not (copy / "models" / "x-y-s1.old").exists()
+    state = json.loads((copy / "manifest.json").read_text())["units"]["x-y-s1"]
+    assert state["state"] == "done" and "0" * 64 in state["replaced"]["old_fingerprints"]
+    assert state["replaced"]["new_fingerprint"] in fingerprints and "cpu" in state["replaced"]["machine"]
+    assert load_bundle(copy).get("x-y-s1", "mkqa-answers").metrics["model"]["fingerprint"] in fingerprints

@@ -192,7 +192,7 @@ def stale(metrics: dict) -> bool:
 
 def run_grid(out: Path, spec: GridSpec | None = None, log: Callable[[str], None] = print,
              only: list[str] | None = None, runs_root: Path | None = None, refresh: bool = False,
-             tasks: list[str] | None = None) -> dict:
+             tasks: list[str] | None = None, replace_retrained: bool = False) -> dict:
     """Run (or continue) every unit of the grid into the bundle at `out`; returns the manifest.
 
     Fine-tunes go to the run registry (`runs_root`, default cache/runs), where the dashboard finds them.
@@ -200,6 +200,11 @@ def run_grid(out: Path, spec: GridSpec | None = None, log: Callable[[str], None]
     `refresh`: also re-evaluate (retraining where the weights are gone) every evaluation whose provenance is
     incomplete or whose task protocol has changed since (`stale`). The new files are written beside the old ones and swapped in only when complete, and a retrained
     model must have the old fingerprint (training is deterministic): the bundle never loses a finished result.
+    `replace_retrained`: a sampler unit whose weights are gone is retrained whenever it or one of its +method
+    units has work to do, and where the retrained weights differ from the checkpoint the bundle evaluated (another
+    kind of CPU), the unit is evaluated anew on every task into models/<label>.retrained/ and swapped in whole
+    once complete; its +method units' old figures leave with it and are evaluated on the new checkpoint in their
+    turn. Each unit's figures always come from one checkpoint. Without it such a unit is refused.
     """
     from hybridviz.experiments.bundle import write_summary
 
@@ -232,7 +237,14 @@ def run_grid(out: Path, spec: GridSpec | None = None, log: Callable[[str], None]
         if summary or final:
             write_summary(out, n_resamples=10_000 if final else 2_000)
 
-    for unit in plan(spec):
+    units = plan(spec)
+
+    def has_pending(u: Unit) -> bool:
+        return any(ev["task"] in u.tasks and (tasks is None or ev["task"] in tasks)
+                   and not (out / "models" / u.label / ev["task"] / "metrics.json").exists()
+                   for ev in spec.evaluations)
+
+    for unit in units:
         if only and unit.label not in only:
             continue
         state = units_state.setdefault(unit.label, {"sampler": unit.sampler, "seed": unit.seed,
@@ -247,12 +259,19 @@ def run_grid(out: Path, spec: GridSpec | None = None, log: Callable[[str], None]
                 and (out / "models" / unit.label / ev["task"] / "metrics.json").exists()
                 and stale(json.loads((out / "models" / unit.label / ev["task"] / "metrics.json").read_text()))]
         checked = None  # the retrained model, loaded by its fingerprint check
+        staging = out / "models" / f"{unit.label}{RETRAINED}"  # a unit being evaluated anew (replace_retrained)
         if unit.config is not None:
             run_id = unit.config.run_id()
             state["run_id"] = run_id
             run = Run(run_id, runs_root)
+            model = f"run:{run_id}" if runs_root is None else str(run.model_dir)
+            # the +method units of this run need its weights too: retrain here, so a replacement starts here
+            derived = replace_retrained and not unit.method and any(
+                u.method and u.config is not None and u.config.run_id() == run_id and has_pending(u) for u in units)
+            trained = False
             # weights are not part of a bundle: a fresh clone retrains a run only if it has evaluations to do
-            if "train" not in state["wall_s"] or ((pending or redo) and not run.model_dir.is_dir()):
+            if "train" not in state["wall_s"] or (
+                    (pending or redo or derived or staging.is_dir()) and not run.model_dir.is_dir()):
                 log(f"[{unit.label}] training {run_id}")
                 start = time.perf_counter()
                 run = train(unit.config, root=runs_root)
@@ -261,13 +280,31 @@ def run_grid(out: Path, spec: GridSpec | None = None, log: Callable[[str], None]
                     save(summary=True)
                     raise HybridvizError(f"Fine-tune {run_id} ended {run.status().get('state')}; "
                                          f"rerun the same command to resume it.")
-                # before its training record or any evaluation enters the bundle
-                checked = check_same_weights(out, unit.label, f"run:{run_id}" if runs_root is None else str(run.model_dir),
-                                   spec.precision)
                 state["wall_s"]["train"] = round(time.perf_counter() - start, 1)
-                copy_training_record(run.dir, out / "models" / unit.label / "training")
+                trained = True
+            # before a training record or any evaluation enters the bundle (weights trained by an earlier, refused
+            # invocation are checked too)
+            if trained or pending or redo or derived or staging.is_dir():
+                try:
+                    checked = check_same_weights(out, unit.label, model, spec.precision)
+                except DifferentWeights as differ:
+                    if not replace_retrained or unit.method:
+                        raise
+                    checked = differ.encoder
+                    log(f"[{unit.label}] {differ}: evaluating the retrained model anew on every task")
+                    shutil.rmtree(staging, ignore_errors=True)  # an interrupted replacement by other weights
+                    staging.mkdir(parents=True)
+                    state["replacing"] = {"old_fingerprints": differ.recorded, "new_fingerprint": checked.fingerprint}
+                    trained = True  # its training record goes with the new evaluations
+            if trained:
+                copy_training_record(run.dir, (staging if staging.is_dir() else out / "models" / unit.label)
+                                     / "training")
                 save()
-            model = f"run:{run_id}" if runs_root is None else str(run.model_dir)
+            if staging.is_dir():  # every task of the unit, into the staging folder
+                pending = [ev for ev in spec.evaluations if ev["task"] in unit.tasks
+                           and (tasks is None or ev["task"] in tasks)
+                           and not (staging / ev["task"] / "metrics.json").exists()]
+                redo = []
         if unit.method:
             model = f"{model}+{unit.method}"
         encoder, same_model = None, set()  # loaded once per unit, by its first evaluation
@@ -284,7 +321,7 @@ def run_grid(out: Path, spec: GridSpec | None = None, log: Callable[[str], None]
             return loaded
 
         for ev in pending:
-            folder = out / "models" / unit.label / ev["task"]
+            folder = (staging if staging.is_dir() else out / "models" / unit.label) / ev["task"]
             log(f"[{unit.label}] evaluating {ev['task']}")
             start = time.perf_counter()
             if encoder is None:
@@ -317,11 +354,44 @@ def run_grid(out: Path, spec: GridSpec | None = None, log: Callable[[str], None]
             state.setdefault("refreshed", []).append(ev["task"])
             pending.append(ev)  # the summary is refreshed below
             save()
+        if staging.is_dir():
+            if not all((staging / t / "metrics.json").exists() for t in unit.tasks):
+                state["state"] = "replacing"  # the old checkpoint's figures stay until every task is done
+                save()
+                continue
+            swap_in_retrained(out, unit, units, units_state, staging)
+            log(f"[{unit.label}] replaced by the retrained checkpoint {checked.fingerprint[:12] if checked else ''}")
+            pending = pending or list(unit.tasks)
         if state.get("state") != "done" or pending:  # a unit finished now: refresh the summary
             state["state"] = "done"
             save(summary=True)
     save(final=True)
     return manifest
+
+
+RETRAINED = ".retrained"
+
+
+def swap_in_retrained(out: Path, unit: Unit, units: list[Unit], units_state: dict, staging: Path) -> None:
+    """The unit's complete evaluations of its retrained checkpoint replace the old checkpoint's; its +method
+    units' figures (of the old checkpoint) are removed and become pending."""
+    folder = out / "models" / unit.label
+    retired = folder.with_name(unit.label + ".old")
+    shutil.rmtree(retired, ignore_errors=True)
+    if folder.exists():
+        folder.rename(retired)
+    staging.rename(folder)
+    shutil.rmtree(retired, ignore_errors=True)
+    state = units_state[unit.label]
+    replacing = state.pop("replacing", {})
+    state.pop("refreshed", None)
+    state["replaced"] = {**replacing, "machine": provenance(None)["machine"]}
+    state["wall_s"] = {k: v for k, v in state["wall_s"].items() if k == "train" or k.startswith("eval ")}
+    for derived in units:
+        if derived.method and derived.config is not None and derived.config.run_id() == unit.config.run_id():
+            shutil.rmtree(out / "models" / derived.label, ignore_errors=True)
+            if derived.label in units_state:
+                units_state[derived.label].update(wall_s={}, state="pending")
 
 
 def check_same_weights(out: Path, label: str, model: str, precision: str) -> Encoder | None:
@@ -330,18 +400,27 @@ def check_same_weights(out: Path, label: str, model: str, precision: str) -> Enc
     came from two different checkpoints would be compared as one run. Returns the loaded model (None when the
     bundle has no evaluation of the unit yet, and nothing was loaded)."""
     plain = label.split("+")[0]
+    # a replacement in progress: its own evaluations are the ones the retrained model must match
+    folder = out / "models" / (plain + RETRAINED if (out / "models" / (plain + RETRAINED)).is_dir() else plain)
     recorded = {json.loads(p.read_text()).get("model", {}).get("fingerprint")
-                for p in (out / "models" / plain).glob("*/metrics.json")} - {None}
+                for p in folder.glob("*/metrics.json")} - {None}
     if not recorded:
         return None
     encoder = load_encoder(model, precision=precision)
     same = {encoder.fingerprint, encoder.legacy_fingerprint()}
     if recorded - same:
-        raise HybridvizError(
+        raise DifferentWeights(
             f"{label}: the retrained model has fingerprint {encoder.fingerprint[:12]}, the bundle's evaluations of "
             f"{plain} {', '.join(sorted(f[:12] for f in recorded - same))} (training is deterministic only on the "
-            f"same kind of machine); not replacing or adding to its evaluations.")
+            f"same kind of machine); not replacing or adding to its evaluations (--replace-retrained evaluates "
+            f"the retrained model anew on every task).", encoder, sorted(recorded))
     return encoder
+
+
+class DifferentWeights(HybridvizError):
+    def __init__(self, message: str, encoder: Encoder, recorded: list[str]):
+        super().__init__(message)
+        self.encoder, self.recorded = encoder, recorded
 
 
 def copy_training_record(run_dir: Path, dest: Path) -> None:
