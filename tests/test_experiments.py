@@ -48,9 +48,12 @@ def test_plan_reuses_x_y_and_x_x_mono_as_the_alpha_ends():
     spec = GridSpec(sampler_method="center")
     units = plan(spec)
     labels = [u.label for u in units]
-    # base, 3 samplers x 5 seeds, 2 extra alphas, then the methods on the base and the sampler method on each run
+    # base and the methods on it, 3 samplers x 5 seeds each followed by the sampler method on it, 2 extra alphas
     assert labels[0] == "base" and len(labels) == 1 + 3 * 5 + 2 + len(spec.methods) + 3 * 5
-    assert labels[18:18 + len(spec.methods)] == [f"base+{m}" for m in spec.methods]
+    assert labels[1:1 + len(spec.methods)] == [f"base+{m}" for m in spec.methods]
+    first = 1 + len(spec.methods)
+    assert labels[first:first + 4] == ["x-x-mono-s0", "x-x-mono-s0+center", "x-y-s0", "x-y-s0+center"]
+    assert labels[-2:] == ["hybrid-a0.25-s0", "hybrid-a0.75-s0"]
     assert "x-y-s3+center" in labels and all(u.method == "center" for u in units if u.label.endswith("+center")
                                               and not u.label.startswith("base"))
     assert [u.alpha for u in units if u.label.startswith("hybrid-a")] == [0.25, 0.75]

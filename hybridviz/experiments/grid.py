@@ -130,30 +130,31 @@ def inherited_settings(out: Path) -> dict:
 
 
 def plan(spec: GridSpec) -> list[Unit]:
-    """Base first, then seed by seed (each seed completes a comparison), then the extra alpha points.
+    """The base and the training-free methods on it first, then seed by seed (each seed completes a comparison),
+    each fine-tune followed by the sampler method on it (it reuses the run's weights and embeddings while they are
+    on disk), then the extra alpha points.
 
     alpha = 0 and 1 are the x-y and x-x-mono runs of the alpha seed: the hybrid sampler with those alphas draws
     the same batches (tests/test_samplers.py checks it), so they are not trained twice.
     """
     all_tasks = [e["task"] for e in spec.evaluations]
     units = [Unit("base", "base", None, None, None, all_tasks)]
+    for method in spec.methods:
+        units.append(Unit(f"base+{method}", "base", None, None, None, all_tasks, method))
+    sampler_method = resolve_method(spec.sampler_method)
     for seed in spec.seeds:
         for sampler in spec.samplers:
             label = f"{sampler}-s{seed}"
-            units.append(Unit(label, sampler, seed, sampler_alpha(sampler, spec.alpha),
-                              spec.train_config(sampler, seed), all_tasks))
+            unit = Unit(label, sampler, seed, sampler_alpha(sampler, spec.alpha), spec.train_config(sampler, seed),
+                        all_tasks)
+            units.append(unit)
+            if sampler_method:
+                units.append(replace(unit, label=f"{label}+{sampler_method}", method=sampler_method))
     covered = {u.alpha for u in units if u.seed == spec.alpha_seed}
     for a in spec.alphas:
         if a not in covered:
             units.append(Unit(f"hybrid-a{a:g}-s{spec.alpha_seed}", "hybrid", spec.alpha_seed, a,
                               spec.train_config("hybrid", spec.alpha_seed, a), list(spec.alpha_tasks)))
-    for method in spec.methods:
-        units.append(Unit(f"base+{method}", "base", None, None, None, all_tasks, method))
-    sampler_method = resolve_method(spec.sampler_method)
-    if sampler_method:
-        for u in [u for u in units if u.sampler in spec.samplers and u.method is None
-                  and not u.label.startswith("hybrid-a")]:
-            units.append(replace(u, label=f"{u.label}+{sampler_method}", method=sampler_method))
     return units
 
 
