@@ -32,16 +32,24 @@ class SliceCheck:
     moved_share: float  # share of queries whose AP moves by more than 1e-3
 
 
-def slice_check(committed_precision: str) -> SliceCheck:
+def slice_check(committed_precision: str, committed_machine: dict | None = None) -> SliceCheck:
     """At the committed precision, where this CPU computes it natively; bf16 on a CPU without native bf16 is
     emulated (about 6x slower than fp32 there: minutes per slice), so there the slice is recomputed in fp32 and
     may differ by bf16's rounding. Measured on the committed bundle (XQuAD-R mono de, fp32 against bf16): base
     macro -0.0023, mean |ΔAP| 0.0103, 7.7 % of queries moved; x-y-s0 (shipped) +0.0001, 0.0044, 4.2 %.
-    A wrong pool, prefix or model moves the macro by > 0.02 (base against x-y-s0: 0.033)."""
+    Native bf16 kernels differ between CPU kinds too (AVX512-BF16 on one EPYC against the bundle's machine: mean
+    |ΔAP| 0.0038, CI of stop 24), so the tight bound holds only where the evaluation recorded this very CPU kind.
+    A wrong pool, prefix or model moves the macro by > 0.02 (base against x-y-s0: 0.033, mean |ΔAP| 0.093, 27 %
+    of queries moved)."""
     from hybridviz.encoders.registry import bf16_is_fast
+    from hybridviz.provenance import CPU
 
-    if committed_precision != "bf16" or bf16_is_fast():
+    if committed_precision != "bf16":
         return SliceCheck(committed_precision, macro_abs=2e-3, mean_abs=2e-3, moved_share=0.02)
+    if bf16_is_fast():
+        if (committed_machine or {}).get("cpu") == CPU:
+            return SliceCheck("bf16", macro_abs=2e-3, mean_abs=2e-3, moved_share=0.02)
+        return SliceCheck("bf16", macro_abs=4e-3, mean_abs=0.01, moved_share=0.08)
     return SliceCheck("fp32", macro_abs=4e-3, mean_abs=0.015, moved_share=0.12)
 
 

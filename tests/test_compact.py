@@ -92,7 +92,7 @@ def test_a_shipped_model_reproduces_the_bundle_on_a_slice(name, tmp_path, data_r
     from hybridviz.experiments.bundle import load_bundle
 
     committed = load_bundle(REFERENCE / name).get("x-y-s0", "xquad-r")
-    check = slice_check(committed.metrics["model"]["precision"])
+    check = slice_check(committed.metrics["model"]["precision"], committed.metrics["provenance"].get("machine"))
     report = evaluate(ref_spec(name, "x-y-s0"), "xquad-r", languages=["de"], settings=["mono"], out_dir=tmp_path,
                       precision=check.precision, batch_size=committed.metrics["model"].get("batch_size", 64))
     fresh = report["settings"]["mono"]["per_language"]["de"]["mAP"]

@@ -92,7 +92,7 @@ def test_base_encoder_reevaluated_on_a_slice_matches(bundle, data_root, tmp_path
 
     committed = bundle.get("base", "xquad-r")
     precision = committed.metrics["model"].get("precision", "fp32")
-    check = slice_check(precision)
+    check = slice_check(precision, committed.metrics["provenance"].get("machine"))
     # bf16 sums depend on the texts per forward pass; bundles from before it was recorded used 64
     batch_size = committed.metrics["model"].get("batch_size", 64)
     model = bundle.manifest["spec"]["model"]
