@@ -192,6 +192,17 @@ def cmd_experiment(args) -> int:
     return 0
 
 
+def cmd_compact_results(args) -> int:
+    from hybridviz.results import compact_folder
+
+    converted = 0
+    for root in args.paths:
+        for metrics in sorted(Path(root).rglob("metrics.json")):
+            converted += compact_folder(metrics.parent)
+    print(f"{converted} evaluation folders converted to per_query.npz")
+    return 0
+
+
 def cmd_summarise(args) -> int:
     from hybridviz.experiments.bundle import write_summary
 
@@ -433,6 +444,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "and replace the unit whole once complete (its +method units follow)")
     x.add_argument("--plan", action="store_true", help="print the units and exit")
     x.set_defaults(func=cmd_experiment)
+
+    cr = sub.add_parser("compact-results", help="convert evaluation folders' gzipped per-query text files to the "
+                        "compact per_query.npz bundles hold (checked against the text before anything is removed)")
+    cr.add_argument("paths", nargs="+", help="evaluation folders or bundles")
+    cr.set_defaults(func=cmd_compact_results)
 
     m = sub.add_parser("summarise", help="recompute a bundle's summary.json (mean +/- std, paired tests)")
     m.add_argument("bundle")

@@ -1,11 +1,17 @@
 """The evaluation results format: one module writes it and reads it.
 
-An evaluation folder holds metrics.json (written last: its presence marks a complete evaluation),
-per_query.jsonl (multilingual setting: AP, MRR, nDCG@10, bias and the rank of every relevant item),
-per_query_settings.csv (AP / MRR / nDCG@10 per query in every setting) — both optionally gzipped — and
-per_query_pairs.npz (AP per query and pool language). `evaluate.py` computes and calls `write_outputs`;
-bundles, the lab, heatmaps, the status page and the figures read through `ModelResult`, `read_metrics`,
-`open_text` and `pair_values`.
+An evaluation folder holds metrics.json (written last: its presence marks a complete evaluation), the per-query
+figures, and per_query_pairs.npz (AP per query and pool language). The per-query figures come in one of two
+encodings of the same records:
+- text (an evaluation's own folder): per_query.jsonl (multilingual setting: AP, MRR, nDCG@10, bias and the rank
+  of every relevant item) and per_query_settings.csv (AP / MRR / nDCG@10 per query in every setting);
+- compact (result bundles, `compress=True`; `python -m hybridviz compact-results` converts text folders):
+  per_query.npz, the same records as arrays: ids and languages as string tables plus integer indices, ranks as
+  integers, figures as float32 read back through the CSV's "%.6g" (the text files' 6 significant digits), so
+  both encodings give the same numbers. About 2.5x smaller than the gzipped text, which is what lets result
+  bundles stay within the repository's budget.
+`evaluate.py` computes and calls `write_outputs`; bundles, the lab, heatmaps, the status page and the figures read
+through `ModelResult`, `read_metrics` and `pair_values`.
 """
 
 from __future__ import annotations
@@ -85,6 +91,129 @@ def pair_matrix(pair_ap: dict[tuple[int, str], float], corpus: Corpus) -> tuple[
     return queries, ap
 
 
+# the compact encoding (per_query.npz) --------------------------------------------------------------------------
+
+COMPACT_NAME = "per_query.npz"
+COMPACT_VERSION = 1
+RECORD_FIGURES = ("max_rank_distance", f"same_lang@{TOP_K_SHARE}")  # per_query.jsonl's figures beyond the settings'
+
+
+def _pack_strings(values: list[str]) -> np.ndarray:
+    """A string table as UTF-8 bytes joined by newlines (numpy's unicode arrays take 4 bytes a character)."""
+    if any("\n" in v for v in values):
+        raise ResultsError("an id contains a newline; it cannot enter the compact per-query table")
+    return np.frombuffer("\n".join(values).encode("utf-8"), dtype=np.uint8)
+
+
+def _unpack_strings(packed: np.ndarray, n: int) -> list[str]:
+    return packed.tobytes().decode("utf-8").split("\n") if n else []
+
+
+def _indexed(values: list[str]) -> tuple[list[str], np.ndarray]:
+    """(table of distinct values in first-seen order, int32 index of each value into it)."""
+    table: dict[str, int] = {}
+    index = np.fromiter((table.setdefault(v, len(table)) for v in values), dtype=np.int32, count=len(values))
+    return list(table), index
+
+
+def _smallest_uint(values: np.ndarray) -> np.ndarray:
+    top = int(values.max()) if len(values) else 0
+    return values.astype(np.uint16 if top < 2 ** 16 else np.uint32 if top < 2 ** 32 else np.int64)
+
+
+def compact_arrays(records: list[dict], setting_lines: list[tuple[str, str, str, float, float, float]]) -> dict:
+    """per_query.npz's arrays from the records of per_query.jsonl and the rows (setting, query id, query language,
+    AP, RR, nDCG@10) of per_query_settings.csv."""
+    ids = [r["query_id"] for r in records] + [row[1] for row in setting_lines]
+    langs = {}
+    for r in records:
+        langs.setdefault(r["query_id"], r["query_lang"])
+    for row in setting_lines:
+        langs.setdefault(row[1], row[2])
+    query_ids, _ = _indexed(ids)
+    position = {q: i for i, q in enumerate(query_ids)}
+    lang_table, lang_index = _indexed([langs[q] for q in query_ids])
+    arrays = {"version": np.array(COMPACT_VERSION), "n_queries": np.array(len(query_ids)),
+              "query_ids": _pack_strings(query_ids), "query_lang_names": _pack_strings(lang_table),
+              "n_query_langs": np.array(len(lang_table)), "query_lang": lang_index.astype(np.uint8)}
+    settings = list(dict.fromkeys(row[0] for row in setting_lines))
+    arrays["settings"] = _pack_strings(settings)
+    arrays["n_settings"] = np.array(len(settings))
+    for setting in settings:
+        rows = [row for row in setting_lines if row[0] == setting]
+        arrays[f"{setting}.query"] = np.array([position[row[1]] for row in rows], dtype=np.int32)
+        for k, metric in enumerate(("ap", "rr", "ndcg@10")):
+            arrays[f"{setting}.{metric}"] = np.array([row[3 + k] for row in rows], dtype=np.float32)
+    arrays["records.query"] = np.array([position[r["query_id"]] for r in records], dtype=np.int32)
+    # the records are the multilingual setting's queries: their AP, RR and nDCG@10 are that setting's, at the
+    # CSV's six digits (per_query.jsonl's extra digits are no figure's input); stored apart only otherwise
+    multi = {row[1] for row in setting_lines if row[0] == "multi"}
+    own = ("ap", "rr", "ndcg@10") if any(r["query_id"] not in multi for r in records) else ()
+    for metric in (*own, *RECORD_FIGURES):
+        arrays[f"records.{metric}"] = np.array([r[metric] for r in records], dtype=np.float32)
+    relevant = [rel for r in records for rel in r["relevant"]]
+    cand_table, cand_index = _indexed([rel["candidate_id"] for rel in relevant])
+    cand_lang_table, cand_lang_index = _indexed([rel["lang"] for rel in relevant])
+    arrays.update({
+        "relevant.count": _smallest_uint(np.array([len(r["relevant"]) for r in records], dtype=np.int64)),
+        "relevant.rank": _smallest_uint(np.array([rel["rank"] for rel in relevant], dtype=np.int64)),
+        "relevant.candidate": cand_index, "candidate_ids": _pack_strings(cand_table),
+        "n_candidates": np.array(len(cand_table)),
+        "relevant.lang": cand_lang_index.astype(np.uint8), "candidate_lang_names": _pack_strings(cand_lang_table),
+        "n_candidate_langs": np.array(len(cand_lang_table)),
+    })
+    return arrays
+
+
+def _as_text_figures(values: np.ndarray) -> list[float]:
+    """float32 figures as the text encoding gives them: "%.6g" (six significant digits survive float32 exactly)."""
+    return [float(x) for x in np.char.mod("%.6g", values.astype(np.float64))] if len(values) else []
+
+
+@dataclass
+class CompactPerQuery:
+    """The records of per_query.npz, decoded once."""
+
+    query_ids: list[str]
+    query_langs: list[str]
+    settings: dict[str, dict[str, dict[str, float]]]  # setting -> metric column -> {query id: value}
+    records: list[dict]  # per_query.jsonl's records, relevant lists last
+
+    @classmethod
+    def load(cls, path: Path) -> "CompactPerQuery":
+        try:
+            with np.load(path) as z:
+                a = {k: z[k] for k in z.files}
+        except (OSError, ValueError, KeyError, EOFError) as exc:
+            raise ResultsError(f"{path} is damaged ({exc}).") from None
+        if int(a.get("version", -1)) != COMPACT_VERSION:
+            raise ResultsError(f"{path} has compact format {a.get('version')}, not {COMPACT_VERSION}.")
+        ids = _unpack_strings(a["query_ids"], int(a["n_queries"]))
+        lang_names = _unpack_strings(a["query_lang_names"], int(a["n_query_langs"]))
+        langs = [lang_names[i] for i in a["query_lang"]]
+        settings = {}
+        for setting in _unpack_strings(a["settings"], int(a["n_settings"])):
+            queries = [ids[i] for i in a[f"{setting}.query"]]
+            settings[setting] = {m: dict(zip(queries, _as_text_figures(a[f"{setting}.{m}"])))
+                                 for m in ("ap", "rr", "ndcg@10")}
+        records = []
+        queries = [ids[q] for q in a["records.query"]]
+        figures = {m: (_as_text_figures(a[f"records.{m}"]) if f"records.{m}" in a
+                       else [settings["multi"][m][q] for q in queries])
+                   for m in ("ap", "rr", "ndcg@10", *RECORD_FIGURES)}
+        cands = _unpack_strings(a["candidate_ids"], int(a["n_candidates"]))
+        cand_langs = _unpack_strings(a["candidate_lang_names"], int(a["n_candidate_langs"]))
+        ends = np.cumsum(a["relevant.count"].astype(np.int64))
+        ranks, cand, cand_lang = a["relevant.rank"], a["relevant.candidate"], a["relevant.lang"]
+        for i, q in enumerate(a["records.query"]):
+            start = int(ends[i - 1]) if i else 0
+            records.append({"query_id": ids[q], "query_lang": langs[q],
+                            **{m: figures[m][i] for m in figures},
+                            "relevant": [{"candidate_id": cands[cand[j]], "lang": cand_langs[cand_lang[j]],
+                                          "rank": int(ranks[j])} for j in range(start, int(ends[i]))]})
+        return cls(ids, langs, settings, records)
+
+
 def write_outputs(out_dir: Path, report: dict, rows: list[dict], corpus: Corpus,
                   setting_rows: dict[str, list[dict]] | None = None, compress: bool = False,
                   pair_ap: dict[tuple[int, str], float] | None = None) -> None:
@@ -97,15 +226,68 @@ def write_outputs(out_dir: Path, report: dict, rows: list[dict], corpus: Corpus,
                             pool_langs=np.array(corpus.languages), ap=ap)
         atomic_write_bytes(out_dir / "per_query_pairs.npz", buf.getvalue())
     lines = per_query_lines(rows, corpus)
-    files = {"per_query.jsonl": "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines),
-             "per_query_settings.csv": "".join(per_query_setting_lines(setting_rows or {}, corpus))}
-    for name, text in files.items():
-        if compress:
-            atomic_write_bytes(out_dir / f"{name}.gz", gzip.compress(text.encode(), mtime=0))
-            (out_dir / name).unlink(missing_ok=True)
-        else:
-            atomic_write_text(out_dir / name, text)
+    setting_text = "".join(per_query_setting_lines(setting_rows or {}, corpus))
+    if compress:
+        write_compact(out_dir, lines, setting_text)
+    else:
+        atomic_write_text(out_dir / "per_query.jsonl",
+                          "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines))
+        atomic_write_text(out_dir / "per_query_settings.csv", setting_text)
     write_json_atomic(out_dir / "metrics.json", report)  # last: its presence marks a complete evaluation
+
+
+def _setting_lines(csv_text: str) -> list[tuple[str, str, str, float, float, float]]:
+    return [(r["setting"], r["query_id"], r["query_lang"], float(r["ap"]), float(r["rr"]), float(r["ndcg@10"]))
+            for r in csv.DictReader(io.StringIO(csv_text))]
+
+
+def write_compact(out_dir: Path, records: list[dict], setting_csv: str) -> None:
+    """per_query.npz from the text encoding's records and CSV (the settings go through the CSV's "%.6g", so both
+    encodings hold the same figures)."""
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **compact_arrays(records, _setting_lines(setting_csv)))
+    atomic_write_bytes(Path(out_dir) / COMPACT_NAME, buf.getvalue())
+    for name in ("per_query.jsonl", "per_query_settings.csv"):
+        for path in (Path(out_dir) / name, Path(out_dir) / f"{name}.gz"):
+            path.unlink(missing_ok=True)
+
+
+def compact_folder(folder: Path) -> bool:
+    """Convert an evaluation folder's gzipped or plain text per-query files to per_query.npz, after checking that
+    the compact records read back as the text ones do; False when there is nothing to convert."""
+    folder = Path(folder)
+    records_text, setting_csv = open_text(folder, "per_query.jsonl"), open_text(folder, "per_query_settings.csv")
+    if records_text is None or setting_csv is None:
+        return False
+    records = [json.loads(x) for x in records_text.splitlines() if x.strip()]
+    for r in records:
+        extra = set(r) - {"query_id", "query_lang", "ap", "rr", "ndcg@10", *RECORD_FIGURES, "relevant"}
+        if extra:
+            raise ResultsError(f"{folder}: per-query fields the compact format does not hold: {sorted(extra)}")
+    text = ModelResult("", "", None, None, "", folder, {})
+    expected_table, expected_lines = text.per_query_table(), text.per_query_lines()
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **compact_arrays(records, _setting_lines(setting_csv)))
+    staged = folder / (COMPACT_NAME + ".tmp")
+    atomic_write_bytes(staged, buf.getvalue())
+    compact = CompactPerQuery.load(staged)
+    same = lambda a, b: json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)  # noqa: E731 (NaN too)
+    keyed = lambda table: {"|".join(k): v for k, v in table.items()}  # noqa: E731
+    if not (same(keyed(_table(compact)), keyed(expected_table))
+            and same([_figures_rounded(x) for x in compact.records], [_figures_rounded(x) for x in expected_lines])):
+        staged.unlink()
+        raise ResultsError(f"{folder}: the compact per-query records differ from the text ones; nothing changed.")
+    staged.replace(folder / COMPACT_NAME)
+    for name in ("per_query.jsonl", "per_query_settings.csv"):
+        for path in (folder / name, folder / f"{name}.gz"):
+            path.unlink(missing_ok=True)
+    return True
+
+
+def _figures_rounded(record: dict) -> dict:
+    """A record with its figures at the text encoding's six significant digits (per_query.jsonl kept AP, RR and
+    nDCG@10 at full precision; the settings' copies, which every statistic reads, have six digits)."""
+    return {k: (float(f"{v:.6g}") if isinstance(v, float) else v) for k, v in record.items()}
 
 
 # ------------------------------------------------------------------------------------------------ reading
@@ -137,8 +319,23 @@ class ModelResult:
         res = self.metrics.get("settings", {}).get(setting, {})
         return res.get("macro", {}).get(metric)
 
+    def compact(self) -> CompactPerQuery | None:
+        """The folder's per_query.npz, decoded once (None for the text encoding)."""
+        path = self.folder / COMPACT_NAME
+        if not path.exists():
+            return None
+        cached = self.__dict__.get("_compact")
+        if cached is None:
+            cached = self.__dict__["_compact"] = CompactPerQuery.load(path)
+        return cached
+
     def per_query(self, setting: str, metric: str) -> dict[str, float]:
         """query id -> value of `metric` in `setting` (mAP/MRR/nDCG@10 for all settings; bias for multi)."""
+        compact = self.compact()
+        if compact is not None:
+            if metric in PER_QUERY_COLUMN:
+                return dict(compact.settings.get(setting, {}).get(PER_QUERY_COLUMN[metric], {}))
+            return {} if setting != "multi" else {r["query_id"]: float(r[metric]) for r in compact.records}
         if metric in PER_QUERY_COLUMN:
             text = open_text(self.folder, "per_query_settings.csv")
             if text is None:
@@ -153,6 +350,9 @@ class ModelResult:
     def per_query_table(self) -> dict[tuple[str, str], dict[str, float]]:
         """(setting, metric) -> {query id: value} for every per-query figure, each file parsed once (what
         `per_query` gives one (setting, metric) at a time)."""
+        compact = self.compact()
+        if compact is not None:
+            return _table(compact)
         table: dict[tuple[str, str], dict[str, float]] = {}
         text = open_text(self.folder, "per_query_settings.csv")
         for row in csv.DictReader(io.StringIO(text or "")):
@@ -167,11 +367,25 @@ class ModelResult:
     def per_query_lines(self, figures_only: bool = False) -> list[dict]:
         """per_query.jsonl's records; `figures_only` leaves out each record's list of relevant items (most of
         the bytes: writing puts it last, so the rest parses alone, ~3x faster)."""
+        compact = self.compact()
+        if compact is not None:
+            if figures_only:
+                return [{k: v for k, v in r.items() if k != "relevant"} for r in compact.records]
+            return [dict(r) for r in compact.records]
         text = open_text(self.folder, "per_query.jsonl")
         lines = [x for x in text.splitlines() if x.strip()] if text else []
         if figures_only:
             return [json.loads(_without_relevant(x)) for x in lines]
         return [json.loads(x) for x in lines]
+
+
+def _table(compact: CompactPerQuery) -> dict[tuple[str, str], dict[str, float]]:
+    table = {(setting, metric): dict(by_metric[col]) for setting, by_metric in compact.settings.items()
+             for metric, col in PER_QUERY_COLUMN.items()}
+    for metric in RECORD_FIGURES:
+        if compact.records:
+            table[("multi", metric)] = {r["query_id"]: float(r[metric]) for r in compact.records}
+    return table
 
 
 RELEVANT_TAIL = ', "relevant": '

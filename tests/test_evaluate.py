@@ -289,3 +289,29 @@ def test_a_models_unsupported_languages_are_left_out_and_named(tiny, data_root):
     assert set(report["counts"]["per_language"]) == {"de", "en", "es"}
     full = evaluate("tiny", "mkqa-queries", languages=asked, limit=20, settings=["multi"], encoder=tiny)
     assert "unsupported_languages" not in full["notes"] and full["languages"] == asked
+
+
+def test_the_compact_per_query_encoding_reads_as_the_text_one(tiny_run, tmp_path):
+    """Bundles keep per_query.npz instead of the gzipped text files: compact_folder converts an evaluation's text
+    files, and every reader gives the same figures (settings at the CSV's six digits), ranks and relevant items;
+    a damaged file is named."""
+    import shutil
+
+    from hybridviz.results import ModelResult, ResultsError, compact_folder
+
+    out, _ = tiny_run
+    folder = tmp_path / "copy"
+    shutil.copytree(out, folder)
+    text = ModelResult("t", "base", None, None, "xquad-r", out, {})
+    assert compact_folder(folder) and not list(folder.glob("per_query.jsonl*")) and (folder / "per_query.npz").exists()
+    compact = ModelResult("t", "base", None, None, "xquad-r", folder, {})
+    assert compact.per_query_table() == text.per_query_table()
+    for setting, metric in (("mono", "mAP"), ("cross", "nDCG@10"), ("multi", "max_rank_distance")):
+        assert compact.per_query(setting, metric) == text.per_query(setting, metric)
+    lines, expected = compact.per_query_lines(), text.per_query_lines()
+    assert [x["relevant"] for x in lines] == [x["relevant"] for x in expected]
+    assert [x["ap"] for x in lines] == pytest.approx([x["ap"] for x in expected], rel=1e-5)
+    assert not compact_folder(folder)  # nothing left to convert
+    (folder / "per_query.npz").write_bytes(b"not a zip")
+    with pytest.raises(ResultsError, match="per_query.npz is damaged"):
+        ModelResult("t", "base", None, None, "xquad-r", folder, {}).per_query("mono", "mAP")

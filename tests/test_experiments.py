@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import gzip
-import io
 import json
 from pathlib import Path
 
@@ -72,7 +69,8 @@ def test_tiny_grid_writes_a_complete_bundle(tiny_grid):
     for label, unit in manifest["units"].items():
         folder = out / "models" / label
         assert sorted(p.parent.name for p in folder.glob("*/metrics.json")) == sorted(tasks[label])
-        assert (folder / "xquad-r" / "per_query.jsonl.gz").exists()
+        assert (folder / "xquad-r" / "per_query.npz").exists()  # bundles hold the compact encoding
+        assert not list(folder.glob("*/per_query*.gz"))
         assert (folder / "xquad-r" / "per_query_pairs.npz").exists()
         if unit["sampler"] != "base":
             assert json.loads((folder / "training" / "status.json").read_text())["state"] == "done"
@@ -94,12 +92,11 @@ def test_summary_means_and_tests_come_from_the_per_model_files(tiny_grid):
     assert cell["std"] == pytest.approx(np.std(values, ddof=1))
     # the per-query file reproduces the macro figure: mean per language, then over languages
     result = bundle.get("hybrid-s0", "mkqa-queries")
-    rows = list(csv.DictReader(io.StringIO(gzip.decompress(
-        (result.folder / "per_query_settings.csv.gz").read_bytes()).decode())))
+    compact = result.compact()
+    langs = dict(zip(compact.query_ids, compact.query_langs))
     per_lang = {}
-    for r in rows:
-        if r["setting"] == "multi":
-            per_lang.setdefault(r["query_lang"], []).append(float(r["ap"]))
+    for query, ap in result.per_query("multi", "mAP").items():
+        per_lang.setdefault(langs[query], []).append(ap)
     macro = np.mean([np.mean(v) for v in per_lang.values()])
     assert macro == pytest.approx(result.macro("multi", "mAP"), abs=1e-5)
     # a paired test for every headline comparison that has data; p-values are probabilities

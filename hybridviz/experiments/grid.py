@@ -11,7 +11,7 @@ tests) are rewritten, so a partly finished grid is already a usable, honest bund
 Bundle layout:
     manifest.json, summary.json, summary.csv
     models/<label>/training/{config.json,train_log.jsonl,status.json}   (fine-tunes; weights stay in cache/runs)
-    models/<label>/<task>/{metrics.json,per_query.jsonl.gz,per_query_settings.csv.gz}
+    models/<label>/<task>/{metrics.json,per_query.npz,per_query_pairs.npz}   (results.py: compact encoding)
 """
 
 from __future__ import annotations
