@@ -240,10 +240,10 @@ def run_grid(out: Path, spec: GridSpec | None = None, log: Callable[[str], None]
 
     units = plan(spec)
 
-    def has_pending(u: Unit) -> bool:
-        return any(ev["task"] in u.tasks and (tasks is None or ev["task"] in tasks)
-                   and not (out / "models" / u.label / ev["task"] / "metrics.json").exists()
-                   for ev in spec.evaluations)
+    def missing(u: Unit, folder: Path) -> list[dict]:
+        """The evaluations of `u` to run now that `folder` does not hold yet."""
+        return [ev for ev in spec.evaluations if ev["task"] in u.tasks and (tasks is None or ev["task"] in tasks)
+                and not (folder / ev["task"] / "metrics.json").exists()]
 
     for unit in units:
         if only and unit.label not in only:
@@ -253,8 +253,7 @@ def run_grid(out: Path, spec: GridSpec | None = None, log: Callable[[str], None]
         if unit.method:
             state["method"] = unit.method
         model = spec.model
-        pending = [ev for ev in spec.evaluations if ev["task"] in unit.tasks and (tasks is None or ev["task"] in tasks)
-                   and not (out / "models" / unit.label / ev["task"] / "metrics.json").exists()]
+        pending = missing(unit, out / "models" / unit.label)
         redo = [ev for ev in spec.evaluations if refresh and ev["task"] in unit.tasks and ev not in pending
                 and (tasks is None or ev["task"] in tasks)
                 and (out / "models" / unit.label / ev["task"] / "metrics.json").exists()
@@ -268,7 +267,7 @@ def run_grid(out: Path, spec: GridSpec | None = None, log: Callable[[str], None]
             model = f"run:{run_id}" if runs_root is None else str(run.model_dir)
             # the +method units of this run need its weights too: retrain here, so a replacement starts here
             derived = replace_retrained and not unit.method and any(
-                u.method and u.config is not None and u.config.run_id() == run_id and has_pending(u) for u in units)
+                u.method and u.config is not None and u.config.run_id() == run_id and missing(u, out / "models" / u.label) for u in units)
             trained = False
             # weights are not part of a bundle: a fresh clone retrains a run only if it has evaluations to do
             if "train" not in state["wall_s"] or (
@@ -302,10 +301,7 @@ def run_grid(out: Path, spec: GridSpec | None = None, log: Callable[[str], None]
                                      / "training")
                 save()
             if staging.is_dir():  # every task of the unit, into the staging folder
-                pending = [ev for ev in spec.evaluations if ev["task"] in unit.tasks
-                           and (tasks is None or ev["task"] in tasks)
-                           and not (staging / ev["task"] / "metrics.json").exists()]
-                redo = []
+                pending, redo = missing(unit, staging), []
         if unit.method:
             model = f"{model}+{unit.method}"
         encoder, same_model = None, set()  # loaded once per unit, by its first evaluation
@@ -387,7 +383,6 @@ def swap_in_retrained(out: Path, unit: Unit, units: list[Unit], units_state: dic
     replacing = state.pop("replacing", {})
     state.pop("refreshed", None)
     state["replaced"] = {**replacing, "machine": provenance(None)["machine"]}
-    state["wall_s"] = {k: v for k, v in state["wall_s"].items() if k == "train" or k.startswith("eval ")}
     for derived in units:
         if derived.method and derived.config is not None and derived.config.run_id() == unit.config.run_id():
             shutil.rmtree(out / "models" / derived.label, ignore_errors=True)
