@@ -193,13 +193,13 @@ def cmd_experiment(args) -> int:
 
 
 def cmd_compact_results(args) -> int:
-    from hybridviz.results import compact_folder
+    from hybridviz.results import LAYOUTS, compact_folder
 
     converted = 0
     for root in args.paths:
         for metrics in sorted(Path(root).rglob("metrics.json")):
-            converted += compact_folder(metrics.parent)
-    print(f"{converted} evaluation folders converted to per_query.npz")
+            converted += compact_folder(metrics.parent, Path(root) / LAYOUTS)
+    print(f"{converted} evaluation folders converted to the compact encoding (per_query.npz, layouts/)")
     return 0
 
 
@@ -445,9 +445,10 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--plan", action="store_true", help="print the units and exit")
     x.set_defaults(func=cmd_experiment)
 
-    cr = sub.add_parser("compact-results", help="convert evaluation folders' gzipped per-query text files to the "
-                        "compact per_query.npz bundles hold (checked against the text before anything is removed)")
-    cr.add_argument("paths", nargs="+", help="evaluation folders or bundles")
+    cr = sub.add_parser("compact-results", help="convert a bundle's per-query files (gzipped text or compact format "
+                        "1) to the compact encoding: per_query.npz per model, shared layouts in <bundle>/layouts "
+                        "(checked to read back the same before anything is replaced)")
+    cr.add_argument("paths", nargs="+", help="result bundles")
     cr.set_defaults(func=cmd_compact_results)
 
     m = sub.add_parser("summarise", help="recompute a bundle's summary.json (mean +/- std, paired tests)")

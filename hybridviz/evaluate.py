@@ -218,8 +218,9 @@ def _matrices(settings: dict, langs: list[str]) -> dict:
 def evaluate(model: str, task: str, languages: list[str] | None = None, settings: list[str] | None = None,
              out_dir: str | os.PathLike | None = None, limit: int | None = None, seed: int = 0,
              batch_size: int | None = None, encoder=None, log: Callable[[str], None] | None = None,
-             precision: str = "fp32", compress: bool = False, on_progress=None) -> dict:
-    """Evaluate `model` on `task`; write metrics.json and per_query.jsonl to `out_dir` when given.
+             precision: str = "fp32", layouts: str | os.PathLike | None = None, on_progress=None) -> dict:
+    """Evaluate `model` on `task`; write metrics.json and the per-query figures to `out_dir` when given (in a
+    result bundle, pass its `layouts` folder: the compact encoding, with what models share kept there once).
 
     `precision` "bf16" encodes with a bfloat16 copy of the model (faster on CPUs with native bf16; embeddings
     within cosine 0.998 of fp32 on XQuAD-R sentences); it is recorded in the report.
@@ -314,5 +315,5 @@ def evaluate(model: str, task: str, languages: list[str] | None = None, settings
         },
     }
     if out_dir is not None:
-        write_outputs(Path(out_dir), report, per_query, corpus, setting_rows, compress, pair_ap)
+        write_outputs(Path(out_dir), report, per_query, corpus, setting_rows, layouts and Path(layouts), pair_ap)
     return report

@@ -5,11 +5,14 @@ figures, and per_query_pairs.npz (AP per query and pool language). The per-query
 encodings of the same records:
 - text (an evaluation's own folder): per_query.jsonl (multilingual setting: AP, MRR, nDCG@10, bias and the rank
   of every relevant item) and per_query_settings.csv (AP / MRR / nDCG@10 per query in every setting);
-- compact (result bundles, `compress=True`; `python -m hybridviz compact-results` converts text folders):
-  per_query.npz, the same records as arrays: ids and languages as string tables plus integer indices, ranks as
-  integers, figures as float32 read back through the CSV's "%.6g" (the text files' 6 significant digits), so
-  both encodings give the same numbers. About half the gzipped text (XQuAD-R: 1.40 MB -> 0.71 MB per model;
-  the sampler grid 156.3 MB -> 103.1 MB), which is what lets result bundles stay within the repository's budget.
+- compact (result bundles, `layouts=<bundle>/layouts`; `python -m hybridviz compact-results` converts text
+  folders): per_query.npz, the same records as arrays: ranks as integers, figures as float32 read back through
+  the CSV's "%.6g" (the text files' 6 significant digits), so both encodings give the same numbers. What every
+  model of a task shares (ids, languages, which queries each setting has, the relevant items) lies once in the
+  bundle's layouts/<digest>.npz, named by the digest of its arrays; per_query_pairs.npz shares its query ids and
+  pool languages the same way. Per model: about a third of the gzipped text (sampler grid, 102 evaluations:
+  156.3 MB of text, 94.6 MB in compact format 1, 53.6 MB in format 2 with its 2.0 MB of layouts), which is what lets
+  result bundles stay within the repository's budget.
 `evaluate.py` computes and calls `write_outputs`; bundles, the lab, heatmaps, the status page and the figures read
 through `ModelResult`, `read_metrics` and `pair_values`.
 """
@@ -17,7 +20,9 @@ through `ModelResult`, `read_metrics` and `pair_values`.
 from __future__ import annotations
 
 import csv
+import functools
 import gzip
+import hashlib
 import io
 import json
 from dataclasses import dataclass
@@ -94,8 +99,66 @@ def pair_matrix(pair_ap: dict[tuple[int, str], float], corpus: Corpus) -> tuple[
 # the compact encoding (per_query.npz) --------------------------------------------------------------------------
 
 COMPACT_NAME = "per_query.npz"
-COMPACT_VERSION = 1
+PAIRS_NAME = "per_query_pairs.npz"
+COMPACT_VERSION = 2  # 1 held its layout inline (still read; compact-results converts it)
 RECORD_FIGURES = ("max_rank_distance", f"same_lang@{TOP_K_SHARE}")  # per_query.jsonl's figures beyond the settings'
+LAYOUTS = "layouts"  # a bundle's folder of shared layouts
+
+
+def _is_figure(key: str) -> bool:
+    """A per-model array of per_query.npz (the rest is the task's layout, the same for every model)."""
+    return key == "relevant.rank" or key.rsplit(".", 1)[-1] in ("ap", "rr", "ndcg@10", *RECORD_FIGURES)
+
+
+def _digest(arrays: dict[str, np.ndarray]) -> str:
+    h = hashlib.sha256()
+    for key in sorted(arrays):
+        a = np.ascontiguousarray(arrays[key])
+        h.update(f"{key}|{a.dtype.str}|{a.shape}|".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()[:24]
+
+
+def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    return buf.getvalue()
+
+
+def _with_shared_layout(arrays: dict[str, np.ndarray], layouts: Path, shared: set[str]) -> dict[str, np.ndarray]:
+    """`arrays` with the keys in `shared` moved to layouts/<digest>.npz (written once) and named by "layout"."""
+    layout = {k: v for k, v in arrays.items() if k in shared}
+    name = _digest(layout)
+    path = Path(layouts) / f"{name}.npz"
+    if not path.exists():
+        atomic_write_bytes(path, _npz_bytes(layout))
+    return {"layout": _pack_strings([name]), **{k: v for k, v in arrays.items() if k not in shared}}
+
+
+@functools.lru_cache(maxsize=32)
+def _layout_arrays(path: str) -> dict[str, np.ndarray]:
+    return _load_npz(Path(path))
+
+
+def _load_npz(path: Path) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path) as z:
+            return {k: z[k] for k in z.files}
+    except (OSError, ValueError, KeyError, EOFError) as exc:
+        raise ResultsError(f"{path} is damaged ({exc}).") from None
+
+
+def _load_with_layout(path: Path) -> dict[str, np.ndarray]:
+    """An npz of an evaluation folder with the shared layout it names (found in a layouts/ folder above it)."""
+    arrays = _load_npz(path)
+    if "layout" not in arrays:
+        return arrays
+    name = _unpack_strings(arrays.pop("layout"), 1)[0]
+    for parent in path.parents:
+        candidate = parent / LAYOUTS / f"{name}.npz"
+        if candidate.exists():
+            return {**_layout_arrays(str(candidate)), **arrays}
+    raise ResultsError(f"{path} names the layout {name}, which no layouts/ folder above it holds.")
 
 
 def _pack_strings(values: list[str]) -> np.ndarray:
@@ -181,12 +244,8 @@ class CompactPerQuery:
 
     @classmethod
     def load(cls, path: Path) -> "CompactPerQuery":
-        try:
-            with np.load(path) as z:
-                a = {k: z[k] for k in z.files}
-        except (OSError, ValueError, KeyError, EOFError) as exc:
-            raise ResultsError(f"{path} is damaged ({exc}).") from None
-        if int(a.get("version", -1)) != COMPACT_VERSION:
+        a = _load_with_layout(Path(path))
+        if int(a.get("version", -1)) not in (1, COMPACT_VERSION):
             raise ResultsError(f"{path} has compact format {a.get('version')}, not {COMPACT_VERSION}.")
         ids = _unpack_strings(a["query_ids"], int(a["n_queries"]))
         lang_names = _unpack_strings(a["query_lang_names"], int(a["n_query_langs"]))
@@ -215,20 +274,22 @@ class CompactPerQuery:
 
 
 def write_outputs(out_dir: Path, report: dict, rows: list[dict], corpus: Corpus,
-                  setting_rows: dict[str, list[dict]] | None = None, compress: bool = False,
+                  setting_rows: dict[str, list[dict]] | None = None, layouts: Path | None = None,
                   pair_ap: dict[tuple[int, str], float] | None = None) -> None:
-    """metrics.json, per_query.jsonl (multi), per_query_settings.csv (all settings; gzipped if `compress`)
-    and per_query_pairs.npz (AP per query and pool language, float16: significance per heatmap cell)."""
+    """metrics.json, the per-query figures (per_query.jsonl for multi and per_query_settings.csv for all
+    settings; with a bundle's `layouts` folder, the compact per_query.npz instead) and per_query_pairs.npz (AP per
+    query and pool language, float16: significance per heatmap cell)."""
     if pair_ap:
         queries, ap = pair_matrix(pair_ap, corpus)
-        buf = io.BytesIO()
-        np.savez_compressed(buf, query_ids=np.array([corpus.query_ids[q] for q in queries]),
-                            pool_langs=np.array(corpus.languages), ap=ap)
-        atomic_write_bytes(out_dir / "per_query_pairs.npz", buf.getvalue())
+        pairs = {"query_ids": np.array([corpus.query_ids[q] for q in queries]),
+                 "pool_langs": np.array(corpus.languages), "ap": ap}
+        if layouts is not None:
+            pairs = _with_shared_layout(pairs, layouts, {"query_ids", "pool_langs"})
+        atomic_write_bytes(out_dir / PAIRS_NAME, _npz_bytes(pairs))
     lines = per_query_lines(rows, corpus)
     setting_text = "".join(per_query_setting_lines(setting_rows or {}, corpus))
-    if compress:
-        write_compact(out_dir, lines, setting_text)
+    if layouts is not None:
+        write_compact(out_dir, lines, setting_text, layouts)
     else:
         atomic_write_text(out_dir / "per_query.jsonl",
                           "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines))
@@ -241,12 +302,15 @@ def _setting_lines(csv_text: str) -> list[tuple[str, str, str, float, float, flo
             for r in csv.DictReader(io.StringIO(csv_text))]
 
 
-def _compact_bytes(records: list[dict], setting_csv: str) -> bytes:
+def _compact_bytes(records: list[dict], setting_csv: str, layouts: Path) -> bytes:
     """per_query.npz from the text encoding's records and CSV (the settings go through the CSV's "%.6g", so both
-    encodings hold the same figures)."""
-    buf = io.BytesIO()
-    np.savez_compressed(buf, **compact_arrays(records, _setting_lines(setting_csv)))
-    return buf.getvalue()
+    encodings hold the same figures); its layout goes to `layouts`."""
+    return _compact_file_bytes(compact_arrays(records, _setting_lines(setting_csv)), layouts)
+
+
+def _compact_file_bytes(arrays: dict[str, np.ndarray], layouts: Path) -> bytes:
+    shared = {k for k in arrays if k != "version" and not _is_figure(k)}
+    return _npz_bytes(_with_shared_layout({**arrays, "version": np.array(COMPACT_VERSION)}, layouts, shared))
 
 
 def _remove_text_files(folder: Path) -> None:
@@ -255,18 +319,20 @@ def _remove_text_files(folder: Path) -> None:
             path.unlink(missing_ok=True)
 
 
-def write_compact(out_dir: Path, records: list[dict], setting_csv: str) -> None:
-    atomic_write_bytes(Path(out_dir) / COMPACT_NAME, _compact_bytes(records, setting_csv))
+def write_compact(out_dir: Path, records: list[dict], setting_csv: str, layouts: Path) -> None:
+    atomic_write_bytes(Path(out_dir) / COMPACT_NAME, _compact_bytes(records, setting_csv, layouts))
     _remove_text_files(Path(out_dir))
 
 
-def compact_folder(folder: Path) -> bool:
-    """Convert an evaluation folder's gzipped or plain text per-query files to per_query.npz, after checking that
-    the compact records read back as the text ones do; False when there is nothing to convert."""
+def compact_folder(folder: Path, layouts: Path) -> bool:
+    """Convert an evaluation folder's per-query files (gzipped or plain text, or compact format 1) to the
+    compact encoding with its layouts in `layouts`, after checking that they read back as before; False when
+    there is nothing to convert."""
     folder = Path(folder)
+    changed = _share_pairs_layout(folder, layouts)
     records_text, setting_csv = open_text(folder, "per_query.jsonl"), open_text(folder, "per_query_settings.csv")
     if records_text is None or setting_csv is None:
-        return False
+        return _upgrade_compact(folder, layouts) or changed
     records = [json.loads(x) for x in records_text.splitlines() if x.strip()]
     for r in records:
         extra = set(r) - {"query_id", "query_lang", "ap", "rr", "ndcg@10", *RECORD_FIGURES, "relevant"}
@@ -275,16 +341,60 @@ def compact_folder(folder: Path) -> bool:
     text = ModelResult("", "", None, None, "", folder, {})
     expected_table, expected_lines = text.per_query_table(), text.per_query_lines()
     staged = folder / (COMPACT_NAME + ".tmp")
-    atomic_write_bytes(staged, _compact_bytes(records, setting_csv))
+    atomic_write_bytes(staged, _compact_bytes(records, setting_csv, layouts))
     compact = CompactPerQuery.load(staged)
-    same = lambda a, b: json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)  # noqa: E731 (NaN too)
-    keyed = lambda table: {"|".join(k): v for k, v in table.items()}  # noqa: E731
-    if not (same(keyed(_table(compact)), keyed(expected_table))
-            and same([_figures_rounded(x) for x in compact.records], [_figures_rounded(x) for x in expected_lines])):
+    if not (_same(_keyed(_table(compact)), _keyed(expected_table))
+            and _same([_figures_rounded(x) for x in compact.records], [_figures_rounded(x) for x in expected_lines])):
         staged.unlink()
         raise ResultsError(f"{folder}: the compact per-query records differ from the text ones; nothing changed.")
     staged.replace(folder / COMPACT_NAME)
     _remove_text_files(folder)
+    return True
+
+
+def _same(a, b) -> bool:
+    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)  # NaN equals NaN too
+
+
+def _keyed(table: dict) -> dict:
+    return {"|".join(k): v for k, v in table.items()}
+
+
+def _upgrade_compact(folder: Path, layouts: Path) -> bool:
+    """per_query.npz of compact format 1 (layout inline) to the current one, checked to read back the same."""
+    path = folder / COMPACT_NAME
+    if not path.exists():
+        return False
+    arrays = _load_npz(path)
+    if "layout" in arrays:
+        return False
+    before = CompactPerQuery.load(path)
+    staged = folder / (COMPACT_NAME + ".tmp")
+    atomic_write_bytes(staged, _compact_file_bytes(arrays, layouts))
+    after = CompactPerQuery.load(staged)
+    if not (_same(_keyed(_table(after)), _keyed(_table(before))) and _same(after.records, before.records)):
+        staged.unlink()
+        raise ResultsError(f"{folder}: the shared-layout per-query records differ; nothing changed.")
+    staged.replace(path)
+    return True
+
+
+def _share_pairs_layout(folder: Path, layouts: Path) -> bool:
+    path = folder / PAIRS_NAME
+    if not path.exists():
+        return False
+    arrays = _load_npz(path)
+    if "layout" in arrays:
+        return False
+    before = pair_values(folder)
+    staged = folder / (PAIRS_NAME + ".tmp")
+    atomic_write_bytes(staged, _npz_bytes(_with_shared_layout(arrays, layouts, {"query_ids", "pool_langs"})))
+    staged_arrays = _load_with_layout(staged)
+    if not (staged_arrays["query_ids"].tolist() == before[0] and staged_arrays["pool_langs"].tolist() == before[1]
+            and np.array_equal(staged_arrays["ap"].astype(np.float64), before[2], equal_nan=True)):
+        staged.unlink()
+        raise ResultsError(f"{folder}: the shared-layout pair figures differ; nothing changed.")
+    staged.replace(path)
     return True
 
 
@@ -402,8 +512,8 @@ def _without_relevant(line: str) -> str:
 
 def pair_values(folder) -> tuple[list[str], list[str], np.ndarray] | None:
     """(query ids, pool languages, AP[query, pool language]) from an evaluation folder's per_query_pairs.npz."""
-    path = Path(folder) / "per_query_pairs.npz"
+    path = Path(folder) / PAIRS_NAME
     if not path.exists():
         return None
-    with np.load(path) as z:
-        return [str(q) for q in z["query_ids"]], [str(x) for x in z["pool_langs"]], z["ap"].astype(np.float64)
+    z = _load_with_layout(path)
+    return [str(q) for q in z["query_ids"]], [str(x) for x in z["pool_langs"]], z["ap"].astype(np.float64)

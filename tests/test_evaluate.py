@@ -293,17 +293,25 @@ def test_a_models_unsupported_languages_are_left_out_and_named(tiny, data_root):
 
 def test_the_compact_per_query_encoding_reads_as_the_text_one(tiny_run, tmp_path):
     """Bundles keep per_query.npz instead of the gzipped text files: compact_folder converts an evaluation's text
-    files, and every reader gives the same figures (settings at the CSV's six digits), ranks and relevant items;
-    a damaged file is named."""
+    files, and every reader gives the same figures (settings at the CSV's six digits), ranks, relevant items and
+    pair figures. Two models of one task share one layout per file kind (ids and relevant items are stored
+    once); a damaged file or a missing layout is named."""
     import shutil
 
-    from hybridviz.results import ModelResult, ResultsError, compact_folder
+    from hybridviz.results import ModelResult, ResultsError, compact_folder, pair_values
 
     out, _ = tiny_run
-    folder = tmp_path / "copy"
-    shutil.copytree(out, folder)
+    bundle = tmp_path / "bundle"
+    layouts = bundle / "layouts"
     text = ModelResult("t", "base", None, None, "xquad-r", out, {})
-    assert compact_folder(folder) and not list(folder.glob("per_query.jsonl*")) and (folder / "per_query.npz").exists()
+    folders = [bundle / "models" / label / "xquad-r" for label in ("a", "b")]
+    for folder in folders:
+        shutil.copytree(out, folder)
+        assert compact_folder(folder, layouts)
+        assert not list(folder.glob("per_query.jsonl*")) and (folder / "per_query.npz").exists()
+    assert len(list(layouts.glob("*.npz"))) == 2  # one per-query layout, one pairs layout, for both models
+    assert (folders[0] / "per_query.npz").stat().st_size < (out / "per_query.jsonl").stat().st_size / 4
+    folder = folders[1]
     compact = ModelResult("t", "base", None, None, "xquad-r", folder, {})
     assert compact.per_query_table() == text.per_query_table()
     for setting, metric in (("mono", "mAP"), ("cross", "nDCG@10"), ("multi", "max_rank_distance")):
@@ -311,7 +319,12 @@ def test_the_compact_per_query_encoding_reads_as_the_text_one(tiny_run, tmp_path
     lines, expected = compact.per_query_lines(), text.per_query_lines()
     assert [x["relevant"] for x in lines] == [x["relevant"] for x in expected]
     assert [x["ap"] for x in lines] == pytest.approx([x["ap"] for x in expected], rel=1e-5)
-    assert not compact_folder(folder)  # nothing left to convert
+    (ids, langs, ap), (ids_text, langs_text, ap_text) = pair_values(folder), pair_values(out)
+    assert ids == ids_text and langs == langs_text and np.array_equal(ap, ap_text, equal_nan=True)
+    assert not compact_folder(folder, layouts)  # nothing left to convert
+    shutil.move(folders[0], tmp_path / "elsewhere")  # out of the bundle: its layouts are not above
+    with pytest.raises(ResultsError, match="names the layout"):
+        ModelResult("t", "base", None, None, "xquad-r", tmp_path / "elsewhere", {}).per_query("mono", "mAP")
     (folder / "per_query.npz").write_bytes(b"not a zip")
     with pytest.raises(ResultsError, match="per_query.npz is damaged"):
         ModelResult("t", "base", None, None, "xquad-r", folder, {}).per_query("mono", "mAP")

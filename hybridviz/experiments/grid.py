@@ -12,6 +12,7 @@ Bundle layout:
     manifest.json, summary.json, summary.csv
     models/<label>/training/{config.json,train_log.jsonl,status.json}   (fine-tunes; weights stay in cache/runs)
     models/<label>/<task>/{metrics.json,per_query.npz,per_query_pairs.npz}   (results.py: compact encoding)
+    layouts/<digest>.npz   what every model of a task shares (ids, languages, relevant items; results.py)
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import Callable
 from hybridviz.encoders.registry import Encoder, declared_languages, default_precision, load_encoder
 from hybridviz.evaluate import evaluate
 from hybridviz.provenance import provenance
+from hybridviz.results import LAYOUTS
 from hybridviz.tasks import DEFAULT_EVALUATIONS, MKQA_ANSWERS_PROTOCOL
 from hybridviz.errors import HybridvizError
 from hybridviz.fileio import write_json_atomic
@@ -324,7 +326,7 @@ def run_grid(out: Path, spec: GridSpec | None = None, log: Callable[[str], None]
             if encoder is None:
                 encoder = load()
             evaluate(model, ev["task"], languages=ev.get("languages"), limit=ev.get("limit"), out_dir=folder,
-                     precision=spec.precision, batch_size=spec.encode_batch_size, compress=True, log=log,
+                     precision=spec.precision, batch_size=spec.encode_batch_size, layouts=out / LAYOUTS, log=log,
                      encoder=encoder)
             state["wall_s"][f"eval {ev['task']}"] = round(time.perf_counter() - start, 1)
             save()
@@ -341,7 +343,7 @@ def run_grid(out: Path, spec: GridSpec | None = None, log: Callable[[str], None]
             staging = folder.with_name(folder.name + ".refresh")
             shutil.rmtree(staging, ignore_errors=True)
             evaluate(model, ev["task"], languages=ev.get("languages"), limit=ev.get("limit"), out_dir=staging,
-                     precision=spec.precision, batch_size=spec.encode_batch_size, compress=True, log=log,
+                     precision=spec.precision, batch_size=spec.encode_batch_size, layouts=out / LAYOUTS, log=log,
                      encoder=encoder)
             retired = folder.with_name(folder.name + ".old")
             shutil.rmtree(retired, ignore_errors=True)
