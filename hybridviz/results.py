@@ -230,47 +230,53 @@ def compact_arrays(records: list[dict], setting_lines: list[tuple[str, str, str,
 
 def _as_text_figures(values: np.ndarray) -> list[float]:
     """float32 figures as the text encoding gives them: "%.6g" (six significant digits survive float32 exactly)."""
-    return [float(x) for x in np.char.mod("%.6g", values.astype(np.float64))] if len(values) else []
+    return [float(f"{x:.6g}") for x in values.astype(np.float64).tolist()]
 
 
-@dataclass
 class CompactPerQuery:
-    """The records of per_query.npz, decoded once."""
+    """The records of per_query.npz, decoded once: the settings' figures and the records' own figures at once,
+    the records' lists of relevant items (most of the work) only when asked for."""
 
-    query_ids: list[str]
-    query_langs: list[str]
-    settings: dict[str, dict[str, dict[str, float]]]  # setting -> metric column -> {query id: value}
-    records: list[dict]  # per_query.jsonl's records, relevant lists last
+    def __init__(self, arrays: dict[str, np.ndarray]):
+        a = self._arrays = arrays
+        self.query_ids = ids = _unpack_strings(a["query_ids"], int(a["n_queries"]))
+        lang_names = _unpack_strings(a["query_lang_names"], int(a["n_query_langs"]))
+        self.query_langs = [lang_names[i] for i in a["query_lang"].tolist()]
+        self.settings: dict[str, dict[str, dict[str, float]]] = {}  # setting -> metric column -> {query: value}
+        for setting in _unpack_strings(a["settings"], int(a["n_settings"])):
+            queries = [ids[i] for i in a[f"{setting}.query"].tolist()]
+            self.settings[setting] = {m: dict(zip(queries, _as_text_figures(a[f"{setting}.{m}"])))
+                                      for m in ("ap", "rr", "ndcg@10")}
+        self.record_ids = [ids[q] for q in a["records.query"].tolist()]
+        self.record_langs = [self.query_langs[q] for q in a["records.query"].tolist()]
+        self.record_figures = {m: (_as_text_figures(a[f"records.{m}"]) if f"records.{m}" in a
+                                   else [self.settings["multi"][m][q] for q in self.record_ids])
+                               for m in ("ap", "rr", "ndcg@10", *RECORD_FIGURES)}
 
     @classmethod
-    def load(cls, path: Path) -> "CompactPerQuery":
+    def load(cls, path: Path) -> CompactPerQuery:
         a = _load_with_layout(Path(path))
         if int(a.get("version", -1)) not in (1, COMPACT_VERSION):
             raise ResultsError(f"{path} has compact format {a.get('version')}, not {COMPACT_VERSION}.")
-        ids = _unpack_strings(a["query_ids"], int(a["n_queries"]))
-        lang_names = _unpack_strings(a["query_lang_names"], int(a["n_query_langs"]))
-        langs = [lang_names[i] for i in a["query_lang"]]
-        settings = {}
-        for setting in _unpack_strings(a["settings"], int(a["n_settings"])):
-            queries = [ids[i] for i in a[f"{setting}.query"]]
-            settings[setting] = {m: dict(zip(queries, _as_text_figures(a[f"{setting}.{m}"])))
-                                 for m in ("ap", "rr", "ndcg@10")}
-        records = []
-        queries = [ids[q] for q in a["records.query"]]
-        figures = {m: (_as_text_figures(a[f"records.{m}"]) if f"records.{m}" in a
-                       else [settings["multi"][m][q] for q in queries])
-                   for m in ("ap", "rr", "ndcg@10", *RECORD_FIGURES)}
+        return cls(a)
+
+    @functools.cached_property
+    def records(self) -> list[dict]:
+        """per_query.jsonl's records, relevant lists last."""
+        a = self._arrays
         cands = _unpack_strings(a["candidate_ids"], int(a["n_candidates"]))
         cand_langs = _unpack_strings(a["candidate_lang_names"], int(a["n_candidate_langs"]))
-        ends = np.cumsum(a["relevant.count"].astype(np.int64))
-        ranks, cand, cand_lang = a["relevant.rank"], a["relevant.candidate"], a["relevant.lang"]
-        for i, q in enumerate(a["records.query"]):
-            start = int(ends[i - 1]) if i else 0
-            records.append({"query_id": ids[q], "query_lang": langs[q],
-                            **{m: figures[m][i] for m in figures},
+        ends = np.cumsum(a["relevant.count"].astype(np.int64)).tolist()
+        ranks, cand = a["relevant.rank"].tolist(), a["relevant.candidate"].tolist()
+        cand_lang = a["relevant.lang"].tolist()
+        records = []
+        for i, (query, lang) in enumerate(zip(self.record_ids, self.record_langs)):
+            start = ends[i - 1] if i else 0
+            records.append({"query_id": query, "query_lang": lang,
+                            **{m: values[i] for m, values in self.record_figures.items()},
                             "relevant": [{"candidate_id": cands[cand[j]], "lang": cand_langs[cand_lang[j]],
-                                          "rank": int(ranks[j])} for j in range(start, int(ends[i]))]})
-        return cls(ids, langs, settings, records)
+                                          "rank": ranks[j]} for j in range(start, ends[i])]})
+        return records
 
 
 def write_outputs(out_dir: Path, report: dict, rows: list[dict], corpus: Corpus,
@@ -449,7 +455,8 @@ class ModelResult:
         if compact is not None:
             if metric in PER_QUERY_COLUMN:
                 return dict(compact.settings.get(setting, {}).get(PER_QUERY_COLUMN[metric], {}))
-            return {} if setting != "multi" else {r["query_id"]: float(r[metric]) for r in compact.records}
+            figures = compact.record_figures.get(metric)
+            return {} if setting != "multi" or figures is None else dict(zip(compact.record_ids, figures))
         if metric in PER_QUERY_COLUMN:
             text = open_text(self.folder, "per_query_settings.csv")
             if text is None:
@@ -484,7 +491,9 @@ class ModelResult:
         compact = self.compact()
         if compact is not None:
             if figures_only:
-                return [{k: v for k, v in r.items() if k != "relevant"} for r in compact.records]
+                return [{"query_id": q, "query_lang": lang,
+                         **{m: values[k] for m, values in compact.record_figures.items()}}
+                        for k, (q, lang) in enumerate(zip(compact.record_ids, compact.record_langs))]
             return [dict(r) for r in compact.records]
         text = open_text(self.folder, "per_query.jsonl")
         lines = [x for x in text.splitlines() if x.strip()] if text else []
@@ -497,8 +506,8 @@ def _table(compact: CompactPerQuery) -> dict[tuple[str, str], dict[str, float]]:
     table = {(setting, metric): dict(by_metric[col]) for setting, by_metric in compact.settings.items()
              for metric, col in PER_QUERY_COLUMN.items()}
     for metric in RECORD_FIGURES:
-        if compact.records:
-            table[("multi", metric)] = {r["query_id"]: float(r[metric]) for r in compact.records}
+        if compact.record_ids:
+            table[("multi", metric)] = dict(zip(compact.record_ids, compact.record_figures[metric]))
     return table
 
 

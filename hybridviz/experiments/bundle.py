@@ -197,6 +197,13 @@ def summarise(bundle: Bundle, n_resamples: int = 10_000) -> dict:
             runs.append((r.seed, r.macro(setting, metric), tables[r.folder].get((setting, metric), {})))
         return [x for x in runs if x[1] is not None and x[2]]
 
+    def seed_means(group, cell, runs):  # each group's per-checkpoint view once per cell, not once per pair
+        key = (group, *cell)
+        if key not in checkpoint_means:
+            checkpoint_means[key] = _seed_mean(runs)
+        return checkpoint_means[key]
+
+    checkpoint_means: dict = {}
     for task in bundle.tasks():
         tables: dict = {}
         for group in bundle.groups():
@@ -229,7 +236,8 @@ def summarise(bundle: Bundle, n_resamples: int = 10_000) -> dict:
                     continue
                 cmp = compare_runs([x[2] for x in ra], [x[2] for x in rb], [x[1] for x in ra], [x[1] for x in rb],
                                    [x[0] for x in ra], [x[0] for x in rb], n_resamples=n_resamples)
-                qa, qb = _seed_mean(ra), _seed_mean(rb)
+                cell = (task, setting, metric)
+                qa, qb = seed_means(a, cell, ra), seed_means(b, cell, rb)
                 common = sorted(set(qa) & set(qb))
                 core = a in COMPARISON_ORDER and b in COMPARISON_ORDER
                 checkpoint = paired_tests(np.array([qa[q] for q in common]), np.array([qb[q] for q in common]),

@@ -32,7 +32,9 @@ functions here treat both:
 
 from __future__ import annotations
 
+import functools
 import math
+import operator
 from dataclasses import dataclass
 
 import numpy as np
@@ -71,16 +73,24 @@ def cluster_matrix(runs: list[dict[str, float]]) -> tuple[np.ndarray, list[str]]
     if not runs:
         raise ValueError("no runs")
     common = set(runs[0]).intersection(*runs[1:]) if len(runs) > 1 else set(runs[0])
+    queries, cols, clusters = _cluster_layout(frozenset(common))
+    counts = np.bincount(cols, minlength=len(clusters)).astype(float)
+    out = np.empty((len(runs), len(clusters)))
+    values = operator.itemgetter(*queries) if len(queries) > 1 else lambda run: [run[q] for q in queries]
+    for r, run in enumerate(runs):
+        sums = np.bincount(cols, weights=np.array(values(run), dtype=float), minlength=len(clusters))
+        out[r] = sums / counts
+    return out, clusters
+
+
+@functools.lru_cache(maxsize=8)
+def _cluster_layout(common: frozenset) -> tuple[list[str], np.ndarray, list[str]]:
+    """(queries in order, each one's cluster index, clusters in order): a bundle's comparisons of one task share
+    their query set, so this is computed once per set."""
     clusters = sorted({cluster_of(q) for q in common})
     index = {c: i for i, c in enumerate(clusters)}
     queries = sorted(common)
-    cols = np.array([index[cluster_of(q)] for q in queries])
-    counts = np.bincount(cols, minlength=len(clusters)).astype(float)
-    out = np.empty((len(runs), len(clusters)))
-    for r, run in enumerate(runs):
-        sums = np.bincount(cols, weights=np.array([run[q] for q in queries], dtype=float), minlength=len(clusters))
-        out[r] = sums / counts
-    return out, clusters
+    return queries, np.array([index[cluster_of(q)] for q in queries], dtype=np.int64), clusters
 
 
 # ------------------------------------------------------------------------------------------ run-level test
