@@ -203,3 +203,12 @@ def test_fine_tuned_weights_are_safetensors_and_pickles_are_refused(tmp_path, ti
     with pytest.raises(EncoderUnavailable):
         load_encoder(str(folder), use_cache=False)
     assert not (tmp_path / "pwned").exists()
+
+
+def test_atomic_writes_get_the_mode_a_plain_write_gets(tmp_path):
+    """Results written atomically are readable by others as any file is (mkstemp alone makes them 0600)."""
+    from hybridviz.fileio import atomic_write_text
+
+    atomic_write_text(tmp_path / "atomic.json", "{}")
+    (tmp_path / "plain.json").write_text("{}")
+    assert (tmp_path / "atomic.json").stat().st_mode == (tmp_path / "plain.json").stat().st_mode
