@@ -346,20 +346,30 @@ def compact_folder(folder: Path, layouts: Path) -> bool:
             raise ResultsError(f"{folder}: per-query fields the compact format does not hold: {sorted(extra)}")
     text = ModelResult("", "", None, None, "", folder, {})
     expected_table, expected_lines = text.per_query_table(), text.per_query_lines()
-    staged = folder / (COMPACT_NAME + ".tmp")
-    atomic_write_bytes(staged, _compact_bytes(records, setting_csv, layouts))
-    compact = CompactPerQuery.load(staged)
-    if not (_same(_keyed(_table(compact)), _keyed(expected_table))
-            and _same([_figures_rounded(x) for x in compact.records], [_figures_rounded(x) for x in expected_lines])):
-        staged.unlink()
-        raise ResultsError(f"{folder}: the compact per-query records differ from the text ones; nothing changed.")
-    staged.replace(folder / COMPACT_NAME)
+    expected = (_keyed(expected_table), [_figures_rounded(x) for x in expected_lines])
+    _replace_checked(folder / COMPACT_NAME, _compact_bytes(records, setting_csv, layouts), _compact_view, expected)
     _remove_text_files(folder)
     return True
 
 
-def _same(a, b) -> bool:
-    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)  # NaN equals NaN too
+def _replace_checked(path: Path, data: bytes, view, expected) -> None:
+    """Write `data` as `path` only if `view` of it gives `expected` (what the old files gave); else nothing changes."""
+    staged = path.with_name(path.name + ".tmp")
+    atomic_write_bytes(staged, data)
+    if json.dumps(view(staged), sort_keys=True) != json.dumps(expected, sort_keys=True):  # NaN equals NaN too
+        staged.unlink()
+        raise ResultsError(f"{path}: the converted file reads back differently; nothing changed.")
+    staged.replace(path)
+
+
+def _compact_view(path: Path):
+    compact = CompactPerQuery.load(path)
+    return _keyed(_table(compact)), [_figures_rounded(x) for x in compact.records]
+
+
+def _pairs_view(path: Path):
+    z = _load_with_layout(path)
+    return z["query_ids"].tolist(), z["pool_langs"].tolist(), z["ap"].astype(np.float64).tolist()
 
 
 def _keyed(table: dict) -> dict:
@@ -369,38 +379,18 @@ def _keyed(table: dict) -> dict:
 def _upgrade_compact(folder: Path, layouts: Path) -> bool:
     """per_query.npz of compact format 1 (layout inline) to the current one, checked to read back the same."""
     path = folder / COMPACT_NAME
-    if not path.exists():
+    if not path.exists() or "layout" in (arrays := _load_npz(path)):
         return False
-    arrays = _load_npz(path)
-    if "layout" in arrays:
-        return False
-    before = CompactPerQuery.load(path)
-    staged = folder / (COMPACT_NAME + ".tmp")
-    atomic_write_bytes(staged, _compact_file_bytes(arrays, layouts))
-    after = CompactPerQuery.load(staged)
-    if not (_same(_keyed(_table(after)), _keyed(_table(before))) and _same(after.records, before.records)):
-        staged.unlink()
-        raise ResultsError(f"{folder}: the shared-layout per-query records differ; nothing changed.")
-    staged.replace(path)
+    _replace_checked(path, _compact_file_bytes(arrays, layouts), _compact_view, _compact_view(path))
     return True
 
 
 def _share_pairs_layout(folder: Path, layouts: Path) -> bool:
     path = folder / PAIRS_NAME
-    if not path.exists():
+    if not path.exists() or "layout" in (arrays := _load_npz(path)):
         return False
-    arrays = _load_npz(path)
-    if "layout" in arrays:
-        return False
-    before = pair_values(folder)
-    staged = folder / (PAIRS_NAME + ".tmp")
-    atomic_write_bytes(staged, _npz_bytes(_with_shared_layout(arrays, layouts, {"query_ids", "pool_langs"})))
-    staged_arrays = _load_with_layout(staged)
-    if not (staged_arrays["query_ids"].tolist() == before[0] and staged_arrays["pool_langs"].tolist() == before[1]
-            and np.array_equal(staged_arrays["ap"].astype(np.float64), before[2], equal_nan=True)):
-        staged.unlink()
-        raise ResultsError(f"{folder}: the shared-layout pair figures differ; nothing changed.")
-    staged.replace(path)
+    shared = _with_shared_layout(arrays, layouts, {"query_ids", "pool_langs"})
+    _replace_checked(path, _npz_bytes(shared), _pairs_view, _pairs_view(path))
     return True
 
 
