@@ -219,6 +219,9 @@ def cmd_summarise(args) -> int:
             print(f"{task}: {entry['kept']} of {entry['old_stars']} query-level stars hold at the run level")
             for lost in entry["lost"]:
                 print(f"  lost: {lost}")
+            if entry["not_comparable"]:
+                print(f"{task}: {len(entry['not_comparable'])} more query-level stars are on cells this bundle no "
+                      "longer has (an earlier protocol): not comparable")
     return 0
 
 

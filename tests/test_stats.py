@@ -156,3 +156,7 @@ def test_star_survival_reads_old_pooled_answers_as_the_first_protocol():
         {**star, "p": 0.9, "p_adjusted": 0.9}]}  # protocol 2 answers another question
     assert star_survival({"tests": [star]}, new)["mkqa-answers"]["kept"] == 1
     assert star_survival({"version": 2, "tests": [star]}, new)["mkqa-answers"]["kept"] == 0
+    # once every run is on protocol 2 the old protocol's stars have no cell to hold in: not comparable, not lost
+    gone = star_survival({"tests": [star]}, {"version": 2, "tests": new["tests"][1:]})["mkqa-answers"]
+    assert (gone["old_stars"], gone["kept"], gone["lost"]) == (0, 0, [])
+    assert gone["not_comparable"] == ["hybrid vs x-y · multi mAP"]

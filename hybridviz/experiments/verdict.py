@@ -81,7 +81,9 @@ def verdict_text(v: dict, labels=None) -> str:
 
 def star_survival(old: dict, new: dict) -> dict:
     """Of an old summary's query-level stars (p < .05, per checkpoint), how many the run-level statistics keep
-    (adjusted p < .05, same pair and cell), per benchmark, with the ones lost."""
+    (adjusted p < .05, same pair and cell), per benchmark, with the ones lost. A star whose cell the new summary
+    no longer has (the first pooled-answers protocol, once every run is on the second) is neither kept nor lost:
+    it is listed under `not_comparable`."""
     current = {(t["task"], t["setting"], t["metric"], t["a"], t["b"]): t for t in new.get("tests", [])}
     out: dict = {}
     for t in old.get("tests", []):
@@ -94,11 +96,14 @@ def star_survival(old: dict, new: dict) -> dict:
         if key[0] == "mkqa-answers" and old.get("version", 1) < 2:
             key = ("mkqa-answers-v1",) + key[1:]
         now = current.get(key)
-        kept = bool(now and now.get("p_adjusted") is not None and now["p_adjusted"] < 0.05)
-        entry = out.setdefault(t["task"], {"old_stars": 0, "kept": 0, "lost": []})
+        entry = out.setdefault(t["task"], {"old_stars": 0, "kept": 0, "lost": [], "not_comparable": []})
+        name = f"{t['b']} vs {t['a']} · {t['setting']} {t['metric']}"
+        if now is None:
+            entry["not_comparable"].append(name)
+            continue
         entry["old_stars"] += 1
+        kept = now.get("p_adjusted") is not None and now["p_adjusted"] < 0.05
         entry["kept"] += kept
         if not kept:
-            entry["lost"].append(f"{t['b']} vs {t['a']} · {t['setting']} {t['metric']}" +
-                                 (f" (run-level p {now['p']:.2g}, adjusted {now['p_adjusted']:.2g})" if now else ""))
+            entry["lost"].append(f"{name} (run-level p {now['p']:.2g}, adjusted {now['p_adjusted']:.2g})")
     return out
