@@ -206,11 +206,18 @@ def cmd_compact_results(args) -> int:
 def cmd_summarise(args) -> int:
     from hybridviz.experiments.bundle import write_summary
 
-    summary = write_summary(Path(args.bundle))
-    print(f"{len(summary['cells'])} cells, {len(summary['tests'])} run-level comparisons -> "
-          f"{args.bundle}/summary.json")
+    if args.read:
+        summary = json.loads((Path(args.bundle) / "summary.json").read_text())
+        print(f"{len(summary['cells'])} cells, {len(summary['tests'])} run-level comparisons (read from "
+              f"{args.bundle}/summary.json, not recomputed)")
+    else:
+        summary = write_summary(Path(args.bundle))
+        print(f"{len(summary['cells'])} cells, {len(summary['tests'])} run-level comparisons -> "
+              f"{args.bundle}/summary.json")
     if args.markdown:
         print(headline_markdown(summary))
+    if args.training_free:
+        print(training_free_markdown(summary))
     if args.against:
         from hybridviz.experiments.verdict import star_survival
 
@@ -263,6 +270,21 @@ def _markdown_table(frame) -> str:
 
     rows = [" | ".join(map(cell, row)) for row in frame.itertuples(index=False)]
     return "\n".join(["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols), *("| " + r + " |" for r in rows)])
+
+
+def training_free_markdown(summary: dict) -> str:
+    """Per benchmark: the best training-free method against each sampler, each sampler + method against the
+    sampler alone, and the monolingual cost against the base -- run-level comparisons, as markdown."""
+    from hybridviz.experiments.verdict import training_free_answers
+    from hybridviz.viz.style import group_label
+
+    out = []
+    for task in sorted({c["task"] for c in summary.get("cells", [])}):
+        out += ["", f"### {task}: training-free methods beside the samplers"]
+        for question, lines in training_free_answers(summary, task, labels=group_label).items():
+            if lines:
+                out += ["", f"{question}:", *(f"- {line}" for line in lines)]
+    return "\n".join(out)
 
 
 def headline_markdown(summary: dict) -> str:
@@ -336,8 +358,17 @@ def cmd_mkqa_nq(args) -> int:
 
 def cmd_export_mteb(args) -> int:
     from hybridviz.mteb_export import export
+    from hybridviz.paper import mteb_mkqa_beside
+    from hybridviz.results import read_metrics
 
-    print(f"-> {export(Path(args.folder), Path(args.out) if args.out else None)}")
+    folder = Path(args.folder)
+    print(f"-> {export(folder, Path(args.out) if args.out else None)}")
+    beside = mteb_mkqa_beside(read_metrics(folder))
+    print(_markdown_table(beside))
+    reported = next(c for c in beside.columns if c.startswith("reported nDCG@10"))
+    both = beside.dropna(subset=[reported])
+    print(f"mean nDCG@10 over the {len(both)} languages both sides have: ours "
+          f"{both['ours nDCG@10'].mean():.4f}, reported {both[reported].mean():.4f}")
     return 0
 
 
@@ -458,6 +489,10 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("bundle")
     m.add_argument("--markdown", action="store_true", help="also print the headline tables (ours and reported)")
     m.add_argument("--against", help="an older summary.json: how many of its query-level stars hold now")
+    m.add_argument("--read", action="store_true", help="read the bundle's summary.json instead of recomputing it")
+    m.add_argument("--training-free", action="store_true",
+                   help="also print the training-free methods against the samplers, the samplers + method against "
+                        "the samplers alone, and the monolingual cost against the base")
     m.set_defaults(func=cmd_summarise)
 
     lr_ = sub.add_parser("lab-run", help="(internal) the fine-tune lab's background worker for one run")

@@ -102,6 +102,23 @@ def test_false_positive_rate_under_the_null_stays_near_five_percent(one_run_side
     assert covered / draws >= 0.90
 
 
+def test_two_single_models_get_the_paired_t_test_over_question_clusters():
+    """The base against a training-free method on it: one model each side, only the question sample varies."""
+    rng = np.random.default_rng(11)
+    questions = rng.normal(0.5, 0.2, 300)
+    (a_run,), (a_val,) = _runs(rng, 0.0, 1, questions, 0, 0.05)
+    (b_run,), (b_val,) = _runs(rng, 0.01, 1, questions, 0, 0.05)
+    res = compare_runs([a_run], [b_run], [a_val], [b_val], n_resamples=20_000)
+    x, clusters = cluster_matrix([a_run, b_run])
+    oracle = stats.ttest_1samp(x[1] - x[0], 0.0)
+    low, high = oracle.confidence_interval(0.95)
+    assert res.df == len(clusters) - 1 == 299
+    assert res.delta == pytest.approx((x[1] - x[0]).mean(), abs=1e-12)
+    assert res.p == pytest.approx(oracle.pvalue, rel=0.15)
+    # the bootstrap standard error against the t-test's: half-widths of the 95 % intervals within 5 %
+    assert res.ci_high - res.ci_low == pytest.approx(high - low, rel=0.05)
+
+
 def test_a_planted_difference_is_found_with_its_direction():
     rng = np.random.default_rng(5)
     found = 0

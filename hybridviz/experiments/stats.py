@@ -19,7 +19,8 @@ functions here treat both:
   ignore that the variance is itself estimated from 5 values), so its 95 % interval would cover ~85 %. Hence
   resampled run deviations are expanded by sqrt(n/(n−1)), and the interval and p-value use the bootstrap
   standard error with a t quantile on the runs' degrees of freedom (n_a + n_b − 2, or n − 1 against a single
-  model). Without question heterogeneity this is Student's two-sample t-test over runs (a test checks it
+  model; between two single models, e.g. the base and a training-free method on it, only the question sample
+  varies: clusters − 1). Without question heterogeneity this is Student's two-sample t-test over runs (a test checks it
   against scipy), and `tests/test_stats.py` checks by simulation that the false-positive rate stays near 5 %
   under the null and that a planted difference is found.
 - `seed_permutation_p`: the exact permutation test of seed labels (scipy), shown beside it as a check; with
@@ -157,10 +158,14 @@ def two_level_bootstrap(a: np.ndarray, b: np.ndarray, a_values=None, b_values=No
     return np.concatenate(out)
 
 
-def run_degrees_of_freedom(n_a: int, n_b: int) -> int:
+def run_degrees_of_freedom(n_a: int, n_b: int, clusters: int) -> int:
     if n_a > 1 and n_b > 1:
         return n_a + n_b - 2
-    return max(max(n_a, n_b) - 1, 1)
+    if n_a == n_b == 1:
+        # two single models (the base and a training-free method on it): no run variance to estimate, only the
+        # question sample -- the paired test over clusters, on the clusters' degrees of freedom
+        return max(clusters - 1, 1)
+    return max(n_a, n_b) - 1
 
 
 def seed_permutation_p(a_values, b_values) -> float | None:
@@ -211,7 +216,7 @@ def compare_runs(a_runs: list[dict[str, float]], b_runs: list[dict[str, float]],
     delta = float(b_values.mean() - a_values.mean())
     replicates = two_level_bootstrap(xa, xb, a_values, b_values, n_resamples=n_resamples, seed=seed)
     se = float(replicates.std(ddof=1))
-    df = run_degrees_of_freedom(len(a_runs), len(b_runs))
+    df = run_degrees_of_freedom(len(a_runs), len(b_runs), len(clusters))
     from scipy import stats
     t_crit = float(stats.t.ppf(0.5 + CONFIDENCE / 2, df))
     if se > 0:

@@ -79,6 +79,63 @@ def verdict_text(v: dict, labels=None) -> str:
     return f"{what}: {name(v['best'])} is {lead}, ahead of {name(v['runner_up'])} by {figures}."
 
 
+def comparison_text(summary: dict, task: str, setting: str, metric: str, x: str, y: str, labels=None) -> str | None:
+    """One run-level comparison read from the summary, phrased from x's side: "x is better / worse than y by Δ
+    (interval; adjusted p; seeds agreeing)" or "no detectable difference"; None where the summary lacks it."""
+    labels = labels or {}
+    name = labels if callable(labels) else (lambda g: labels.get(g, g))
+    found = _test_between(summary, task, setting, metric, x, y)
+    if found is None:
+        return None
+    t, sign = found
+    delta, (low, high) = sign * t["delta"], sorted((sign * t["ci_low"], sign * t["ci_high"]))
+    digits = 1 if metric == "max_rank_distance" else 4
+    n_seeds = len(t.get("seed_deltas", []))
+    seeds = f"; {t['seeds_agree']} of {n_seeds} seeds agree" if n_seeds and t["seeds_agree"] is not None else ""
+    figures = (f"Δ {delta:+.{digits}f} (95 % CI {low:+.{digits}f} to {high:+.{digits}f}; adjusted p = "
+               f"{t['p_adjusted']:.2g}, {t['correction']}{seeds})")
+    what = f"{SETTING_NAMES[setting]} {METRIC_NAMES.get(metric, metric)}"
+    if t["p_adjusted"] is None or t["p_adjusted"] >= ALPHA:
+        return f"{what}: no detectable difference between {name(x)} and {name(y)}; {figures}"
+    better = (delta < 0) == (metric in LOWER_IS_BETTER)
+    return f"{what}: {name(x)} is {'better' if better else 'worse'} than {name(y)}; {figures}"
+
+
+def training_free_answers(summary: dict, task: str, labels=None) -> dict[str, list[str]]:
+    """Issue #14's three questions, per benchmark, from the run-level comparisons: does the best training-free
+    method (by multilingual mAP) match each sampler on multilingual mAP and bias? does a training-free method on
+    top of a sampler help? what do the methods and the samplers cost monolingual mAP against the base?"""
+    groups = {c["group"] for c in summary.get("cells", []) if c["task"] == task and c["mean"] is not None}
+    free = sorted(g for g in groups if g.startswith("base+"))
+    samplers = [g for g in ("x-x-mono", "x-y", "hybrid") if g in groups]
+    combined = [g for g in groups if "+" in g and not g.startswith("base+")]
+    cells = [(s, m) for s, m in VERDICT_CELLS_BY_TASK.get(task, VERDICT_CELLS) if s != "mono" or task == "mkqa-mteb"]
+    main = cells[0] if task == "mkqa-mteb" else ("multi", "mAP")
+    by_main = {c["group"]: c["mean"] for c in summary.get("cells", []) if c["task"] == task
+               and (c["setting"], c["metric"]) == main and c["mean"] is not None}
+    out: dict[str, list[str]] = {"training-free vs fine-tuned": [], "combined vs the sampler alone": [],
+                                 "monolingual cost against the base": []}
+    if not free or not samplers:
+        return out
+    best = max(free, key=lambda g: by_main.get(g, float("-inf")))
+    for sampler in samplers:
+        for setting, metric in cells:
+            if setting != "cross":
+                out["training-free vs fine-tuned"].append(
+                    comparison_text(summary, task, setting, metric, best, sampler, labels))
+    for group in sorted(combined):
+        for setting, metric in cells:
+            if setting != "cross":
+                out["combined vs the sampler alone"].append(
+                    comparison_text(summary, task, setting, metric, group, group.split("+")[0], labels))
+    mono = ("mono", "nDCG@10") if task == "mkqa-mteb" else ("mono", "mAP")
+    if task != "mkqa-queries":  # translation retrieval has no monolingual setting
+        for group in free + samplers:
+            out["monolingual cost against the base"].append(comparison_text(summary, task, *mono, group, "base",
+                                                                            labels))
+    return {k: [line for line in v if line] for k, v in out.items()}
+
+
 def star_survival(old: dict, new: dict) -> dict:
     """Of an old summary's query-level stars (p < .05, per checkpoint), how many the run-level statistics keep
     (adjusted p < .05, same pair and cell), per benchmark, with the ones lost. A star whose cell the new summary
