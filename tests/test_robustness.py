@@ -94,6 +94,9 @@ def test_a_fine_tuned_run_keeps_its_base_models_languages(tmp_path, monkeypatch)
     right = {**wrong, "languages": ["de", "en"]}
     assert evaluated_unsupported_languages(right) == [] and not stale(right)
     assert not stale({**wrong, "model": {"spec": "run:from-me5"}})  # mE5 declares no limit
+    # evaluated from a working tree with uncommitted changes: the hash names code that no commit holds
+    dirty = {**right, "provenance": {**provenance, "code": {"source_sha256": "x", "dirty": True}}}
+    assert stale(dirty) and not stale({**dirty, "provenance": provenance})
 
 
 def test_the_robustness_command_prints_each_set_ups_row_and_the_disagreement(tmp_path):

@@ -185,12 +185,19 @@ def evaluated_unsupported_languages(metrics: dict) -> list[str]:
     return [x for x in metrics.get("languages", []) if declared is not None and x not in declared]
 
 
+def uncommitted_code(metrics: dict) -> bool:
+    """True for an evaluation run from a working tree with uncommitted changes: its source hash is recorded, but
+    the code itself can be found in no commit."""
+    return bool(metrics.get("provenance", {}).get("code", {}).get("dirty"))
+
+
 def stale(metrics: dict) -> bool:
-    """An evaluation to redo on --refresh: incomplete provenance, a task whose protocol has changed since, or
-    languages its model does not support."""
+    """An evaluation to redo on --refresh: incomplete provenance, code no commit holds, a task whose protocol has
+    changed since, or languages its model does not support."""
     outdated = (metrics.get("task") == "mkqa-answers"
                 and metrics.get("notes", {}).get("protocol_version", 1) < MKQA_ANSWERS_PROTOCOL)
-    return incomplete_provenance(metrics) or outdated or bool(evaluated_unsupported_languages(metrics))
+    return (incomplete_provenance(metrics) or uncommitted_code(metrics) or outdated
+            or bool(evaluated_unsupported_languages(metrics)))
 
 
 def run_grid(out: Path, spec: GridSpec | None = None, log: Callable[[str], None] = print,
