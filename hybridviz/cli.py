@@ -480,8 +480,9 @@ def build_parser() -> argparse.ArgumentParser:
     x.set_defaults(func=cmd_experiment)
 
     cr = sub.add_parser("compact-results", help="convert a bundle's per-query files (gzipped text or compact format "
-                        "1) to the compact encoding: per_query.npz per model, shared layouts in <bundle>/layouts "
-                        "(checked to read back the same before anything is replaced)")
+                        "1) to the compact encoding: per_query.npz per model, shared layouts in <bundle>/layouts, "
+                        "metrics.json without indentation (checked to read back the same before anything is "
+                        "replaced)")
     cr.add_argument("paths", nargs="+", help="result bundles")
     cr.set_defaults(func=cmd_compact_results)
 

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from hybridviz.errors import HybridvizError
-from hybridviz.fileio import atomic_write_bytes, atomic_write_text, write_json_atomic
+from hybridviz.fileio import atomic_write_bytes, atomic_write_text, compact_json, write_json_atomic
 from hybridviz.metrics import TOP_K_SHARE
 from hybridviz.tasks import Corpus
 
@@ -300,7 +300,8 @@ def write_outputs(out_dir: Path, report: dict, rows: list[dict], corpus: Corpus,
         atomic_write_text(out_dir / "per_query.jsonl",
                           "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines))
         atomic_write_text(out_dir / "per_query_settings.csv", setting_text)
-    write_json_atomic(out_dir / "metrics.json", report)  # last: its presence marks a complete evaluation
+    # last: its presence marks a complete evaluation; compact in a bundle (git holds it)
+    write_json_atomic(out_dir / "metrics.json", report, compact=layouts is not None)
 
 
 def _setting_lines(csv_text: str) -> list[tuple[str, str, str, float, float, float]]:
@@ -335,7 +336,8 @@ def compact_folder(folder: Path, layouts: Path) -> bool:
     compact encoding with its layouts in `layouts`, after checking that they read back as before; False when
     there is nothing to convert."""
     folder = Path(folder)
-    changed = _share_pairs_layout(folder, layouts)
+    changed = _compact_metrics(folder)
+    changed = _share_pairs_layout(folder, layouts) or changed
     records_text, setting_csv = open_text(folder, "per_query.jsonl"), open_text(folder, "per_query_settings.csv")
     if records_text is None or setting_csv is None:
         return _upgrade_compact(folder, layouts) or changed
@@ -382,6 +384,17 @@ def _upgrade_compact(folder: Path, layouts: Path) -> bool:
     if not path.exists() or "layout" in (arrays := _load_npz(path)):
         return False
     _replace_checked(path, _compact_file_bytes(arrays, layouts), _compact_view, _compact_view(path))
+    return True
+
+
+def _compact_metrics(folder: Path) -> bool:
+    """metrics.json without indentation, checked to parse to the same report."""
+    path = folder / "metrics.json"
+    text = path.read_text(encoding="utf-8")
+    report = json.loads(text)
+    if text == compact_json(report):
+        return False
+    _replace_checked(path, compact_json(report).encode("utf-8"), lambda p: json.loads(p.read_text("utf-8")), report)
     return True
 
 

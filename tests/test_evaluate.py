@@ -321,6 +321,9 @@ def test_the_compact_per_query_encoding_reads_as_the_text_one(tiny_run, tmp_path
     assert [x["ap"] for x in lines] == pytest.approx([x["ap"] for x in expected], rel=1e-5)
     (ids, langs, ap), (ids_text, langs_text, ap_text) = pair_values(folder), pair_values(out)
     assert ids == ids_text and langs == langs_text and np.array_equal(ap, ap_text, equal_nan=True)
+    # metrics.json loses its indentation, not a value
+    assert json.loads((folder / "metrics.json").read_text()) == json.loads((out / "metrics.json").read_text())
+    assert (folder / "metrics.json").stat().st_size < 0.9 * (out / "metrics.json").stat().st_size
     assert not compact_folder(folder, layouts)  # nothing left to convert
     shutil.move(folders[0], tmp_path / "elsewhere")  # out of the bundle: its layouts are not above
     with pytest.raises(ResultsError, match="names the layout"):
