@@ -223,12 +223,13 @@ def cmd_summarise(args) -> int:
 
         old = json.loads(Path(args.against).read_text())
         for task, entry in sorted(star_survival(old, summary).items()):
-            print(f"{task}: {entry['kept']} of {entry['old_stars']} query-level stars hold at the run level")
+            if entry["old_stars"]:
+                print(f"{task}: {entry['kept']} of {entry['old_stars']} query-level stars hold at the run level")
             for lost in entry["lost"]:
                 print(f"  lost: {lost}")
             if entry["not_comparable"]:
-                print(f"{task}: {len(entry['not_comparable'])} more query-level stars are on cells this bundle no "
-                      "longer has (an earlier protocol): not comparable")
+                print(f"{task}: {len(entry['not_comparable'])} {'more ' if entry['old_stars'] else ''}query-level "
+                      "stars are on cells this bundle no longer has (an earlier protocol): not comparable")
     return 0
 
 
