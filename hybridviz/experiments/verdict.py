@@ -63,14 +63,18 @@ def verdicts(summary: dict, task: str, methods: list[str] | None = None, labels=
     return out
 
 
+def _seeds_agreeing(agree: int | None, n_seeds: int) -> str:
+    # one difference (two single models: the base and a method on it) has no seeds to agree or disagree
+    return f"; {agree} of {n_seeds} seeds agree" if n_seeds > 1 and agree is not None else ""
+
+
 def verdict_text(v: dict, labels=None) -> str:
     labels = labels or {}
     name = labels if callable(labels) else (lambda g: labels.get(g, g))
     what = f"{SETTING_NAMES[v['setting']]} {METRIC_NAMES.get(v['metric'], v['metric'])}"
     digits = 1 if v["metric"] == "max_rank_distance" else 4
     lead = "lowest" if v["metric"] in LOWER_IS_BETTER else "highest"
-    seeds = f"; {v['seeds_agree']} of {v['n_seeds']} seeds agree" if v["n_seeds"] and v["seeds_agree"] is not None \
-        else ""
+    seeds = _seeds_agreeing(v["seeds_agree"], v["n_seeds"])
     figures = (f"{v['margin']:+.{digits}f} (95 % CI {v['ci_low']:+.{digits}f} to {v['ci_high']:+.{digits}f}; "
                f"adjusted p = {v['p_adjusted']:.2g}, {v['correction']}{seeds})")
     if not v["detectable"]:
@@ -91,7 +95,7 @@ def comparison_text(summary: dict, task: str, setting: str, metric: str, x: str,
     delta, (low, high) = sign * t["delta"], sorted((sign * t["ci_low"], sign * t["ci_high"]))
     digits = 1 if metric == "max_rank_distance" else 4
     n_seeds = len(t.get("seed_deltas", []))
-    seeds = f"; {t['seeds_agree']} of {n_seeds} seeds agree" if n_seeds and t["seeds_agree"] is not None else ""
+    seeds = _seeds_agreeing(t["seeds_agree"], n_seeds)
     figures = (f"Δ {delta:+.{digits}f} (95 % CI {low:+.{digits}f} to {high:+.{digits}f}; adjusted p = "
                f"{t['p_adjusted']:.2g}, {t['correction']}{seeds})")
     what = f"{SETTING_NAMES[setting]} {METRIC_NAMES.get(metric, metric)}"
