@@ -177,3 +177,39 @@ def test_star_survival_reads_old_pooled_answers_as_the_first_protocol():
     gone = star_survival({"tests": [star]}, {"version": 2, "tests": new["tests"][1:]})["mkqa-answers"]
     assert (gone["old_stars"], gone["kept"], gone["lost"]) == (0, 0, [])
     assert gone["not_comparable"] == ["hybrid vs x-y · multi mAP"]
+
+
+def test_training_free_answers_compare_the_best_method_with_each_sampler_in_the_metrics_direction():
+    from hybridviz.experiments.verdict import training_free_answers
+
+    means = {"base": (0.30, 1200), "base+center": (0.44, 660), "base+center@index": (0.54, 446),
+             "x-y": (0.56, 331), "x-y+center": (0.557, 345)}
+    cells = [{"task": "t", "setting": s, "metric": m, "group": g, "mean": v[i]}
+             for g, v in means.items() for i, (s, m) in enumerate((("multi", "mAP"), ("multi", "max_rank_distance")))]
+    cells += [{"task": "t", "setting": "mono", "metric": "mAP", "group": g, "mean": 0.79} for g in means]
+
+    def test(a, b, metric, delta, p, setting="multi"):
+        half = 10.0 if metric == "max_rank_distance" else 0.01
+        return {"task": "t", "setting": setting, "metric": metric, "a": a, "b": b, "delta": delta,
+                "ci_low": delta - half, "ci_high": delta + half, "p_adjusted": p, "correction": "bh (training-free)",
+                "seeds_agree": 5, "seed_deltas": [delta] * 5}
+
+    summary = {"version": 2, "cells": cells, "tests": [
+        test("base+center@index", "x-y", "mAP", 0.022, 0.01),  # stored as x-y minus the method
+        test("base+center@index", "x-y", "max_rank_distance", -115.0, 0.002),
+        test("x-y", "x-y+center", "max_rank_distance", 14.0, 0.2),
+        test("base", "x-y", "mAP", -0.036, 0.002, setting="mono")]}
+    answers = training_free_answers(summary, "t")
+    # the best method by multilingual mAP (center@index, not center), phrased from its side
+    assert answers["training-free vs fine-tuned"] == [
+        "multilingual mAP: base+center@index is worse than x-y; Δ -0.0220 (95 % CI -0.0320 to -0.0120; "
+        "adjusted p = 0.01, bh (training-free); 5 of 5 seeds agree)",
+        # a higher rank distance is worse
+        "multilingual max rank distance: base+center@index is worse than x-y; Δ +115.0 (95 % CI +105.0 to "
+        "+125.0; adjusted p = 0.002, bh (training-free); 5 of 5 seeds agree)"]
+    assert answers["combined vs the sampler alone"] == [
+        "multilingual max rank distance: no detectable difference between x-y+center and x-y; Δ +14.0 (95 % CI "
+        "+4.0 to +24.0; adjusted p = 0.2, bh (training-free); 5 of 5 seeds agree)"]
+    assert answers["monolingual cost against the base"] == [
+        "monolingual mAP: x-y is worse than base; Δ -0.0360 (95 % CI -0.0460 to -0.0260; adjusted p = 0.002, "
+        "bh (training-free); 5 of 5 seeds agree)"]
