@@ -74,6 +74,9 @@ def test_every_run_of_the_bundle_shares_its_code_settings(bundle):
     evaluated = {(r.metrics["model"].get("precision"), r.metrics["model"].get("batch_size", 64),
                   r.metrics["provenance"].get("settings", {}).get("max_seq_length", 512)) for r in bundle.results}
     assert len(evaluated) == 1, evaluated
+    # and from committed code: a dirty working tree's source is recorded by hash only, held by no commit
+    dirty = [f"{r.label}/{r.task}" for r in bundle.results if r.metrics["provenance"].get("code", {}).get("dirty")]
+    assert not dirty, dirty
     trained = set()
     for label in {r.label for r in bundle.results if r.seed is not None}:  # trained runs (not base, base+method)
         cfg = bundle.training_config(label)
