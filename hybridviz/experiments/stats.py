@@ -20,9 +20,9 @@ functions here treat both:
   resampled run deviations are expanded by sqrt(n/(n−1)), and the interval and p-value use the bootstrap
   standard error with a t quantile on the runs' degrees of freedom (n_a + n_b − 2, or n − 1 against a single
   model; between two single models, e.g. the base and a training-free method on it, only the question sample
-  varies: clusters − 1). Without question heterogeneity this is Student's two-sample t-test over runs (a test checks it
-  against scipy), and `tests/test_stats.py` checks by simulation that the false-positive rate stays near 5 %
-  under the null and that a planted difference is found.
+  varies: clusters − 1). Without question heterogeneity this is Student's two-sample t-test over runs (a test
+  checks it against scipy), and `tests/test_stats.py` checks by simulation that the false-positive rate stays
+  near 5 % under the null and that a planted difference is found.
 - `seed_permutation_p`: the exact permutation test of seed labels (scipy), shown beside it as a check; with
   5 + 5 runs it cannot go below 2/252 ≈ .008.
 - `paired_tests` / `sign_flip_p`: the query-level paired test of two *particular checkpoints* (seed-averaged
