@@ -68,15 +68,29 @@ def _seeds_agreeing(agree: int | None, n_seeds: int) -> str:
     return f"; {agree} of {n_seeds} seeds agree" if n_seeds > 1 and agree is not None else ""
 
 
-def verdict_text(v: dict, labels=None) -> str:
+def _namer(labels):
     labels = labels or {}
-    name = labels if callable(labels) else (lambda g: labels.get(g, g))
-    what = f"{SETTING_NAMES[v['setting']]} {METRIC_NAMES.get(v['metric'], v['metric'])}"
-    digits = 1 if v["metric"] == "max_rank_distance" else 4
+    return labels if callable(labels) else (lambda g: labels.get(g, g))
+
+
+def _cell_name(setting: str, metric: str) -> str:
+    return f"{SETTING_NAMES[setting]} {METRIC_NAMES.get(metric, metric)}"
+
+
+def _figures(delta: float, low: float, high: float, metric: str, p_adjusted: float, correction: str,
+             seeds: str) -> str:
+    """"+Δ (95 % CI low to high; adjusted p = …, correction; seeds)", at the metric's precision."""
+    digits = 1 if metric == "max_rank_distance" else 4
+    return (f"{delta:+.{digits}f} (95 % CI {low:+.{digits}f} to {high:+.{digits}f}; adjusted p = {p_adjusted:.2g}, "
+            f"{correction}{seeds})")
+
+
+def verdict_text(v: dict, labels=None) -> str:
+    name = _namer(labels)
+    what = _cell_name(v["setting"], v["metric"])
     lead = "lowest" if v["metric"] in LOWER_IS_BETTER else "highest"
-    seeds = _seeds_agreeing(v["seeds_agree"], v["n_seeds"])
-    figures = (f"{v['margin']:+.{digits}f} (95 % CI {v['ci_low']:+.{digits}f} to {v['ci_high']:+.{digits}f}; "
-               f"adjusted p = {v['p_adjusted']:.2g}, {v['correction']}{seeds})")
+    figures = _figures(v["margin"], v["ci_low"], v["ci_high"], v["metric"], v["p_adjusted"], v["correction"],
+                       _seeds_agreeing(v["seeds_agree"], v["n_seeds"]))
     if not v["detectable"]:
         return (f"{what}: no detectable difference between {name(v['best'])} and {name(v['runner_up'])}, the two "
                 f"{lead}; margin {figures}.")
@@ -86,19 +100,15 @@ def verdict_text(v: dict, labels=None) -> str:
 def comparison_text(summary: dict, task: str, setting: str, metric: str, x: str, y: str, labels=None) -> str | None:
     """One run-level comparison read from the summary, phrased from x's side: "x is better / worse than y by Δ
     (interval; adjusted p; seeds agreeing)" or "no detectable difference"; None where the summary lacks it."""
-    labels = labels or {}
-    name = labels if callable(labels) else (lambda g: labels.get(g, g))
+    name = _namer(labels)
     found = _test_between(summary, task, setting, metric, x, y)
     if found is None:
         return None
     t, sign = found
     delta, (low, high) = sign * t["delta"], sorted((sign * t["ci_low"], sign * t["ci_high"]))
-    digits = 1 if metric == "max_rank_distance" else 4
-    n_seeds = len(t.get("seed_deltas", []))
-    seeds = _seeds_agreeing(t["seeds_agree"], n_seeds)
-    figures = (f"Δ {delta:+.{digits}f} (95 % CI {low:+.{digits}f} to {high:+.{digits}f}; adjusted p = "
-               f"{t['p_adjusted']:.2g}, {t['correction']}{seeds})")
-    what = f"{SETTING_NAMES[setting]} {METRIC_NAMES.get(metric, metric)}"
+    figures = "Δ " + _figures(delta, low, high, metric, t["p_adjusted"], t["correction"],
+                              _seeds_agreeing(t["seeds_agree"], len(t.get("seed_deltas", []))))
+    what = _cell_name(setting, metric)
     if t["p_adjusted"] is None or t["p_adjusted"] >= ALPHA:
         return f"{what}: no detectable difference between {name(x)} and {name(y)}; {figures}"
     better = (delta < 0) == (metric in LOWER_IS_BETTER)
@@ -113,8 +123,9 @@ def training_free_answers(summary: dict, task: str, labels=None) -> dict[str, li
     free = sorted(g for g in groups if g.startswith("base+"))
     samplers = [g for g in ("x-x-mono", "x-y", "hybrid") if g in groups]
     combined = [g for g in groups if "+" in g and not g.startswith("base+")]
-    cells = [(s, m) for s, m in VERDICT_CELLS_BY_TASK.get(task, VERDICT_CELLS) if s != "mono" or task == "mkqa-mteb"]
-    main = cells[0] if task == "mkqa-mteb" else ("multi", "mAP")
+    # the protocol's own cell (mkqa-mteb), else the multilingual ones; the first chooses the best method
+    cells = VERDICT_CELLS_BY_TASK.get(task) or [c for c in VERDICT_CELLS if c[0] == "multi"]
+    main = cells[0]
     by_main = {c["group"]: c["mean"] for c in summary.get("cells", []) if c["task"] == task
                and (c["setting"], c["metric"]) == main and c["mean"] is not None}
     out: dict[str, list[str]] = {"training-free vs fine-tuned": [], "combined vs the sampler alone": [],
@@ -123,20 +134,15 @@ def training_free_answers(summary: dict, task: str, labels=None) -> dict[str, li
         return out
     best = max(free, key=lambda g: by_main.get(g, float("-inf")))
     for sampler in samplers:
-        for setting, metric in cells:
-            if setting != "cross":
-                out["training-free vs fine-tuned"].append(
-                    comparison_text(summary, task, setting, metric, best, sampler, labels))
+        out["training-free vs fine-tuned"] += [comparison_text(summary, task, *cell, best, sampler, labels)
+                                               for cell in cells]
     for group in sorted(combined):
-        for setting, metric in cells:
-            if setting != "cross":
-                out["combined vs the sampler alone"].append(
-                    comparison_text(summary, task, setting, metric, group, group.split("+")[0], labels))
-    mono = ("mono", "nDCG@10") if task == "mkqa-mteb" else ("mono", "mAP")
-    if task != "mkqa-queries":  # translation retrieval has no monolingual setting
-        for group in free + samplers:
-            out["monolingual cost against the base"].append(comparison_text(summary, task, *mono, group, "base",
-                                                                            labels))
+        out["combined vs the sampler alone"] += [comparison_text(summary, task, *cell, group, group.split("+")[0],
+                                                                 labels) for cell in cells]
+    mono = VERDICT_CELLS_BY_TASK.get(task, [("mono", "mAP")])[0]
+    out["monolingual cost against the base"] = [comparison_text(summary, task, *mono, group, "base", labels)
+                                                for group in free + samplers]
+    # a comparison the summary lacks (translation retrieval has no monolingual setting) gives None: left out
     return {k: [line for line in v if line] for k, v in out.items()}
 
 
