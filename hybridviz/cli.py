@@ -1,5 +1,5 @@
 """Command line: `python -m hybridviz <command> ...` (`--help` lists them: evaluate, fetch, data, train, sweep,
-budget, experiment, summarise, robustness, debias-sweep, ship, lab-run).
+budget, experiment, merge-bundles, summarise, robustness, debias-sweep, ship, lab-run).
 
 Errors a user can fix (unknown task or language, missing or malformed data, unavailable model, corrupt files)
 are printed as one sentence on stderr with exit status 2 — no traceback.
@@ -187,8 +187,19 @@ def cmd_experiment(args) -> int:
                   f"{', '.join(unit.tasks)}")
         return 0
     run_grid(Path(args.out), spec, log=lambda m: print(m, file=sys.stderr, flush=True), only=_split(args.only),
-             refresh=args.refresh, tasks=_split(args.tasks), replace_retrained=args.replace_retrained)
-    print(f"bundle: {args.out} (manifest.json, summary.json, summary.csv)")
+             refresh=args.refresh, tasks=_split(args.tasks), replace_retrained=args.replace_retrained,
+             summary=not args.no_summary)
+    print(f"bundle: {args.out} (manifest.json" + (")" if args.no_summary else ", summary.json, summary.csv)"))
+    return 0
+
+
+def cmd_merge_bundles(args) -> int:
+    from hybridviz.experiments.grid import merge_bundle
+
+    for src in args.sources:
+        merged = merge_bundle(Path(src), Path(args.into))
+        print(f"{src}: {', '.join(merged) or 'no finished unit'} -> {args.into}")
+    print(f"now: python -m hybridviz summarise {args.into}")
     return 0
 
 
@@ -478,7 +489,15 @@ def build_parser() -> argparse.ArgumentParser:
                         "the bundle evaluated (another kind of CPU), evaluate the retrained model anew on every task "
                         "and replace the unit whole once complete (its +method units follow)")
     x.add_argument("--plan", action="store_true", help="print the units and exit")
+    x.add_argument("--no-summary", action="store_true",
+                   help="write no summary.json (units run in parallel into folders of their own: merge-bundles)")
     x.set_defaults(func=cmd_experiment)
+
+    mb = sub.add_parser("merge-bundles", help="move the finished units of bundles of one grid (e.g. run in "
+                        "parallel with --only U --no-summary) into one bundle")
+    mb.add_argument("sources", nargs="+", help="bundle folders to merge from")
+    mb.add_argument("--into", required=True, help="the bundle to merge into (created when absent)")
+    mb.set_defaults(func=cmd_merge_bundles)
 
     cr = sub.add_parser("compact-results", help="convert a bundle's per-query files (gzipped text or compact format "
                         "1) to the compact encoding: per_query.npz per model, shared layouts in <bundle>/layouts, "

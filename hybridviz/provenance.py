@@ -31,22 +31,34 @@ def source_hash(package_dir: Path = PACKAGE_DIR) -> str:
     return h.hexdigest()
 
 
-def _git(*args: str) -> str | None:
+def _git(*args: str, cwd: Path = REPO_ROOT) -> str | None:
     try:
-        done = subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=5)
+        done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=5)
     except (OSError, subprocess.SubprocessError):
         return None
     return done.stdout.strip() if done.returncode == 0 else None
 
 
-def _code_identity() -> dict:
-    commit = _git("rev-parse", "HEAD")
-    changes = _git("status", "--porcelain", "--", "hybridviz")
-    return {"commit": commit, "dirty": None if changes is None else bool(changes),
-            "source_sha256": source_hash()}
+# A copy of the tree without git (a lent GPU machine gets the files, not .git) names its commit in this file,
+# written by `scripts/device_grid.sh prepare`: "<commit> <source sha256>". It counts only where the source hash
+# still matches, so an edited copy is recorded as unknown code, never as that commit.
+CODE_STAMP = ".code-stamp"
 
 
-CODE = _code_identity()  # the code this process imported
+def code_identity(repo_root: Path = REPO_ROOT) -> dict:
+    """The commit, whether hybridviz/ differs from it, and the source hash of the package under `repo_root`."""
+    digest = source_hash(repo_root / "hybridviz")
+    commit = _git("rev-parse", "HEAD", cwd=repo_root)
+    stamp = repo_root / CODE_STAMP
+    if commit is None and stamp.is_file():
+        stamped, _, stamped_hash = stamp.read_text().strip().partition(" ")
+        if stamped_hash == digest:
+            return {"commit": stamped, "dirty": False, "source_sha256": digest, "from": "code stamp"}
+    changes = _git("status", "--porcelain", "--", "hybridviz", cwd=repo_root)
+    return {"commit": commit, "dirty": None if changes is None else bool(changes), "source_sha256": digest}
+
+
+CODE = code_identity()  # the code this process imported
 
 
 def cpu_model() -> dict:
@@ -62,6 +74,17 @@ def cpu_model() -> dict:
 
 
 CPU = cpu_model()
+
+
+def machine() -> dict:
+    """The machine; with the GPU where one computed (torch already imported and seeing one, and not switched
+    off by HYBRIDVIZ_DEVICE=cpu): its bf16 sums differ from any CPU's."""
+    record = {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count(),
+              "cpu": CPU}
+    torch = sys.modules.get("torch")
+    if torch is not None and os.environ.get("HYBRIDVIZ_DEVICE", "").lower() != "cpu" and torch.cuda.is_available():
+        record["gpu"] = {"name": torch.cuda.get_device_name(0), "cuda": torch.version.cuda}
+    return record
 
 
 def library_versions() -> dict:
@@ -88,8 +111,7 @@ def provenance(seed: int | None = None, **settings) -> dict:
         "commit": CODE["commit"],
         "code": dict(CODE),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"platform": platform.platform(), "python": platform.python_version(),
-                    "cpus": os.cpu_count(), "cpu": CPU},
+        "machine": machine(),
         "libraries": library_versions(),
         "seed": seed,
     }

@@ -10,7 +10,8 @@ import pytest
 from scipy import stats
 
 from hybridviz.experiments.bundle import BundleError, load_bundle, write_summary
-from hybridviz.experiments.grid import GridSpec, plan, run_grid
+from hybridviz.errors import HybridvizError
+from hybridviz.experiments.grid import GridSpec, merge_bundle, plan, run_grid
 from hybridviz.experiments.stats import mean_std, paired_tests, sign_flip_p
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -276,3 +277,46 @@ def test_a_retrained_run_with_other_weights_adds_nothing_to_its_unit(tiny_grid, 
     assert state["state"] == "done" and "0" * 64 in state["replaced"]["old_fingerprints"]
     assert state["replaced"]["new_fingerprint"] in fingerprints and "cpu" in state["replaced"]["machine"]
     assert load_bundle(copy).get("x-y-s1", "mkqa-answers").metrics["model"]["fingerprint"] in fingerprints
+
+
+def _split_into_unit_bundles(bundle: Path, root: Path) -> list[Path]:
+    """One bundle folder per unit, as `experiment --only <unit> --no-summary` writes them (a lent GPU machine)."""
+    import shutil
+
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    folders = []
+    for label, state in manifest["units"].items():
+        folder = root / label
+        shutil.copytree(bundle / "models" / label, folder / "models" / label)
+        shutil.copytree(bundle / "layouts", folder / "layouts")
+        (folder / "manifest.json").write_text(json.dumps({**manifest, "units": {label: state}}))
+        folders.append(folder)
+    return folders
+
+
+def test_units_run_in_folders_of_their_own_merge_into_the_same_bundle(tiny_grid, tmp_path):
+    out, spec, manifest, root = tiny_grid
+    folders = _split_into_unit_bundles(out, tmp_path / "units")
+    unfinished = folders[-1]
+    state = json.loads((unfinished / "manifest.json").read_text())
+    label = next(iter(state["units"]))
+    state["units"][label]["state"] = "training interrupted"
+    (unfinished / "manifest.json").write_text(json.dumps(state))
+    merged = tmp_path / "merged"
+    got = [merge_bundle(f, merged) for f in folders]
+    assert got[-1] == [] and sorted(x for g in got for x in g) == sorted(set(manifest["units"]) - {label})
+    # the finished unit is merged once; a second merge of it is refused and changes nothing
+    with pytest.raises(HybridvizError, match="already holds"):
+        merge_bundle(folders[0], merged)
+    # the unfinished one joins once it is done; then the merged bundle summarises as the original did
+    state["units"][label]["state"] = "done"
+    (unfinished / "manifest.json").write_text(json.dumps(state))
+    assert merge_bundle(unfinished, merged) == [label]
+    ours, theirs = write_summary(merged), json.loads((out / "summary.json").read_text())
+    assert ours["cells"] == theirs["cells"] and ours["tests"] == theirs["tests"]
+    # another grid (another batch size) is refused
+    other = json.loads((folders[0] / "manifest.json").read_text())
+    other["spec"]["batch_size"] += 1
+    (folders[0] / "manifest.json").write_text(json.dumps(other))
+    with pytest.raises(HybridvizError, match="batch_size"):
+        merge_bundle(folders[0], tmp_path / "merged")

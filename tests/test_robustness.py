@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
 from hybridviz.experiments.bundle import Bundle
 from hybridviz.experiments.robustness import disagreements, robustness_rows, setup_of
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def planted_bundle(tmp_path, name: str, means: dict, p_hybrid_vs_xy: float, spec: dict | None = None) -> Bundle:
@@ -110,3 +113,21 @@ def test_the_robustness_command_prints_each_set_ups_row_and_the_disagreement(tmp
     assert "+0.0200 [+0.0100, +0.0300]" in rows[0]
     assert text.count("set-ups name different winners") == 1
     assert "Only one set-up" in robustness_markdown([a]) and robustness_markdown([]) == ""
+
+
+def test_a_copy_without_git_names_its_commit_only_while_its_source_matches_the_stamp(tmp_path):
+    """A lent GPU machine gets the files without .git: the stamp names the commit, checked by source hash."""
+    import shutil
+
+    from hybridviz.provenance import CODE, CODE_STAMP, code_identity, source_hash
+
+    repo = tmp_path / "copy"  # under /tmp: no git repository around it
+    shutil.copytree(ROOT / "hybridviz", repo / "hybridviz", ignore=shutil.ignore_patterns("__pycache__"))
+    assert code_identity(repo) == {"commit": None, "dirty": None, "source_sha256": CODE["source_sha256"]}
+    (repo / CODE_STAMP).write_text(f"{'a' * 40} {source_hash(repo / 'hybridviz')}\n")
+    assert code_identity(repo) == {"commit": "a" * 40, "dirty": False, "source_sha256": CODE["source_sha256"],
+                                   "from": "code stamp"}
+    with open(repo / "hybridviz" / "evaluate.py", "a") as f:  # an edited copy is unknown code, not that commit
+        f.write("\n# edited\n")
+    edited = code_identity(repo)
+    assert edited["commit"] is None and edited["dirty"] is None and edited["source_sha256"] != CODE["source_sha256"]

@@ -47,13 +47,23 @@ def bf16_is_fast() -> bool:
     """Whether this machine computes bfloat16 natively (AVX512-BF16/AMX on CPU, or a CUDA GPU that does)."""
     import torch
 
-    if torch.cuda.is_available():
+    if encoding_device() == "cuda":
         return torch.cuda.is_bf16_supported()
     try:
         flags = Path("/proc/cpuinfo").read_text()
     except OSError:
         return False
     return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def encoding_device() -> str:
+    """Where fp32/bf16 encoding runs: a visible CUDA GPU, unless HYBRIDVIZ_DEVICE=cpu; else the CPU. Training
+    follows the same rule (the trainer uses the GPU whenever torch sees one)."""
+    import torch
+
+    if os.environ.get("HYBRIDVIZ_DEVICE", "").lower() == "cpu" or not torch.cuda.is_available():
+        return "cpu"
+    return "cuda"
 
 
 def default_precision() -> str:
@@ -137,15 +147,18 @@ class Encoder:
         return out
 
     def _encoding_model(self):
-        if self.precision == "fp32":
+        device = encoding_device()
+        if self.precision == "fp32" and device == "cpu":
             return self.model
         if self.precision not in self._fast_models:
-            if self.precision == "bf16":
+            if self.precision == "int8":
+                self._fast_models["int8"] = self._int8_model()
+            else:
                 import torch
 
-                self._fast_models["bf16"] = copy.deepcopy(self.model).to(torch.bfloat16)
-            else:
-                self._fast_models["int8"] = self._int8_model()
+                # a copy: the fingerprint reads the loaded (CPU) weights
+                dtype = torch.bfloat16 if self.precision == "bf16" else torch.float32
+                self._fast_models[self.precision] = copy.deepcopy(self.model).to(device=device, dtype=dtype)
         return self._fast_models[self.precision]
 
     def _int8_model(self):

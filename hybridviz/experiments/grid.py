@@ -202,7 +202,7 @@ def stale(metrics: dict) -> bool:
 
 def run_grid(out: Path, spec: GridSpec | None = None, log: Callable[[str], None] = print,
              only: list[str] | None = None, runs_root: Path | None = None, refresh: bool = False,
-             tasks: list[str] | None = None, replace_retrained: bool = False) -> dict:
+             tasks: list[str] | None = None, replace_retrained: bool = False, summary: bool = True) -> dict:
     """Run (or continue) every unit of the grid into the bundle at `out`; returns the manifest.
 
     Fine-tunes go to the run registry (`runs_root`, default cache/runs), where the dashboard finds them.
@@ -215,10 +215,13 @@ def run_grid(out: Path, spec: GridSpec | None = None, log: Callable[[str], None]
     kind of CPU), the unit is evaluated anew on every task into models/<label>.retrained/ and swapped in whole
     once complete; its +method units' old figures leave with it and are evaluated on the new checkpoint in their
     turn. Each unit's figures always come from one checkpoint. Without it such a unit is refused.
+    `summary=False`: no summary.json (units run in parallel into folders of their own, merged by `merge_bundle`,
+    are summarised once after the merge).
     """
     from hybridviz.experiments.bundle import write_summary
 
     spec = spec or GridSpec()
+    summarise = summary
     out = Path(out)
     manifest_path = out / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
@@ -244,7 +247,7 @@ def run_grid(out: Path, spec: GridSpec | None = None, log: Callable[[str], None]
         write_json_atomic(manifest_path, manifest)
         # the summary re-reads every per-query file: once per finished unit with a quicker 2,000 resamples per
         # test, and 10,000 at the end
-        if summary or final:
+        if (summary or final) and summarise:
             write_summary(out, n_resamples=10_000 if final else 2_000)
 
     units = plan(spec)
@@ -376,6 +379,43 @@ def run_grid(out: Path, spec: GridSpec | None = None, log: Callable[[str], None]
 
 
 RETRAINED = ".retrained"
+
+
+def merge_bundle(src: Path, dest: Path) -> list[str]:
+    """Move the finished units of the bundle at `src` into the bundle at `dest` (created when absent); returns
+    their labels. Both must be one grid (the same settings: `spec_conflicts`), so units run in parallel, each
+    into a folder of its own (`experiment --only <unit> --no-summary`, e.g. on a lent GPU machine), become one
+    bundle. Unfinished units stay behind; a unit `dest` already holds is refused, never overwritten. Run
+    `summarise` on `dest` afterwards."""
+    src, dest = Path(src), Path(dest)
+    theirs = json.loads((src / "manifest.json").read_text())
+    ours_path = dest / "manifest.json"
+    ours = json.loads(ours_path.read_text()) if ours_path.exists() else {
+        "provenance": theirs["provenance"], "sessions": [], "spec": theirs["spec"], "units": {}}
+    conflicts = spec_conflicts(ours["spec"], theirs["spec"]) or spec_conflicts(theirs["spec"], ours["spec"])
+    if conflicts:
+        raise HybridvizError(f"{src} is another grid than {dest}: {'; '.join(conflicts)}")
+    done = {label: state for label, state in theirs.get("units", {}).items() if state.get("state") == "done"}
+    clash = sorted(set(done) & set(ours["units"]))
+    if clash:
+        raise HybridvizError(f"{dest} already holds {', '.join(clash)}; not overwriting them with {src}'s.")
+    for label in done:
+        if not (src / "models" / label).is_dir():
+            raise HybridvizError(f"{src}'s manifest says {label} is done, but models/{label}/ is missing.")
+    (dest / LAYOUTS).mkdir(parents=True, exist_ok=True)
+    for layout in sorted((src / LAYOUTS).glob("*.npz")):  # named by the digest of their arrays
+        if not (dest / LAYOUTS / layout.name).exists():
+            shutil.copy2(layout, dest / LAYOUTS / layout.name)
+    for label, state in done.items():
+        (dest / "models").mkdir(exist_ok=True)
+        shutil.copytree(src / "models" / label, dest / "models" / label)
+        ours["units"][label] = state
+    ours["sessions"] = ours.get("sessions", []) + [s for s in theirs.get("sessions", [])
+                                                   if s not in ours.get("sessions", [])]
+    ours["updated"] = max(ours.get("updated", ""), theirs.get("updated", ""))
+    ours["wall_s"] = round(sum(sum(u.get("wall_s", {}).values()) for u in ours["units"].values()), 1)
+    write_json_atomic(ours_path, ours)
+    return sorted(done)
 
 
 def swap_in_retrained(out: Path, unit: Unit, units: list[Unit], units_state: dict, staging: Path) -> None:

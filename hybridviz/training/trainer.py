@@ -15,7 +15,7 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from hybridviz.encoders.registry import default_precision
+from hybridviz.encoders.registry import default_precision, encoding_device
 from hybridviz.errors import HybridvizError
 from hybridviz.provenance import provenance
 from hybridviz.training.data import check_zero_shot
@@ -294,9 +294,9 @@ def _fit(config: TrainConfig, run: Run, pairs, on_progress) -> None:
         per_device_train_batch_size=config.batch_size, learning_rate=config.learning_rate,
         warmup_steps=config.warmup_steps, seed=config.seed, data_seed=config.seed, logging_steps=1,
         save_strategy="steps", save_steps=config.save_steps, save_total_limit=1, report_to=[],
-        dataloader_drop_last=True, use_cpu=not torch.cuda.is_available(), disable_tqdm=True,
+        dataloader_drop_last=True, use_cpu=encoding_device() == "cpu", disable_tqdm=True,
         bf16=config.mixed_precision == "bf16",
-        ddp_backend="gloo" if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()
+        ddp_backend="gloo" if int(os.environ.get("WORLD_SIZE", "1")) > 1 and encoding_device() == "cpu"
         else None,
         prompts={"query": encoder.query_prefix, "positive": encoder.passage_prefix},
         batch_sampler=make_sampler(config.sampler, config.alpha, language_weighting=config.language_weighting,
