@@ -42,7 +42,8 @@ prepare() {
 
 unit() {  # one unit into its own folder: unit <set-up> <label> <args...>
   local setup=$1 label=$2; shift 2
-  python3 -m hybridviz experiment --out "work/$setup/$label" --only "$label" --no-summary "$@" \
+  # a run registry of its own: its training lock (one fine-tune at a time) would queue the units one by one
+  HYBRIDVIZ_RUNS="work/runs/$setup-$label" python3 -m hybridviz experiment --out "work/$setup/$label" --only "$label" --no-summary "$@" \
     > "work/logs/$setup-$label.log" 2>&1
 }
 
