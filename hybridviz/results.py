@@ -10,9 +10,11 @@ encodings of the same records:
   the CSV's "%.6g" (the text files' 6 significant digits), so both encodings give the same numbers. What every
   model of a task shares (ids, languages, which queries each setting has, the relevant items) lies once in the
   bundle's layouts/<digest>.npz, named by the digest of its arrays; per_query_pairs.npz shares its query ids and
-  pool languages the same way. Per model: about a third of the gzipped text (sampler grid, 102 evaluations:
-  156.3 MB of text, 94.6 MB in compact format 1, 53.6 MB in format 2 with its 2.0 MB of layouts), which is what lets
-  result bundles stay within the repository's budget.
+  pool languages the same way. Format 3 also leaves out the multilingual AP, RR, nDCG@10 and rank distance, which
+  follow from the stored ranks (`DERIVABLE`). Per model: about a third of the gzipped text (sampler grid, 102
+  evaluations: 156.3 MB of text, 94.6 MB in compact format 1, 53.6 MB in format 2 with its 2.0 MB of layouts;
+  146 evaluations: 54.6 MB in format 2, 43.1 MB in 3), which is what lets result bundles stay within the
+  repository's budget.
 `evaluate.py` computes and calls `write_outputs`; bundles, the lab, heatmaps, the status page and the figures read
 through `ModelResult`, `read_metrics` and `pair_values`.
 """
@@ -32,7 +34,7 @@ import numpy as np
 
 from hybridviz.errors import HybridvizError
 from hybridviz.fileio import atomic_write_bytes, atomic_write_text, compact_json, write_json_atomic
-from hybridviz.metrics import TOP_K_SHARE
+from hybridviz.metrics import TOP_K_SHARE, block_metrics
 from hybridviz.tasks import Corpus
 
 PER_QUERY_COLUMN = {"mAP": "ap", "MRR": "rr", "nDCG@10": "ndcg@10"}
@@ -100,14 +102,65 @@ def pair_matrix(pair_ap: dict[tuple[int, str], float], corpus: Corpus) -> tuple[
 
 COMPACT_NAME = "per_query.npz"
 PAIRS_NAME = "per_query_pairs.npz"
-COMPACT_VERSION = 2  # 1 held its layout inline (still read; compact-results converts it)
+# 3 leaves out the figures that follow from the ranks it stores; 2 stored every figure; 1 held its layout inline
+# (all read; compact-results converts the older ones)
+COMPACT_VERSION = 3
 RECORD_FIGURES = ("max_rank_distance", f"same_lang@{TOP_K_SHARE}")  # per_query.jsonl's figures beyond the settings'
 LAYOUTS = "layouts"  # a bundle's folder of shared layouts
+# The multilingual setting's AP, RR and nDCG@10 and the rank distance are functions of the ranks of a query's
+# relevant items, which the records keep (for the bias views): format 3 recomputes them on reading instead of
+# storing them, a quarter of a bundle's per-query bytes, wherever the recomputed figures equal the stored ones
+# bit for bit (all 173 evaluations of the committed bundles did).
+DERIVABLE = {"multi.ap": "mAP", "multi.rr": "MRR", "multi.ndcg@10": "nDCG@10",
+             "records.max_rank_distance": "max_rank_distance"}
 
 
 def _is_figure(key: str) -> bool:
     """A per-model array of per_query.npz (the rest is the task's layout, the same for every model)."""
-    return key == "relevant.rank" or key.rsplit(".", 1)[-1] in ("ap", "rr", "ndcg@10", *RECORD_FIGURES)
+    return key in ("relevant.rank", "derived", "n_derived") or key.rsplit(".", 1)[-1] in (
+        "ap", "rr", "ndcg@10", *RECORD_FIGURES)
+
+
+def _six_digits(values: np.ndarray) -> np.ndarray:
+    """Figures as the compact encoding stores them: float32 of the text encoding's "%.6g"."""
+    return np.array([float(f"{x:.6g}") for x in np.asarray(values, dtype=np.float64).tolist()], dtype=np.float32)
+
+
+def _derived_figures(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The DERIVABLE figures recomputed from the records' relevant ranks, in the stored order and encoding."""
+    counts = arrays["relevant.count"].astype(np.int64)
+    if not len(counts):
+        return {}
+    ranks = np.split(arrays["relevant.rank"].astype(np.int64), np.cumsum(counts)[:-1])
+    figures = block_metrics(ranks, with_bias=True)
+    out = {"records.max_rank_distance": _six_digits(figures["max_rank_distance"])}
+    position = {q: i for i, q in enumerate(arrays["records.query"].tolist())}
+    if "multi.query" in arrays and all(q in position for q in arrays["multi.query"].tolist()):
+        order = np.array([position[q] for q in arrays["multi.query"].tolist()], dtype=np.int64)
+        out.update({key: _six_digits(figures[name][order]) for key, name in DERIVABLE.items() if key.startswith("multi.")})
+    return out
+
+
+def _without_derivable(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """`arrays` less the figures the ranks give back exactly, named in "derived" (any other stays stored)."""
+    if "derived" in arrays or "relevant.count" not in arrays:
+        return arrays
+    derived = _derived_figures(arrays)
+    same = [key for key, values in derived.items() if key in arrays and np.array_equal(arrays[key], values)]
+    if not same:
+        return arrays
+    out = {key: values for key, values in arrays.items() if key not in same}
+    return {**out, "derived": _pack_strings(same), "n_derived": np.array(len(same))}
+
+
+def _with_derivable(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The arrays of any format with every figure present (format 3's recomputed from the ranks)."""
+    if "derived" not in arrays:
+        return arrays
+    names = _unpack_strings(arrays["derived"], int(arrays["n_derived"]))
+    derived = _derived_figures(arrays)
+    out = {key: values for key, values in arrays.items() if key not in ("derived", "n_derived")}
+    return {**out, **{key: derived[key] for key in names}}
 
 
 def _digest(arrays: dict[str, np.ndarray]) -> str:
@@ -238,7 +291,7 @@ class CompactPerQuery:
     the records' lists of relevant items (most of the work) only when asked for."""
 
     def __init__(self, arrays: dict[str, np.ndarray]):
-        a = self._arrays = arrays
+        a = self._arrays = _with_derivable(arrays)
         self.query_ids = ids = _unpack_strings(a["query_ids"], int(a["n_queries"]))
         lang_names = _unpack_strings(a["query_lang_names"], int(a["n_query_langs"]))
         self.query_langs = [lang_names[i] for i in a["query_lang"].tolist()]
@@ -256,7 +309,7 @@ class CompactPerQuery:
     @classmethod
     def load(cls, path: Path) -> CompactPerQuery:
         a = _load_with_layout(Path(path))
-        if int(a.get("version", -1)) not in (1, COMPACT_VERSION):
+        if int(a.get("version", -1)) not in (1, 2, COMPACT_VERSION):
             raise ResultsError(f"{path} has compact format {a.get('version')}, not {COMPACT_VERSION}.")
         return cls(a)
 
@@ -316,6 +369,7 @@ def _compact_bytes(records: list[dict], setting_csv: str, layouts: Path) -> byte
 
 
 def _compact_file_bytes(arrays: dict[str, np.ndarray], layouts: Path) -> bytes:
+    arrays = _without_derivable(arrays)
     shared = {k for k in arrays if k != "version" and not _is_figure(k)}
     return _npz_bytes(_with_shared_layout({**arrays, "version": np.array(COMPACT_VERSION)}, layouts, shared))
 
@@ -379,10 +433,12 @@ def _keyed(table: dict) -> dict:
 
 
 def _upgrade_compact(folder: Path, layouts: Path) -> bool:
-    """per_query.npz of compact format 1 (layout inline) to the current one, checked to read back the same."""
+    """per_query.npz of an older compact format (1: layout inline; 2: every figure stored) to the current one,
+    checked to read back the same."""
     path = folder / COMPACT_NAME
-    if not path.exists() or "layout" in (arrays := _load_npz(path)):
+    if not path.exists() or int(_load_npz(path).get("version", -1)) == COMPACT_VERSION:
         return False
+    arrays = _with_derivable(_load_with_layout(path))
     _replace_checked(path, _compact_file_bytes(arrays, layouts), _compact_view, _compact_view(path))
     return True
 

@@ -331,3 +331,45 @@ def test_the_compact_per_query_encoding_reads_as_the_text_one(tiny_run, tmp_path
     (folder / "per_query.npz").write_bytes(b"not a zip")
     with pytest.raises(ResultsError, match="per_query.npz is damaged"):
         ModelResult("t", "base", None, None, "xquad-r", folder, {}).per_query("mono", "mAP")
+
+
+def test_format_3_recomputes_the_multilingual_figures_from_the_ranks_and_keeps_any_that_differ(tiny_run, tmp_path):
+    """Format 3 leaves out the multilingual AP, RR, nDCG@10 and rank distance wherever the stored ranks give them
+    back bit for bit; an older file upgrades to it reading the same, smaller; a figure that does not follow from
+    the ranks (here: altered) stays stored and is read as stored."""
+    import shutil
+
+    from hybridviz.results import (COMPACT_NAME, ModelResult, _load_npz, _load_with_layout, _npz_bytes,
+                                   _with_derivable, _with_shared_layout, _is_figure, compact_folder)
+
+    out, _ = tiny_run
+    layouts = tmp_path / "bundle" / "layouts"
+    folder = tmp_path / "bundle" / "models" / "a" / "xquad-r"
+    shutil.copytree(out, folder)
+    assert compact_folder(folder, layouts)
+    stored = _load_npz(folder / COMPACT_NAME)
+    assert int(stored["version"]) == 3 and "multi.ap" not in stored and "records.max_rank_distance" not in stored
+    text = ModelResult("t", "a", None, None, "xquad-r", out, {})
+    full = _with_derivable(_load_with_layout(folder / COMPACT_NAME))
+
+    def write_format_2(arrays):  # every figure stored, as format 2 wrote them
+        shared = {k for k in arrays if k != "version" and not _is_figure(k)}
+        (folder / COMPACT_NAME).write_bytes(_npz_bytes(_with_shared_layout({**arrays, "version": np.array(2)},
+                                                                           layouts, shared)))
+
+    write_format_2(full)
+    old_size = (folder / COMPACT_NAME).stat().st_size
+    assert compact_folder(folder, layouts)  # upgraded, checked to read back the same
+    assert (folder / COMPACT_NAME).stat().st_size < old_size
+    upgraded = ModelResult("t", "a", None, None, "xquad-r", folder, {})
+    assert upgraded.per_query_table() == text.per_query_table()
+    assert upgraded.per_query("multi", "max_rank_distance") == text.per_query("multi", "max_rank_distance")
+    altered = dict(full)
+    altered["multi.ap"] = full["multi.ap"].copy()
+    altered["multi.ap"][0] = np.float32(0.123456)
+    write_format_2(altered)
+    assert compact_folder(folder, layouts)
+    kept = _load_npz(folder / COMPACT_NAME)
+    assert "multi.ap" in kept and "multi.rr" not in kept
+    first = text.per_query_lines()[0]["query_id"]
+    assert ModelResult("t", "a", None, None, "xquad-r", folder, {}).per_query("multi", "mAP")[first] == 0.123456

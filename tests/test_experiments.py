@@ -302,6 +302,27 @@ def test_units_run_in_folders_of_their_own_merge_into_the_same_bundle(tiny_grid,
     label = next(iter(state["units"]))
     state["units"][label]["state"] = "training interrupted"
     (unfinished / "manifest.json").write_text(json.dumps(state))
+    # what a lent GPU machine sends back: the unit folders packed into a few tar files (scripts/pack_bundles.py)
+    import subprocess
+    import sys
+    import tarfile
+
+    (tmp_path / "work" / "mix").mkdir(parents=True)
+    for f in folders:
+        f.rename(tmp_path / "work" / "mix" / f.name)
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "pack_bundles.py"), str(tmp_path / "work"),
+                           str(tmp_path / "out")], capture_output=True, text=True, check=True)
+    assert "left behind: none" in done.stdout
+    back = tmp_path / "back"
+    for pack in sorted((tmp_path / "out").glob("units-*.tar")):
+        assert pack.stat().st_size < 16 * 2 ** 20
+        with tarfile.open(pack) as outer:
+            for member in outer.getmembers():
+                with tarfile.open(fileobj=outer.extractfile(member)) as inner:
+                    inner.extractall(back, filter="data")
+    folders = [back / "mix" / f.name for f in folders]
+    unfinished = folders[-1]
+    assert all((f / "manifest.json").exists() for f in folders)
     merged = tmp_path / "merged"
     got = [merge_bundle(f, merged) for f in folders]
     assert got[-1] == [] and sorted(x for g in got for x in g) == sorted(set(manifest["units"]) - {label})
