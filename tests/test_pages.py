@@ -198,6 +198,20 @@ def test_fine_tune_lab_rejects_bad_settings_and_shows_empty_state(bundle_root):
     assert not list(paths.RUNS_DIR.glob("*/status.json")), "a rejected run leaves nothing behind"
 
 
+def test_fine_tune_lab_presets_model_and_benchmarks_from_the_url(bundle_root):
+    from hybridviz.tasks import DEFAULT_EVALUATIONS
+
+    at = page("Fine-tune_lab.py")
+    at.query_params["model"] = "tiny"
+    at.query_params["tasks"] = ["mkqa-answers", "no-such-task"]  # an unknown name is dropped
+    at.run()
+    assert not at.exception
+    assert at.selectbox(key="model").value == "tiny"
+    assert at.multiselect(key="tasks").value == ["mkqa-answers"]
+    at = page("Fine-tune_lab.py").run()  # no preset: every benchmark
+    assert at.multiselect(key="tasks").value == [e["task"] for e in DEFAULT_EVALUATIONS]
+
+
 def test_step_progress_reports_the_time_left_from_the_weight_done(monkeypatch):
     """The bar's ETA = seconds per unit of weight so far x weight left; before the first step it says so."""
     from hybridviz import dashboard
