@@ -29,7 +29,7 @@ class StepProgress:
 
     def __init__(self, label: str, weights: list[float]):
         self.label, self.weights = label, [float(w) for w in weights]
-        self.total, self.done, self.step = sum(self.weights) or 1.0, 0.0, 0
+        self.total, self.done, self.step, self.open = sum(self.weights) or 1.0, 0.0, 0, False
         self.start = time.perf_counter()
         self.bar = st.progress(0.0, text=f"{label}…")
 
@@ -40,15 +40,49 @@ class StepProgress:
         return f"{self.label}: {what} · about {left:.0f} s left"
 
     def begin(self, what: str) -> None:
+        self.open = True
         self.bar.progress(min(self.done / self.total, 1.0), text=self._text(what))
 
     def end(self) -> None:
+        self.open = False
         self.done += self.weights[self.step] if self.step < len(self.weights) else 0.0
         self.step += 1
         self.bar.progress(min(self.done / self.total, 1.0), text=self._text(f"{self.step} of {len(self.weights)} done"))
 
+    def next(self, what: str) -> None:
+        """End the step under way (if one is) and begin the next: a page's sections in a row."""
+        if self.open:
+            self.end()
+        self.begin(what)
+
     def close(self) -> None:
         self.bar.empty()
+
+
+class PageProgress(StepProgress):
+    """A page's own bar over its sections on its first full run in a session. A cold visit reads the bundles,
+    computes and draws every figure (3-3.6 s on 2 cores, measured by bench/dashboard.py, with no bar before);
+    later reruns of the page read cached data and are quick, so no bar flashes on every click."""
+
+    def __init__(self, page: str, weights: list[float]):
+        self.key, self.open = f"hybridviz_page_drawn_{page}", False
+        self.shown = not st.session_state.get(self.key)
+        if self.shown:
+            super().__init__("Loading the page", weights)
+
+    def begin(self, what: str) -> None:
+        if self.shown:
+            super().begin(what)
+
+    def end(self) -> None:
+        if self.shown:
+            super().end()
+
+    def close(self) -> None:
+        # set at the end, not the start: a run cut short by a click draws the bar again next time
+        st.session_state[self.key] = True
+        if self.shown:
+            super().close()
 
 
 def map_with_progress(label: str, items: list, fn, describe=str) -> list:
@@ -74,14 +108,16 @@ def _bundle(path: str, stamp: float) -> Bundle:
     return load_bundle(path)
 
 
-def bundle_page(intro: str | None = None) -> Bundle:
+def bundle_page(intro: str | None = None, progress: StepProgress | None = None) -> Bundle:
     """The head of a page that reads a result bundle (app.py has drawn its heading): intro, export format, the
-    bundle (or stop)."""
+    bundle (or stop, the page's bar removed)."""
     if intro:
         st.markdown(intro)
     image_format()
     bundle = current_bundle()
     if bundle is None:
+        if progress is not None:
+            progress.close()
         st.stop()
     return bundle
 

@@ -65,8 +65,10 @@ with st.form("new_run"):
         upload = st.file_uploader(
             "Own training data instead of MLQA-R (JSON lines {id, lang, query, positive}; rows sharing an id are "
             f"parallel; at most {MAX_JSONL_BYTES // 1_000_000} MB)", type=["jsonl"], key="upload")
-        tasks = st.multiselect("Evaluate on", [e["task"] for e in DEFAULT_EVALUATIONS], key="tasks",
-                               default=[e["task"] for e in DEFAULT_EVALUATIONS],
+        # preset from the URL like the model (?tasks=mkqa-answers): a quick check evaluates on one benchmark
+        task_names = [e["task"] for e in DEFAULT_EVALUATIONS]
+        preset = [t for t in st.query_params.get_all("tasks") if t in task_names]
+        tasks = st.multiselect("Evaluate on", task_names, key="tasks", default=preset or task_names,
                                format_func=lambda t: TASK_LABELS.get(t, t))
     submitted = st.form_submit_button("Start fine-tune", type="primary")
 

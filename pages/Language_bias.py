@@ -15,7 +15,9 @@ from hybridviz.viz.bias import (box_statistics, per_query_views, query_rank_fram
                                 rank_distance_boxes, same_language_bars)
 from hybridviz.viz.style import TASK_LABELS  # noqa: E402
 
-bundle = dash.bundle_page(intro=(
+progress = dash.PageProgress("Language_bias", [1, 4, 2, 2])  # a cold visit parses 18 per-query files: a bar
+progress.next("reading the result bundle")
+bundle = dash.bundle_page(progress=progress, intro=(
     "In a pool of all languages an unbiased retriever ranks a question's parallel answers close together whatever "
     "their language. **Max rank distance** = worst − best rank of a query's parallel relevant items (LAReQA / the "
     "paper's bias measure; lower is better)."))
@@ -27,6 +29,7 @@ shown = dash.param_multiselect("Samplers", groups, "groups",
                                default=[g for g in groups if not g.startswith(("hybrid-a", "lab:"))])
 chosen = [r for r in results if r.group in shown]
 if not chosen:
+    progress.close()
     st.info("Pick at least one sampler.")
     st.stop()
 
@@ -38,6 +41,7 @@ def _views(folder: str, stamp) -> tuple:
 
 
 # each evaluation's per-query file parsed once (~0.4 s cold) and cached, behind a progress bar
+progress.next("the per-query results")
 views = dash.map_with_progress(
     "Reading per-query results", chosen, lambda r: _views(str(r.folder), bundle.manifest.get("updated")),
     describe=lambda r: f"{r.label} · {r.task}")
@@ -49,12 +53,14 @@ def _box_stats(folders: tuple[str, ...], stamp, _frame) -> object:  # keyed by t
     return box_statistics(_frame, ["group", "query_lang"], "max_rank_distance")
 
 
+progress.next("the rank distances and same-language shares")
 stats = _box_stats(tuple(str(r.folder) for r in chosen), bundle.manifest.get("updated"), frame)
 dash.chart(rank_distance_boxes(stats, task), stats, f"rank-distance-{task}")
 dash.chart(same_language_bars(frame, task), frame.groupby(["group", "query_lang"])["same_lang@10"].mean()
            .reset_index(), f"same-language-{task}")
 dash.unsupported_languages_note(chosen)
 
+progress.next("one query, every model")
 st.subheader("One query, every model")
 ids = sorted(frame["query_id"].unique())
 needle = st.text_input("Find a query by id or language prefix (e.g. `de:`)", key="needle",
@@ -72,3 +78,4 @@ else:
     worst = frame[frame["query_id"] == query_id][["label", "max_rank_distance", "same_lang@10", "ap"]]
     st.dataframe(worst.sort_values("label"), hide_index=True, width="stretch")
 dash.provenance_caption(bundle)
+progress.close()

@@ -48,6 +48,8 @@ st.markdown(
     "and asks whether it helps zero-shot retrieval on **MKQA** the way it helps on **XQuAD-R**."
 )
 
+progress = dash.PageProgress("Overview", [1, 1, 1, 4, 1])  # a cold visit computes every table: behind a bar
+progress.next("reading the result bundle")
 bundle = dash.current_bundle()
 if bundle is not None:
     spec = bundle.manifest.get("spec", {})
@@ -65,6 +67,7 @@ if bundle is not None:
         f"answers (1,000 examples × 12 languages); encodings in {spec.get('precision')}.")
     tasks = [t for t in bundle.tasks() if t in ("xquad-r", "mkqa-mteb", "mkqa-queries", "mkqa-answers",
                                                 "mkqa-answers-v1")]
+    progress.next("the verdict")
     st.subheader("Verdict, computed from the bundle")
     dash.outdated_summary_notice(bundle)
     training_free = sorted({c["group"] for c in summary.get("cells", []) if "+" in c["group"]})
@@ -80,6 +83,7 @@ if bundle is not None:
                         + "\n".join(f"- {v['text']}" for v in lines))
     with st.expander("How to read the verdict and the marks"):
         st.markdown(STATS_EXPLAINER)
+    progress.next("the headline tables")
     st.subheader("Headline: ours (me5-small, 2 CPU cores)")
     if not tasks:
         st.info("The bundle has no finished evaluation yet; rerun the grid command to continue it:\n\n"
@@ -108,6 +112,7 @@ if bundle is not None:
         st.dataframe(tests_table(summary), hide_index=True, width="stretch")
     dash.provenance_caption(bundle)
 
+progress.next("the benchmark files")
 st.subheader("Data")
 
 
@@ -122,6 +127,7 @@ st.caption("XQuAD-R: CC BY-SA 4.0 and MLQA-R: CC BY-NC 4.0 (LAReQA, Google Resea
            "(Apple). "
            "Sources and credits: README.")
 
+progress.next("the encoder")
 st.subheader("Encoder")
 enc = status.encoder_status()
 if "label" in enc:
@@ -130,3 +136,4 @@ if "label" in enc:
                 f"Online users can pick any `hf:<name>` model (LaBSE, XLM-R, mE5).")
 else:
     st.error(enc["status"])
+progress.close()

@@ -24,9 +24,13 @@ st.markdown("Each result bundle in `cache/reference/` is one set-up: an encoder 
             "the '− base' columns are each sampler's Δ against that bundle's own base model, the cost of "
             "fine-tuning on monolingual retrieval.")
 dash.image_format()
+progress = dash.PageProgress("Robustness", [1, 2, 2, 3])  # a cold visit reads every bundle: behind a bar
+progress.next("reading the result bundles")
 bundles = [b for b in dash.all_bundles() if set(SAMPLERS) & set(b.groups())]
+progress.next("each set-up's verdict")
 rows = robustness_rows(bundles, labels=group_label)
 if not rows:
+    progress.close()
     st.info("No bundle with a run-level sampler verdict yet. A set-up is one grid, e.g. "
             "`python -m hybridviz experiment --out cache/reference/robustness-muse --model muse --precision fp32 "
             "--train-precision fp32 --methods none --sampler-method none`.")
@@ -47,6 +51,7 @@ table = robustness_table(chosen)
 st.dataframe(table, hide_index=True, width="stretch")
 st.download_button("CSV", table.to_csv(index=False).encode(), f"robustness-{task}.csv", "text/csv")
 
+progress.next("one comparison across set-ups")
 st.subheader("One comparison across set-ups")
 cells = list(dict.fromkeys((r["setting"], r["metric"]) for r in chosen))
 cell = dash.param_select("Cell", cells, "cell", format_func=lambda c: f"{c[0]} {METRIC_LABELS.get(c[1], c[1])}")
@@ -65,6 +70,7 @@ with st.expander("How to read it"):
                 "encoder, training data, batch and budget at once where their grids do; the columns say which. "
                 "Code: `hybridviz/experiments/robustness.py`.")
 
+progress.next("the learning curves")
 st.subheader("Learning curves: how each set-up's step budget was chosen")
 budgets = dash.step_budgets()
 if not budgets:
@@ -80,3 +86,4 @@ for name, state in budgets.items():
     changed = [s for s, c in state.get("ranking_changes", {}).items() if c]
     st.caption(f"{name}: the samplers' order on the held-out groups changes between budgets for "
                f"{', '.join(changed) if changed else 'no setting'}.")
+progress.close()

@@ -16,7 +16,9 @@ from hybridviz.viz.comparison import (alpha_line, forest_frame, forest_plot, per
                                         step_budget_lines)
 from hybridviz.viz.style import METRIC_LABELS, SAMPLER_LABELS, TASK_LABELS, group_label  # noqa: E402
 
-bundle = dash.bundle_page()
+progress = dash.PageProgress("Sampler_comparison", [2, 1, 2, 1, 8])  # a cold visit draws five charts: a bar
+progress.next("reading the result bundle")
+bundle = dash.bundle_page(progress=progress)
 
 tasks = bundle.tasks()
 chosen = dash.param_multiselect("Benchmarks", tasks, "tasks", default=tasks)
@@ -25,9 +27,11 @@ metrics = ["mAP", "MRR", "nDCG@10", "R@1", "R@10"] + (["max_rank_distance", "sam
                                                       if setting == "multi" else [])
 metric = dash.param_select("Metric", metrics, "metric", format_func=lambda m: METRIC_LABELS.get(m, m))
 if not chosen:
+    progress.close()
     st.info("Pick at least one benchmark.")
     st.stop()
 
+progress.next("the seeds per method")
 results = dash.results_with_lab(bundle)
 frame = seed_frame(results, chosen, setting, metric)
 if frame.empty:
@@ -36,6 +40,7 @@ if frame.empty:
 else:
     dash.chart(sampler_dots(frame, setting, metric), frame, f"samplers-{setting}-{metric}")
 
+progress.next("the effect sizes")
 st.subheader("Effect sizes: Δ with 95 % intervals, the run as the unit")
 methods = [g for g in bundle.groups() if not g.startswith("hybrid-a")]
 fa = dash.param_select("Comparator (a)", methods, "fa", default="x-y" if "x-y" in methods else None,
@@ -62,6 +67,7 @@ with st.expander("What the unit, the test and the correction are"):
                 "p: Holm within the primary family (hybrid vs each pure sampler, multilingual mAP and rank "
                 "distance, per benchmark), Benjamini–Hochberg for the rest. `hybridviz/experiments/stats.py`.")
 
+progress.next("per query language")
 st.subheader("Per query language")
 task = dash.param_select("Benchmark for the language view", chosen, "lang_task",
                          format_func=lambda t: TASK_LABELS.get(t, t))
@@ -74,6 +80,7 @@ else:
     st.caption("Seen = a language of the MLQA-R training pairs; unseen languages test zero-shot transfer "
                "to languages the fine-tune never saw.")
 
+progress.next("the α sweep and the step budget")
 st.subheader("α sweep")
 points = bundle.summary.get("alpha_sweep", [])
 if len(points) < 2:
@@ -107,3 +114,4 @@ else:
         st.caption("The ranking changes between budgets for: " + (", ".join(changed) if changed else "no setting")
                    + ". One seed: gaps smaller than the seed spread above are not evidence either way.")
 dash.provenance_caption(bundle)
+progress.close()

@@ -198,6 +198,20 @@ def test_fine_tune_lab_rejects_bad_settings_and_shows_empty_state(bundle_root):
     assert not list(paths.RUNS_DIR.glob("*/status.json")), "a rejected run leaves nothing behind"
 
 
+def test_fine_tune_lab_presets_model_and_benchmarks_from_the_url(bundle_root):
+    from hybridviz.tasks import DEFAULT_EVALUATIONS
+
+    at = page("Fine-tune_lab.py")
+    at.query_params["model"] = "tiny"
+    at.query_params["tasks"] = ["mkqa-answers", "no-such-task"]  # an unknown name is dropped
+    at.run()
+    assert not at.exception
+    assert at.selectbox(key="model").value == "tiny"
+    assert at.multiselect(key="tasks").value == ["mkqa-answers"]
+    at = page("Fine-tune_lab.py").run()  # no preset: every benchmark
+    assert at.multiselect(key="tasks").value == [e["task"] for e in DEFAULT_EVALUATIONS]
+
+
 def test_step_progress_reports_the_time_left_from_the_weight_done(monkeypatch):
     """The bar's ETA = seconds per unit of weight so far x weight left; before the first step it says so."""
     from hybridviz import dashboard
@@ -223,6 +237,43 @@ def test_step_progress_reports_the_time_left_from_the_weight_done(monkeypatch):
     assert texts[1] == (0.125, "Mapping: 1 of 3 done · about 28 s left")  # 4 s per unit x 7 units
     assert texts[2] == (0.5, "Mapping: 2 of 3 done · about 10 s left")  # 10 s / 4 units x 4 units
     assert texts[-1] == "emptied"
+
+
+def test_page_progress_shows_on_a_pages_first_full_run_in_a_session_only(monkeypatch):
+    """A page's bar: on its first run in a session, over its sections with an ETA; once a run reached close(), the
+    page's later reruns draw no bar; a run cut short (no close) leaves the next one its bar."""
+    from hybridviz import dashboard
+
+    drawn = []
+
+    class Bar:
+        def progress(self, value, text):
+            drawn.append((round(value, 3), text))
+
+        def empty(self):
+            drawn.append("emptied")
+
+    monkeypatch.setattr(dashboard.st, "progress", lambda value, text: Bar())
+    monkeypatch.setattr(dashboard.st, "session_state", {})
+
+    def visit(page, finish=True):
+        drawn.clear()
+        progress = dashboard.PageProgress(page, [1, 3])
+        progress.next("reading")
+        progress.next("drawing")
+        if finish:
+            progress.close()
+        return list(drawn)
+
+    first = visit("Robustness", finish=False)
+    assert first[0] == (0.0, "Loading the page: reading · estimating the time left…")
+    assert first[1][0] == 0.25 and first[1][1].startswith("Loading the page: 1 of 2 done · about ")
+    assert first[2][0] == 0.25 and first[2][1].startswith("Loading the page: drawing · about ")
+    assert "emptied" not in first
+    again = visit("Robustness")  # cut short before: the bar again, this time to its end
+    assert again[0] == first[0] and again[-1] == "emptied"
+    assert visit("Robustness") == []  # drawn once in full: no bar on its reruns
+    assert visit("Overview")[0] == first[0]  # another page has its own
 
 
 def test_box_statistics_are_the_quartiles_and_tukey_whiskers_plotly_would_draw():
