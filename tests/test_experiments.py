@@ -341,3 +341,22 @@ def test_units_run_in_folders_of_their_own_merge_into_the_same_bundle(tiny_grid,
     (folders[0] / "manifest.json").write_text(json.dumps(other))
     with pytest.raises(HybridvizError, match="batch_size"):
         merge_bundle(folders[0], tmp_path / "merged")
+
+
+def test_one_trained_run_per_side_gets_no_run_level_comparison(tiny_grid, tmp_path):
+    """A bundle's first seed alone (each sampler one checkpoint): the seed's effect cannot be told from the
+    checkpoint's, so no sampler pair and no sampler-against-base pair gets a run-level test or mark; the base
+    against a training-free method on it (both deterministic) still does."""
+    from hybridviz.experiments.stats import run_level_possible
+
+    assert run_level_possible([None], [None]) and run_level_possible([None], [0, 1])
+    assert not run_level_possible([None], [0]) and not run_level_possible([0], [1])
+    out, spec, manifest, root = tiny_grid
+    first_seed = tmp_path / "first-seed"
+    for folder in _split_into_unit_bundles(out, tmp_path / "units"):
+        if not folder.name.endswith("-s1"):
+            merge_bundle(folder, first_seed)
+    pairs = {(t["a"], t["b"]) for t in write_summary(first_seed, n_resamples=200)["tests"]}
+    assert pairs == {("base", "base+center@index")}
+    everything = {(t["a"], t["b"]) for t in json.loads((out / "summary.json").read_text())["tests"]}
+    assert ("x-y", "hybrid") in everything or ("hybrid", "x-y") in everything  # two seeds each: compared

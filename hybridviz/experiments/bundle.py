@@ -15,7 +15,7 @@ import numpy as np
 from hybridviz.data.paths import REFERENCE_DIR  # noqa: F401  (pages and tests point it elsewhere here)
 from hybridviz.errors import HybridvizError
 from hybridviz.experiments.stats import (benjamini_hochberg, compare_runs, direction, holm, mark, mean_std,
-                                         paired_tests)
+                                         paired_tests, run_level_possible)
 from hybridviz.fileio import atomic_write_text, write_json_atomic
 from hybridviz.results import ModelResult, pair_values
 from hybridviz.tasks import MKQA_ANSWERS_PROTOCOL, TASK_ORDER, is_seen
@@ -232,7 +232,7 @@ def summarise(bundle: Bundle, n_resamples: int = 10_000) -> dict:
         for setting, metric in HEADLINE_BY_TASK.get(task, HEADLINE):
             for a, b in method_pairs(bundle.groups()):
                 ra, rb = runs_of(a, task, setting, metric), runs_of(b, task, setting, metric)
-                if not ra or not rb:
+                if not ra or not rb or not run_level_possible([x[0] for x in ra], [x[0] for x in rb]):
                     continue
                 cmp = compare_runs([x[2] for x in ra], [x[2] for x in rb], [x[1] for x in ra], [x[1] for x in rb],
                                    [x[0] for x in ra], [x[0] for x in rb], n_resamples=n_resamples)

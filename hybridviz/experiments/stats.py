@@ -158,6 +158,14 @@ def two_level_bootstrap(a: np.ndarray, b: np.ndarray, a_values=None, b_values=No
     return np.concatenate(out)
 
 
+def run_level_possible(a_seeds: list, b_seeds: list) -> bool:
+    """Whether two methods' runs support a run-level comparison. Not when each side is one run and one of them
+    was trained (has a seed): the seed's effect cannot be told from the checkpoint's, so only the per-checkpoint
+    test describes them (a bundle's first seed, say). Two untrained single models (the base, a training-free
+    method on it) are deterministic: only the questions vary, and the cluster test is the run-level one."""
+    return not (len(a_seeds) == 1 and len(b_seeds) == 1 and (a_seeds[0] is not None or b_seeds[0] is not None))
+
+
 def run_degrees_of_freedom(n_a: int, n_b: int, clusters: int) -> int:
     if n_a > 1 and n_b > 1:
         return n_a + n_b - 2
