@@ -312,8 +312,10 @@ def headline_markdown(summary: dict) -> str:
     out = []
     for task in sorted({c["task"] for c in summary.get("cells", [])}):
         display, _ = headline(summary, task)
+        lines = [f"- {v['text']}" for v in verdicts(summary, task, methods=SAMPLER_ORDER, labels=group_label)]
         out += ["", f"### {task} (hybridviz)", *table(display), "", "Verdict:",
-                *(f"- {v['text']}" for v in verdicts(summary, task, methods=SAMPLER_ORDER, labels=group_label))]
+                *(lines or ["- none yet: no two samplers have a run-level comparison (a trained method needs two "
+                            "seeds, or the other side more than one run)"])]
         if any("+" in c["group"] for c in summary.get("cells", [])):
             out += ["", "Verdict over every method, training-free ones included:",
                     *(f"- {v['text']}" for v in verdicts(summary, task, labels=group_label))]

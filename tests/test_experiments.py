@@ -343,7 +343,7 @@ def test_units_run_in_folders_of_their_own_merge_into_the_same_bundle(tiny_grid,
         merge_bundle(folders[0], tmp_path / "merged")
 
 
-def test_one_trained_run_per_side_gets_no_run_level_comparison(tiny_grid, tmp_path):
+def test_one_trained_run_per_side_gets_no_run_level_comparison(tiny_grid, tmp_path, capsys):
     """A bundle's first seed alone (each sampler one checkpoint): the seed's effect cannot be told from the
     checkpoint's, so no sampler pair and no sampler-against-base pair gets a run-level test or mark; the base
     against a training-free method on it (both deterministic) still does."""
@@ -358,5 +358,10 @@ def test_one_trained_run_per_side_gets_no_run_level_comparison(tiny_grid, tmp_pa
             merge_bundle(folder, first_seed)
     pairs = {(t["a"], t["b"]) for t in write_summary(first_seed, n_resamples=200)["tests"]}
     assert pairs == {("base", "base+center@index")}
+    from hybridviz.cli import main
+
+    main(["summarise", str(first_seed), "--read", "--markdown"])
+    printed = capsys.readouterr().out
+    assert printed.count("- none yet: no two samplers have a run-level comparison") == len(spec.evaluations)
     everything = {(t["a"], t["b"]) for t in json.loads((out / "summary.json").read_text())["tests"]}
     assert ("x-y", "hybrid") in everything or ("hybrid", "x-y") in everything  # two seeds each: compared
