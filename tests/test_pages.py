@@ -212,21 +212,26 @@ def test_fine_tune_lab_presets_model_and_benchmarks_from_the_url(bundle_root):
     assert at.multiselect(key="tasks").value == [e["task"] for e in DEFAULT_EVALUATIONS]
 
 
+class RecordingBar:
+    """Stands in for st.progress: records what the bar would show."""
+
+    def __init__(self, log: list):
+        self.log = log
+
+    def progress(self, value, text):
+        self.log.append((round(value, 3), text))
+
+    def empty(self):
+        self.log.append("emptied")
+
+
 def test_step_progress_reports_the_time_left_from_the_weight_done(monkeypatch):
     """The bar's ETA = seconds per unit of weight so far x weight left; before the first step it says so."""
     from hybridviz import dashboard
 
     texts = []
-
-    class Bar:
-        def progress(self, value, text):
-            texts.append((round(value, 3), text))
-
-        def empty(self):
-            texts.append("emptied")
-
     clock = iter([100.0, 104.0, 110.0])  # start; after step 1 (4 s for weight 1); after step 2
-    monkeypatch.setattr(dashboard.st, "progress", lambda value, text: Bar())
+    monkeypatch.setattr(dashboard.st, "progress", lambda value, text: RecordingBar(texts))
     monkeypatch.setattr(dashboard.time, "perf_counter", lambda: next(clock))
     progress = dashboard.StepProgress("Mapping", [1, 3, 4])
     progress.begin("loading")
@@ -245,15 +250,7 @@ def test_page_progress_shows_on_a_pages_first_full_run_in_a_session_only(monkeyp
     from hybridviz import dashboard
 
     drawn = []
-
-    class Bar:
-        def progress(self, value, text):
-            drawn.append((round(value, 3), text))
-
-        def empty(self):
-            drawn.append("emptied")
-
-    monkeypatch.setattr(dashboard.st, "progress", lambda value, text: Bar())
+    monkeypatch.setattr(dashboard.st, "progress", lambda value, text: RecordingBar(drawn))
     monkeypatch.setattr(dashboard.st, "session_state", {})
 
     def visit(page, finish=True):
