@@ -137,7 +137,8 @@ def _derived_figures(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     position = {q: i for i, q in enumerate(arrays["records.query"].tolist())}
     if "multi.query" in arrays and all(q in position for q in arrays["multi.query"].tolist()):
         order = np.array([position[q] for q in arrays["multi.query"].tolist()], dtype=np.int64)
-        out.update({key: _six_digits(figures[name][order]) for key, name in DERIVABLE.items() if key.startswith("multi.")})
+        out.update({key: _six_digits(figures[name][order]) for key, name in DERIVABLE.items()
+                    if key.startswith("multi.")})
     return out
 
 
