@@ -10,6 +10,7 @@ hand_over()  # first: on a fresh server it hands this URL over to app.py before 
 import streamlit as st  # noqa: E402
 
 from hybridviz import dashboard as dash  # noqa: E402
+from hybridviz.experiments.stats import run_level_possible  # noqa: E402
 from hybridviz.viz.heatmaps import delta_heatmap, frame_heatmap, mean_matrix  # noqa: E402
 from hybridviz.viz.style import TASK_LABELS  # noqa: E402
 
@@ -40,6 +41,9 @@ a = dash.param_select("Baseline (a)", groups, "a", default="x-x-mono" if "x-x-mo
 b = dash.param_select("Compared (b)", groups, "b", default="hybrid" if "hybrid" in groups else None)
 if a == b:
     st.info("Pick two different samplers to see their difference.")
+elif not run_level_possible([r.seed for r in results if r.group == a], [r.seed for r in results if r.group == b]):
+    st.info(f"{a} and {b} have one run each and one of them was trained: its seed's effect cannot be told from "
+            "the checkpoint's, so there is no run-level comparison to map. Pick a sampler with several seeds.")
 else:
     cells = dash.delta_cells(tuple(str(r.folder) for r in results if r.group == a),
                              tuple(str(r.folder) for r in results if r.group == b))

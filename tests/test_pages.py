@@ -116,6 +116,14 @@ def test_language_pairs_delta_changes_with_the_sampler(bundle_root):
     assert not at.exception
     after = chart_specs(at)
     assert after[1] != before[1] and "x-y" in after[1]
+    # one run against one trained run (an alpha point has one seed): no run-level map, said so
+    at.selectbox(key="param_a").select("base").run()
+    alpha_point = next(o for o in at.selectbox(key="param_b").options if o.startswith("hybrid-a"))
+    at.selectbox(key="param_b").select(alpha_point).run()
+    assert not at.exception and len(chart_specs(at)) == 1
+    assert any("no run-level comparison to map" in i.value for i in at.info)
+    at.selectbox(key="param_b").select("x-y").run()
+    assert len(chart_specs(at)) == 2  # base (one run) against five seeds: mapped
     # MKQA queries has no diagonal (no monolingual setting): its NaN cells stay out of the BH family (pandas 3's
     # stack keeps them, and scipy refused the map)
     at.selectbox(key="param_task").select("mkqa-queries").run()
