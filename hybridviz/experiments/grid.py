@@ -202,7 +202,7 @@ def stale(metrics: dict) -> bool:
 
 def run_grid(out: Path, spec: GridSpec | None = None, log: Callable[[str], None] = print,
              only: list[str] | None = None, runs_root: Path | None = None, refresh: bool = False,
-             tasks: list[str] | None = None, replace_retrained: bool = False, summary: bool = True) -> dict:
+             tasks: list[str] | None = None, replace_retrained: bool = False, summarise: bool = True) -> dict:
     """Run (or continue) every unit of the grid into the bundle at `out`; returns the manifest.
 
     Fine-tunes go to the run registry (`runs_root`, default cache/runs), where the dashboard finds them.
@@ -215,13 +215,12 @@ def run_grid(out: Path, spec: GridSpec | None = None, log: Callable[[str], None]
     kind of CPU), the unit is evaluated anew on every task into models/<label>.retrained/ and swapped in whole
     once complete; its +method units' old figures leave with it and are evaluated on the new checkpoint in their
     turn. Each unit's figures always come from one checkpoint. Without it such a unit is refused.
-    `summary=False`: no summary.json (units run in parallel into folders of their own, merged by `merge_bundle`,
+    `summarise=False`: no summary.json (units run in parallel into folders of their own, merged by `merge_bundle`,
     are summarised once after the merge).
     """
     from hybridviz.experiments.bundle import write_summary
 
     spec = spec or GridSpec()
-    summarise = summary
     out = Path(out)
     manifest_path = out / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
@@ -382,7 +381,7 @@ RETRAINED = ".retrained"
 
 
 def merge_bundle(src: Path, dest: Path) -> list[str]:
-    """Move the finished units of the bundle at `src` into the bundle at `dest` (created when absent); returns
+    """Copy the finished units of the bundle at `src` into the bundle at `dest` (created when absent); returns
     their labels. Both must be one grid (the same settings: `spec_conflicts`), so units run in parallel, each
     into a folder of its own (`experiment --only <unit> --no-summary`, e.g. on a lent GPU machine), become one
     bundle. Unfinished units stay behind; a unit `dest` already holds is refused, never overwritten. Run
