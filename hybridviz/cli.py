@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from hybridviz.data.paths import REFERENCE_DIR
@@ -140,8 +141,11 @@ def cmd_budget(args) -> int:
     base = TrainConfig(**_set_up(args), **({"learning_rate": args.lr} if args.lr is not None else {}),
                        **({"warmup_steps": args.warmup} if args.warmup is not None else {}))
     base.validate()
+    samplers = _split(args.samplers) or ["x-x-mono", "x-y", "hybrid"]
+    for sampler in samplers:
+        replace(base, sampler=sampler).validate()
     state = run_budget_check(Path(args.out), budgets=[int(x) for x in _split(args.budgets)], seed=args.seed,
-                             base=base, log=lambda m: print(m, file=sys.stderr, flush=True))
+                             samplers=samplers, base=base, log=lambda m: print(m, file=sys.stderr, flush=True))
     for steps, ranking in state["rankings"].items():
         print(f"{steps:>5} steps: " + "  ".join(f"{m}: {' > '.join(r)}" for m, r in ranking.items()))
     print(f"ranking changes: {state['ranking_changes']}")
@@ -455,6 +459,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--out", default="cache/reference/step-budget")
     b.add_argument("--budgets", default="100,300")
     b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--samplers", default="x-x-mono,x-y,hybrid",
+                   help="samplers trained at each budget (one alone gives its learning curve, not a ranking)")
     b.add_argument("--lr", type=float, help="learning rate (default: TrainConfig's, the mE5 sweep's choice)")
     b.add_argument("--warmup", type=int, help="warm-up steps (default: TrainConfig's)")
     _set_up_arguments(b)

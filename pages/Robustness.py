@@ -84,6 +84,9 @@ for name, state in budgets.items():
     frame = step_budget_frame(state)
     dash.chart(step_budget_lines(frame, state.get("provenance", {}).get("seed"), set_up), frame, name)
     changed = [s for s, c in state.get("ranking_changes", {}).items() if c]
-    st.caption(f"{name}: the samplers' order on the held-out groups changes between budgets for "
-               f"{', '.join(changed) if changed else 'no setting'}.")
+    if frame.loc[frame["sampler"] != "base", "sampler"].nunique() < 2:
+        st.caption(f"{name}: one sampler, a learning curve only; no order of samplers to compare between budgets.")
+    else:
+        st.caption(f"{name}: the samplers' order on the held-out groups changes between budgets for "
+                   f"{', '.join(changed) if changed else 'no setting'}.")
 progress.close()

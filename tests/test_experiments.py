@@ -208,16 +208,19 @@ def test_sweep_and_budget_check_choose_on_held_out_groups(tmp_path, monkeypatch,
     budget = run_budget_check(tmp_path / "step-budget", budgets=(2, 4), samplers=("x-y", "hybrid"), base=base,
                               log=lambda m: None)
     assert {(t["sampler"], t["steps"]) for t in budget["trials"].values()} == {
-        (s, n) for s in ("x-y", "hybrid") for n in (2, 4)}
+        (s, n) for s in ("x-y", "hybrid") for n in (2, 4)} | {("base", 0)}
+    # step 0: the untrained model on the same held-out groups the sweep scored it on
+    assert budget["trials"]["base"]["multi_mAP"] == state["trials"]["base"]["multi_mAP"]
     assert set(budget["rankings"]) == {"2", "4"} and set(budget["ranking_changes"]) == {"mono", "cross", "multi"}
     for steps, by in budget["rankings"].items():  # a ranking is the trials sorted by their held-out mAP
         scores = {t["sampler"]: t["multi_mAP"] for t in budget["trials"].values() if t["steps"] == int(steps)}
+        assert "base" not in scores
         assert by["multi"] == sorted(scores, key=lambda s: -scores[s])
 
     from hybridviz.experiments.bundle import read_step_budget, step_budget_frame
 
     frame = step_budget_frame(read_step_budget(tmp_path))
-    assert len(frame) == 2 * 2 * 3  # samplers x budgets x settings
+    assert len(frame) == (2 * 2 + 1) * 3  # (samplers x budgets + base) x settings
     hybrid4 = next(t for t in budget["trials"].values() if (t["sampler"], t["steps"]) == ("hybrid", 4))
     row = frame[(frame.sampler == "hybrid") & (frame.steps == 4) & (frame.setting == "cross")]
     assert row["mAP"].item() == hybrid4["cross_mAP"]

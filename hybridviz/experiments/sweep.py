@@ -91,7 +91,8 @@ def run_sweep(out: Path, base: TrainConfig | None = None, learning_rates=LEARNIN
 def run_budget_check(out: Path, budgets=(100, 300), samplers=("x-x-mono", "x-y", "hybrid"), seed: int = 0,
                      base: TrainConfig | None = None, log: Callable[[str], None] = print) -> dict:
     """Does the ranking of samplers change with the step budget? Each sampler trained at each budget (held-out
-    MLQA-R groups removed) and scored on those groups; results in `<out>/budget.json`, resumable."""
+    groups of the training data removed) and scored on those groups, beside the base model (step 0); results in
+    `<out>/budget.json`, resumable."""
     base = replace(base or TrainConfig(), holdout=HOLDOUT, seed=seed)
     path = Path(out) / "budget.json"
     state = json.loads(path.read_text()) if path.exists() else {}
@@ -100,6 +101,11 @@ def run_budget_check(out: Path, budgets=(100, 300), samplers=("x-x-mono", "x-y",
     state["selection"] = (f"validation: {HOLDOUT:.0%} of the {base.train_data} question groups held out of "
                           "training; multilingual / cross / mono mAP on them")
     trials: dict = state.setdefault("trials", {})
+    if "base" not in trials:  # step 0 of every learning curve: what fine-tuning gains or costs on these groups
+        log(f"budget: base {base.model} on the held-out groups")
+        trials["base"] = {"sampler": "base", "steps": 0, "run_id": None,
+                          **validation_scores(base.model, base, base.mixed_precision)}
+        write_json_atomic(path, state)
     for steps in budgets:
         for sampler in samplers:
             config = replace(base, sampler=sampler, steps=int(steps))
@@ -116,7 +122,7 @@ def run_budget_check(out: Path, budgets=(100, 300), samplers=("x-x-mono", "x-y",
             write_json_atomic(path, state)
     rankings = {}
     for steps in budgets:
-        rows = [t for t in trials.values() if t["steps"] == int(steps)]
+        rows = [t for t in trials.values() if t["steps"] == int(steps) and t["sampler"] != "base"]
         rankings[str(steps)] = {m: [t["sampler"] for t in sorted(rows, key=lambda t: -t[f"{m}_mAP"])]
                                 for m in ("mono", "cross", "multi")}
     state["rankings"] = rankings
