@@ -18,6 +18,7 @@ from pathlib import Path
 
 from hybridviz.data.paths import REFERENCE_DIR
 from hybridviz.errors import HybridvizError
+from hybridviz.metrics import LOWER_IS_BETTER
 
 
 def _split(value: str | None) -> list[str] | None:
@@ -251,9 +252,45 @@ def cmd_summarise(args) -> int:
 def cmd_robustness(args) -> int:
     from hybridviz.experiments.bundle import find_bundles, load_bundle
 
-    text = robustness_markdown([load_bundle(Path(b)) for b in args.bundles or find_bundles()])
+    bundles = [load_bundle(Path(b)) for b in args.bundles or find_bundles()]
+    if args.pair:
+        pair = _split(args.pair) or []
+        if len(pair) != 2:
+            raise HybridvizError(f"--pair takes two groups, a,b (e.g. x-x-mono,hybrid), not {args.pair!r}")
+        text = pair_markdown(bundles, *pair, args.metric)
+        print(text or f"No set-up has a run-level comparison of {pair[0]} and {pair[1]} on {args.metric}.")
+        return 0 if text else 1
+    text = robustness_markdown(bundles)
     print(text or "No bundle with a run-level sampler verdict.")
     return 0 if text else 1
+
+
+def pair_markdown(bundles: list, a: str, b: str, metric: str) -> str:
+    """The Robustness page's forest plot as a table: Δ (b − a) of `metric` per set-up, benchmark and setting,
+    with each bundle's own interval, adjusted p and reading (the run as the unit)."""
+    from hybridviz.experiments.verdict import ALPHA
+    from hybridviz.viz.comparison import setup_forest_frame
+    from hybridviz.viz.style import group_label
+
+    frames = [setup_forest_frame([bundle], a, b, metric, task, setting, ALPHA) for bundle in bundles
+              for task in bundle.tasks() for setting in ("mono", "cross", "multi")]
+    frames = [f for f in frames if not f.empty]
+    if not frames:
+        return ""
+    import pandas as pd
+
+    frame = pd.concat(frames, ignore_index=True)
+    table = pd.DataFrame({
+        "set-up": frame["row"], "benchmark · setting": frame["benchmark"] + " · " + frame["setting"],
+        f"Δ {metric} ({group_label(b)} − {group_label(a)})": [f"{d:+.4f}" for d in frame["delta"]],
+        "95 % CI": [f"[{lo:+.4f}, {hi:+.4f}]" for lo, hi in zip(frame["ci_low"], frame["ci_high"])],
+        "adjusted p": [f"{p:.3g} ({c})" for p, c in zip(frame["p_adjusted"], frame["correction"])],
+        "seeds agree": frame["seeds_agree"],
+        "reading": [{"better": f"{group_label(b)} better", "worse": f"{group_label(b)} worse"}.get(r, r)
+                    for r in frame["reading"]]})
+    lower = " (lower is better)" if metric in LOWER_IS_BETTER else ""
+    return (f"### {group_label(b)} − {group_label(a)}: {metric}{lower}, per set-up\n\n"
+            + _markdown_table(table))
 
 
 def robustness_markdown(bundles: list) -> str:
@@ -544,6 +581,9 @@ def build_parser() -> argparse.ArgumentParser:
     rb = sub.add_parser("robustness", help="the Robustness page as markdown: each set-up's sampler verdict and "
                                            "where set-ups disagree")
     rb.add_argument("bundles", nargs="*", help="bundle folders (default: every bundle in cache/reference/)")
+    rb.add_argument("--pair", help="a,b: instead, the page's forest plot as a table: Δ (b − a) per set-up, "
+                                   "benchmark and setting, e.g. x-x-mono,hybrid")
+    rb.add_argument("--metric", default="mAP", help="the metric of --pair (mAP, max_rank_distance, nDCG@10, ...)")
     rb.set_defaults(func=cmd_robustness)
 
     me = sub.add_parser("export-mteb", help="write an mkqa-mteb evaluation as MTEB's result JSON (MKQARetrieval.json)")

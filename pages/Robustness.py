@@ -13,6 +13,7 @@ import streamlit as st  # noqa: E402
 from hybridviz import dashboard as dash  # noqa: E402
 from hybridviz.experiments.bundle import step_budget_frame  # noqa: E402
 from hybridviz.experiments.robustness import SAMPLERS, disagreements, robustness_rows  # noqa: E402
+from hybridviz.experiments.verdict import ALPHA  # noqa: E402
 from hybridviz.viz.comparison import forest_plot, setup_forest_frame, step_budget_lines  # noqa: E402
 from hybridviz.viz.style import METRIC_LABELS, TASK_LABELS, group_label  # noqa: E402
 from hybridviz.viz.tables import robustness_table  # noqa: E402
@@ -57,7 +58,7 @@ cells = list(dict.fromkeys((r["setting"], r["metric"]) for r in chosen))
 cell = dash.param_select("Cell", cells, "cell", format_func=lambda c: f"{c[0]} {METRIC_LABELS.get(c[1], c[1])}")
 a = dash.param_select("Comparator (a)", list(SAMPLERS), "a", default="x-y", format_func=group_label)
 b = dash.param_select("Method (b)", list(SAMPLERS), "b", default="hybrid", format_func=group_label)
-forest = setup_forest_frame(bundles, a, b, cell[1], task, cell[0]) if a != b else pd.DataFrame()
+forest = setup_forest_frame(bundles, a, b, cell[1], task, cell[0], ALPHA) if a != b else pd.DataFrame()
 if a == b:
     st.info("Pick two different samplers.")
 elif forest.empty:

@@ -12,6 +12,7 @@ import streamlit as st  # noqa: E402
 
 from hybridviz import dashboard as dash  # noqa: E402
 from hybridviz.experiments.bundle import BundleError, seen_languages, step_budget_frame  # noqa: E402
+from hybridviz.experiments.verdict import ALPHA  # noqa: E402
 from hybridviz.viz.comparison import (alpha_line, forest_frame, forest_plot, per_language_bars, per_language_frame, sampler_dots, seed_frame,  # noqa: E402
                                         step_budget_lines)
 from hybridviz.viz.style import METRIC_LABELS, SAMPLER_LABELS, TASK_LABELS, group_label  # noqa: E402
@@ -49,7 +50,7 @@ fb = dash.param_select("Method (b)", methods, "fb", default="hybrid" if "hybrid"
                        format_func=group_label)
 fmetric = dash.param_select("Metric of the effect", ["mAP", "max_rank_distance", "same_lang@10"], "fmetric",
                             format_func=lambda m: METRIC_LABELS.get(m, m))
-forest = forest_frame(bundle.summary, fa, fb, fmetric) if fa != fb else pd.DataFrame()
+forest = forest_frame(bundle.summary, fa, fb, fmetric, ALPHA) if fa != fb else pd.DataFrame()
 if dash.outdated_summary_notice(bundle):
     pass
 elif fa == fb:
@@ -63,8 +64,8 @@ with st.expander("What the unit, the test and the correction are"):
     st.markdown("One training run (seed) is the unit: Δ is the mean over b's runs minus the mean over a's runs "
                 "(the base is a single run). The 95 % interval is Δ ± t × the standard error of a two-level "
                 "bootstrap over runs and question clusters (all language versions of a question together); "
-                "colour says better / worse by the metric's direction, grey where the interval spans 0. Adjusted "
-                "p: Holm within the primary family (hybrid vs each pure sampler, multilingual mAP and rank "
+                "colour says better / worse by the metric's direction where the family-adjusted p is below .05 "
+                "(the marks' rule), grey otherwise, even where the interval alone excludes 0. Adjusted p: Holm within the primary family (hybrid vs each pure sampler, multilingual mAP and rank "
                 "distance, per benchmark), Benjamini–Hochberg for the rest. `hybridviz/experiments/stats.py`.")
 
 progress.next("per query language")

@@ -24,7 +24,8 @@ def planted_bundle(tmp_path, name: str, means: dict, p_hybrid_vs_xy: float, spec
         p = p_hybrid_vs_xy if (a, b) == ("x-y", "hybrid") else 0.5
         tests.append({"task": "xquad-r", "setting": "multi", "metric": "mAP", "a": a, "b": b, "delta": delta,
                       "ci_low": delta - 0.01, "ci_high": delta + 0.01, "p_adjusted": p, "correction": "holm (primary)",
-                      "seeds_agree": 3, "seed_deltas": [delta] * 3})
+                      "seeds_agree": 3, "seed_deltas": [delta] * 3,
+                      "direction": "better" if delta > 0 else "worse" if delta < 0 else "equal"})
     path = tmp_path / name
     path.mkdir()
     (path / "summary.json").write_text(json.dumps({"version": 2, "cells": cells, "tests": tests}))
@@ -131,3 +132,31 @@ def test_a_copy_without_git_names_its_commit_only_while_its_source_matches_the_s
         f.write("\n# edited\n")
     edited = code_identity(repo)
     assert edited["commit"] is None and edited["dirty"] is None and edited["source_sha256"] != CODE["source_sha256"]
+
+
+def test_a_forest_row_reads_better_or_worse_only_after_the_multiplicity_correction(tmp_path):
+    """The forest plots (Sampler comparison, Robustness) and `robustness --pair` colour a row by the marks'
+    rule: family-adjusted p < .05. x-x-mono -> hybrid is planted with an interval that excludes 0 (+0.07 ± 0.01)
+    but adjusted p .5: no reading; x-y -> hybrid at adjusted p .01 reads better, and worse from the other side."""
+    from hybridviz.cli import pair_markdown
+    from hybridviz.experiments.verdict import ALPHA
+    from hybridviz.viz.comparison import forest_frame, setup_forest_frame
+
+    a = planted_bundle(tmp_path, "a", {"x-x-mono": 0.50, "x-y": 0.55, "hybrid": 0.57}, p_hybrid_vs_xy=0.01)
+    row = forest_frame(a.summary, "x-x-mono", "hybrid", "mAP", ALPHA).iloc[0]
+    assert row["ci_low"] > 0 and row["reading"] == "no detectable difference"
+    assert forest_frame(a.summary, "x-y", "hybrid", "mAP", ALPHA).iloc[0]["reading"] == "better"
+    flipped = forest_frame(a.summary, "hybrid", "x-y", "mAP", ALPHA).iloc[0]
+    assert flipped["reading"] == "worse" and flipped["delta"] == pytest.approx(-0.02)
+    assert (flipped["ci_low"], flipped["ci_high"]) == pytest.approx((-0.03, -0.01))
+
+    b = planted_bundle(tmp_path, "b", {"x-x-mono": 0.50, "x-y": 0.58, "hybrid": 0.55}, p_hybrid_vs_xy=0.01,
+                       spec={"model": "me5-small", "batch_size": 32})
+    frame = setup_forest_frame([a, b], "x-y", "hybrid", "mAP", "xquad-r", "multi", ALPHA)
+    assert list(frame["reading"]) == ["better", "worse"]
+    text = pair_markdown([a, b], "x-y", "hybrid", "mAP")
+    lines = [line for line in text.splitlines() if line.startswith("| a:") or line.startswith("| b:")]
+    assert len(lines) == 2 and "me5-small · mlqa-r · batch 32" in lines[1]
+    assert "+0.0200 | [+0.0100, +0.0300] | 0.01 (holm (primary)) | 3/3 | hybrid better" in lines[0]
+    assert "-0.0300 | [-0.0400, -0.0200]" in lines[1] and lines[1].endswith("hybrid worse |")
+    assert pair_markdown([a], "x-y", "lir", "mAP") == ""

@@ -123,15 +123,19 @@ FOREST_SETTINGS = {"mono": "mono", "cross": "cross", "multi": "multi"}
 DIRECTION_COLORS = {"better": "#1a9850", "worse": "#d73027", "none": "#7f7f7f"}
 
 
-def forest_frame(summary: dict, a: str, b: str, metric: str) -> pd.DataFrame:
-    """One row per benchmark x setting: Δ (b − a) of `metric` with its interval, direction and adjusted p."""
+def forest_frame(summary: dict, a: str, b: str, metric: str, alpha: float) -> pd.DataFrame:
+    """One row per benchmark x setting: Δ (b − a) of `metric` with its interval, direction and adjusted p.
+
+    The reading says better / worse only where the family-adjusted p is below `alpha` (the marks' and the
+    verdict's rule, experiments.verdict.ALPHA): an interval that alone excludes 0 is not a reading after the
+    multiplicity correction."""
     rows = []
     for t in summary.get("tests", []):
         if t["metric"] != metric or {t["a"], t["b"]} != {a, b} or "ci_low" not in t:
             continue
         sign = 1 if (t["a"], t["b"]) == (a, b) else -1
         low, high = sorted((sign * t["ci_low"], sign * t["ci_high"]))
-        detectable = not (low <= 0 <= high)
+        detectable = t["p_adjusted"] is not None and t["p_adjusted"] < alpha
         d = t["direction"] if sign == 1 else {"better": "worse", "worse": "better"}.get(t["direction"], "equal")
         rows.append({"benchmark": TASK_LABELS.get(t["task"], t["task"]), "setting": t["setting"],
                      "row": f"{TASK_LABELS.get(t['task'], t['task'])} · {t['setting']}", "delta": sign * t["delta"],
@@ -169,12 +173,13 @@ def forest_plot(frame: pd.DataFrame, a: str, b: str, metric: str) -> go.Figure:
     return fig
 
 
-def setup_forest_frame(bundles, a: str, b: str, metric: str, task: str, setting: str) -> pd.DataFrame:
+def setup_forest_frame(bundles, a: str, b: str, metric: str, task: str, setting: str,
+                       alpha: float) -> pd.DataFrame:
     """forest_frame's row for one benchmark x setting, once per bundle (set-up), labelled by what it trained."""
     frames = []
     for bundle in bundles:
         spec = bundle.manifest.get("spec", {})
-        frame = forest_frame(bundle.summary, a, b, metric)
+        frame = forest_frame(bundle.summary, a, b, metric, alpha)
         frame = frame[(frame["benchmark"] == TASK_LABELS.get(task, task)) & (frame["setting"] == setting)].copy()
         frame["row"] = (f"{bundle.path.name}: {spec.get('model')} · {spec.get('train_data', 'mlqa-r')} · batch "
                         f"{spec.get('batch_size')} · {spec.get('steps')} steps")
