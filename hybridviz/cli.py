@@ -280,10 +280,11 @@ def pair_markdown(bundles: list, a: str, b: str, metric: str) -> str:
     import pandas as pd
 
     frame = pd.concat(frames, ignore_index=True)
+    f = "{:+.1f}" if metric in LOWER_IS_BETTER else "{:+.4f}"  # rank distances in ranks, scores to 4 places
     table = pd.DataFrame({
         "set-up": frame["row"], "benchmark · setting": frame["benchmark"] + " · " + frame["setting"],
-        f"Δ {metric} ({group_label(b)} − {group_label(a)})": [f"{d:+.4f}" for d in frame["delta"]],
-        "95 % CI": [f"[{lo:+.4f}, {hi:+.4f}]" for lo, hi in zip(frame["ci_low"], frame["ci_high"])],
+        f"Δ {metric} ({group_label(b)} − {group_label(a)})": [f.format(d) for d in frame["delta"]],
+        "95 % CI": [f"[{f.format(lo)}, {f.format(hi)}]" for lo, hi in zip(frame["ci_low"], frame["ci_high"])],
         "adjusted p": [f"{p:.3g} ({c})" for p, c in zip(frame["p_adjusted"], frame["correction"])],
         "seeds agree": frame["seeds_agree"],
         "reading": [{"better": f"{group_label(b)} better", "worse": f"{group_label(b)} worse"}.get(r, r)
