@@ -14,7 +14,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.mark.slow
 def test_benchmark_suite_smoke(tmp_path, data_root):
-    proc = subprocess.run([sys.executable, "bench/run_all.py", "--smoke", "--out", str(tmp_path)], cwd=ROOT,
+    # two scripts at a time: smoke mode asserts no figure, and most of each script is importing torch
+    proc = subprocess.run([sys.executable, "bench/run_all.py", "--smoke", "--jobs", "2", "--out", str(tmp_path)], cwd=ROOT,
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     results = {p.stem: json.loads(p.read_text()) for p in tmp_path.glob("*.json")}
