@@ -268,18 +268,15 @@ def cmd_robustness(args) -> int:
 def pair_markdown(bundles: list, a: str, b: str, metric: str) -> str:
     """The Robustness page's forest plot as a table: Δ (b − a) of `metric` per set-up, benchmark and setting,
     with each bundle's own interval, adjusted p and reading (the run as the unit)."""
+    import pandas as pd
+
     from hybridviz.experiments.verdict import ALPHA
     from hybridviz.viz.comparison import setup_forest_frame
     from hybridviz.viz.style import group_label
 
-    frames = [setup_forest_frame([bundle], a, b, metric, task, setting, ALPHA) for bundle in bundles
-              for task in bundle.tasks() for setting in ("mono", "cross", "multi")]
-    frames = [f for f in frames if not f.empty]
-    if not frames:
+    frame = setup_forest_frame(bundles, a, b, metric, ALPHA)
+    if frame.empty:
         return ""
-    import pandas as pd
-
-    frame = pd.concat(frames, ignore_index=True)
     f = "{:+.1f}" if metric in LOWER_IS_BETTER else "{:+.4f}"  # rank distances in ranks, scores to 4 places
     table = pd.DataFrame({
         "set-up": frame["row"], "benchmark · setting": frame["benchmark"] + " · " + frame["setting"],

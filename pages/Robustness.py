@@ -58,7 +58,7 @@ cells = list(dict.fromkeys((r["setting"], r["metric"]) for r in chosen))
 cell = dash.param_select("Cell", cells, "cell", format_func=lambda c: f"{c[0]} {METRIC_LABELS.get(c[1], c[1])}")
 a = dash.param_select("Comparator (a)", list(SAMPLERS), "a", default="x-y", format_func=group_label)
 b = dash.param_select("Method (b)", list(SAMPLERS), "b", default="hybrid", format_func=group_label)
-forest = setup_forest_frame(bundles, a, b, cell[1], task, cell[0], ALPHA) if a != b else pd.DataFrame()
+forest = setup_forest_frame(bundles, a, b, cell[1], ALPHA, task, cell[0]) if a != b else pd.DataFrame()
 if a == b:
     st.info("Pick two different samplers.")
 elif forest.empty:

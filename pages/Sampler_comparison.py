@@ -65,7 +65,8 @@ with st.expander("What the unit, the test and the correction are"):
                 "(the base is a single run). The 95 % interval is Δ ± t × the standard error of a two-level "
                 "bootstrap over runs and question clusters (all language versions of a question together); "
                 "colour says better / worse by the metric's direction where the family-adjusted p is below .05 "
-                "(the marks' rule), grey otherwise, even where the interval alone excludes 0. Adjusted p: Holm within the primary family (hybrid vs each pure sampler, multilingual mAP and rank "
+                "(the marks' rule), grey otherwise, even where the interval alone excludes 0. Adjusted p: Holm "
+                "within the primary family (hybrid vs each pure sampler, multilingual mAP and rank "
                 "distance, per benchmark), Benjamini–Hochberg for the rest. `hybridviz/experiments/stats.py`.")
 
 progress.next("per query language")

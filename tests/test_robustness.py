@@ -152,7 +152,7 @@ def test_a_forest_row_reads_better_or_worse_only_after_the_multiplicity_correcti
 
     b = planted_bundle(tmp_path, "b", {"x-x-mono": 0.50, "x-y": 0.58, "hybrid": 0.55}, p_hybrid_vs_xy=0.01,
                        spec={"model": "me5-small", "batch_size": 32})
-    frame = setup_forest_frame([a, b], "x-y", "hybrid", "mAP", "xquad-r", "multi", ALPHA)
+    frame = setup_forest_frame([a, b], "x-y", "hybrid", "mAP", ALPHA, "xquad-r", "multi")
     assert list(frame["reading"]) == ["better", "worse"]
     text = pair_markdown([a, b], "x-y", "hybrid", "mAP")
     lines = [line for line in text.splitlines() if line.startswith("| a:") or line.startswith("| b:")]

@@ -173,14 +173,19 @@ def forest_plot(frame: pd.DataFrame, a: str, b: str, metric: str) -> go.Figure:
     return fig
 
 
-def setup_forest_frame(bundles, a: str, b: str, metric: str, task: str, setting: str,
-                       alpha: float) -> pd.DataFrame:
-    """forest_frame's row for one benchmark x setting, once per bundle (set-up), labelled by what it trained."""
+def setup_forest_frame(bundles, a: str, b: str, metric: str, alpha: float, task: str | None = None,
+                       setting: str | None = None) -> pd.DataFrame:
+    """forest_frame's rows (those of one benchmark x setting where given), once per bundle (set-up), labelled by
+    what it trained."""
     frames = []
     for bundle in bundles:
         spec = bundle.manifest.get("spec", {})
         frame = forest_frame(bundle.summary, a, b, metric, alpha)
-        frame = frame[(frame["benchmark"] == TASK_LABELS.get(task, task)) & (frame["setting"] == setting)].copy()
+        if task is not None:
+            frame = frame[frame["benchmark"] == TASK_LABELS.get(task, task)]
+        if setting is not None:
+            frame = frame[frame["setting"] == setting]
+        frame = frame.copy()
         frame["row"] = (f"{bundle.path.name}: {spec.get('model')} · {spec.get('train_data', 'mlqa-r')} · batch "
                         f"{spec.get('batch_size')} · {spec.get('steps')} steps")
         frames.append(frame)
