@@ -23,7 +23,7 @@ HERE = Path(__file__).resolve().parent
 FULL = {
     "encode": ["--n", "512"],
     "evaluate": [],
-    "train_step": ["--steps", "20"],
+    "train_step": ["--steps", "50", "--fp32-reference"],
     "search": ["--queries", "50"],
     "speed_goals": ["--queries", "100"],
     "debias": [],

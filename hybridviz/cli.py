@@ -153,6 +153,27 @@ def cmd_budget(args) -> int:
     return 0
 
 
+def cmd_curves(args) -> int:
+    from hybridviz.experiments.curves import converged_config, run_curves
+    from hybridviz.training.trainer import TrainConfig
+
+    base = TrainConfig(**_set_up(args), **({"learning_rate": args.lr} if args.lr is not None else {}))
+    samplers = _split(args.samplers) or ["x-x-mono", "x-y", "hybrid"]
+    probes = [int(x) for x in _split(args.probe_steps)] if args.probe_steps else []
+    for sampler in samplers:  # every setting checked before the first step
+        converged_config(replace(base, sampler=sampler), args.max_steps, args.eval_steps, args.patience, probes,
+                         args.warmup).validate()
+    state = run_curves(Path(args.out), base, samplers=samplers, seeds=[int(x) for x in _split(args.seeds)],
+                       max_steps=args.max_steps, eval_steps=args.eval_steps, patience=args.patience,
+                       probe_steps=probes, warmup_steps=args.warmup,
+                       log=lambda m: print(m, file=sys.stderr, flush=True))
+    for label, r in state["runs"].items():
+        best = next((v for v in r["validation"] if v["step"] == r["best_step"]), {})
+        print(f"{label:<14} best step {r['best_step']} of {r['stopped_at']}  " +
+              "  ".join(f"{k} {best.get(k, float('nan')):.4f}" for k in ("mono_mAP", "cross_mAP", "multi_mAP")))
+    return 0
+
+
 def cmd_experiment(args) -> int:
     from hybridviz.encoders.registry import bf16_is_fast, evaluation_precision
     from hybridviz.experiments.grid import GridSpec, inherited_settings, plan, run_grid, with_overrides
@@ -500,6 +521,21 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--warmup", type=int, help="warm-up steps (default: TrainConfig's)")
     _set_up_arguments(b)
     b.set_defaults(func=cmd_budget)
+
+    c = sub.add_parser("curves", help="learning curves: samplers x seeds to a maximum budget, validated on "
+                                      "held-out paragraphs along the way (the converged regime)")
+    c.add_argument("--out", default="cache/partial/curves-me5-mlqa-r")
+    c.add_argument("--samplers", default="x-x-mono,x-y,hybrid")
+    c.add_argument("--seeds", default="0,1,2")
+    c.add_argument("--max-steps", type=int, default=1500)
+    c.add_argument("--eval-steps", type=int, default=100, help="validate every this many steps")
+    c.add_argument("--patience", type=int, default=0, help="stop after this many validations without a gain "
+                                                           "(0: train to --max-steps)")
+    c.add_argument("--probe-steps", default="100,300,1000", help="steps at which an XQuAD-R sample is scored")
+    c.add_argument("--warmup", type=int, default=100, help="warm-up steps (then a constant learning rate)")
+    c.add_argument("--lr", type=float, help="learning rate (default: TrainConfig's)")
+    _set_up_arguments(c)
+    c.set_defaults(func=cmd_curves)
 
     x = sub.add_parser("experiment", help="the sampler grid: base + fine-tunes x seeds, alpha sweep, evaluations")
     x.add_argument("--out", default="cache/reference/sampler-grid", help="result bundle folder")

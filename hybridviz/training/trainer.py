@@ -53,6 +53,50 @@ class TrainConfig:
     mixed_precision: str = field(default_factory=lambda: default_precision())
     extra: dict = field(default_factory=dict)  # later settings, kept out of run ids at their defaults
 
+    # -- later settings, read from `extra` (absent = the behaviour every committed run was trained with) --
+    @property
+    def sub_batch(self) -> int:
+        """Texts per forward pass inside a batch, length-sorted, unpadded (training/losses.py); 0 = one padded pass."""
+        return int(self.extra.get("sub_batch", 0))
+
+    @property
+    def attention(self) -> str | None:
+        """"cpu-eager": eager attention while training on the CPU (faster backward than SDPA for short texts)."""
+        return self.extra.get("attention")
+
+    @property
+    def lr_scheduler(self) -> str:
+        return str(self.extra.get("lr_scheduler", "linear"))
+
+    @property
+    def weight_decay(self) -> float:
+        return float(self.extra.get("weight_decay", 0.0))
+
+    @property
+    def eval_steps(self) -> int:
+        """Score the held-out validation pool every this many steps (0: no validation during training)."""
+        return int(self.extra.get("eval_steps", 0))
+
+    @property
+    def patience(self) -> int:
+        """Stop after this many validations without a gain in `criterion` (0: train to `steps`)."""
+        return int(self.extra.get("patience", 0))
+
+    @property
+    def criterion(self) -> str:
+        return str(self.extra.get("criterion", "mean_mAP"))
+
+    @property
+    def holdout_pool(self) -> str:
+        """"answers": hold out parallel groups, pool of their answers; "paragraphs": hold out paragraph
+        components, pool of every sentence of their paragraphs (training/validation.py)."""
+        return str(self.extra.get("holdout_pool", "answers"))
+
+    @property
+    def probe_steps(self) -> list[int]:
+        """Steps at which a seeded XQuAD-R paragraph sample is scored (reported, never used to choose)."""
+        return [int(s) for s in self.extra.get("probe_steps", [])]
+
     @property
     def source_temperature(self) -> float:
         """A mix draws each batch's source with probability ∝ (its pairs)^t: 1 = by size (the paper), 0 = uniform."""
@@ -94,6 +138,27 @@ class TrainConfig:
                                 f"(available: {', '.join(languages)})")
         if not 0.0 <= self.source_temperature <= 1.0:
             problems.append(f"source temperature must lie in [0, 1], got {self.source_temperature}")
+        if self.sub_batch < 0:
+            problems.append(f"sub-batch must be 0 (off) or a positive number of texts, got {self.sub_batch}")
+        if self.attention not in (None, "cpu-eager", "eager", "sdpa"):
+            problems.append(f"attention must be cpu-eager, eager or sdpa, not {self.attention!r}")
+        if self.lr_scheduler not in ("linear", "constant", "constant_with_warmup", "cosine"):
+            problems.append(f"lr scheduler must be linear, constant, constant_with_warmup or cosine, "
+                            f"not {self.lr_scheduler!r}")
+        if not 0.0 <= self.weight_decay < 1.0:
+            problems.append(f"weight decay must lie in [0, 1), got {self.weight_decay}")
+        if self.eval_steps < 0 or self.patience < 0:
+            problems.append("eval steps and patience must be 0 (off) or positive")
+        if (self.eval_steps or self.patience) and not float(self.holdout) > 0:
+            problems.append("validation during training needs a held-out share (holdout > 0)")
+        if self.patience and not self.eval_steps:
+            problems.append("early stopping (patience) needs eval steps")
+        from hybridviz.training.validation import CRITERIA, POOLS
+
+        if self.criterion not in CRITERIA:
+            problems.append(f"criterion must be one of {', '.join(CRITERIA)}, not {self.criterion!r}")
+        if self.holdout_pool not in POOLS:
+            problems.append(f"holdout pool must be one of {', '.join(POOLS)}, not {self.holdout_pool!r}")
         if problems:
             raise TrainConfigError("Invalid training settings: " + "; ".join(problems) + ".")
 
@@ -104,18 +169,37 @@ class TrainConfig:
         return f"{self.sampler}{alpha}-s{self.seed}-{self.steps}st-{digest}"
 
 
-def load_pairs(config: TrainConfig):
-    """The training pairs of `config` (without its held-out validation groups)."""
-    from hybridviz.training.data import holdout_split
+# The fast training step (bench/train_step.py): length-sorted sub-batches of 16 texts, eager attention on the CPU
+FAST_STEP = {"sub_batch": 16, "attention": "cpu-eager"}
+
+
+def _split(config: TrainConfig):
+    from hybridviz.training.data import subset
+    from hybridviz.training.validation import split_groups
 
     pairs = _all_pairs(config)
-    return holdout_split(pairs, config.holdout, config.holdout_seed)[0] if config.holdout else pairs
+    if not config.holdout:
+        return pairs, subset(pairs, [])
+    held = split_groups(pairs, config.holdout, config.holdout_seed, config.holdout_pool, config.train_data,
+                        config.train_languages)
+    return (subset(pairs, [i for i, g in enumerate(pairs.group) if g not in held]),
+            subset(pairs, [i for i, g in enumerate(pairs.group) if g in held]))
+
+
+def load_pairs(config: TrainConfig):
+    """The training pairs of `config` (without its held-out validation groups)."""
+    return _split(config)[0]
 
 
 def validation_pairs(config: TrainConfig):
-    from hybridviz.training.data import holdout_split
+    return _split(config)[1]
 
-    return holdout_split(_all_pairs(config), config.holdout, config.holdout_seed)[1]
+
+def validation_corpus(config: TrainConfig):
+    """The held-out retrieval task of `config` (training/validation.py)."""
+    from hybridviz.training.validation import validation_corpus as build
+
+    return build(validation_pairs(config), config.holdout_pool, config.train_data, config.train_languages)
 
 
 def _all_pairs(config: TrainConfig):
@@ -285,15 +369,27 @@ def _fit(config: TrainConfig, run: Run, pairs, on_progress) -> None:
     else:
         dataset = Dataset.from_dict({"query": pairs.query, "positive": pairs.positive})
         metadata = pairs.columns()
-    loss = MultipleNegativesRankingLoss(
-        model, scale=1.0 / config.temperature,
-        directions=("query_to_doc", "doc_to_query") if config.symmetric else ("query_to_doc",),
-    )
+    directions = ("query_to_doc", "doc_to_query") if config.symmetric else ("query_to_doc",)
+    if config.sub_batch:
+        from hybridviz.training.losses import BucketedMultipleNegativesRankingLoss
+
+        loss = BucketedMultipleNegativesRankingLoss(model, sub_batch=config.sub_batch, scale=1.0 / config.temperature,
+                                                    directions=directions)
+    else:
+        loss = MultipleNegativesRankingLoss(model, scale=1.0 / config.temperature, directions=directions)
+    from hybridviz.training.losses import set_attention
+
+    attention = {"cpu-eager": "eager" if encoding_device() == "cpu" else None}.get(config.attention, config.attention)
+    restore_attention = set_attention(model, attention)
+    evaluator, eval_args, stop_callbacks = None, {}, []
+    if config.eval_steps:
+        evaluator, eval_args, stop_callbacks = _early_stopping(config, run, encoder, model)
     args = SentenceTransformerTrainingArguments(
         output_dir=str(run.checkpoints_dir), max_steps=config.steps,
         per_device_train_batch_size=config.batch_size, learning_rate=config.learning_rate,
         warmup_steps=config.warmup_steps, seed=config.seed, data_seed=config.seed, logging_steps=1,
-        save_strategy="steps", save_steps=config.save_steps, save_total_limit=1, report_to=[],
+        **{"save_strategy": "steps", "save_steps": config.save_steps, "save_total_limit": 1, **eval_args},
+        report_to=[], lr_scheduler_type=config.lr_scheduler, weight_decay=config.weight_decay,
         dataloader_drop_last=True, use_cpu=encoding_device() == "cpu", disable_tqdm=True,
         bf16=config.mixed_precision == "bf16",
         ddp_backend="gloo" if int(os.environ.get("WORLD_SIZE", "1")) > 1 and encoding_device() == "cpu"
@@ -304,15 +400,114 @@ def _fit(config: TrainConfig, run: Run, pairs, on_progress) -> None:
         multi_dataset_batch_sampler=functools.partial(SourceMixBatchSampler, temperature=config.source_temperature),
     )
     callbacks = [_run_callback(run, config.steps, on_progress)] if _rank() == 0 else []
+    if config.probe_steps and _rank() == 0:
+        callbacks.append(_probe_callback(config, run, encoder, model))
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=loss,
-                                         callbacks=callbacks)
+                                         callbacks=callbacks + stop_callbacks, evaluator=evaluator)
     from transformers.trainer_callback import PrinterCallback
 
     trainer.remove_callback(PrinterCallback)  # our callback logs; the printer only floods stdout
     last = run.last_checkpoint()
     trainer.train(resume_from_checkpoint=str(last) if last else None)
+    if restore_attention:
+        set_attention(model, restore_attention)  # evaluation reads the saved model as its base is read
+    if _rank() == 0 and config.eval_steps:
+        _record_stop(config, run, trainer)
+    if _rank() == 0 and config.probe_steps:
+        _probe(config, run, encoder, model, "best" if config.eval_steps else trainer.state.global_step)
     if _rank() == 0:
         model.prompts = {"query": encoder.query_prefix, "passage": encoder.passage_prefix}
         model.max_seq_length = inference_length  # trained on 128 tokens (CPU), read texts as the base does
         model.save(str(run.model_dir))
         run.set_status("running", saved_max_seq_length=model.max_seq_length)  # the length evaluations read
+
+
+# ------------------------------------------------------------------------------ early stopping and probes
+
+
+def _early_stopping(config: TrainConfig, run: Run, encoder, model):
+    """(evaluator, training arguments, callbacks) that score the held-out pool every `eval_steps`, keep the best
+    checkpoint by the declared criterion and stop after `patience` validations without a gain."""
+    from transformers import EarlyStoppingCallback
+
+    from hybridviz.training.validation import HeldOutEvaluator
+
+    corpus = validation_corpus(config)
+
+    def on_score(step, scores, seconds):
+        if _rank() == 0:
+            with open(run.dir / "validation.jsonl", "a", encoding="utf-8") as f:
+                f.write(json.dumps({"step": int(step), **scores, "eval_seconds": round(seconds, 2)}) + "\n")
+
+    evaluator = HeldOutEvaluator(corpus, encoder.query_prefix, encoder.passage_prefix, config.criterion,
+                                 config.mixed_precision, on_score=on_score)
+    if _rank() == 0 and not (run.dir / "validation.jsonl").exists():
+        # step 0 of the curve: the model before any update (what fine-tuning gains or costs on these groups)
+        on_score(0, evaluator.score(model), 0.0)
+        write_json_atomic(run.dir / "validation_pool.json", {"pool": corpus.notes.get("pool"), **corpus.counts(),
+                                                              "criterion": config.criterion})
+    args = dict(eval_strategy="steps", eval_steps=config.eval_steps, save_steps=config.eval_steps,
+                load_best_model_at_end=True, metric_for_best_model=evaluator.metric_key, greater_is_better=True,
+                save_total_limit=2)
+    callbacks = [EarlyStoppingCallback(early_stopping_patience=config.patience)] if config.patience else []
+    return evaluator, args, callbacks
+
+
+def _record_stop(config: TrainConfig, run: Run, trainer) -> None:
+    """The step training stopped at and the step whose checkpoint was kept (the best by the criterion)."""
+    state = trainer.state
+    best = state.best_model_checkpoint
+    best_step = int(Path(best).name.split("-")[1]) if best else None
+    curve = [json.loads(line) for line in (run.dir / "validation.jsonl").read_text().splitlines() if line.strip()]
+    base = next((r for r in curve if r["step"] == 0), None)
+    # the kept checkpoint is the best *trained* one; whether it beats the model before training is recorded
+    beats_base = None if base is None or state.best_metric is None else float(state.best_metric) > base[config.criterion]
+    run.set_status("running", stopped_at=int(state.global_step), best_step=best_step,
+                   best_metric=None if state.best_metric is None else float(state.best_metric),
+                   criterion=config.criterion, early_stopped=int(state.global_step) < int(config.steps),
+                   beats_base=beats_base)
+
+
+def _probe(config: TrainConfig, run: Run, encoder, model, step) -> None:
+    from hybridviz.training.validation import score_corpus
+
+    corpus = _probe_corpus_cached()
+    start = time.perf_counter()
+    scores = score_corpus(model, corpus, encoder.query_prefix, encoder.passage_prefix, config.mixed_precision)
+    with open(run.dir / "probes.jsonl", "a", encoding="utf-8") as f:
+        f.write(json.dumps({"step": step, "task": corpus.task, "sample": corpus.notes["sample"], **scores,
+                            "eval_seconds": round(time.perf_counter() - start, 2)}) + "\n")
+
+
+@functools.lru_cache(maxsize=1)
+def _probe_corpus_cached():
+    from hybridviz.training.validation import probe_corpus
+
+    return probe_corpus()
+
+
+def _probe_callback(config: TrainConfig, run: Run, encoder, model):
+    from transformers import TrainerCallback
+
+    steps = set(config.probe_steps)
+
+    class ProbeCallback(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            done = {r.get("step") for r in read_jsonl(run.dir / "probes.jsonl")}
+            if state.global_step in steps and state.global_step not in done:
+                _probe(config, run, encoder, model, state.global_step)
+            return control
+
+    return ProbeCallback()
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """The complete lines of a JSONL log (a line cut by a kill is skipped)."""
+    rows = []
+    if Path(path).is_file():
+        for line in Path(path).read_text(encoding="utf-8").splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return rows

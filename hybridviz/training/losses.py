@@ -1,0 +1,87 @@
+"""The training loss, computed faster: InfoNCE over in-batch negatives on length-sorted sub-batches.
+
+In a bi-encoder every text is embedded independently of the others in its batch, so the forward and backward
+passes need not pad every text to the batch's longest one. `BucketedMultipleNegativesRankingLoss` sorts each
+column's texts by token count, embeds them in sub-batches cut to their own longest text, puts the embeddings
+back in batch order and hands them to sentence-transformers' own `MultipleNegativesRankingLoss` arithmetic
+(`compute_loss_from_embeddings`): the loss is the same function of the same embeddings; only the padding, which
+the attention mask already ignores, is gone. `bench/train_step.py` measures the speed and the loss curve against
+the plain trainer.
+
+Where the time went at batch 32 on 2 cores (bf16, mE5-small, `bench/train_step.py --profile`): the backward
+pass of PyTorch's CPU flash attention (SDPA) for these short sequences, then padding. Hence also
+`training_attention`: "eager" attention while training on the CPU (the model's own attention implementation is
+restored before it is saved, so evaluation is unchanged).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import torch
+from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+
+
+def embed_bucketed(model, features: dict[str, Any], sub_batch: int) -> torch.Tensor:
+    """Sentence embeddings of one tokenised column, computed on length-sorted sub-batches of `sub_batch` texts
+    without padding beyond each sub-batch's longest text; rows come back in the column's order.
+
+    Falls back to one forward pass where the features are not right-padded token matrices (mUSE's packed
+    input has no padding to remove)."""
+    mask = features.get("attention_mask")
+    if (sub_batch <= 0 or not torch.is_tensor(mask) or mask.dim() != 2 or mask.shape[0] <= 1
+            or bool((mask[:, 0] == 0).any())):  # left padding (or an empty text): slicing would cut tokens
+        return model(features)["sentence_embedding"]
+    n, width = mask.shape
+    lengths = mask.sum(dim=1)
+    order = torch.argsort(lengths, stable=True)
+    chunks = []
+    for start in range(0, n, sub_batch):
+        idx = order[start:start + sub_batch]
+        cut = int(lengths[idx].max())
+        sub = {}
+        for key, value in features.items():
+            if torch.is_tensor(value) and value.dim() == 2 and value.shape == (n, width):
+                sub[key] = value[idx, :cut]
+            elif torch.is_tensor(value) and value.dim() >= 1 and value.shape[0] == n:
+                sub[key] = value[idx]
+            else:
+                sub[key] = value
+        chunks.append(model(sub)["sentence_embedding"])
+    embeddings = torch.cat(chunks)
+    return embeddings[torch.argsort(order)]
+
+
+class BucketedMultipleNegativesRankingLoss(MultipleNegativesRankingLoss):
+    """`MultipleNegativesRankingLoss` whose embeddings are computed by `embed_bucketed` (sub_batch texts a pass;
+    0 = the parent's single padded pass)."""
+
+    def __init__(self, model, sub_batch: int = 16, **kwargs):
+        super().__init__(model, **kwargs)
+        self.sub_batch = int(sub_batch)
+
+    def forward(self, sentence_features: Iterable[dict[str, torch.Tensor]], labels: torch.Tensor) -> torch.Tensor:
+        if self.sub_batch <= 0:
+            return super().forward(sentence_features, labels)
+        embeddings = [embed_bucketed(self.model, f, self.sub_batch) for f in sentence_features]
+        return self.compute_loss_from_embeddings(embeddings, labels)
+
+    def get_config_dict(self) -> dict[str, Any]:
+        return {**super().get_config_dict(), "sub_batch": self.sub_batch}
+
+
+def transformer_of(model):
+    """The transformers model behind a sentence-transformers model's first module (None for mUSE)."""
+    return getattr(model[0], "auto_model", None)
+
+
+def set_attention(model, implementation: str | None) -> str | None:
+    """Switch the attention implementation of `model`'s transformer; returns the previous one (None when the
+    model has no transformers attention to switch, or `implementation` is None)."""
+    inner = transformer_of(model)
+    if inner is None or implementation is None or not hasattr(inner, "set_attn_implementation"):
+        return None
+    previous = inner.config._attn_implementation
+    if previous != implementation:
+        inner.set_attn_implementation(implementation)
+    return previous
