@@ -145,6 +145,30 @@ def step_budgets() -> dict[str, dict]:
     return out
 
 
+@st.cache_data(max_entries=8)
+def _curves(path: str, stamp: float) -> dict | None:
+    from hybridviz.experiments.curves import read_curves
+
+    return read_curves(Path(path))
+
+
+def learning_curves() -> dict[str, dict]:
+    """Every learning-curve check beside the bundles (cache/reference/curves-*), by folder name."""
+    from hybridviz.experiments.curves import find_curves
+
+    root = Path(bundle_module.REFERENCE_DIR)
+    out = {}
+    for name in find_curves(root):
+        path = root / name / "curves.json"
+        state = _curves(str(path), path.stat().st_mtime)
+        if state is None:
+            st.warning(f"{path} is damaged; rerun `python -m hybridviz curves --out {root / name}`, which "
+                       "rewrites it from the finished runs.")
+        elif state.get("runs"):
+            out[name] = state
+    return out
+
+
 def current_bundle() -> Bundle | None:
     """The bundle chosen in the sidebar (cache/reference/*), or None with an empty-state message shown."""
     root = bundle_module.REFERENCE_DIR  # read at call time: tests point it elsewhere

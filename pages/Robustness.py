@@ -12,9 +12,12 @@ import streamlit as st  # noqa: E402
 
 from hybridviz import dashboard as dash  # noqa: E402
 from hybridviz.experiments.bundle import step_budget_frame  # noqa: E402
+from hybridviz.experiments.curves import curve_frame, probe_frame  # noqa: E402
+from hybridviz.experiments.curves import summary_rows as curve_summary_rows  # noqa: E402
 from hybridviz.experiments.robustness import SAMPLERS, disagreements, robustness_rows  # noqa: E402
 from hybridviz.experiments.verdict import ALPHA  # noqa: E402
-from hybridviz.viz.comparison import forest_plot, setup_forest_frame, step_budget_lines  # noqa: E402
+from hybridviz.viz.comparison import (forest_plot, learning_curve_bands, setup_forest_frame,  # noqa: E402
+                                     step_budget_lines)
 from hybridviz.viz.style import METRIC_LABELS, TASK_LABELS, group_label  # noqa: E402
 from hybridviz.viz.tables import robustness_table  # noqa: E402
 
@@ -72,7 +75,32 @@ with st.expander("How to read it"):
                 "Code: `hybridviz/experiments/robustness.py`.")
 
 progress.next("the learning curves")
-st.subheader("Learning curves: how each set-up's step budget was chosen")
+st.subheader("Learning curves to convergence, with seeds")
+curves = dash.learning_curves()
+if not curves:
+    st.info("No learning-curve check yet: `python -m hybridviz curves --out cache/reference/curves-me5-mlqa-r` "
+            "trains each sampler and seed to a maximum budget, scoring held-out paragraphs along the way.")
+for name, state in curves.items():
+    cfg = state.get("config", {})
+    regime = state.get("regime", {})
+    set_up = (f"{name}: {cfg.get('model')} · {cfg.get('train_data')} · batch {cfg.get('batch_size')} · lr "
+              f"{cfg.get('learning_rate', 0):g} after {regime.get('warmup_steps')} warm-up steps · validated every "
+              f"{regime.get('eval_steps')} steps")
+    frame = curve_frame(state)
+    dash.chart(learning_curve_bands(frame, set_up), frame, name)
+    st.dataframe(pd.DataFrame(curve_summary_rows(state)), hide_index=True, width="stretch")
+    probes = probe_frame(state)
+    with st.expander("XQuAD-R sample along the run (reported, never used to choose)"):
+        sample = next((p.get("sample") for r in state["runs"].values() for p in r.get("probes", [])), None)
+        st.caption(f"{sample or 'a seeded sample of XQuAD-R paragraphs'}: multilingual mAP on this sample is not "
+                   "XQuAD-R's (whose pool is every paragraph); it shows the direction along the run.")
+        st.dataframe(probes, hide_index=True, width="stretch")
+    patience = regime.get("patience")
+    stopping = f"stopping after {patience} validations without a gain" if patience else "without early stopping"
+    st.caption(f"Criterion for the kept checkpoint: {regime.get('criterion')} on the held-out pool "
+               f"({regime.get('pool')}); each run trains up to {regime.get('max_steps')} steps, {stopping}.")
+
+st.subheader("Step-budget checks at 100 and 300 steps (the 100-step bundles)")
 budgets = dash.step_budgets()
 if not budgets:
     st.info("No step-budget check yet: `python -m hybridviz budget` (the sampler grid's set-up) or, for another "

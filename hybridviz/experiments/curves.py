@@ -103,11 +103,53 @@ def read_curves(path: Path) -> dict | None:
         return None
 
 
+def find_curves(root: Path | None = None) -> list[str]:
+    """The learning-curve checks beside the bundles (`<reference>/curves-*/curves.json`), by folder name."""
+    from hybridviz.data.paths import REFERENCE_DIR
+
+    root = Path(root or REFERENCE_DIR)
+    return sorted(p.parent.name for p in root.glob("curves-*/curves.json")) if root.exists() else []
+
+
 def curve_frame(state: dict):
-    """One row per (run, validation step): sampler, seed, step, mono/cross/multi/mean mAP."""
+    """One row per (run, validation step): sampler, seed, step, mono/cross/multi/mean mAP, and whether the step
+    is the run's best (kept) checkpoint."""
     import pandas as pd
 
-    rows = [{"sampler": r["sampler"], "seed": r["seed"], "step": v["step"],
+    rows = [{"sampler": r["sampler"], "seed": r["seed"], "step": v["step"], "best": v["step"] == r.get("best_step"),
              **{k: v[k] for k in ("mono_mAP", "cross_mAP", "multi_mAP", "mean_mAP") if k in v}}
             for r in (state or {}).get("runs", {}).values() for v in r.get("validation", [])]
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["sampler", "seed", "step", "best", "mono_mAP", "cross_mAP", "multi_mAP",
+                                       "mean_mAP"])
+
+
+def probe_frame(state: dict):
+    """One row per (run, probe): the XQuAD-R sample's mAP at a step (or at the best checkpoint)."""
+    import pandas as pd
+
+    rows = []
+    for r in (state or {}).get("runs", {}).values():
+        for p in r.get("probes", []):
+            step = r.get("best_step") if p["step"] == "best" else p["step"]
+            rows.append({"sampler": r["sampler"], "seed": r["seed"], "step": step, "at": str(p["step"]),
+                         **{k: p.get(k) for k in ("mono_mAP", "cross_mAP", "multi_mAP")}})
+    return pd.DataFrame(rows, columns=["sampler", "seed", "step", "at", "mono_mAP", "cross_mAP", "multi_mAP"])
+
+
+def summary_rows(state: dict) -> list[dict]:
+    """Per sampler: seeds finished, best step (each seed), held-out figures at the best step (mean over seeds)."""
+    import numpy as np
+
+    out = []
+    runs = [r for r in (state or {}).get("runs", {}).values() if r.get("state") == "done"]
+    for sampler in dict.fromkeys(r["sampler"] for r in runs):
+        mine = [r for r in runs if r["sampler"] == sampler]
+        best = [next((v for v in r["validation"] if v["step"] == r["best_step"]), None) for r in mine]
+        best = [b for b in best if b]
+        out.append({"sampler": sampler, "seeds": len(mine), "best steps": ", ".join(str(r["best_step"]) for r in mine),
+                    "stopped at": ", ".join(str(r["stopped_at"]) for r in mine),
+                    **{f"{s} mAP at best": float(np.mean([b[f"{s}_mAP"] for b in best])) if best else None
+                       for s in ("mono", "cross", "multi")},
+                    "step s": float(np.median([r["step_seconds"] for r in mine if r.get("step_seconds")]))
+                    if any(r.get("step_seconds") for r in mine) else None})
+    return out

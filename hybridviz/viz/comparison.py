@@ -190,3 +190,44 @@ def setup_forest_frame(bundles, a: str, b: str, metric: str, alpha: float, task:
                         f"{spec.get('batch_size')} · {spec.get('steps')} steps")
         frames.append(frame)
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def learning_curve_bands(frame: pd.DataFrame, title: str = "") -> go.Figure:
+    """Held-out mAP along training, one panel per setting: per sampler the mean over seeds (line) and the
+    seeds' range (band); each seed's best step (the kept checkpoint) as a marker on its own curve.
+
+    `frame`: one row per (sampler, seed, step) with mono_mAP, cross_mAP, multi_mAP and a boolean `best`."""
+    settings = [s for s in ("mono", "cross", "multi") if f"{s}_mAP" in frame]
+    fig = make_subplots(rows=1, cols=len(settings), subplot_titles=[f"held-out {s} mAP" for s in settings],
+                        horizontal_spacing=0.07)
+    order = group_order(set(frame["sampler"]))
+    for col, setting in enumerate(settings, start=1):
+        y = f"{setting}_mAP"
+        for sampler in order:
+            part = frame[frame["sampler"] == sampler]
+            stats = part.groupby("step")[y].agg(["mean", "min", "max", "count"]).reset_index()
+            color = group_color(sampler)
+            fig.add_trace(go.Scatter(x=list(stats["step"]) + list(stats["step"][::-1]),
+                                     y=list(stats["max"]) + list(stats["min"][::-1]), fill="toself",
+                                     fillcolor=color, opacity=0.18, line={"width": 0}, hoverinfo="skip",
+                                     showlegend=False, legendgroup=sampler), row=1, col=col)
+            fig.add_trace(go.Scatter(x=stats["step"], y=stats["mean"], mode="lines", line={"color": color, "width": 2},
+                                     name=group_label(sampler), legendgroup=sampler, showlegend=col == 1,
+                                     customdata=stats[["min", "max", "count"]].values,
+                                     hovertemplate=f"{group_label(sampler)} · step %{{x}}<br>mean %{{y:.4f}} "
+                                                   "(seeds' range %{customdata[0]:.4f} to %{customdata[1]:.4f}, "
+                                                   "n = %{customdata[2]})<extra></extra>"), row=1, col=col)
+            best = part[part["best"]]
+            if not best.empty:
+                fig.add_trace(go.Scatter(x=best["step"], y=best[y], mode="markers", showlegend=False,
+                                         legendgroup=sampler, marker={"color": color, "size": 9, "symbol": "star"},
+                                         customdata=best[["seed"]].values,
+                                         hovertemplate=f"{group_label(sampler)}, seed %{{customdata[0]}}: best "
+                                                       "checkpoint at step %{x}<extra></extra>"), row=1, col=col)
+        fig.update_xaxes(title_text="training steps", row=1, col=col)
+    n = frame.groupby("sampler")["seed"].nunique()
+    seeds = f"{n.min()}" if n.min() == n.max() else f"{n.min()}–{n.max()}"
+    fig.update_layout(title=f"{title}{' · ' if title else ''}held-out paragraphs, mean over {seeds} seed(s) with the "
+                            "seeds' range; ★ = each run's best checkpoint", height=400,
+                      legend={"orientation": "h", "y": -0.2})
+    return fig
