@@ -201,6 +201,15 @@ def cmd_experiment(args) -> int:
                           train_data=args.train_data, methods=methods, train_languages=_split(args.train_languages))
     if args.sampler_method is not None:
         spec.sampler_method = None if args.sampler_method == "none" else args.sampler_method
+    if args.early_stopping:  # the converged regime: --steps is the maximum budget
+        from hybridviz.experiments.curves import CONVERGED, HOLDOUT
+
+        probes = sorted(int(x) for x in _split(args.probe_steps) or [])
+        spec.holdout = HOLDOUT
+        spec.train_extra = {**CONVERGED, "eval_steps": args.eval_steps, "patience": args.patience,
+                            **({"probe_steps": probes} if probes else {})}
+        if args.warmup is None:
+            spec.warmup_steps = 100
     if "bf16" in (spec.precision, spec.train_precision) and not bf16_is_fast():
         print("warning: this grid computes in bf16, which this CPU lacks natively (no AVX512-BF16 or AMX): "
               "encoding and training run several times slower than fp32 here, and bf16 sums may differ in their "
@@ -567,6 +576,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where a unit's weights are gone and retraining gives other weights than the checkpoint "
                         "the bundle evaluated (another kind of CPU), evaluate the retrained model anew on every task "
                         "and replace the unit whole once complete (its +method units follow)")
+    x.add_argument("--early-stopping", action="store_true",
+                   help="the converged regime: train up to --steps, validate on held-out paragraphs every "
+                        "--eval-steps, keep the best checkpoint, stop after --patience validations without a gain")
+    x.add_argument("--eval-steps", type=int, default=100)
+    x.add_argument("--patience", type=int, default=5)
+    x.add_argument("--probe-steps", help="steps at which an XQuAD-R sample is scored along each run (reported only)")
     x.add_argument("--plan", action="store_true", help="print the units and exit")
     x.add_argument("--no-summary", action="store_true",
                    help="write no summary.json (units run in parallel into folders of their own: merge-bundles)")

@@ -66,13 +66,20 @@ class GridSpec:
     # fine-tuned sampler model ("best": the method that won the held-out MLQA-R debias sweep)
     methods: list[str] = field(default_factory=lambda: ["center", "lir", "lsar", "leace", "center@index"])
     sampler_method: str | None = "best"
+    # the converged regime (experiments/curves.py): a held-out share of the training data and the later training
+    # settings (fast step, schedule, weight decay, validation every eval_steps, patience); `steps` is then the
+    # maximum budget. Empty for the 100-step bundles.
+    holdout: float = 0.0
+    train_extra: dict = field(default_factory=dict)
 
     def train_config(self, sampler: str, seed: int, alpha: float | None = None) -> TrainConfig:
+        eval_steps = int(self.train_extra.get("eval_steps", 0))
         return TrainConfig(model=self.model, sampler=sampler, alpha=self.alpha if alpha is None else alpha,
                            steps=self.steps, batch_size=self.batch_size, learning_rate=self.learning_rate,
                            warmup_steps=self.warmup_steps, temperature=self.temperature, seed=seed,
                            mixed_precision=self.train_precision, train_data=self.train_data,
-                           train_languages=self.train_languages)
+                           train_languages=self.train_languages, holdout=self.holdout,
+                           extra=dict(self.train_extra), **({"save_steps": eval_steps} if eval_steps else {}))
 
 
 @dataclass
@@ -89,7 +96,8 @@ class Unit:
 # Fields added to GridSpec after a bundle was written, with the value that bundle used implicitly: a bundle
 # without the field continues as if it had been written with that value.
 # (every bundle written before `train_precision` existed was trained on CPUs with native bf16, on MLQA-R)
-IMPLICIT_SPEC = {"encode_batch_size": 64, "train_precision": "bf16", "train_data": "mlqa-r", "train_languages": None}
+IMPLICIT_SPEC = {"encode_batch_size": 64, "train_precision": "bf16", "train_data": "mlqa-r", "train_languages": None,
+                 "holdout": 0.0, "train_extra": {}}
 INHERITED = ("precision", "train_precision")  # machine-dependent defaults a continued bundle keeps
 EXTENSIBLE = ("seeds", "methods", "evaluations")  # lists a grid may grow: seeds, debiasing methods, benchmarks
 ADDABLE = ("sampler_method",)  # fields a grid may gain (more units), never change once set
@@ -470,7 +478,8 @@ class DifferentWeights(HybridvizError):
 def copy_training_record(run_dir: Path, dest: Path) -> None:
     """The small files that describe a fine-tune (not its weights) go into the bundle."""
     dest.mkdir(parents=True, exist_ok=True)
-    for name in ("config.json", "train_log.jsonl", "status.json"):
+    for name in ("config.json", "train_log.jsonl", "status.json", "validation.jsonl", "validation_pool.json",
+                 "probes.jsonl"):
         if (run_dir / name).exists():
             shutil.copyfile(run_dir / name, dest / name)
 
