@@ -12,7 +12,7 @@ import streamlit as st  # noqa: E402
 
 from hybridviz import dashboard as dash  # noqa: E402
 from hybridviz.experiments.bundle import step_budget_frame  # noqa: E402
-from hybridviz.experiments.curves import curve_frame, probe_frame  # noqa: E402
+from hybridviz.experiments.curves import curve_frame, probe_frame, training_extent  # noqa: E402
 from hybridviz.experiments.curves import summary_rows as curve_summary_rows  # noqa: E402
 from hybridviz.experiments.robustness import SAMPLERS, disagreements, robustness_rows  # noqa: E402
 from hybridviz.experiments.verdict import ALPHA  # noqa: E402
@@ -51,6 +51,8 @@ if conflicts:
 elif len({r["bundle"] for r in chosen}) > 1:
     st.success("The set-ups do not contradict each other on this benchmark: no two name different detectable "
                "winners, and no detectable winner ranks last elsewhere.")
+for extent in dict.fromkeys(f"{b.path.name}: {training_extent(b)['text']}" for b in bundles):
+    st.caption(extent)
 table = robustness_table(chosen)
 st.dataframe(table, hide_index=True, width="stretch")
 st.download_button("CSV", table.to_csv(index=False).encode(), f"robustness-{task}.csv", "text/csv")
