@@ -283,9 +283,10 @@ def pair_markdown(bundles: list, a: str, b: str, metric: str) -> str:
         f"Δ {metric} ({group_label(b)} − {group_label(a)})": [f.format(d) for d in frame["delta"]],
         "95 % CI": [f"[{f.format(lo)}, {f.format(hi)}]" for lo, hi in zip(frame["ci_low"], frame["ci_high"])],
         "adjusted p": [f"{p:.3g} ({c})" for p, c in zip(frame["p_adjusted"], frame["correction"])],
-        "seeds agree": frame["seeds_agree"],
+        "run pairs agree": frame["seeds_agree"],
         "reading": [{"better": f"{group_label(b)} better", "worse": f"{group_label(b)} worse"}.get(r, r)
-                    for r in frame["reading"]]})
+                    for r in frame["reading"]],
+        "equivalence": frame["equivalence"]})
     lower = " (lower is better)" if metric in LOWER_IS_BETTER else ""
     return (f"### {group_label(b)} − {group_label(a)}: {metric}{lower}, per set-up\n\n"
             + _markdown_table(table))
@@ -340,7 +341,8 @@ def training_free_markdown(summary: dict) -> str:
 
 def headline_markdown(summary: dict) -> str:
     """The headline tables (ours, then the paper's reported rows) as markdown, for notes and reports."""
-    from hybridviz.experiments.verdict import verdicts
+    from hybridviz.experiments.plan import plan_in
+    from hybridviz.experiments.verdict import TRANSDUCTIVE_SECTION, transductive_verdicts, verdicts
     from hybridviz.paper import reported_headline
     from hybridviz.viz.style import SAMPLER_ORDER, group_label
     from hybridviz.viz.tables import MARK_LEGEND, headline
@@ -348,7 +350,8 @@ def headline_markdown(summary: dict) -> str:
     def table(frame) -> list[str]:
         return _markdown_table(frame).split("\n")
 
-    out = []
+    plan = plan_in(summary)
+    out = [f"Statistics under the {plan.label} ({plan.name}; summary version {summary.get('version', 1)})."]
     for task in sorted({c["task"] for c in summary.get("cells", [])}):
         display, _ = headline(summary, task)
         lines = [f"- {v['text']}" for v in verdicts(summary, task, methods=SAMPLER_ORDER, labels=group_label)]
@@ -356,8 +359,12 @@ def headline_markdown(summary: dict) -> str:
                 *(lines or ["- none yet: no two samplers have a run-level comparison (a trained method needs two "
                             "seeds, or the other side more than one run)"])]
         if any("+" in c["group"] for c in summary.get("cells", [])):
-            out += ["", "Verdict over every method, training-free ones included:",
+            out += ["", "Verdict over every inductive method, training-free ones included:",
                     *(f"- {v['text']}" for v in verdicts(summary, task, labels=group_label))]
+        transductive = transductive_verdicts(summary, task, labels=group_label)
+        if transductive:
+            out += ["", f"{TRANSDUCTIVE_SECTION[0].upper()}{TRANSDUCTIVE_SECTION[1:]}:",
+                    *(f"- {line}" for line in transductive)]
         reported = reported_headline(task)
         if len(reported):
             out += ["", f"### {task} (reported by the paper; not computed here)",
