@@ -191,9 +191,18 @@ def cmd_experiment(args) -> int:
             print(f"{unit.label:<22} {unit.config.run_id() if unit.config else spec.model:<40} "
                   f"{', '.join(unit.tasks)}")
         return 0
+    analysis_plan = None
+    if args.plan_file:  # stored in manifest.json before the first unit; another plan there is refused
+        from hybridviz.experiments.plan import read_plan_file
+
+        plan_, commit = read_plan_file(args.plan_file)
+        if commit is None:
+            print(f"warning: {args.plan_file} is not committed as it is: the bundle cannot show that its plan "
+                  "preceded the runs", file=sys.stderr)
+        analysis_plan = {"plan": plan_.to_dict(), "commit": commit, "file": args.plan_file}
     run_grid(Path(args.out), spec, log=lambda m: print(m, file=sys.stderr, flush=True), only=_split(args.only),
              refresh=args.refresh, tasks=_split(args.tasks), replace_retrained=args.replace_retrained,
-             summarise=not args.no_summary)
+             summarise=not args.no_summary, analysis_plan=analysis_plan)
     print(f"bundle: {args.out} (manifest.json" + (")" if args.no_summary else ", summary.json, summary.csv)"))
     return 0
 
@@ -539,6 +548,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "the bundle evaluated (another kind of CPU), evaluate the retrained model anew on every task "
                         "and replace the unit whole once complete (its +method units follow)")
     x.add_argument("--plan", action="store_true", help="print the units and exit")
+    x.add_argument("--plan-file", help="an analysis plan (JSON, experiments/plan.py), stored in manifest.json with "
+                   "the commit that holds it before the first unit runs; refused where the bundle holds another")
     x.add_argument("--no-summary", action="store_true",
                    help="write no summary.json (units run in parallel into folders of their own: merge-bundles)")
     x.set_defaults(func=cmd_experiment)
