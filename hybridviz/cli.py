@@ -292,7 +292,7 @@ def pair_markdown(bundles: list, a: str, b: str, metric: str) -> str:
         f"Δ {metric} ({group_label(b)} − {group_label(a)})": [f.format(d) for d in frame["delta"]],
         "95 % CI": [f"[{f.format(lo)}, {f.format(hi)}]" for lo, hi in zip(frame["ci_low"], frame["ci_high"])],
         "adjusted p": [f"{p:.3g} ({c})" for p, c in zip(frame["p_adjusted"], frame["correction"])],
-        "run pairs agree": frame["seeds_agree"],
+        "run pairs agree": frame["pairs_agree"],
         "reading": [{"better": f"{group_label(b)} better", "worse": f"{group_label(b)} worse"}.get(r, r)
                     for r in frame["reading"]],
         "equivalence": frame["equivalence"]})

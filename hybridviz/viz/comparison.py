@@ -145,10 +145,10 @@ def forest_frame(summary: dict, a: str, b: str, metric: str, alpha: float) -> pd
         rows.append({"benchmark": TASK_LABELS.get(t["task"], t["task"]), "setting": t["setting"],
                      "row": f"{TASK_LABELS.get(t['task'], t['task'])} · {t['setting']}", "delta": sign * t["delta"],
                      "ci_low": low, "ci_high": high, "p_adjusted": t["p_adjusted"], "correction": t["correction"],
-                     "seeds_agree": f"{t['pairs_agree']}/{t['n_pairs']} run pairs",
+                     "pairs_agree": f"{t['pairs_agree']}/{t['n_pairs']} run pairs",
                      "reading": d if detectable else "no detectable difference", "equivalence": equivalence})
     return pd.DataFrame(rows, columns=["benchmark", "setting", "row", "delta", "ci_low", "ci_high", "p_adjusted",
-                                       "correction", "seeds_agree", "reading", "equivalence"])
+                                       "correction", "pairs_agree", "reading", "equivalence"])
 
 
 def forest_plot(frame: pd.DataFrame, a: str, b: str, metric: str) -> go.Figure:
@@ -165,7 +165,7 @@ def forest_plot(frame: pd.DataFrame, a: str, b: str, metric: str) -> go.Figure:
             x=part["delta"], y=part["row"], mode="markers", name=name, marker={"color": color, "size": 11},
             error_x={"type": "data", "symmetric": False, "array": part["ci_high"] - part["delta"],
                      "arrayminus": part["delta"] - part["ci_low"], "color": color, "thickness": 2},
-            customdata=part[["ci_low", "ci_high", "p_adjusted", "correction", "seeds_agree"]].values,
+            customdata=part[["ci_low", "ci_high", "p_adjusted", "correction", "pairs_agree"]].values,
             hovertemplate="%{y}<br>Δ %{x:+.4f} (95 % CI %{customdata[0]:+.4f} to %{customdata[1]:+.4f})<br>"
                           "adjusted p = %{customdata[2]:.3g} (%{customdata[3]})<br>agreeing: "
                           "%{customdata[4]}<extra></extra>"))
