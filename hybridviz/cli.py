@@ -390,6 +390,25 @@ def cmd_debias_sweep(args) -> int:
     return 0
 
 
+def cmd_transductive_spread(args) -> int:
+    from hybridviz.encoders.registry import evaluation_precision
+    from hybridviz.experiments.transductive import index_fit_spread
+
+    out = index_fit_spread(args.model, args.task, args.method, [int(s) for s in _split(args.sample_seeds)],
+                           languages=_split(args.languages), limit=args.limit,
+                           precision=args.precision or evaluation_precision(args.model),
+                           log=lambda m: print(m, file=sys.stderr, flush=True))
+    if args.out:
+        from hybridviz.fileio import write_json_atomic
+
+        write_json_atomic(Path(args.out), out)
+    print(f"{args.model}+{args.method} on {args.task}: {len(out['per_seed'])} question samples (seeds "
+          f"{', '.join(map(str, out['sample_seeds']))})")
+    for name, s in out["spread"].items():
+        print(f"{name:<26} mean {s['mean']:.4f}  std over samples {s['std']:.4f}  (n={s['n']})")
+    return 0
+
+
 def cmd_ship(args) -> int:
     from hybridviz.experiments.ship import DEFAULT_ENCODING, ship
 
@@ -587,6 +606,18 @@ def build_parser() -> argparse.ArgumentParser:
     ds.add_argument("--out", default=str(REFERENCE_DIR / "debias-sweep"))
     ds.add_argument("--model", default="me5-small")
     ds.set_defaults(func=cmd_debias_sweep)
+
+    ts = sub.add_parser("transductive-spread", help="refit an index-time (transductive) method with other samples "
+                        "of test questions and report the spread of its figures (experiments/transductive.py)")
+    ts.add_argument("--model", default="me5-small")
+    ts.add_argument("--task", default="xquad-r")
+    ts.add_argument("--method", default="center@index")
+    ts.add_argument("--sample-seeds", default="0,1,2,3,4")
+    ts.add_argument("--languages")
+    ts.add_argument("--limit", type=int)
+    ts.add_argument("--precision", help="default: the model's evaluation precision on this CPU")
+    ts.add_argument("--out", help="write the per-seed figures and the spread as JSON")
+    ts.set_defaults(func=cmd_transductive_spread)
 
     sp = sub.add_parser("ship", help="write compact models (deltas from the base) of fine-tuned units into a bundle")
     sp.add_argument("bundle")
