@@ -307,7 +307,7 @@ def definitions(plan: AnalysisPlan, n_resamples: int) -> dict:
             "margin": "the plan's equivalence margin for the cell: " + "; ".join(
                 f"{metric} {plan.margin_text(metric)} ({m['why']})" for metric, m in plan.margins.items()),
             "p_tost": "two one-sided t tests of |true delta| >= margin, the same SE and df; p_tost_adjusted: "
-                      "within the family, as p_adjusted",
+                      "within the family, as p_adjusted. " + plan.test.get("equivalence", ""),
             "verdict": "better / worse: p_adjusted < alpha; equivalent: not significant and p_tost_adjusted < "
                        "alpha (the difference lies within ±margin); not equivalent: the 95 % interval lies wholly "
                        "outside ±margin; undetermined: neither",

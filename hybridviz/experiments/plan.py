@@ -71,7 +71,11 @@ class AnalysisPlan:
                      "(3 + 3: 2/20 = .1); the t-based p rests on normality of 5 run means. The marks and the "
                      "verdict use the larger of the two p-values, adjusted in the family, so no mark claims more "
                      "than the permutation of the runs can carry. Where a side has one run (the base) there is "
-                     "no permutation test and the t-based p stands alone."})
+                     "no permutation test and the t-based p stands alone.",
+        "equivalence": "TOST: two one-sided t tests against ±margin with the comparison's own SE and df, adjusted "
+                       "in the family. It is t-based only, not capped by a permutation floor (an exact permutation "
+                       "TOST of 3 + 3 runs could not go below 1/20), so an equivalence shown with 3 seeds leans on "
+                       "the normality of the run means as the t-based p does."})
     paired_by_seed: bool = False
     pairing: str = PAIRING_REASON
     cluster_level: dict[str, str] = field(default_factory=lambda: {
