@@ -160,6 +160,10 @@ def test_verdict_names_the_best_method_or_what_the_comparison_shows():
     assert v["margin"] == pytest.approx(0.01) and v["ci_low"] == pytest.approx(0.005)
     assert v["text"].startswith("multilingual mAP: x-y is highest, ahead of hybrid by +0.0100")
     assert "25 of 25 run pairs agree" in v["text"] and v["plan"] == "post hoc plan"
+    # significant and yet within the margin by TOST: ahead, said to be smaller than the margin
+    summary["tests"] = [_stored("x-y", "hybrid", -0.004, -0.006, -0.002, p_tost_adjusted=0.001)]
+    (v,) = verdicts(summary, "t")
+    assert v["verdict"] == "better" and v["text"].endswith("detectable, smaller than the margin.")
     # not significant, interval spanning 0 and the margin: undetermined, with the MDE
     summary["tests"] = [_stored("x-y", "hybrid", -0.01, -0.02, 0.001, p_adjusted=0.09)]
     (v,) = verdicts(summary, "t")

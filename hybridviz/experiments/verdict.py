@@ -81,7 +81,7 @@ def _reading(t: dict, sign: int, plan) -> dict:
             "correction": t["correction"], "pairs_agree": t["pairs_agree"], "n_pairs": t["n_pairs"],
             "detectable": word in ("better", "worse"), "verdict": word, "equivalence_margin": t.get("margin"),
             "p_tost_adjusted": t.get("p_tost_adjusted"), "mde": t["mde"], "mde_family": t.get("mde_family"),
-            "marks_test": t.get("marks_test"), "plan": plan.label}
+            "marks_test": t.get("marks_test"), "plan": plan.label, "alpha": plan.alpha}
 
 
 def _pairs_agreeing(agree: int | None, n_pairs: int) -> str:
@@ -127,6 +127,15 @@ def _tost(r: dict) -> str:
     return "" if p is None else f"; TOST adjusted p = {p:.2g}"
 
 
+def _small(r: dict, metric: str) -> str:
+    """A detectable difference that the TOST also places within the margin: real, but smaller than the plan
+    calls relevant."""
+    p = r.get("p_tost_adjusted")
+    if p is None or p >= r.get("alpha", ALPHA):
+        return ""
+    return f"; yet within {_within(r, metric)} (TOST adjusted p = {p:.2g}): detectable, smaller than the margin"
+
+
 def verdict_text(v: dict, labels=None) -> str:
     name = _namer(labels)
     what = _cell_name(v["setting"], v["metric"])
@@ -136,7 +145,7 @@ def verdict_text(v: dict, labels=None) -> str:
     best, runner, within = name(v["best"]), name(v["runner_up"]), _within(v, v["metric"])
     word = v.get("verdict", "better" if v["detectable"] else "undetermined")
     if v["detectable"]:
-        return f"{what}: {best} is {lead}, ahead of {runner} by {figures}."
+        return f"{what}: {best} is {lead}, ahead of {runner} by {figures}{_small(v, v['metric'])}."
     if word == "equivalent":
         return (f"{what}: {best} and {runner}, the two {lead}, are equivalent within {within}; margin {figures}"
                 f"{_tost(v)}.")
@@ -161,7 +170,7 @@ def comparison_text(summary: dict, task: str, setting: str, metric: str, x: str,
                               _pairs_agreeing(r["pairs_agree"], r["n_pairs"]))
     what, within = _cell_name(setting, metric), _within(r, metric)
     if r["verdict"] in ("better", "worse"):
-        return f"{what}: {name(x)} is {r['verdict']} than {name(y)}; {figures}"
+        return f"{what}: {name(x)} is {r['verdict']} than {name(y)}; {figures}{_small(r, metric)}"
     if r["verdict"] == "equivalent":
         return f"{what}: {name(x)} and {name(y)} are equivalent within {within}; {figures}{_tost(r)}"
     if r["verdict"] == "not equivalent":
