@@ -39,7 +39,7 @@ def test_overview_shows_headline_reported_rows_and_provenance(bundle_root):
     assert not at.exception
     ours = at.dataframe[0].value
     assert list(ours["sampler"]) == ["base (no fine-tune)", "X-X-mono", "X-Y", "hybrid",
-                                     "base + center@index (training-free)"]
+                                     "base + center@index (training-free, transductive)"]
     # the verdict is generated for the samplers, and again with the training-free methods
     verdict = " ".join(m.value for m in at.markdown)
     assert "samplers (and the base)" in verdict and "every inductive method, training-free ones included" in verdict
