@@ -221,9 +221,18 @@ def cmd_experiment(args) -> int:
             print(f"{unit.label:<22} {unit.config.run_id() if unit.config else spec.model:<40} "
                   f"{', '.join(unit.tasks)}")
         return 0
+    analysis_plan = None
+    if args.plan_file:  # stored in manifest.json before the first unit; another plan there is refused
+        from hybridviz.experiments.plan import read_plan_file
+
+        plan_, commit = read_plan_file(args.plan_file)
+        if commit is None:
+            print(f"warning: {args.plan_file} is not committed as it is: the bundle cannot show that its plan "
+                  "preceded the runs", file=sys.stderr)
+        analysis_plan = {"plan": plan_.to_dict(), "commit": commit, "file": args.plan_file}
     run_grid(Path(args.out), spec, log=lambda m: print(m, file=sys.stderr, flush=True), only=_split(args.only),
              refresh=args.refresh, tasks=_split(args.tasks), replace_retrained=args.replace_retrained,
-             summarise=not args.no_summary)
+             summarise=not args.no_summary, analysis_plan=analysis_plan)
     print(f"bundle: {args.out} (manifest.json" + (")" if args.no_summary else ", summary.json, summary.csv)"))
     return 0
 
@@ -313,9 +322,10 @@ def pair_markdown(bundles: list, a: str, b: str, metric: str) -> str:
         f"Δ {metric} ({group_label(b)} − {group_label(a)})": [f.format(d) for d in frame["delta"]],
         "95 % CI": [f"[{f.format(lo)}, {f.format(hi)}]" for lo, hi in zip(frame["ci_low"], frame["ci_high"])],
         "adjusted p": [f"{p:.3g} ({c})" for p, c in zip(frame["p_adjusted"], frame["correction"])],
-        "seeds agree": frame["seeds_agree"],
+        "run pairs agree": frame["pairs_agree"],
         "reading": [{"better": f"{group_label(b)} better", "worse": f"{group_label(b)} worse"}.get(r, r)
-                    for r in frame["reading"]]})
+                    for r in frame["reading"]],
+        "equivalence": frame["equivalence"]})
     lower = " (lower is better)" if metric in LOWER_IS_BETTER else ""
     return (f"### {group_label(b)} − {group_label(a)}: {metric}{lower}, per set-up\n\n"
             + _markdown_table(table))
@@ -370,7 +380,8 @@ def training_free_markdown(summary: dict) -> str:
 
 def headline_markdown(summary: dict) -> str:
     """The headline tables (ours, then the paper's reported rows) as markdown, for notes and reports."""
-    from hybridviz.experiments.verdict import verdicts
+    from hybridviz.experiments.plan import plan_in
+    from hybridviz.experiments.verdict import TRANSDUCTIVE_SECTION, transductive_verdicts, verdicts
     from hybridviz.paper import reported_headline
     from hybridviz.viz.style import SAMPLER_ORDER, group_label
     from hybridviz.viz.tables import MARK_LEGEND, headline
@@ -378,7 +389,8 @@ def headline_markdown(summary: dict) -> str:
     def table(frame) -> list[str]:
         return _markdown_table(frame).split("\n")
 
-    out = []
+    plan = plan_in(summary)
+    out = [f"Statistics under the {plan.label} ({plan.name}; summary version {summary.get('version', 1)})."]
     for task in sorted({c["task"] for c in summary.get("cells", [])}):
         display, _ = headline(summary, task)
         lines = [f"- {v['text']}" for v in verdicts(summary, task, methods=SAMPLER_ORDER, labels=group_label)]
@@ -386,8 +398,12 @@ def headline_markdown(summary: dict) -> str:
                 *(lines or ["- none yet: no two samplers have a run-level comparison (a trained method needs two "
                             "seeds, or the other side more than one run)"])]
         if any("+" in c["group"] for c in summary.get("cells", [])):
-            out += ["", "Verdict over every method, training-free ones included:",
+            out += ["", "Verdict over every inductive method, training-free ones included:",
                     *(f"- {v['text']}" for v in verdicts(summary, task, labels=group_label))]
+        transductive = transductive_verdicts(summary, task, labels=group_label)
+        if transductive:
+            out += ["", f"{TRANSDUCTIVE_SECTION[0].upper()}{TRANSDUCTIVE_SECTION[1:]}:",
+                    *(f"- {line}" for line in transductive)]
         reported = reported_headline(task)
         if len(reported):
             out += ["", f"### {task} (reported by the paper; not computed here)",
@@ -401,6 +417,25 @@ def cmd_debias_sweep(args) -> int:
     state = run_debias_sweep(Path(args.out), model=args.model, log=lambda m: print(m, file=sys.stderr, flush=True))
     print(f"chosen: {json.dumps(state['chosen'])}; best method on held-out MLQA-R: {state['best_spec']} "
           f"-> {args.out}/sweep.json")
+    return 0
+
+
+def cmd_transductive_spread(args) -> int:
+    from hybridviz.encoders.registry import evaluation_precision
+    from hybridviz.experiments.transductive import index_fit_spread
+
+    out = index_fit_spread(args.model, args.task, args.method, [int(s) for s in _split(args.sample_seeds)],
+                           languages=_split(args.languages), limit=args.limit,
+                           precision=args.precision or evaluation_precision(args.model),
+                           log=lambda m: print(m, file=sys.stderr, flush=True))
+    if args.out:
+        from hybridviz.fileio import write_json_atomic
+
+        write_json_atomic(Path(args.out), out)
+    print(f"{args.model}+{args.method} on {args.task}: {len(out['per_seed'])} question samples (seeds "
+          f"{', '.join(map(str, out['sample_seeds']))})")
+    for name, s in out["spread"].items():
+        print(f"{name:<26} mean {s['mean']:.4f}  std over samples {s['std']:.4f}  (n={s['n']})")
     return 0
 
 
@@ -583,6 +618,8 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--patience", type=int, default=5)
     x.add_argument("--probe-steps", help="steps at which an XQuAD-R sample is scored along each run (reported only)")
     x.add_argument("--plan", action="store_true", help="print the units and exit")
+    x.add_argument("--plan-file", help="an analysis plan (JSON, experiments/plan.py), stored in manifest.json with "
+                   "the commit that holds it before the first unit runs; refused where the bundle holds another")
     x.add_argument("--no-summary", action="store_true",
                    help="write no summary.json (units run in parallel into folders of their own: merge-bundles)")
     x.set_defaults(func=cmd_experiment)
@@ -620,6 +657,18 @@ def build_parser() -> argparse.ArgumentParser:
     ds.add_argument("--out", default=str(REFERENCE_DIR / "debias-sweep"))
     ds.add_argument("--model", default="me5-small")
     ds.set_defaults(func=cmd_debias_sweep)
+
+    ts = sub.add_parser("transductive-spread", help="refit an index-time (transductive) method with other samples "
+                        "of test questions and report the spread of its figures (experiments/transductive.py)")
+    ts.add_argument("--model", default="me5-small")
+    ts.add_argument("--task", default="xquad-r")
+    ts.add_argument("--method", default="center@index")
+    ts.add_argument("--sample-seeds", default="0,1,2,3,4")
+    ts.add_argument("--languages")
+    ts.add_argument("--limit", type=int)
+    ts.add_argument("--precision", help="default: the model's evaluation precision on this CPU")
+    ts.add_argument("--out", help="write the per-seed figures and the spread as JSON")
+    ts.set_defaults(func=cmd_transductive_spread)
 
     sp = sub.add_parser("ship", help="write compact models (deltas from the base) of fine-tuned units into a bundle")
     sp.add_argument("bundle")

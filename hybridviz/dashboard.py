@@ -231,10 +231,12 @@ def chart(fig, data: pd.DataFrame, name: str) -> None:
 
 
 def outdated_summary_notice(bundle: Bundle) -> bool:
-    """Says so, with the command, when the bundle's summary predates the run-level statistics; True then."""
+    """Says so, with the command, when the bundle's summary predates the current statistics; True then."""
     if bundle_module.summary_outdated(bundle.summary):
-        st.warning("This bundle's summary.json predates the run-level statistics (training run as the unit), so no "
-                   "marks, intervals or verdict are shown. Recompute it from the per-model files with "
+        st.warning(f"This bundle's summary.json (version {bundle.summary.get('version', 1)}) predates the current "
+                   f"statistics (version {bundle_module.SUMMARY_VERSION}: the analysis plan, marks capped by the "
+                   "permutation floor, paragraph clusters, equivalence tests), so no marks or verdict are shown. "
+                   "Recompute it from the per-model files with "
                    f"`python -m hybridviz summarise {bundle.path}`.")
         return True
     return False

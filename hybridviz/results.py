@@ -314,6 +314,16 @@ class CompactPerQuery:
             raise ResultsError(f"{path} has compact format {a.get('version')}, not {COMPACT_VERSION}.")
         return cls(a)
 
+    def relevant_ids(self) -> dict[str, list[str]]:
+        """query id -> the candidate ids of its relevant items (the multilingual records; no ranks decoded)."""
+        a = self._arrays
+        cands = _unpack_strings(a["candidate_ids"], int(a["n_candidates"]))
+        counts = a["relevant.count"].astype(np.int64)
+        ends = np.cumsum(counts)
+        cand = a["relevant.candidate"].tolist()
+        return {q: [cands[c] for c in cand[e - n:e]]
+                for q, n, e in zip(self.record_ids, counts.tolist(), ends.tolist())}
+
     @functools.cached_property
     def records(self) -> list[dict]:
         """per_query.jsonl's records, relevant lists last."""
@@ -527,6 +537,13 @@ class ModelResult:
         if setting != "multi":
             return {}
         return {line["query_id"]: float(line[metric]) for line in self.per_query_lines()}
+
+    def relevant_ids(self) -> dict[str, list[str]]:
+        """query id -> the candidate ids of its relevant items, in either encoding (clusters of the statistics)."""
+        compact = self.compact()
+        if compact is not None:
+            return compact.relevant_ids()
+        return {line["query_id"]: [rel["candidate_id"] for rel in line["relevant"]] for line in self.per_query_lines()}
 
     def per_query_table(self) -> dict[tuple[str, str], dict[str, float]]:
         """(setting, metric) -> {query id: value} for every per-query figure, each file parsed once (what

@@ -65,6 +65,8 @@ else:
         st.markdown("Each cell compares the two samplers with the training run (seed) as the unit: a two-level "
                     "bootstrap over runs and question clusters gives the standard error, the p-value uses t on "
                     "the runs' degrees of freedom, and the cells of one map are a secondary family, corrected "
-                    "by Benjamini–Hochberg. Stars mark adjusted p; no star: no detectable difference. "
+                    "by Benjamini–Hochberg. Stars mark adjusted p; no star: no detectable difference. The cells "
+                    "use the t-based p and question clusters (not the analysis plan's marks rule or paragraph "
+                    "clusters of the headline comparisons): read them as a map, not a verdict. "
                     "`hybridviz/experiments/bundle.py: delta_cells`.")
 dash.provenance_caption(bundle)

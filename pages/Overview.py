@@ -19,7 +19,8 @@ from hybridviz.experiments.curves import training_extent  # noqa: E402
 from hybridviz import status  # noqa: E402
 from hybridviz.data import data_dir  # noqa: E402
 from hybridviz.paper import CONTAMINATION_NOTE, reported_headline  # noqa: E402
-from hybridviz.experiments.verdict import verdicts  # noqa: E402
+from hybridviz.experiments.plan import plan_in  # noqa: E402
+from hybridviz.experiments.verdict import TRANSDUCTIVE_SECTION, transductive_verdicts, verdicts  # noqa: E402
 from hybridviz.viz.style import SAMPLER_ORDER, TASK_LABELS, group_label  # noqa: E402
 from hybridviz.viz.tables import MARK_LEGEND, headline, tests_table  # noqa: E402
 
@@ -27,19 +28,29 @@ from hybridviz.viz.tables import MARK_LEGEND, headline, tests_table  # noqa: E40
 STATS_EXPLAINER = (
     "- **Unit of evidence: the training run (seed).** Each method's figure is the mean over its runs; the "
     "base model is one run.\n"
+    "- **The analysis plan** (`hybridviz/experiments/plan.py`) fixes the families, the test, the clusters and "
+    "the equivalence margins; a bundle committed before its plan existed is read under the *post hoc plan*.\n"
     "- **Interval**: Δ ± t × the standard error of a two-level bootstrap that resamples runs and, jointly, "
-    "question clusters (all language versions of one question move together); t on the runs' degrees of "
-    "freedom.\n"
-    "- **Best and runner-up** are ranked by their means; *no detectable difference* means the 95 % interval of "
-    "the margin spans 0.\n"
-    "- **Correction**: the primary family, named before looking (hybrid vs X-X-mono and vs X-Y on multilingual "
-    "mAP and max rank distance, per benchmark), is Holm-corrected; every other comparison is secondary and "
-    "Benjamini–Hochberg-corrected.\n"
+    "clusters of queries: on XQuAD-R every question of one paragraph (they share its sentences in the pool), on "
+    "MKQA all language versions of one question; t on the runs' degrees of freedom.\n"
+    "- **Marks and verdict** use the larger of the t-based p and the exact permutation p of the runs (with "
+    "5 + 5 runs it cannot go below .0079, so ** at most; with 3 + 3 it cannot go below .1), adjusted in the "
+    "family; against the one-run base there is no permutation test and the t-based p stands.\n"
+    "- **Not significant is not equal**: each comparison has its minimum detectable effect (80 % power) and a "
+    "TOST equivalence test against the plan's margin; the verdict says *equivalent within ±m*, *not "
+    "equivalent* (the interval lies outside ±m) or *undetermined*.\n"
+    "- **Correction**: the primary family (hybrid vs X-X-mono and vs X-Y on multilingual mAP and max rank "
+    "distance, per benchmark) is Holm-corrected; the other sampler comparisons, those with an inductive "
+    "training-free method, and those with a transductive method are three Benjamini–Hochberg families.\n"
+    "- **Runs are not paired by seed**: different samplers draw different batches from one seed, so the test is "
+    "two-sample and the agreement count is over all run pairs.\n"
+    "- **Transductive methods** (`@index`: fitted on the evaluation pool and 20 % of the test questions) are "
+    "kept apart and never ranked with inductive ones.\n"
     "- **Direction**: ▲ better, ▼ worse than the named comparator, by the metric's direction (lower is better "
     "for rank distance and the same-language share).\n"
     "- The query-level paired test of the seed-averaged checkpoints is shown only as a *per checkpoint* figure: "
     "it treats questions as independent and says nothing about another training run.\n"
-    "- Code: `hybridviz/experiments/stats.py`, `verdict.py`; recompute with "
+    "- Code: `hybridviz/experiments/plan.py`, `stats.py`, `verdict.py`; recompute with "
     "`python -m hybridviz summarise cache/reference/sampler-grid --markdown`.")
 
 st.markdown(
@@ -74,7 +85,9 @@ if bundle is not None:
                                                 "mkqa-answers-v1")]
     progress.next("the verdict")
     st.subheader("Verdict, computed from the bundle")
-    dash.outdated_summary_notice(bundle)
+    if not dash.outdated_summary_notice(bundle):
+        plan = plan_in(summary)
+        st.caption(f"Under the {plan.label} (`{plan.name}`): {plan.description or 'see the plan in summary.json'}")
     training_free = sorted({c["group"] for c in summary.get("cells", []) if "+" in c["group"]})
     for task in [t for t in bundle.tasks() if t in ("xquad-r", "mkqa-mteb", "mkqa-queries", "mkqa-answers",
                                                     "mkqa-answers-v1")]:
@@ -84,8 +97,12 @@ if bundle is not None:
                         + "\n".join(f"- {v['text']}" for v in lines))
         if training_free:
             lines = verdicts(summary, task, labels=group_label)
-            st.markdown(f"**{TASK_LABELS[task]}** — every method, training-free ones included\n"
+            st.markdown(f"**{TASK_LABELS[task]}** — every inductive method, training-free ones included\n"
                         + "\n".join(f"- {v['text']}" for v in lines))
+        transductive = transductive_verdicts(summary, task, labels=group_label)
+        if transductive:
+            st.markdown(f"**{TASK_LABELS[task]}** — {TRANSDUCTIVE_SECTION}\n"
+                        + "\n".join(f"- {line}" for line in transductive))
     with st.expander("How to read the verdict and the marks"):
         st.markdown(STATS_EXPLAINER)
     progress.next("the headline tables")

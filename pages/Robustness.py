@@ -31,6 +31,8 @@ dash.image_format()
 progress = dash.PageProgress("Robustness", [1, 2, 2, 3])  # a cold visit reads every bundle: behind a bar
 progress.next("reading the result bundles")
 bundles = [b for b in dash.all_bundles() if set(SAMPLERS) & set(b.groups())]
+for stale in bundles:  # a summary of older statistics gives no row: say so, with the command
+    dash.outdated_summary_notice(stale)
 progress.next("each set-up's verdict")
 rows = robustness_rows(bundles, labels=group_label)
 if not rows:
@@ -72,9 +74,13 @@ else:
     dash.chart(forest_plot(forest, a, b, cell[1]), forest, f"robustness-{task}-{cell[0]}-{cell[1]}-{b}-minus-{a}")
 with st.expander("How to read it"):
     st.markdown("A row says *ahead* only where that bundle's family-adjusted p is below .05 (Holm in the primary "
-                "family, Benjamini–Hochberg otherwise); the margin's interval is its own. Set-ups differ in "
-                "encoder, training data, batch and budget at once where their grids do; the columns say which. "
-                "Code: `hybridviz/experiments/robustness.py`.")
+                "family, Benjamini–Hochberg otherwise), p being the larger of the t-based and the exact permutation "
+                "p of the runs (a bundle of 3 seeds cannot go below .1: no sampler is ever *ahead* there). "
+                "Otherwise the row says *equivalent within ±m* (TOST against its plan's margin), *not equivalent* "
+                "(the interval lies outside ±m) or *undetermined* with the minimum detectable effect; the "
+                "`plan` column names the analysis plan it was read under. The margin's interval is its own. "
+                "Set-ups differ in encoder, training data, batch and budget at once where their grids do; the "
+                "columns say which. Code: `hybridviz/experiments/robustness.py`, `plan.py`.")
 
 progress.next("the learning curves")
 st.subheader("Learning curves to convergence, with seeds")

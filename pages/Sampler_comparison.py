@@ -63,11 +63,15 @@ else:
 with st.expander("What the unit, the test and the correction are"):
     st.markdown("One training run (seed) is the unit: Δ is the mean over b's runs minus the mean over a's runs "
                 "(the base is a single run). The 95 % interval is Δ ± t × the standard error of a two-level "
-                "bootstrap over runs and question clusters (all language versions of a question together); "
-                "colour says better / worse by the metric's direction where the family-adjusted p is below .05 "
-                "(the marks' rule), grey otherwise, even where the interval alone excludes 0. Adjusted p: Holm "
-                "within the primary family (hybrid vs each pure sampler, multilingual mAP and rank "
-                "distance, per benchmark), Benjamini–Hochberg for the rest. `hybridviz/experiments/stats.py`.")
+                "bootstrap over runs and clusters of queries (XQuAD-R: the questions of one paragraph; MKQA: all "
+                "language versions of a question); colour says better / worse by the metric's direction where the "
+                "family-adjusted p is below .05 (the marks' rule: the larger of the t-based and the exact "
+                "permutation p of the runs), grey otherwise, even where the interval alone excludes 0; grey rows "
+                "say in their data whether the two are equivalent within the plan's margin, not equivalent, or "
+                "undetermined (with the minimum detectable effect). Adjusted p: Holm within the primary family "
+                "(hybrid vs each pure sampler, multilingual mAP and rank distance, per benchmark), "
+                "Benjamini–Hochberg for the rest; all from the bundle's analysis plan. "
+                "`hybridviz/experiments/plan.py`, `stats.py`.")
 
 progress.next("per query language")
 st.subheader("Per query language")

@@ -17,7 +17,8 @@ import pytest
 
 from conftest import slice_check
 
-from hybridviz.experiments.bundle import find_bundles, load_bundle, summarise
+from hybridviz.experiments.bundle import find_bundles, load_bundle, summarise, task_clusters
+from hybridviz.experiments.plan import plan_of
 from hybridviz.experiments.stats import compare_runs, paired_tests
 
 REFERENCE = Path(__file__).resolve().parents[1] / "cache" / "reference"
@@ -61,11 +62,14 @@ def test_summary_recomputes_from_the_per_model_files(bundle):
     # the run-level comparison recomputes from the same files with the same resamples
     values_a = [r.macro("multi", "mAP") for r in bundle.select(test["a"], "xquad-r")]
     values_b = [r.macro("multi", "mAP") for r in bundle.select(test["b"], "xquad-r")]
+    plan = plan_of(bundle.manifest)  # the bundle's analysis plan: its clusters (XQuAD-R: paragraphs) and margin
     run_level = compare_runs(runs_a, runs_b, values_a, values_b,
                              [r.seed for r in bundle.select(test["a"], "xquad-r")],
                              [r.seed for r in bundle.select(test["b"], "xquad-r")],
-                             n_resamples=committed.get("n_resamples", 10_000))
-    for name in ("delta", "ci_low", "ci_high", "p", "seeds_agree"):
+                             n_resamples=committed.get("n_resamples", 10_000),
+                             clusters=task_clusters(bundle, "xquad-r", plan), margin=test["margin"],
+                             alpha=plan.alpha, power=plan.power, marks_rule=plan.test["marks"])
+    for name in ("delta", "ci_low", "ci_high", "p", "p_marks", "pairs_agree", "clusters", "mde", "p_tost"):
         assert getattr(run_level, name) == pytest.approx(test[name], rel=1e-9, abs=1e-12), name
 
 

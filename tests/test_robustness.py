@@ -10,6 +10,7 @@ import pytest
 
 from hybridviz.experiments.bundle import Bundle
 from hybridviz.experiments.robustness import disagreements, robustness_rows, setup_of
+from hybridviz.experiments.stats import verdict_of
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -22,13 +23,15 @@ def planted_bundle(tmp_path, name: str, means: dict, p_hybrid_vs_xy: float, spec
     for a, b in (("x-x-mono", "x-y"), ("x-x-mono", "hybrid"), ("x-y", "hybrid")):
         delta = means[b] - means[a]
         p = p_hybrid_vs_xy if (a, b) == ("x-y", "hybrid") else 0.5
+        direction = "better" if delta > 0 else "worse" if delta < 0 else "equal"
         tests.append({"task": "xquad-r", "setting": "multi", "metric": "mAP", "a": a, "b": b, "delta": delta,
                       "ci_low": delta - 0.01, "ci_high": delta + 0.01, "p_adjusted": p, "correction": "holm (primary)",
-                      "seeds_agree": 3, "seed_deltas": [delta] * 3,
-                      "direction": "better" if delta > 0 else "worse" if delta < 0 else "equal"})
+                      "pairs_agree": 9, "n_pairs": 9, "direction": direction, "margin": 0.01, "p_tost_adjusted": 0.5,
+                      "mde": 0.012, "mde_family": 0.016,
+                      "verdict": verdict_of(p, 0.5, delta, delta - 0.01, delta + 0.01, 0.01, "mAP")})
     path = tmp_path / name
     path.mkdir()
-    (path / "summary.json").write_text(json.dumps({"version": 2, "cells": cells, "tests": tests}))
+    (path / "summary.json").write_text(json.dumps({"version": 3, "cells": cells, "tests": tests}))
     results = [SimpleNamespace(group=g, task="xquad-r") for g in means]
     manifest = {"spec": {"model": "muse", "train_data": "mlqa-r", "batch_size": 100, "steps": 200,
                          "seeds": [0, 1, 2], "precision": "fp32", **(spec or {})}}
@@ -157,6 +160,9 @@ def test_a_forest_row_reads_better_or_worse_only_after_the_multiplicity_correcti
     text = pair_markdown([a, b], "x-y", "hybrid", "mAP")
     lines = [line for line in text.splitlines() if line.startswith("| a:") or line.startswith("| b:")]
     assert len(lines) == 2 and "me5-small · mlqa-r · batch 32" in lines[1]
-    assert "+0.0200 | [+0.0100, +0.0300] | 0.01 (holm (primary)) | 3/3 | hybrid better" in lines[0]
-    assert "-0.0300 | [-0.0400, -0.0200]" in lines[1] and lines[1].endswith("hybrid worse |")
+    assert "+0.0200 | [+0.0100, +0.0300] | 0.01 (holm (primary)) | 9/9 run pairs | hybrid better |  |" in lines[0]
+    assert "-0.0300 | [-0.0400, -0.0200]" in lines[1] and lines[1].endswith("hybrid worse |  |")
+    # not significant: the equivalence column says what the comparison shows instead (here, outside ±0.01)
+    row = forest_frame(a.summary, "x-x-mono", "hybrid", "mAP", ALPHA).iloc[0]
+    assert row["equivalence"] == "not equivalent within ±0.0100"
     assert pair_markdown([a], "x-y", "lir", "mAP") == ""

@@ -14,8 +14,10 @@ import numpy as np
 
 from hybridviz.data.paths import REFERENCE_DIR  # noqa: F401  (pages and tests point it elsewhere here)
 from hybridviz.errors import HybridvizError
-from hybridviz.experiments.stats import (benjamini_hochberg, compare_runs, direction, holm, mark, mean_std,
-                                         paired_tests, run_level_possible)
+from hybridviz.experiments.plan import FAMILIES, AnalysisPlan, plan_of, plan_record
+from hybridviz.experiments.stats import (ClusterMap, benjamini_hochberg, compare_runs, direction, holm, mark,
+                                         mean_std, minimum_detectable_effect, paired_tests, paragraph_clusters,
+                                         run_level_possible, verdict_of)
 from hybridviz.fileio import atomic_write_text, write_json_atomic
 from hybridviz.results import ModelResult, pair_values
 from hybridviz.tasks import MKQA_ANSWERS_PROTOCOL, TASK_ORDER, is_seen
@@ -160,18 +162,28 @@ def seen_languages(bundle: Bundle) -> list[str]:
 
 
 
-# The primary family, named before the data: hybrid against each pure sampler on the paper's two multilingual
-# claims, per benchmark. Holm corrects within it; every other test is secondary (Benjamini-Hochberg).
-SUMMARY_VERSION = 2  # 2: run-level comparisons (delta, interval, adjusted p, direction) replace query-level tests
+# The families, the test behind the marks, the cluster level and the margins are the bundle's analysis plan's
+# (experiments/plan.py: manifest.json's `analysis_plan`, else the post hoc DEFAULT_PLAN); nothing here restates them.
+SUMMARY_VERSION = 3  # 2: run-level comparisons replace query-level tests; 3: the analysis plan (marks capped by the
+# permutation floor, paragraph clusters, MDE and TOST, unpaired run-pair agreement, the transductive family)
 
 
 def summary_outdated(summary: dict) -> bool:
-    """True for a summary written before the run-level statistics: its marks must not be shown."""
+    """True for a summary written before the current statistics (version < SUMMARY_VERSION): its marks and
+    verdicts must not be shown until it is recomputed."""
     return bool(summary) and summary.get("version", 1) < SUMMARY_VERSION
 
 
-PRIMARY_PAIRS = [("x-x-mono", "hybrid"), ("x-y", "hybrid")]
-PRIMARY_CELLS = [("multi", "mAP"), ("multi", "max_rank_distance")]
+def task_clusters(bundle: Bundle, task: str, plan: AnalysisPlan) -> ClusterMap | None:
+    """The query -> cluster map of `task` at the plan's level: None for "question" (the default of the
+    statistics), the paragraph components (stats.paragraph_clusters) from the relevant items' candidate ids
+    of the task's first result for "paragraph"."""
+    if plan.level(task) != "paragraph":
+        return None
+    results = bundle.select(task=task)
+    if not results:
+        return None
+    return paragraph_clusters(results[0].relevant_ids())
 
 
 def method_pairs(groups: list[str]) -> list[tuple[str, str]]:
@@ -183,9 +195,11 @@ def method_pairs(groups: list[str]) -> list[tuple[str, str]]:
     return [(a, b) for i, a in enumerate(methods) for b in methods[i + 1:]]
 
 
-def summarise(bundle: Bundle, n_resamples: int = 10_000) -> dict:
+def summarise(bundle: Bundle, n_resamples: int = 10_000, plan: AnalysisPlan | None = None) -> dict:
     """Mean ± std over seeds of every headline cell, per-language means split seen/unseen, and for every
-    headline cell and pair of methods the run-level comparison (experiments/stats.py) with its correction."""
+    headline cell and pair of methods the run-level comparison (experiments/stats.py) with its correction, all
+    under the bundle's analysis plan (`plan`: another one, to see what it would say)."""
+    plan = plan or plan_of(bundle.manifest)
     seen = seen_languages(bundle)
     cells, tests, per_language = [], [], {}
 
@@ -206,6 +220,7 @@ def summarise(bundle: Bundle, n_resamples: int = 10_000) -> dict:
     checkpoint_means: dict = {}
     for task in bundle.tasks():
         tables: dict = {}
+        clusters = task_clusters(bundle, task, plan)
         for group in bundle.groups():
             results = bundle.select(group, task)
             if not results:
@@ -229,67 +244,107 @@ def summarise(bundle: Bundle, n_resamples: int = 10_000) -> dict:
                 if per:
                     langs[setting] = {lang: {**mean_std(v), "seen": is_seen(lang, seen)} for lang, v in per.items()}
             per_language.setdefault(task, {})[group] = langs
+        base_means = {(c["setting"], c["metric"]): c["mean"] for c in cells
+                      if c["task"] == task and c["group"] == "base"}
         for setting, metric in HEADLINE_BY_TASK.get(task, HEADLINE):
+            margin = plan.margin(metric, base_means.get((setting, metric)))
             for a, b in method_pairs(bundle.groups()):
                 ra, rb = runs_of(a, task, setting, metric), runs_of(b, task, setting, metric)
                 if not ra or not rb or not run_level_possible([x[0] for x in ra], [x[0] for x in rb]):
                     continue
                 cmp = compare_runs([x[2] for x in ra], [x[2] for x in rb], [x[1] for x in ra], [x[1] for x in rb],
-                                   [x[0] for x in ra], [x[0] for x in rb], n_resamples=n_resamples)
+                                   [x[0] for x in ra], [x[0] for x in rb], n_resamples=n_resamples,
+                                   clusters=clusters, margin=margin, alpha=plan.alpha, power=plan.power,
+                                   marks_rule=plan.test["marks"])
                 cell = (task, setting, metric)
                 qa, qb = seed_means(a, cell, ra), seed_means(b, cell, rb)
                 common = sorted(set(qa) & set(qb))
                 core = a in COMPARISON_ORDER and b in COMPARISON_ORDER
                 checkpoint = paired_tests(np.array([qa[q] for q in common]), np.array([qb[q] for q in common]),
                                           n_resamples=n_resamples) if len(common) >= 2 and core else None
-                primary = (a, b) in PRIMARY_PAIRS and (setting, metric) in PRIMARY_CELLS
                 d = direction(cmp.delta, metric)
                 tests.append({"task": task, "setting": setting, "metric": metric, "a": a, "b": b,
                               **cmp.as_dict(), "direction": d,
                               "better": b if d == "better" else a if d == "worse" else None,
-                              "family": "primary" if primary else "secondary" if core else "training-free",
+                              "family": plan.family(a, b, setting, metric, COMPARISON_ORDER),
                               "per_checkpoint": checkpoint})
-    adjust(tests)
+    adjust(tests, plan)
     return {"version": SUMMARY_VERSION, "cells": cells, "tests": tests, "per_language": per_language,
             "seen_languages": seen, "n_resamples": n_resamples,
+            "plan": plan.to_dict(), "plan_record": plan_record(bundle.manifest),
             "alpha_sweep": alpha_sweep(bundle),
-            "definitions": {"std": "sample std over seeds (ddof=1)",
-                            "unit": "the training run (seed); the language versions of one question form one "
-                                    "cluster",
-                            "delta": "mean over b's runs minus mean over a's runs of the headline figure "
-                                     "(language macro-average); a single-run method (the base) is one value",
-                            "ci": f"95 % interval: delta ± t(df) x the standard error of a two-level bootstrap "
-                                  f"({n_resamples} resamples) over runs and question clusters",
-                            "p": "two-sided, from the same standard error and t(df); p_permutation: exact "
-                                 "permutation of run labels (scipy), needs two runs a side",
-                            "p_adjusted": "primary family (hybrid vs X-X-mono and vs X-Y, multilingual mAP and "
-                                          "max rank distance, per benchmark): Holm within the benchmark; the "
-                                          "other sampler comparisons: Benjamini-Hochberg over them (secondary); "
-                                          "comparisons with a training-free method: Benjamini-Hochberg over "
-                                          "them (training-free)",
-                            "direction": "b against a, by the metric's direction (lower is better for max rank "
-                                         "distance and the same-language share)",
-                            "seeds_agree": "seeds whose b − a has the sign of delta (seed-matched; against a "
-                                           "single-run method, each seed of the other)",
-                            "per_checkpoint": "query-level paired tests of the seed-averaged checkpoints "
-                                              "(t-test and sign-flip randomisation); they describe these "
-                                              "checkpoints, not the samplers"}}
+            "definitions": definitions(plan, n_resamples)}
 
 
-def adjust(tests: list[dict]) -> None:
-    """Adjusted p-values in place: Holm within each benchmark's primary family; Benjamini-Hochberg over the
-    other sampler comparisons, and separately over the comparisons involving training-free methods (adding a
-    method never changes the samplers' marks)."""
-    for task in {t["task"] for t in tests}:
-        family = [t for t in tests if t["task"] == task and t["family"] == "primary"]
-        for t, p in zip(family, holm([t["p"] for t in family])):
-            t["p_adjusted"], t["correction"] = float(p), "holm (primary)"
-    for name in ("secondary", "training-free"):
-        family = [t for t in tests if t["family"] == name]
-        for t, p in zip(family, benjamini_hochberg([t["p"] for t in family])):
-            t["p_adjusted"], t["correction"] = float(p), f"bh ({name})"
+def definitions(plan: AnalysisPlan, n_resamples: int) -> dict:
+    """What each field of a summary's tests means, under `plan` (stored in the summary beside them)."""
+    fams = "; ".join(f"{name}: {plan.families[name]['what']}, {plan.families[name]['correction']} "
+                     f"{'per benchmark' if plan.families[name]['scope'] == 'benchmark' else 'over the bundle'}"
+                     for name in FAMILIES)
+    return {"plan": f"{plan.label}: {plan.description or plan.name}",
+            "std": "sample std over seeds (ddof=1)",
+            "unit": "the training run (seed); clusters of queries at the plan's level per benchmark ("
+                    + ", ".join(f"{t}: {lvl}" for t, lvl in plan.cluster_level.items()) + "). " + plan.cluster_why,
+            "delta": "mean over b's runs minus mean over a's runs of the headline figure (language macro-average); "
+                     "a single-run method (the base) is one value",
+            "ci": f"95 % interval: delta ± t(df) x the standard error of a two-level bootstrap ({n_resamples} "
+                  f"resamples) over runs and clusters",
+            "p": "two-sided, from the same standard error and t(df) (the t-based p); p_permutation: exact "
+                 "permutation of run labels (scipy), needs two runs a side (floor 2/252 with 5 + 5 runs, 2/20 "
+                 "with 3 + 3)",
+            "p_marks": "what the marks and the verdict use: " + plan.test["marks"] + " -- " + plan.test["marks_why"],
+            "p_adjusted": "p_marks adjusted within its family: " + fams + ". p_t_adjusted: the t-based p adjusted "
+                          "the same way (for reference)",
+            "mark": "▲ better / ▼ worse (b against a, by the metric's direction) with * p_adjusted < .05, ** < .01, "
+                    "*** < .001; with 5 + 5 runs ** at best (permutation floor .0079 before adjustment)",
+            "direction": "b against a, by the metric's direction (lower is better for max rank distance and the "
+                         "same-language share)",
+            "pairs_agree": "of the n_a x n_b run pairs (one run of a, one of b), how many have b − a of delta's "
+                           "sign; unpaired, as the test. " + plan.pairing,
+            "mde": f"minimum detectable |delta|: two-sided alpha {plan.alpha:g}, power {plan.power:g}, this "
+                   f"comparison's SE and df (noncentral t); mde_family: the same at alpha / m, the first step of "
+                   f"the family's correction (m = family_size tests)",
+            "margin": "the plan's equivalence margin for the cell: " + "; ".join(
+                f"{metric} {plan.margin_text(metric)} ({m['why']})" for metric, m in plan.margins.items()),
+            "p_tost": "two one-sided t tests of |true delta| >= margin, the same SE and df; p_tost_adjusted: "
+                      "within the family, as p_adjusted. " + plan.test.get("equivalence", ""),
+            "verdict": "better / worse: p_adjusted < alpha; equivalent: not significant and p_tost_adjusted < "
+                       "alpha (the difference lies within ±margin); not equivalent: the 95 % interval lies wholly "
+                       "outside ±margin; undetermined: neither",
+            "per_checkpoint": "query-level paired tests of the seed-averaged checkpoints (t-test and sign-flip "
+                              "randomisation); they describe these checkpoints, not the samplers"}
+
+
+def adjust(tests: list[dict], plan: AnalysisPlan | None = None) -> None:
+    """Adjusted p-values, MDE after correction, marks and verdicts, in place, by the plan's families: each
+    family (primary: per benchmark; the others over the bundle) corrects its own tests, so adding a method never
+    changes the samplers' marks. The marks' p (p_marks), the t-based p and the TOST p are each adjusted."""
+    from hybridviz.experiments.plan import DEFAULT_PLAN
+
+    plan = plan or DEFAULT_PLAN
+    for name in FAMILIES:
+        family = plan.families[name]
+        correct = holm if family["correction"] == "holm" else benjamini_hochberg
+        members = [t for t in tests if t["family"] == name]
+        scopes = ([[t for t in members if t["task"] == task] for task in dict.fromkeys(t["task"] for t in members)]
+                  if family["scope"] == "benchmark" else [members])
+        for group in scopes:
+            if not group:
+                continue
+            m = len(group)
+            for t, p, p_t in zip(group, correct([t["p_marks"] for t in group]), correct([t["p"] for t in group])):
+                t["p_adjusted"], t["p_t_adjusted"] = float(p), float(p_t)
+                t["correction"] = f"{family['correction']} ({name})"
+                t["family_size"], t["alpha_family"] = m, plan.alpha / m
+                t["mde_family"] = minimum_detectable_effect(t["se"], t["df"], plan.alpha / m, plan.power)
+                t["p_tost_adjusted"] = None
+            with_margin = [t for t in group if t.get("p_tost") is not None]
+            for t, p in zip(with_margin, correct([t["p_tost"] for t in with_margin])):
+                t["p_tost_adjusted"] = float(p)
     for t in tests:
         t["mark"] = mark(t["p_adjusted"], t["delta"], t["metric"])
+        t["verdict"] = verdict_of(t["p_adjusted"], t.get("p_tost_adjusted"), t["delta"], t["ci_low"], t["ci_high"],
+                                  t.get("margin"), t["metric"], plan.alpha)
 
 
 def _seed_mean(runs) -> dict[str, float]:

@@ -210,7 +210,8 @@ def stale(metrics: dict) -> bool:
 
 def run_grid(out: Path, spec: GridSpec | None = None, log: Callable[[str], None] = print,
              only: list[str] | None = None, runs_root: Path | None = None, refresh: bool = False,
-             tasks: list[str] | None = None, replace_retrained: bool = False, summarise: bool = True) -> dict:
+             tasks: list[str] | None = None, replace_retrained: bool = False, summarise: bool = True,
+             analysis_plan: dict | None = None) -> dict:
     """Run (or continue) every unit of the grid into the bundle at `out`; returns the manifest.
 
     Fine-tunes go to the run registry (`runs_root`, default cache/runs), where the dashboard finds them.
@@ -225,6 +226,8 @@ def run_grid(out: Path, spec: GridSpec | None = None, log: Callable[[str], None]
     turn. Each unit's figures always come from one checkpoint. Without it such a unit is refused.
     `summarise=False`: no summary.json (units run in parallel into folders of their own, merged by `merge_bundle`,
     are summarised once after the merge).
+    `analysis_plan`: a plan (experiments/plan.py; or {"plan", "commit", "file"}) written into manifest.json before
+    the first unit runs; refused where the bundle holds another plan, or units but no plan.
     """
     from hybridviz.experiments.bundle import write_summary
 
@@ -247,6 +250,11 @@ def run_grid(out: Path, spec: GridSpec | None = None, log: Callable[[str], None]
         manifest["debias_sweep"] = {"best_spec": sweep["best_spec"], "chosen": sweep["chosen"],
                                     "selection": sweep["selection"], "file": "cache/reference/debias-sweep/sweep.json"}
     units_state = manifest.setdefault("units", {})
+    if analysis_plan is not None:  # fixed in writing before the first unit (experiments/plan.py)
+        from hybridviz.experiments.plan import record_plan
+
+        record_plan(manifest, analysis_plan)
+        write_json_atomic(manifest_path, manifest)
 
     def save(summary: bool = False, final: bool = False):
         manifest["updated"] = provenance(None)["created"]
@@ -402,6 +410,10 @@ def merge_bundle(src: Path, dest: Path) -> list[str]:
     conflicts = spec_conflicts(ours["spec"], theirs["spec"]) or spec_conflicts(theirs["spec"], ours["spec"])
     if conflicts:
         raise HybridvizError(f"{src} is another grid than {dest}: {'; '.join(conflicts)}")
+    if theirs.get("analysis_plan"):  # one bundle, one plan (experiments/plan.py)
+        if ours.get("analysis_plan", theirs["analysis_plan"])["plan"] != theirs["analysis_plan"]["plan"]:
+            raise HybridvizError(f"{src} was run under another analysis plan than {dest}; not merging.")
+        ours["analysis_plan"] = theirs["analysis_plan"]
     done = {label: state for label, state in theirs.get("units", {}).items() if state.get("state") == "done"}
     clash = sorted(set(done) & set(ours["units"]))
     if clash:

@@ -39,7 +39,7 @@ def _ranking(summary: dict, task: str, setting: str, metric: str, lower_is_bette
 
 def robustness_rows(bundles: list[Bundle], tasks: list[str] | None = None, labels=None) -> list[dict]:
     """One record per (bundle, task, verdict cell) among the samplers: the set-up, the verdict record (best,
-    runner-up, margin, interval, adjusted p, seeds agreeing, text), the samplers' order by mean, and, for
+    runner-up, margin, interval, adjusted p, run pairs agreeing, verdict word, MDE, plan, text), the samplers' order by mean, and, for
     monolingual mAP, each sampler's Δ against the bundle's base model with its interval."""
     rows = []
     for bundle in bundles:

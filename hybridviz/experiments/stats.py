@@ -5,9 +5,10 @@ A sampler comparison asks whether *another* training run with sampler B would be
 questions, where all language versions of one question form one cluster (they share their difficulty). The
 functions here treat both:
 
-- `compare_runs`: effect Δ = mean over B's runs − mean over A's runs of a headline figure (for seed-matched
-  runs: the mean of the per-seed differences), a 95 % interval and a two-sided p-value from a *two-level*
-  bootstrap, and how many seeds agree in sign.
+- `compare_runs`: effect Δ = mean over B's runs − mean over A's runs of a headline figure, a 95 % interval and
+  a two-sided p-value from a *two-level* bootstrap, how many of the n_a x n_b run pairs agree in sign (unpaired,
+  as the test: the analysis plan, experiments/plan.py, says why), the minimum detectable effect and an
+  equivalence test (TOST) against the plan's margin.
 - The bootstrap has two levels. Level 1 resamples each side's runs (seeds): their spread carries the seed's
   effect and each run's own question-level noise. Level 2 resamples question clusters of the run-averaged
   effect, shrunk to the estimated between-question variance of the *true* effect (its heterogeneity), so the
@@ -23,8 +24,12 @@ functions here treat both:
   varies: clusters − 1). Without question heterogeneity this is Student's two-sample t-test over runs (a test
   checks it against scipy), and `tests/test_stats.py` checks by simulation that the false-positive rate stays
   near 5 % under the null and that a planted difference is found.
-- `seed_permutation_p`: the exact permutation test of seed labels (scipy), shown beside it as a check; with
-  5 + 5 runs it cannot go below 2/252 ≈ .008.
+- `seed_permutation_p`: the exact permutation test of run labels (scipy); with 5 + 5 runs it cannot go below
+  2/252 ≈ .008. The marks use `marks_p` = max(t-based p, permutation p), so they never claim more than the
+  permutation of the runs can carry; with a one-run side (the base) there is no permutation test and the
+  t-based p stands.
+- Clusters: the question by default; `paragraph_clusters` joins the questions that share a paragraph of the
+  pool (XQuAD-R, MLQA-R), as the plan's cluster level says.
 - `paired_tests` / `sign_flip_p`: the query-level paired test of two *particular checkpoints* (seed-averaged
   per query). It answers a narrower question and is labelled "per checkpoint" wherever it is shown.
 - Multiplicity: `holm` within the small primary family named up front, `benjamini_hochberg` (scipy) for
@@ -60,38 +65,92 @@ def mean_std(values: list[float]) -> dict:
 # ------------------------------------------------------------------------------------------ clusters
 
 
-def cluster_of(query_id: str) -> str:
-    """The parallel question a query belongs to: query ids are "<lang>:<question id>"."""
+def cluster_of(query_id: str, clusters: "ClusterMap | dict | None" = None) -> str:
+    """The cluster a query belongs to: by default the parallel question (query ids are "<lang>:<question id>");
+    with a mapping (`paragraph_clusters`), the mapping's cluster, the question for a query it lacks."""
+    if clusters is not None:
+        found = (clusters.of if isinstance(clusters, ClusterMap) else clusters).get(query_id)
+        if found is not None:
+            return found
     return query_id.split(":", 1)[1] if ":" in query_id else query_id
 
 
-def cluster_matrix(runs: list[dict[str, float]]) -> tuple[np.ndarray, list[str]]:
-    """(runs x clusters) matrix of each run's mean value per question cluster, over the queries every run has.
+@dataclass(frozen=True, eq=False)
+class ClusterMap:
+    """query id -> cluster id for one task, at a named level ("paragraph"); hashed by identity, so a task's
+    cluster layout is computed once per map."""
+    level: str
+    of: dict
 
-    On balanced benchmarks (every question in every language, as in XQuAD-R and the MKQA slices) the mean
-    over clusters equals the language macro-average the headline reports.
+
+def paragraph_clusters(relevant: dict[str, list[str]]) -> ClusterMap:
+    """Paragraph-level clusters of XQuAD-R / MLQA-R queries from their relevant items' candidate ids
+    ("<lang>:<paragraph index>:<sentence index>"): the connected components of the graph linking each question
+    (all language versions of it: the query id's "<question id>") with the paragraphs holding its relevant
+    sentences, so questions that share a paragraph, in any language, fall into one cluster. A query without
+    relevant items stays its question's cluster."""
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        parent.setdefault(x, x)
+        root = x
+        while parent[root] != root:
+            root = parent[root]
+        while parent[x] != root:  # path compression
+            parent[x], x = root, parent[x]
+        return root
+
+    def union(x: str, y: str) -> None:
+        rx, ry = find(x), find(y)
+        if rx != ry:
+            parent[max(rx, ry)] = min(rx, ry)
+
+    for query, items in relevant.items():
+        question = "q:" + cluster_of(query)
+        find(question)
+        for cand in items:
+            union(question, "p:" + cand.rsplit(":", 1)[0])
+    components: dict[str, list[str]] = {}
+    for node in parent:
+        if node.startswith("p:"):
+            components.setdefault(find(node), []).append(node[2:])
+    names = {root: "paragraph:" + min(paragraphs) for root, paragraphs in components.items()}
+    return ClusterMap("paragraph", {q: names.get(find("q:" + cluster_of(q)), cluster_of(q)) for q in relevant})
+
+
+def cluster_matrix(runs: list[dict[str, float]], clusters: ClusterMap | dict | None = None
+                   ) -> tuple[np.ndarray, list[str]]:
+    """(runs x clusters) matrix of each run's mean value per cluster, over the queries every run has.
+
+    `clusters`: the task's mapping of query ids to clusters (`paragraph_clusters`); by default the question
+    (all its language versions). On balanced benchmarks (every question in every language, as in XQuAD-R and
+    the MKQA slices) the mean over question clusters equals the language macro-average the headline reports;
+    the run-level test takes its effect from the headline figures and only the spread from this matrix.
     """
     if not runs:
         raise ValueError("no runs")
+    if clusters is not None and not isinstance(clusters, ClusterMap):
+        clusters = ClusterMap("mapping", dict(clusters))
     common = set(runs[0]).intersection(*runs[1:]) if len(runs) > 1 else set(runs[0])
-    queries, cols, clusters = _cluster_layout(frozenset(common))
-    counts = np.bincount(cols, minlength=len(clusters)).astype(float)
-    out = np.empty((len(runs), len(clusters)))
+    queries, cols, names = _cluster_layout(frozenset(common), clusters)
+    counts = np.bincount(cols, minlength=len(names)).astype(float)
+    out = np.empty((len(runs), len(names)))
     values = operator.itemgetter(*queries) if len(queries) > 1 else lambda run: [run[q] for q in queries]
     for r, run in enumerate(runs):
-        sums = np.bincount(cols, weights=np.array(values(run), dtype=float), minlength=len(clusters))
+        sums = np.bincount(cols, weights=np.array(values(run), dtype=float), minlength=len(names))
         out[r] = sums / counts
-    return out, clusters
+    return out, names
 
 
 @functools.lru_cache(maxsize=8)
-def _cluster_layout(common: frozenset) -> tuple[list[str], np.ndarray, list[str]]:
+def _cluster_layout(common: frozenset, clusters: ClusterMap | None) -> tuple[list[str], np.ndarray, list[str]]:
     """(queries in order, each one's cluster index, clusters in order): a bundle's comparisons of one task share
-    their query set, so this is computed once per set."""
-    clusters = sorted({cluster_of(q) for q in common})
-    index = {c: i for i, c in enumerate(clusters)}
+    their query set and cluster map, so this is computed once per pair of them."""
     queries = sorted(common)
-    return queries, np.array([index[cluster_of(q)] for q in queries], dtype=np.int64), clusters
+    of = [cluster_of(q, clusters) for q in queries]
+    names = sorted(set(of))
+    index = {c: i for i, c in enumerate(names)}
+    return queries, np.array([index[c] for c in of], dtype=np.int64), names
 
 
 # ------------------------------------------------------------------------------------------ run-level test
@@ -189,6 +248,58 @@ def seed_permutation_p(a_values, b_values) -> float | None:
     return float(res.pvalue)
 
 
+def minimum_detectable_effect(se: float, df: int, alpha: float = 0.05, power: float = 0.8) -> float:
+    """The smallest true |Δ| that a two-sided t test at `alpha` with this standard error and `df` detects with
+    probability `power` (noncentral t, as statsmodels' TTestIndPower: a test checks them against each other).
+    0 for se = 0; inf where no effect reaches the power (cannot happen for power < 1)."""
+    if se <= 0:
+        return 0.0
+    from scipy import optimize, stats
+
+    crit = float(stats.t.ppf(1 - alpha / 2, df))
+
+    def shortfall(nc: float) -> float:
+        reach = float(stats.nct.sf(crit, df, nc) + stats.nct.cdf(-crit, df, nc))
+        if not np.isfinite(reach):  # scipy's noncentral t fails far in its tail at large df: the normal limit
+            reach = float(stats.norm.sf(crit - nc) + stats.norm.cdf(-crit - nc))
+        return reach - power
+
+    high = crit + float(stats.norm.ppf(power)) + 3
+    while shortfall(high) < 0:
+        high *= 2
+    return float(optimize.brentq(shortfall, 0.0, high, xtol=1e-10)) * se
+
+
+def tost_p(delta: float, se: float, df: int, margin: float | None) -> float | None:
+    """Two one-sided t tests of equivalence, H0: |true Δ| >= margin, with the comparison's own SE and df: the
+    larger of the two one-sided p-values (as statsmodels' ttost_ind). None without a margin."""
+    if margin is None or not np.isfinite(delta):
+        return None
+    if se <= 0:
+        return 0.0 if abs(delta) < margin else 1.0
+    from scipy import stats
+
+    p_low = float(stats.t.sf((delta + margin) / se, df))  # H0: Δ <= −margin
+    p_high = float(stats.t.cdf((delta - margin) / se, df))  # H0: Δ >= +margin
+    return max(p_low, p_high)
+
+
+def marks_p(p: float, p_permutation: float | None, rule: str = "max(t, permutation)") -> float:
+    """The p-value behind the marks and the verdict: the larger of the t-based p and the exact permutation p
+    (capped by the permutation floor), or the t-based p where no permutation test exists (a one-run side)."""
+    if rule == "max(t, permutation)" and p_permutation is not None:
+        return max(p, p_permutation)
+    return p
+
+
+def run_pairs_agreeing(a_values, b_values, delta: float) -> tuple[int, int]:
+    """(run pairs whose b − a has the sign of delta, all n_a x n_b run pairs): unpaired, as the test."""
+    a_values, b_values = np.asarray(a_values, float), np.asarray(b_values, float)
+    diffs = b_values[None, :] - a_values[:, None]
+    agree = int(np.sum((np.sign(diffs) == np.sign(delta)) & (diffs != 0))) if delta != 0 else 0
+    return agree, int(diffs.size)
+
+
 @dataclass
 class Comparison:
     delta: float  # mean of b minus mean of a, in the metric's units
@@ -198,11 +309,17 @@ class Comparison:
     se: float
     df: int
     p_permutation: float | None
-    seed_deltas: list[float]
-    seeds_agree: int  # seeds whose difference has the sign of delta
+    p_marks: float  # marks_p(p, p_permutation): what the marks and the verdict adjust and read
+    marks_test: str  # which test p_marks is, in words
+    pairs_agree: int  # run pairs (one run of a, one of b) whose difference has the sign of delta
+    n_pairs: int  # n_a x n_b
+    mde: float  # minimum detectable |Δ| at the plan's power, two-sided alpha, this SE and df (uncorrected)
+    margin: float | None  # the plan's equivalence margin for this cell
+    p_tost: float | None  # two one-sided tests against ±margin, same SE and df
     n_a: int
     n_b: int
     clusters: int
+    cluster_level: str
 
     def as_dict(self) -> dict:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -210,33 +327,42 @@ class Comparison:
 
 def compare_runs(a_runs: list[dict[str, float]], b_runs: list[dict[str, float]], a_values: list[float],
                  b_values: list[float], a_seeds: list | None = None, b_seeds: list | None = None,
-                 n_resamples: int = 4000, seed: int = 0) -> Comparison:
+                 n_resamples: int = 4000, seed: int = 0, clusters: ClusterMap | dict | None = None,
+                 margin: float | None = None, alpha: float = 0.05, power: float = 0.8,
+                 marks_rule: str = "max(t, permutation)") -> Comparison:
     """Method B against method A on one headline cell, the run as the unit.
 
     `*_runs`: per run, query id -> per-query value (for the cluster resampling); `*_values`: per run, the
-    headline figure (the language macro-average); `*_seeds`: the runs' seeds (seed-matched differences).
+    headline figure (the language macro-average); `*_seeds`: the runs' seeds (not paired: the plan's test is
+    two-sample). `clusters`: the task's query -> cluster map (default: the question); `margin`, `alpha`,
+    `power`, `marks_rule`: the plan's.
     """
     if not a_runs or not b_runs or len(a_runs) != len(a_values) or len(b_runs) != len(b_values):
         raise ValueError("each side needs one per-query table and one headline value per run")
-    x, clusters = cluster_matrix(list(a_runs) + list(b_runs))
+    x, names = cluster_matrix(list(a_runs) + list(b_runs), clusters)
     xa, xb = x[: len(a_runs)], x[len(a_runs):]
     a_values, b_values = np.asarray(a_values, float), np.asarray(b_values, float)
     delta = float(b_values.mean() - a_values.mean())
     replicates = two_level_bootstrap(xa, xb, a_values, b_values, n_resamples=n_resamples, seed=seed)
     se = float(replicates.std(ddof=1))
-    df = run_degrees_of_freedom(len(a_runs), len(b_runs), len(clusters))
+    df = run_degrees_of_freedom(len(a_runs), len(b_runs), len(names))
     from scipy import stats
     t_crit = float(stats.t.ppf(0.5 + CONFIDENCE / 2, df))
     if se > 0:
         p = float(2 * stats.t.sf(abs(delta) / se, df))
     else:
         p = 1.0 if delta == 0 else 0.0
-    deltas = seed_deltas(dict(zip(a_seeds or range(len(a_values)), a_values)),
-                         dict(zip(b_seeds or range(len(b_values)), b_values)))
-    agree = sum(1 for d in deltas if np.sign(d) == np.sign(delta) and d != 0)
+    p_perm = seed_permutation_p(a_values, b_values)
+    agree, n_pairs = run_pairs_agreeing(a_values, b_values, delta)
+    level = clusters.level if isinstance(clusters, ClusterMap) else "question" if clusters is None else "mapping"
     return Comparison(delta=delta, ci_low=delta - t_crit * se, ci_high=delta + t_crit * se, p=p, se=se, df=df,
-                      p_permutation=seed_permutation_p(a_values, b_values), seed_deltas=deltas,
-                      seeds_agree=agree, n_a=len(a_runs), n_b=len(b_runs), clusters=len(clusters))
+                      p_permutation=p_perm, p_marks=marks_p(p, p_perm, marks_rule),
+                      marks_test=("max(t, exact permutation of runs)" if p_perm is not None and
+                                  marks_rule == "max(t, permutation)" else
+                                  "t only (a one-run side: no permutation test)" if p_perm is None else "t"),
+                      pairs_agree=agree, n_pairs=n_pairs, mde=minimum_detectable_effect(se, df, alpha, power),
+                      margin=margin, p_tost=tost_p(delta, se, df, margin), n_a=len(a_runs), n_b=len(b_runs),
+                      clusters=len(names), cluster_level=level)
 
 
 def seed_deltas(a: dict, b: dict) -> list[float]:
@@ -301,6 +427,26 @@ def mark(p_adjusted: float | None, delta: float, metric: str) -> str:
         return ""
     d = direction(delta, metric)
     return ("▲" if d == "better" else "▼" if d == "worse" else "") + s
+
+
+VERDICTS = ("better", "worse", "equivalent", "not equivalent", "undetermined")
+
+
+def verdict_of(p_adjusted: float | None, p_tost_adjusted: float | None, delta: float, ci_low: float,
+               ci_high: float, margin: float | None, metric: str, alpha: float = 0.05) -> str:
+    """One comparison's reading (b against a): "better" / "worse" where the marks' family-adjusted p is below
+    alpha (by the metric's direction); else "equivalent" where the family-adjusted TOST p is below alpha (the
+    difference lies within ±margin); else "not equivalent" where the comparison's 95 % interval lies wholly
+    outside ±margin (shown to exceed it, though not significant by the marks' rule); else "undetermined"."""
+    if p_adjusted is not None and p_adjusted < alpha:
+        d = direction(delta, metric)
+        if d in ("better", "worse"):
+            return d
+    if p_tost_adjusted is not None and p_tost_adjusted < alpha:
+        return "equivalent"
+    if margin is not None and (ci_low > margin or ci_high < -margin):
+        return "not equivalent"
+    return "undetermined"
 
 
 # ------------------------------------------------------------------------------------------ per checkpoint

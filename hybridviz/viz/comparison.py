@@ -131,19 +131,24 @@ def forest_frame(summary: dict, a: str, b: str, metric: str, alpha: float) -> pd
     multiplicity correction."""
     rows = []
     for t in summary.get("tests", []):
-        if t["metric"] != metric or {t["a"], t["b"]} != {a, b} or "ci_low" not in t:
-            continue
+        if t["metric"] != metric or {t["a"], t["b"]} != {a, b} or "verdict" not in t:
+            continue  # (no verdict: a summary from before the analysis plan's statistics)
         sign = 1 if (t["a"], t["b"]) == (a, b) else -1
         low, high = sorted((sign * t["ci_low"], sign * t["ci_high"]))
-        detectable = t["p_adjusted"] is not None and t["p_adjusted"] < alpha
+        detectable = t["verdict"] in ("better", "worse") and t["p_adjusted"] < alpha
         d = t["direction"] if sign == 1 else {"better": "worse", "worse": "better"}.get(t["direction"], "equal")
+        digits = 1 if metric == "max_rank_distance" else 4
+        within = "" if t.get("margin") is None else f" ±{t['margin']:.{digits}f}"
+        equivalence = {"equivalent": f"equivalent within{within}",
+                       "not equivalent": f"not equivalent within{within}"}.get(
+            t["verdict"], f"undetermined (MDE {t['mde']:.{digits}f})" if not detectable else "")
         rows.append({"benchmark": TASK_LABELS.get(t["task"], t["task"]), "setting": t["setting"],
                      "row": f"{TASK_LABELS.get(t['task'], t['task'])} · {t['setting']}", "delta": sign * t["delta"],
                      "ci_low": low, "ci_high": high, "p_adjusted": t["p_adjusted"], "correction": t["correction"],
-                     "seeds_agree": f"{t['seeds_agree']}/{len(t['seed_deltas'])}",
-                     "reading": d if detectable else "no detectable difference"})
+                     "pairs_agree": f"{t['pairs_agree']}/{t['n_pairs']} run pairs",
+                     "reading": d if detectable else "no detectable difference", "equivalence": equivalence})
     return pd.DataFrame(rows, columns=["benchmark", "setting", "row", "delta", "ci_low", "ci_high", "p_adjusted",
-                                       "correction", "seeds_agree", "reading"])
+                                       "correction", "pairs_agree", "reading", "equivalence"])
 
 
 def forest_plot(frame: pd.DataFrame, a: str, b: str, metric: str) -> go.Figure:
@@ -160,9 +165,9 @@ def forest_plot(frame: pd.DataFrame, a: str, b: str, metric: str) -> go.Figure:
             x=part["delta"], y=part["row"], mode="markers", name=name, marker={"color": color, "size": 11},
             error_x={"type": "data", "symmetric": False, "array": part["ci_high"] - part["delta"],
                      "arrayminus": part["delta"] - part["ci_low"], "color": color, "thickness": 2},
-            customdata=part[["ci_low", "ci_high", "p_adjusted", "correction", "seeds_agree"]].values,
+            customdata=part[["ci_low", "ci_high", "p_adjusted", "correction", "pairs_agree"]].values,
             hovertemplate="%{y}<br>Δ %{x:+.4f} (95 % CI %{customdata[0]:+.4f} to %{customdata[1]:+.4f})<br>"
-                          "adjusted p = %{customdata[2]:.3g} (%{customdata[3]})<br>seeds agreeing "
+                          "adjusted p = %{customdata[2]:.3g} (%{customdata[3]})<br>agreeing: "
                           "%{customdata[4]}<extra></extra>"))
     fig.add_vline(x=0, line_color="black", line_width=1)
     lower = " (lower is better)" if metric in LOWER_IS_BETTER else ""

@@ -20,9 +20,11 @@ def group_label(group: str) -> str:
     if "+" not in group:
         return SAMPLER_LABELS.get(group, group)
     model, method = group.split("+", 1)
+    # an index-time fit (encoders/debias.py "@index") sees the evaluation pool and test questions: transductive
+    kind = "training-free, transductive" if method.endswith("@index") else "training-free"
     if model == "base":
-        return f"base + {method} (training-free)"
-    return f"{SAMPLER_LABELS.get(model, model)} + {method} (fine-tuned + training-free)"
+        return f"base + {method} ({kind})"
+    return f"{SAMPLER_LABELS.get(model, model)} + {method} (fine-tuned + {kind})"
 
 
 def group_order(groups) -> list[str]:

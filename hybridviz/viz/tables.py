@@ -14,10 +14,14 @@ MARKS = {"base": "B", "x-x-mono": "M", "x-y": "Y"}  # the comparator each mark n
 MARK_LEGEND = ("mean ± std over seeds (n). Marks compare the row with a named comparator, the training run as the "
                "unit: ▲ better / ▼ worse than B = base, on the hybrid row than M = X-X-mono and Y = X-Y, and on a "
                "sampler + method row than S = the sampler alone; "
-               "* adjusted p < .05, ** < .01, *** < .001 (primary family — hybrid vs each pure sampler on "
-               "multilingual mAP and rank distance — Holm per benchmark; the other sampler comparisons, and those "
-               "with a training-free method, Benjamini–Hochberg each). "
-               "No mark: no detectable difference. Bias: lower is better.")
+               "* adjusted p < .05, ** < .01, *** < .001, where p is the larger of the t-based and the exact "
+               "permutation p of the runs (so with 5 + 5 runs ** at most, with 3 + 3 none; against the one-run base "
+               "the t-based p alone), adjusted in its family of the bundle's analysis plan (primary — hybrid vs "
+               "each pure sampler on multilingual mAP and rank distance — Holm per benchmark; the other sampler "
+               "comparisons, those with an inductive training-free method, and those with a transductive @index "
+               "method, Benjamini–Hochberg each). "
+               "No mark: no detectable difference, which is not equivalence (see the verdict and the tests' "
+               "equivalence column). Bias: lower is better.")
 
 
 def _test(summary: dict, task: str, setting: str, metric: str, a: str, b: str) -> dict | None:
@@ -51,7 +55,7 @@ def headline(summary: dict, task: str, groups: list[str] | None = None) -> tuple
             marks = []
             for other in comparators:
                 t = _test(summary, task, setting, metric, other, group)
-                if t and t.get("mark"):
+                if t and t.get("mark") and "verdict" in t:  # marks of an outdated summary are not shown
                     marks.append(f"{t['mark']}{MARKS.get(other, 'S')}")
             marks = " ".join(marks)
             spread = f" ± {c['std']:.{digits}f}" if c["n"] > 1 else ""
@@ -67,7 +71,7 @@ def tests_table(summary: dict, task: str | None = None) -> pd.DataFrame:
     """Every run-level comparison of the summary, with the per-checkpoint figures beside it, labelled."""
     rows = []
     for t in summary.get("tests", []):
-        if "ci_low" not in t:  # a summary from before the run-level statistics
+        if "verdict" not in t:  # a summary from before the analysis plan's statistics (version < 3)
             continue
         if task is not None and t["task"] != task:
             continue
@@ -75,9 +79,13 @@ def tests_table(summary: dict, task: str | None = None) -> pd.DataFrame:
         rows.append({"benchmark": TASK_LABELS.get(t["task"], t["task"]), "setting": t["setting"],
                      "metric": t["metric"], "a": t["a"], "b": t["b"], "Δ (b − a)": t["delta"],
                      "95 % CI low": t["ci_low"], "95 % CI high": t["ci_high"], "b vs a": t["direction"],
-                     "p (runs)": t["p"], "p adjusted": t["p_adjusted"], "family": t["correction"],
-                     "mark": t["mark"], "seeds agreeing": f"{t['seeds_agree']}/{len(t['seed_deltas'])}",
-                     "p permutation of runs": t.get("p_permutation"),
+                     "p (runs, t)": t["p"], "p permutation of runs": t.get("p_permutation"),
+                     "p marks": t.get("p_marks"), "p adjusted": t["p_adjusted"], "family": t["correction"],
+                     "mark": t["mark"], "verdict": t.get("verdict"), "equivalence margin ±": t.get("margin"),
+                     "TOST p adjusted": t.get("p_tost_adjusted"), "MDE": t.get("mde"),
+                     "MDE after correction": t.get("mde_family"),
+                     "run pairs agreeing": f"{t.get('pairs_agree')}/{t.get('n_pairs')}",
+                     "clusters": f"{t.get('clusters')} ({t.get('cluster_level', 'question')})",
                      "per checkpoint: p (query-level randomisation)": checkpoint.get("p_randomisation")})
     return pd.DataFrame(rows)
 
@@ -92,15 +100,20 @@ def robustness_table(rows: list[dict]) -> pd.DataFrame:
     out = []
     for r in rows:
         digits = 1 if r["metric"] == "max_rank_distance" else 4
-        verdict = (f"{group_label(r['best'])} ahead of {group_label(r['runner_up'])}" if r["detectable"]
-                   else f"no detectable difference ({group_label(r['best'])} vs {group_label(r['runner_up'])})")
+        best, runner = group_label(r["best"]), group_label(r["runner_up"])
+        within = "" if r.get("equivalence_margin") is None else f" ±{r['equivalence_margin']:.{digits}f}"
+        verdict = {"equivalent": f"{best} and {runner} equivalent within{within}",
+                   "not equivalent": f"{best} and {runner} not equivalent within{within} (not significant)",
+                   "undetermined": f"undetermined ({best} vs {runner}; MDE {r['mde']:.{digits}f})"}.get(
+            r.get("verdict"), f"{best} ahead of {runner}")
         line = {"set-up": r["bundle"], "encoder": r["model"], "training data": r["train_data"],
                 "batch": r["batch_size"], "steps": r["steps"], "seeds": r["seeds"],
                 "benchmark": TASK_LABELS.get(r["task"], r["task"]), "cell": f"{r['setting']} {r['metric']}",
                 "verdict": verdict,
                 "margin [95 % CI]": _interval({"delta": r["margin"], "ci_low": r["ci_low"], "ci_high": r["ci_high"]},
                                               digits),
-                "adjusted p": r["p_adjusted"], "seeds agree": f"{r['seeds_agree']}/{r['n_seeds']}",
+                "adjusted p": r["p_adjusted"], "run pairs agree": f"{r['pairs_agree']}/{r['n_pairs']}",
+                "plan": r.get("plan"),
                 "order (best first)": " > ".join(group_label(g) for g in r["ranking"])}
         for key in [k for k in r if k.startswith("vs_base_")]:
             line[f"{group_label(key[len('vs_base_'):])} − base"] = _interval(r[key], 4)
