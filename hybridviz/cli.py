@@ -165,10 +165,15 @@ def cmd_curves(args) -> int:
                          args.warmup).validate()
     state = run_curves(Path(args.out), base, samplers=samplers, seeds=[int(x) for x in _split(args.seeds)],
                        max_steps=args.max_steps, eval_steps=args.eval_steps, patience=args.patience,
-                       probe_steps=probes, warmup_steps=args.warmup,
+                       probe_steps=probes, warmup_steps=args.warmup, record_only=args.record_only,
                        log=lambda m: print(m, file=sys.stderr, flush=True))
     for label, r in state["runs"].items():
         best = next((v for v in r["validation"] if v["step"] == r["best_step"]), {})
+        if r["state"] != "done":
+            last = r["validation"][-1] if r["validation"] else {}
+            print(f"{label:<14} {r['state']}: validated up to step {last.get('step')}  " +
+                  "  ".join(f"{k} {last.get(k, float('nan')):.4f}" for k in ("mono_mAP", "cross_mAP", "multi_mAP")))
+            continue
         print(f"{label:<14} best step {r['best_step']} of {r['stopped_at']}  " +
               "  ".join(f"{k} {best.get(k, float('nan')):.4f}" for k in ("mono_mAP", "cross_mAP", "multi_mAP")))
     return 0
@@ -578,6 +583,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--probe-steps", default="100,300,1000", help="steps at which an XQuAD-R sample is scored")
     c.add_argument("--warmup", type=int, default=100, help="warm-up steps (then a constant learning rate)")
     c.add_argument("--lr", type=float, help="learning rate (default: TrainConfig's)")
+    c.add_argument("--record-only", action="store_true",
+                   help="train nothing: record the runs' curves as they stand (a run still training included)")
     _set_up_arguments(c)
     c.set_defaults(func=cmd_curves)
 

@@ -65,9 +65,10 @@ def _median_step(log: list[dict]) -> float | None:
 
 def run_curves(out: Path, base: TrainConfig, samplers=("x-x-mono", "x-y", "hybrid"), seeds=(0,),
                max_steps: int = 1500, eval_steps: int = 100, patience: int = 0, probe_steps=(100, 300, 1000),
-               warmup_steps: int = 100, log: Callable[[str], None] = print) -> dict:
+               warmup_steps: int = 100, log: Callable[[str], None] = print, record_only: bool = False) -> dict:
     """Train every sampler × seed in the converged regime (seed by seed, so each seed completes a comparison);
-    `<out>/curves.json` is rewritten after each run."""
+    `<out>/curves.json` is rewritten after each run. `record_only`: train nothing, record what the registry holds
+    now (a run still training is recorded with its state and its curve so far)."""
     path = Path(out) / "curves.json"
     state = json.loads(path.read_text()) if path.is_file() else {}
     state.setdefault("provenance", provenance(base.seed))
@@ -82,6 +83,13 @@ def run_curves(out: Path, base: TrainConfig, samplers=("x-x-mono", "x-y", "hybri
             config = replace(template, sampler=sampler, seed=int(seed))
             label = f"{sampler}-s{seed}"
             if runs.get(label, {}).get("state") == "done" and runs[label].get("run_id") == config.run_id():
+                continue
+            if record_only:
+                from hybridviz.training.runs import Run
+
+                run = Run(config.run_id())
+                if run.dir.joinpath("validation.jsonl").is_file():
+                    runs[label] = {"sampler": sampler, "seed": int(seed), **curve_record(run), "wall_s": None}
                 continue
             start = time.perf_counter()
             log(f"curves: {label} ({config.run_id()}), up to {max_steps} steps, validation every {eval_steps}")
