@@ -4,7 +4,6 @@ checkpoint, the held-out pool holds whole paragraphs, the curves command records
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import torch

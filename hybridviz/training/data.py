@@ -17,7 +17,6 @@ from functools import lru_cache
 from pathlib import Path
 
 from hybridviz.data.paths import UPLOADS_DIR, data_dirs, sha256_file
-from hybridviz.data.splits import held_out_groups
 from hybridviz.data.text import normalise
 from hybridviz.errors import DataFileMissing, DataFormatError, HybridvizError
 
@@ -95,14 +94,6 @@ def mix_pairs(parts: dict[str, PairSet]) -> PairSet:
         out.files |= pairs.files
         out.excluded_groups += pairs.excluded_groups
     return out
-
-
-def holdout_split(pairs: PairSet, fraction: float, seed: int = 0) -> tuple[PairSet, PairSet]:
-    """(train, validation): a seeded `fraction` of the parallel groups, whole, goes to validation."""
-    held = held_out_groups(pairs.group, fraction, seed)
-    train = [i for i, g in enumerate(pairs.group) if g not in held]
-    val = [i for i, g in enumerate(pairs.group) if g in held]
-    return subset(pairs, train), subset(pairs, val)
 
 
 def pairs_corpus(pairs: PairSet):
