@@ -6,9 +6,10 @@ Floors, lowest first (README "Shape of the code"); units on one floor never impo
   1 data/* (loaders, paths, splits, text), metrics, paper, the package's __init__
   2 tasks (queries, pools, relevance), index (search structures)
   3 encoders/* (models, embedding cache, debiasing), results (the evaluation results format)
-  4 search, projection (use an encoder on a task); viz/* (figure builders: they draw the frames and
-    statistics they are given, read through results, and never compute or import experiments)
-  5 training/* (samplers, trainer, runs), evaluate (orchestrates one evaluation), mteb_export, mkqa_nq
+  4 search, projection, evaluate (use an encoder on a task: evaluate orchestrates one evaluation); viz/*
+    (figure builders: they draw the frames and statistics they are given, read through results, and never
+    compute or import experiments)
+  5 training/* (samplers, trainer, runs; the held-out validation scores through evaluate), mteb_export, mkqa_nq
   6 experiments/* (grid, sweeps, statistics, bundles, the lab's queue: they train *and* evaluate), status
   8 dashboard, cli (they call experiments, then viz)
   9 __main__
@@ -26,8 +27,8 @@ FLOORS = {
     "data": 1, "metrics": 1, "paper": 1, "__init__": 1,
     "tasks": 2, "index": 2,
     "encoders": 3, "results": 3,
-    "search": 4, "projection": 4,
-    "training": 5, "evaluate": 5, "mteb_export": 5, "mkqa_nq": 5,
+    "search": 4, "projection": 4, "evaluate": 4,
+    "training": 5, "mteb_export": 5, "mkqa_nq": 5,
     "experiments": 6, "status": 6,
     "viz": 4,
     "dashboard": 8, "cli": 8,
@@ -89,15 +90,16 @@ def test_the_checker_sees_the_old_back_arrows(tmp_path, monkeypatch):
     planted = {
         "training/runs.py": "from hybridviz.experiments.grid import GridSpec\n",
         "encoders/registry.py": "def _runs():\n    from hybridviz.training import runs\n",
-        "training/trainer.py": "from hybridviz.evaluate import evaluate\n",
+        "training/trainer.py": "from hybridviz.experiments.sweep import run_sweep\n",
         "search.py": "from hybridviz.experiments.grid import MKQA_ALL\nfrom hybridviz.training.data import normalise\n",
         "viz/tables.py": "from hybridviz.experiments.bundle import load_bundle\n",
+        "projection.py": "from hybridviz.evaluate import evaluate\n",  # across floor 4
     }
     for rel, code in planted.items():
         with open(copy / rel, "a", encoding="utf-8") as f:
             f.write("\n" + code)
     monkeypatch.setattr(sys.modules[__name__], "PACKAGE", copy)
     found = back_arrows()
-    for needle in ("runs.py", "registry.py", "trainer.py", "search.py", "tables.py"):
+    for needle in ("runs.py", "registry.py", "trainer.py", "search.py", "tables.py", "projection.py"):
         assert any(needle in f for f in found), needle
     assert sum("search.py" in f for f in found) == 2
