@@ -14,7 +14,8 @@ from hybridviz import dashboard as dash  # noqa: E402
 from hybridviz.experiments.bundle import step_budget_frame  # noqa: E402
 from hybridviz.experiments.curves import curve_frame, probe_frame, training_extent  # noqa: E402
 from hybridviz.experiments.curves import summary_rows as curve_summary_rows  # noqa: E402
-from hybridviz.experiments.robustness import SAMPLERS, disagreements, robustness_rows  # noqa: E402
+from hybridviz.experiments.robustness import (SAMPLERS, budget_changes, disagreements,  # noqa: E402
+                                               robustness_rows, twin_key)
 from hybridviz.experiments.verdict import ALPHA  # noqa: E402
 from hybridviz.viz.comparison import (forest_plot, learning_curve_bands, setup_forest_frame,  # noqa: E402
                                      step_budget_lines)
@@ -55,6 +56,16 @@ elif len({r["bundle"] for r in chosen}) > 1:
                "winners, and no detectable winner ranks last elsewhere.")
 for extent in dict.fromkeys(f"{b.path.name}: {training_extent(b)['text']}" for b in bundles):
     st.caption(extent)
+changes = budget_changes(chosen, labels=group_label)
+twins = {twin_key(r) for r in chosen if r["early_stopped"]} & {twin_key(r) for r in chosen if not r["early_stopped"]}
+if changes:
+    st.warning("The verdict changes with the training budget (a 100-step bundle against its converged twin):\n"
+               + "\n".join(f"- {c}" for c in changes))
+elif twins:
+    st.success("Every verdict on this benchmark is the same at 100 steps and at convergence (early-stopped twins).")
+else:
+    st.info("No set-up has a converged (early-stopped) twin yet: every verdict here is a claim about its own short "
+            "budget (the captions say how far each trained).")
 table = robustness_table(chosen)
 st.dataframe(table, hide_index=True, width="stretch")
 st.download_button("CSV", table.to_csv(index=False).encode(), f"robustness-{task}.csv", "text/csv")

@@ -166,3 +166,21 @@ def test_a_forest_row_reads_better_or_worse_only_after_the_multiplicity_correcti
     row = forest_frame(a.summary, "x-x-mono", "hybrid", "mAP", ALPHA).iloc[0]
     assert row["equivalence"] == "not equivalent within ±0.0100"
     assert pair_markdown([a], "x-y", "lir", "mAP") == ""
+
+
+def test_a_verdict_that_changes_between_100_steps_and_convergence_is_named():
+    from hybridviz.experiments.robustness import budget_changes
+
+    def row(bundle, early, detectable, best, verdict, setting="multi"):
+        return {"bundle": bundle, "model": "me5-small", "train_data": "mlqa-r", "batch_size": 32, "steps": 100 if
+                not early else 1500, "early_stopped": early, "task": "xquad-r", "setting": setting,
+                "metric": "mAP", "detectable": detectable, "best": best, "verdict": verdict}
+
+    rows = [row("grid", False, True, "hybrid", "better"), row("converged", True, False, "x-y", "undetermined"),
+            row("grid", False, False, "x-y", "equivalent", "mono"), row("converged", True, False, "x-y",
+                                                                          "equivalent", "mono")]
+    changes = budget_changes(rows)
+    assert len(changes) == 1 and changes[0].startswith("xquad-r · multi mAP: at 100 steps (grid) hybrid better")
+    assert "converged (converged) undetermined" in changes[0]
+    other = [dict(r, model="muse") if r["bundle"] == "converged" else r for r in rows]
+    assert budget_changes(other) == [], "only twins (same encoder, data and batch) are compared"

@@ -23,7 +23,8 @@ def setup_of(bundle: Bundle) -> dict:
     return {"bundle": bundle.path.name, "model": spec.get("model", "me5-small"),
             "train_data": spec.get("train_data", "mlqa-r"), "batch_size": spec.get("batch_size"),
             "steps": spec.get("steps"), "precision": spec.get("precision"),
-            "train_precision": spec.get("train_precision", "bf16"), "seeds": len(spec.get("seeds", []))}
+            "train_precision": spec.get("train_precision", "bf16"), "seeds": len(spec.get("seeds", [])),
+            "early_stopped": bool(spec.get("train_extra", {}).get("eval_steps"))}
 
 
 def _test(summary: dict, task: str, setting: str, metric: str, a: str, b: str) -> dict | None:
@@ -91,4 +92,35 @@ def disagreements(rows: list[dict], labels=None) -> list[str]:
                 out.append(f"{what}: {name(winner)} leads detectably in "
                            f"{', '.join(r['bundle'] for r in cell if r['detectable'] and r['best'] == winner)} "
                            f"but ranks last among the samplers in {', '.join(last_in)}.")
+    return out
+
+
+def twin_key(row: dict) -> tuple:
+    """What makes two set-ups twins that differ only in how long they trained: encoder, data, batch."""
+    return (row["model"], row["train_data"], row["batch_size"])
+
+
+def budget_changes(rows: list[dict], labels=None) -> list[str]:
+    """One sentence per verdict cell whose verdict changes between a 100-step bundle and its converged
+    (early-stopped) twin: same encoder, training data and batch, the regime alone different."""
+    name = labels if callable(labels) else (lambda g: (labels or {}).get(g, g))
+    by_cell: dict = {}
+    for r in rows:
+        by_cell.setdefault((twin_key(r), r["task"], r["setting"], r["metric"]), []).append(r)
+
+    def reading(r):
+        return f"{name(r['best'])} {r['verdict']}" if r["detectable"] else r["verdict"]
+
+    out = []
+    for (_, task, setting, metric), cell in by_cell.items():
+        short = [r for r in cell if not r.get("early_stopped")]
+        converged = [r for r in cell if r.get("early_stopped")]
+        for a in short:
+            for b in converged:
+                if (a["detectable"], a["best"] if a["detectable"] else None, a["verdict"]) == \
+                        (b["detectable"], b["best"] if b["detectable"] else None, b["verdict"]):
+                    continue
+                out.append(f"{task} · {setting} {metric}: at {a['steps']} steps ({a['bundle']}) "
+                           f"{reading(a)} (best {name(a['best'])}); converged ({b['bundle']}) {reading(b)} "
+                           f"(best {name(b['best'])}).")
     return out
