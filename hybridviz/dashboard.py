@@ -119,6 +119,9 @@ def bundle_page(intro: str | None = None, progress: StepProgress | None = None) 
         if progress is not None:
             progress.close()
         st.stop()
+    from hybridviz.experiments.curves import training_extent
+
+    st.caption(f"How far these models trained: {training_extent(bundle)['text']}.")
     return bundle
 
 
