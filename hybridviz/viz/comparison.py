@@ -216,7 +216,8 @@ def learning_curve_bands(frame: pd.DataFrame, title: str = "") -> go.Figure:
                                      y=list(stats["max"]) + list(stats["min"][::-1]), fill="toself",
                                      fillcolor=color, opacity=0.18, line={"width": 0}, hoverinfo="skip",
                                      showlegend=False, legendgroup=sampler), row=1, col=col)
-            fig.add_trace(go.Scatter(x=stats["step"], y=stats["mean"], mode="lines", line={"color": color, "width": 2},
+            fig.add_trace(go.Scatter(x=stats["step"], y=stats["mean"], mode="lines+markers",
+                                     line={"color": color, "width": 2}, marker={"size": 5},
                                      name=group_label(sampler), legendgroup=sampler, showlegend=col == 1,
                                      customdata=stats[["min", "max", "count"]].values,
                                      hovertemplate=f"{group_label(sampler)} · step %{{x}}<br>mean %{{y:.4f}} "
