@@ -72,6 +72,7 @@ def test_the_held_out_pool_is_every_sentence_of_whole_paragraph_components(data_
     assert validation_corpus(answers).notes["pool"] == "answers"
 
 
+@pytest.mark.slow
 def test_early_stopping_keeps_the_best_checkpoint_and_records_the_curve(tmp_path, data_root, tiny, monkeypatch):
     """A planted validation curve (peak at step 10, then falling): patience 2 stops at step 30, and the saved
     model is checkpoint 10's weights (oracle: the checkpoint file the trainer wrote)."""
@@ -127,6 +128,7 @@ def test_bad_early_stopping_settings_are_refused_before_any_work(tmp_path, data_
     assert not list(tmp_path.glob("*/model"))
 
 
+@pytest.mark.slow
 def test_curves_command_records_each_runs_validation_curve_and_probes(tmp_path, data_root):
     from conftest import run_cli
 
