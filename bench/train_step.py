@@ -112,43 +112,31 @@ def run(model: str, steps: int, batch_size: int, mixed_precision: str | None, fp
     fast_t, fast_loss = ours_fit(replace(config, extra=dict(FAST_STEP)))
     padded_t, padded_loss = ours_fit(config)
     base_s = median_step(base_t)
-    rows = [{"arm": "baseline: plain SentenceTransformerTrainer (MNRL, padded batch, SDPA)", "median_step_s": base_s,
-             "speed-up": 1.0, "max_loss_diff": 0.0},
-            {"arm": "hybridviz train, fast step (sub-batches of 16, unpadded, eager attention)",
-             "median_step_s": median_step(fast_t), "speed-up": base_s / median_step(fast_t),
-             "max_loss_diff": max_gap(base_loss, fast_loss)},
-            {"arm": "hybridviz train, padded step (committed bundles)", "median_step_s": median_step(padded_t),
-             "speed-up": base_s / median_step(padded_t), "max_loss_diff": max_gap(base_loss, padded_loss)}]
+    curves: dict[str, list[float]] = {}
+    rows: list[dict] = []
+
+    def arm(key: str, label: str, stamps: list[float], losses: list[float]) -> None:
+        curves[key] = losses
+        rows.append({"arm": label, "median_step_s": median_step(stamps), "speed-up": base_s / median_step(stamps),
+                     "mean_loss_diff": mean_gap(base_loss, losses), "max_loss_diff": max_gap(base_loss, losses)})
+
+    arm("baseline", "baseline: plain SentenceTransformerTrainer (MNRL, padded batch, SDPA)", base_t, base_loss)
+    arm("fast", "hybridviz train, fast step (sub-batches of 16, unpadded, eager attention)", fast_t, fast_loss)
+    arm("padded", "hybridviz train, padded step (committed bundles)", padded_t, padded_loss)
+    # the noise any run of this recipe has: dropout's random masks (the fast step draws them over other shapes)
+    arm("baseline_other_dropout_seed", "baseline, other dropout seed (same batches): the noise yardstick",
+        *plain_fit(config, pairs, torch_seed=config.seed + 1))
+    if fp32_reference and config.mixed_precision == "bf16":
+        arm("baseline_fp32", "baseline in fp32 (what bf16 alone changes)", *plain_fit(config, pairs, precision="fp32"))
     result = {"model": model, "steps": steps, "batch_size": batch_size, "mixed_precision": config.mixed_precision,
               "baseline": "plain SentenceTransformerTrainer, same batches (hybrid sampler, seed 0), loss, lr, "
-                          "precision", "rows": rows,
-              "loss_curves": {"baseline": base_loss, "fast": fast_loss, "padded": padded_loss}}
-    # the noise any run of this recipe has: dropout's random masks (the fast step draws them over other shapes)
-    other_t, other_loss = plain_fit(config, pairs, torch_seed=config.seed + 1)
-    rows.append({"arm": "baseline, other dropout seed (same batches): the noise yardstick",
-                 "median_step_s": median_step(other_t), "speed-up": base_s / median_step(other_t),
-                 "max_loss_diff": max_gap(base_loss, other_loss)})
-    result["loss_curves"]["baseline_other_dropout_seed"] = other_loss
-    if fp32_reference and config.mixed_precision == "bf16":
-        ref_t, ref_loss = plain_fit(config, pairs, precision="fp32")
-        rows.append({"arm": "baseline in fp32 (what bf16 alone changes)", "median_step_s": median_step(ref_t),
-                     "speed-up": base_s / median_step(ref_t), "max_loss_diff": max_gap(base_loss, ref_loss)})
-        result["loss_curves"]["baseline_fp32"] = ref_loss
-    for row in rows:
-        row["mean_loss_diff"] = mean_gap(base_loss, result["loss_curves"][_curve_of(row["arm"])])
+                          "precision", "rows": rows, "loss_curves": curves}
     noise = rows[3]["mean_loss_diff"]
     result["loss_match"] = {"fast_mean_diff": rows[1]["mean_loss_diff"], "noise_mean_diff": noise,
                             "rule": "the fast step's mean |loss difference| from the baseline, per step, is at most "
                                     "1.5x that of the baseline run with another dropout seed on the same batches",
                             "within_noise": rows[1]["mean_loss_diff"] <= 1.5 * noise}
     return result
-
-
-def _curve_of(arm: str) -> str:
-    return {"baseline:": "baseline", "hybridviz train, fast": "fast", "hybridviz train, padded": "padded",
-            "baseline, other": "baseline_other_dropout_seed", "baseline in fp32": "baseline_fp32"}[
-        next(k for k in ("baseline:", "hybridviz train, fast", "hybridviz train, padded", "baseline, other",
-                         "baseline in fp32") if arm.startswith(k))]
 
 
 def mean_gap(a: list[float], b: list[float]) -> float:

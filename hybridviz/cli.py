@@ -207,14 +207,13 @@ def cmd_experiment(args) -> int:
     if args.sampler_method is not None:
         spec.sampler_method = None if args.sampler_method == "none" else args.sampler_method
     if args.early_stopping:  # the converged regime: --steps is the maximum budget
-        from hybridviz.experiments.curves import CONVERGED, HOLDOUT
+        from hybridviz.experiments.curves import HOLDOUT, WARMUP_STEPS, converged_extra
 
-        probes = sorted(int(x) for x in _split(args.probe_steps) or [])
         spec.holdout = HOLDOUT
-        spec.train_extra = {**CONVERGED, "eval_steps": args.eval_steps, "patience": args.patience,
-                            **({"probe_steps": probes} if probes else {})}
+        spec.train_extra = converged_extra(args.eval_steps, args.patience,
+                                           [int(x) for x in _split(args.probe_steps) or []])
         if args.warmup is None:
-            spec.warmup_steps = 100
+            spec.warmup_steps = WARMUP_STEPS
     if "bf16" in (spec.precision, spec.train_precision) and not bf16_is_fast():
         print("warning: this grid computes in bf16, which this CPU lacks natively (no AVX512-BF16 or AMX): "
               "encoding and training run several times slower than fp32 here, and bf16 sums may differ in their "

@@ -119,10 +119,20 @@ def bundle_page(intro: str | None = None, progress: StepProgress | None = None) 
         if progress is not None:
             progress.close()
         st.stop()
-    from hybridviz.experiments.curves import training_extent
-
     st.caption(f"How far these models trained: {training_extent(bundle)['text']}.")
     return bundle
+
+
+@st.cache_data(max_entries=16)
+def _training_extent(path: str, stamp: float) -> dict:
+    from hybridviz.experiments.curves import training_extent as compute
+
+    return compute(_bundle(path, stamp))
+
+
+def training_extent(bundle: Bundle) -> dict:
+    """experiments.curves.training_extent of a bundle, read from its training records once per bundle state."""
+    return _training_extent(str(bundle.path), _stamp(bundle.path))
 
 
 @st.cache_data(max_entries=8)

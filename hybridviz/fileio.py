@@ -41,5 +41,18 @@ def write_json_atomic(path: str | os.PathLike, payload: dict, compact: bool = Fa
     atomic_write_text(path, compact_json(payload) if compact else json.dumps(payload, indent=1, ensure_ascii=False))
 
 
+def read_jsonl(path: str | os.PathLike) -> list[dict]:
+    """The complete lines of a JSONL log ([] without the file; a line cut by a kill is skipped, the rest kept)."""
+    path = Path(path)
+    rows = []
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return rows
+
+
 def compact_json(payload) -> str:
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False)

@@ -15,7 +15,6 @@ import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 
 from hybridviz import dashboard as dash  # noqa: E402
-from hybridviz.experiments.curves import training_extent  # noqa: E402
 from hybridviz import status  # noqa: E402
 from hybridviz.data import data_dir  # noqa: E402
 from hybridviz.paper import CONTAMINATION_NOTE, reported_headline  # noqa: E402
@@ -77,7 +76,7 @@ if bundle is not None:
         f"seeds {spec.get('seeds')}; hybrid α = {spec.get('alpha')}. Evaluated zero-shot (no evaluation text in "
         f"training) on XQuAD-R (11 languages), MKQA parallel queries (1,000 examples × 17 languages) and MKQA "
         f"answers (1,000 examples × 12 languages); encodings in {spec.get('precision')}.")
-    extent = training_extent(bundle)
+    extent = dash.training_extent(bundle)
     (st.info if not extent["early_stopped"] else st.caption)(
         f"**How far these models trained:** {extent['text']}. "
         + ("Every verdict below is a claim about this training budget." if not extent["early_stopped"] else ""))

@@ -12,7 +12,7 @@ import streamlit as st  # noqa: E402
 
 from hybridviz import dashboard as dash  # noqa: E402
 from hybridviz.experiments.bundle import step_budget_frame  # noqa: E402
-from hybridviz.experiments.curves import curve_frame, probe_frame, training_extent  # noqa: E402
+from hybridviz.experiments.curves import curve_frame, probe_frame  # noqa: E402
 from hybridviz.experiments.curves import summary_rows as curve_summary_rows  # noqa: E402
 from hybridviz.experiments.robustness import (SAMPLERS, budget_changes, disagreements,  # noqa: E402
                                                robustness_rows, twin_key)
@@ -54,7 +54,7 @@ if conflicts:
 elif len({r["bundle"] for r in chosen}) > 1:
     st.success("The set-ups do not contradict each other on this benchmark: no two name different detectable "
                "winners, and no detectable winner ranks last elsewhere.")
-for extent in dict.fromkeys(f"{b.path.name}: {training_extent(b)['text']}" for b in bundles):
+for extent in dict.fromkeys(f"{b.path.name}: {dash.training_extent(b)['text']}" for b in bundles):
     st.caption(extent)
 changes = budget_changes(chosen, labels=group_label)
 twins = {twin_key(r) for r in chosen if r["early_stopped"]} & {twin_key(r) for r in chosen if not r["early_stopped"]}

@@ -20,9 +20,9 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Callable
 
-from hybridviz.fileio import write_json_atomic
+from hybridviz.fileio import read_jsonl, write_json_atomic
 from hybridviz.provenance import provenance
-from hybridviz.training.trainer import FAST_STEP, TrainConfig, read_jsonl, train
+from hybridviz.training.trainer import FAST_STEP, TrainConfig, train
 
 # the converged regime: what every early-stopped unit shares (the analysis plan names it)
 CONVERGED = {**FAST_STEP, "lr_scheduler": "constant_with_warmup", "weight_decay": 0.01, "holdout_pool": "paragraphs",
@@ -30,15 +30,24 @@ CONVERGED = {**FAST_STEP, "lr_scheduler": "constant_with_warmup", "weight_decay"
 HOLDOUT = 0.2
 
 
-def converged_config(base: TrainConfig, max_steps: int, eval_steps: int, patience: int = 0,
-                     probe_steps: list[int] | None = None, warmup_steps: int = 100) -> TrainConfig:
-    """`base` in the converged regime: train up to `max_steps`, validate every `eval_steps`, stop after
-    `patience` validations without a gain (0: never), keep the best checkpoint."""
-    extra = {**base.extra, **CONVERGED, "eval_steps": int(eval_steps), "patience": int(patience)}
+WARMUP_STEPS = 100
+
+
+def converged_extra(eval_steps: int, patience: int, probe_steps: list[int] | None = None) -> dict:
+    """The `TrainConfig.extra` of the converged regime (the curves and `experiment --early-stopping` share it)."""
+    extra = {**CONVERGED, "eval_steps": int(eval_steps), "patience": int(patience)}
     if probe_steps:
         extra["probe_steps"] = sorted(int(s) for s in probe_steps)
+    return extra
+
+
+def converged_config(base: TrainConfig, max_steps: int, eval_steps: int, patience: int = 0,
+                     probe_steps: list[int] | None = None, warmup_steps: int = WARMUP_STEPS) -> TrainConfig:
+    """`base` in the converged regime: train up to `max_steps`, validate every `eval_steps`, stop after
+    `patience` validations without a gain (0: never), keep the best checkpoint."""
     return replace(base, steps=int(max_steps), warmup_steps=int(warmup_steps), holdout=HOLDOUT,
-                   save_steps=int(eval_steps), extra=extra)
+                   save_steps=int(eval_steps),
+                   extra={**base.extra, **converged_extra(eval_steps, patience, probe_steps)})
 
 
 def curve_record(run) -> dict:
@@ -166,15 +175,13 @@ def summary_rows(state: dict) -> list[dict]:
 def training_extent(bundle) -> dict:
     """How far a bundle's fine-tunes trained: steps × batch against the training pairs (epochs), and whether they
     were early-stopped; `text` says it in one sentence, for every page that shows the bundle's verdict."""
-    import json as _json
-
     spec = bundle.manifest.get("spec", {})
     steps, batch = spec.get("steps"), spec.get("batch_size")
     pairs, kept = None, []
     for folder in sorted((bundle.path / "models").glob("*/training")):
         try:
-            config = _json.loads((folder / "config.json").read_text())
-            status = _json.loads((folder / "status.json").read_text())
+            config = json.loads((folder / "config.json").read_text())
+            status = json.loads((folder / "status.json").read_text())
         except (OSError, ValueError):
             continue
         pairs = pairs or config.get("pairs", {}).get("pairs")

@@ -89,33 +89,17 @@ def paragraph_clusters(relevant: dict[str, list[str]]) -> ClusterMap:
     (all language versions of it: the query id's "<question id>") with the paragraphs holding its relevant
     sentences, so questions that share a paragraph, in any language, fall into one cluster. A query without
     relevant items stays its question's cluster."""
-    parent: dict[str, str] = {}
+    from hybridviz.data.splits import linked_components
 
-    def find(x: str) -> str:
-        parent.setdefault(x, x)
-        root = x
-        while parent[root] != root:
-            root = parent[root]
-        while parent[x] != root:  # path compression
-            parent[x], x = root, parent[x]
-        return root
-
-    def union(x: str, y: str) -> None:
-        rx, ry = find(x), find(y)
-        if rx != ry:
-            parent[max(rx, ry)] = min(rx, ry)
-
-    for query, items in relevant.items():
-        question = "q:" + cluster_of(query)
-        find(question)
-        for cand in items:
-            union(question, "p:" + cand.rsplit(":", 1)[0])
+    root = linked_components([("q:" + cluster_of(query), "p:" + cand.rsplit(":", 1)[0])
+                              for query, items in relevant.items() for cand in items],
+                             ["q:" + cluster_of(query) for query in relevant])
     components: dict[str, list[str]] = {}
-    for node in parent:
+    for node, r in root.items():
         if node.startswith("p:"):
-            components.setdefault(find(node), []).append(node[2:])
-    names = {root: "paragraph:" + min(paragraphs) for root, paragraphs in components.items()}
-    return ClusterMap("paragraph", {q: names.get(find("q:" + cluster_of(q)), cluster_of(q)) for q in relevant})
+            components.setdefault(r, []).append(node[2:])
+    names = {r: "paragraph:" + min(paragraphs) for r, paragraphs in components.items()}
+    return ClusterMap("paragraph", {q: names.get(root["q:" + cluster_of(q)], cluster_of(q)) for q in relevant})
 
 
 def cluster_matrix(runs: list[dict[str, float]], clusters: ClusterMap | dict | None = None

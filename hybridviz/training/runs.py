@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from hybridviz.data import paths
-from hybridviz.fileio import write_json_atomic
+from hybridviz.fileio import read_jsonl, write_json_atomic
 
 STATES = ("queued", "running", "done", "failed", "cancelled")
 
@@ -62,16 +62,7 @@ class Run:
             f.write(json.dumps(record) + "\n")
 
     def train_log(self) -> list[dict]:
-        path = self.dir / "train_log.jsonl"
-        if not path.is_file():
-            return []
-        rows = []
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:  # a line cut by a kill: the rest is still good
-                continue
-        return rows
+        return read_jsonl(self.dir / "train_log.jsonl")  # a line cut by a kill is skipped, the rest kept
 
     def _checkpoints(self) -> list[Path]:
         return sorted(self.checkpoints_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from hybridviz.encoders.registry import default_precision, encoding_device
 from hybridviz.errors import HybridvizError
+from hybridviz.fileio import read_jsonl
 from hybridviz.provenance import provenance
 from hybridviz.training.data import check_zero_shot
 from hybridviz.training.runs import Run, reconcile, training_slot, write_json_atomic
@@ -458,8 +459,7 @@ def _record_stop(config: TrainConfig, run: Run, trainer) -> None:
     state = trainer.state
     best = state.best_model_checkpoint
     best_step = int(Path(best).name.split("-")[1]) if best else None
-    curve = [json.loads(line) for line in (run.dir / "validation.jsonl").read_text().splitlines() if line.strip()]
-    base = next((r for r in curve if r["step"] == 0), None)
+    base = next((r for r in read_jsonl(run.dir / "validation.jsonl") if r["step"] == 0), None)
     # the kept checkpoint is the best *trained* one; whether it beats the model before training is recorded
     beats_base = None if base is None or state.best_metric is None else float(state.best_metric) > base[config.criterion]
     run.set_status("running", stopped_at=int(state.global_step), best_step=best_step,
@@ -493,21 +493,10 @@ def _probe_callback(config: TrainConfig, run: Run, encoder, model):
 
     class ProbeCallback(TrainerCallback):
         def on_step_end(self, args, state, control, **kwargs):
-            done = {r.get("step") for r in read_jsonl(run.dir / "probes.jsonl")}
-            if state.global_step in steps and state.global_step not in done:
+            if state.global_step in steps and state.global_step not in {
+                    r.get("step") for r in read_jsonl(run.dir / "probes.jsonl")}:  # a resumed run keeps its probes
                 _probe(config, run, encoder, model, state.global_step)
             return control
 
     return ProbeCallback()
 
-
-def read_jsonl(path: Path) -> list[dict]:
-    """The complete lines of a JSONL log (a line cut by a kill is skipped)."""
-    rows = []
-    if Path(path).is_file():
-        for line in Path(path).read_text(encoding="utf-8").splitlines():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-    return rows

@@ -18,10 +18,11 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from contextlib import nullcontext
+from functools import lru_cache
 
 import numpy as np
 
-from hybridviz.data.splits import held_out_groups
+from hybridviz.data.splits import held_out_groups, linked_components
 from hybridviz.errors import HybridvizError
 
 CRITERIA = {
@@ -32,43 +33,29 @@ CRITERIA = {
 POOLS = ("answers", "paragraphs")
 
 
-def _union_find():
-    parent: dict = {}
-
-    def find(x):
-        parent.setdefault(x, x)
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    def union(a, b):
-        ra, rb = find(a), find(b)
-        if ra != rb:
-            parent[rb] = ra
-
-    return find, union
-
-
 def paragraph_layout(benchmark: str, languages: list[str] | None):
     """(component of each question id, sentences of each (lang, paragraph), paragraphs of each question id) of a
-    LAReQA benchmark: question ids that share a paragraph in any language form one component."""
+    LAReQA benchmark: question ids that share a paragraph in any language form one component. Read once per
+    benchmark and languages (the hold-out split and the validation pool both need it)."""
+    return _paragraph_layout(benchmark, tuple(languages) if languages else None)
+
+
+@lru_cache(maxsize=4)
+def _paragraph_layout(benchmark: str, languages: tuple[str, ...] | None):
     from hybridviz.data.lareqa import load_lareqa
 
-    data = load_lareqa(benchmark, languages)
+    data = load_lareqa(benchmark, list(languages) if languages else None)
     sentences = defaultdict(list)
     paragraphs_of = defaultdict(set)
-    find, union = _union_find()
+    links = []
     for s in data.sentences:
         lang, paragraph, _ = s.id.split(":")
         sentences[(lang, paragraph)].append(s)
-        groups = sorted(s.groups)
-        for g in groups:
+        for g in sorted(s.groups):
             paragraphs_of[g].add((lang, paragraph))
-            union(f"p:{lang}:{paragraph}", f"q:{g}")
-    for q in data.questions:
-        find(f"q:{q.group}")
-    component = {q.group: find(f"q:{q.group}") for q in data.questions}
+            links.append((f"p:{lang}:{paragraph}", f"q:{g}"))
+    root = linked_components(links, [f"q:{q.group}" for q in data.questions])
+    component = {q.group: root[f"q:{q.group}"] for q in data.questions}
     return component, sentences, paragraphs_of
 
 
