@@ -227,9 +227,13 @@ def cmd_experiment(args) -> int:
         return 0
     analysis_plan = None
     if args.plan_file:  # stored in manifest.json before the first unit; another plan there is refused
-        from hybridviz.experiments.plan import read_plan_file
+        from hybridviz.experiments.plan import plan_mismatches, read_plan_file
 
         plan_, commit = read_plan_file(args.plan_file)
+        mismatches = plan_mismatches(plan_, spec)
+        if mismatches:
+            print(f"error: {args.plan_file} does not describe this grid: " + "; ".join(mismatches), file=sys.stderr)
+            return 2
         if commit is None:
             print(f"warning: {args.plan_file} is not committed as it is: the bundle cannot show that its plan "
                   "preceded the runs", file=sys.stderr)

@@ -111,3 +111,19 @@ def test_a_plan_file_reads_with_its_commit_only_when_committed(tmp_path):
     assert len(read_plan_file(path)[1]) == 40
     path.write_text(_new_plan(seeds=[0, 1, 2]).to_json())  # changed since: no commit holds it
     assert read_plan_file(path)[1] is None
+
+
+def test_a_plan_refuses_a_grid_whose_stopping_rule_or_seeds_it_does_not_declare():
+    from hybridviz.experiments.grid import GridSpec
+    from hybridviz.experiments.plan import plan_mismatches
+
+    committed = AnalysisPlan.from_json(open("plans/converged-me5-mlqa-r.json", encoding="utf-8").read())
+    rule = committed.stopping
+    extra = {"eval_steps": rule["eval_steps"], "patience": rule["patience"]}
+    spec = GridSpec(seeds=[0, 1, 2, 3, 4], steps=rule["max_steps"], warmup_steps=rule["warmup_steps"],
+                    train_extra=extra)
+    assert plan_mismatches(committed, spec) == []
+    off = plan_mismatches(committed, replace(spec, seeds=[0, 1, 2], train_extra={**extra, "patience": 5}))
+    assert len(off) == 2 and any("patience" in m and "5" in m for m in off) and any("seeds" in m for m in off)
+    # a plan that states no stopping rule (the post hoc default) checks only what it states
+    assert plan_mismatches(DEFAULT_PLAN, spec) == []

@@ -211,6 +211,20 @@ DEFAULT_PLAN = AnalysisPlan(
                 "early stopping).")
 
 
+def plan_mismatches(plan: AnalysisPlan, spec) -> list[str]:
+    """Where a grid spec departs from what its plan declares (seeds; max_steps, eval_steps, patience and
+    warmup_steps of the stopping rule, where the plan states them): a plan that does not describe its runs cannot
+    vouch for them."""
+    extra = spec.train_extra or {}
+    actual = {"max_steps": spec.steps, "eval_steps": extra.get("eval_steps"), "patience": extra.get("patience"),
+              "warmup_steps": spec.warmup_steps}
+    out = [f"stopping.{key}: the plan says {plan.stopping[key]}, the grid has {value}"
+           for key, value in actual.items() if key in plan.stopping and plan.stopping[key] != value]
+    if plan.seeds and sorted(plan.seeds) != sorted(spec.seeds):
+        out.append(f"seeds: the plan says {sorted(plan.seeds)}, the grid has {sorted(spec.seeds)}")
+    return out
+
+
 def plan_of(manifest: dict) -> AnalysisPlan:
     """The plan of a bundle: `analysis_plan` of its manifest.json where a plan was committed before its runs,
     else DEFAULT_PLAN (post hoc) with the bundle's seeds and its fixed step budget as the stopping rule."""
