@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,6 +33,7 @@ def test_landing_page_without_data(tmp_path, monkeypatch):
     assert all("was not found" in s for s in statuses)
 
 
+@pytest.mark.slow
 def test_details_page_shows_a_real_evaluation(tmp_path, monkeypatch, tiny):
     from hybridviz import status
     from hybridviz.evaluate import evaluate

@@ -65,6 +65,7 @@ def ref_spec(bundle: str, unit: str) -> str:
 
 
 @pytest.mark.parametrize("name", SHIPPING)
+@pytest.mark.slow
 def test_shipped_models_are_small_faithful_and_load_as_recorded(name):
     from hybridviz.encoders.registry import compact_models, load_encoder
 
@@ -108,6 +109,7 @@ def test_a_shipped_model_reproduces_the_bundle_on_a_slice(name, tmp_path, data_r
     assert np.mean([abs(now[q] - before[q]) for q in now]) < max(0.01, check.mean_abs)
 
 
+@pytest.mark.slow
 def test_a_compact_model_of_another_bundle_rebuilds_its_own_base(tmp_path, monkeypatch):
     """A robustness bundle's shipped mUSE unit: `ref:<bundle>/<unit>` rebuilds mUSE (not me5-small) plus the
     delta, embeds like the nudged full model, and keeps mUSE's languages and (empty) prefixes."""

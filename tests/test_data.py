@@ -125,6 +125,7 @@ def test_malformed_lareqa_file(tmp_path, monkeypatch):
         load_lareqa("xquad-r", ["en"])
 
 
+@pytest.mark.slow
 def test_data_command_reports_per_language_counts(data_root):
     from conftest import run_cli
 
@@ -149,6 +150,7 @@ def test_sentence_at_finds_the_answer_sentence():
     assert sentence_at(zh, zh.index("他问"), "zh") == "他问"
 
 
+@pytest.mark.slow
 def test_extra_training_sources_read_as_parallel_items(data_root):
     """Each train-extra source as SOURCE.md describes it: languages, links, answers; pairs are every
     (question_i, answer_j) within the chosen languages; none overlaps the evaluation data (the zero-shot guard)."""

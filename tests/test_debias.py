@@ -115,6 +115,7 @@ def test_spec_grammar_and_saved_fit(tmp_path):
     assert np.allclose(again.transform(x, "query"), d.transform(x, "query"))
 
 
+@pytest.mark.slow
 def test_fitting_texts_are_training_side_and_never_evaluation_texts(data_root):
     from hybridviz.training.data import _evaluation_texts, normalise
 

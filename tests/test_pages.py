@@ -34,6 +34,7 @@ def chart_specs(at) -> list[str]:
     return [c.proto.spec for c in at.get("plotly_chart")]
 
 
+@pytest.mark.slow
 def test_overview_shows_headline_reported_rows_and_provenance(bundle_root):
     at = page("Overview.py").run()
     assert not at.exception
@@ -73,6 +74,7 @@ def test_overview_without_bundle_names_the_command(monkeypatch, tmp_path, data_r
     assert "python -m hybridviz experiment" in at.info[0].value
 
 
+@pytest.mark.slow
 def test_sampler_comparison_changes_with_the_metric(bundle_root):
     at = page("Sampler_comparison.py").run()
     assert not at.exception
@@ -87,6 +89,7 @@ def test_sampler_comparison_changes_with_the_metric(bundle_root):
     assert any("python -m hybridviz budget" in i.value for i in at.info)  # no step-budget check beside it yet
 
 
+@pytest.mark.slow
 def test_sampler_comparison_shows_the_step_budget_check(tiny_grid, monkeypatch, tmp_path):
     from hybridviz.experiments import bundle
 
@@ -113,6 +116,7 @@ def test_sampler_comparison_shows_the_step_budget_check(tiny_grid, monkeypatch, 
     assert not at.exception and "python -m hybridviz budget" in at.error[0].value  # damaged: said, not a crash
 
 
+@pytest.mark.slow
 def test_language_pairs_delta_changes_with_the_sampler(bundle_root):
     at = page("Language_pairs.py").run()
     assert not at.exception
@@ -137,6 +141,7 @@ def test_language_pairs_delta_changes_with_the_sampler(bundle_root):
     assert "mkqa" in chart_specs(at)[1].lower()
 
 
+@pytest.mark.slow
 def test_language_bias_query_rank_plot(bundle_root):
     at = page("Language_bias.py").run()
     assert not at.exception
@@ -151,6 +156,7 @@ def test_language_bias_query_rank_plot(bundle_root):
     assert not at.exception and "No query id contains" in at.warning[0].value
 
 
+@pytest.mark.slow
 def test_embedding_map_with_tiny_models(bundle_root, monkeypatch):
     from hybridviz import dashboard
 
@@ -165,6 +171,7 @@ def test_embedding_map_with_tiny_models(bundle_root, monkeypatch):
     assert not at.exception and len(at.dataframe[0].value) == 2
 
 
+@pytest.mark.slow
 def test_embedding_map_with_a_single_model_draws_it_once(bundle_root, monkeypatch):
     """A fresh clone with only the base model: both sides default to it; that once crashed with a duplicate
     plotly element id."""
@@ -176,6 +183,7 @@ def test_embedding_map_with_a_single_model_draws_it_once(bundle_root, monkeypatc
     assert len(chart_specs(at)) == 1 and list(at.dataframe[0].value["model"]) == ["tiny"]
 
 
+@pytest.mark.slow
 def test_search_results_and_bad_queries(bundle_root, monkeypatch):
     from hybridviz import dashboard
 
@@ -194,6 +202,7 @@ def test_search_results_and_bad_queries(bundle_root, monkeypatch):
     assert not at.exception and "Type a query" in at.info[0].value
 
 
+@pytest.mark.slow
 def test_fine_tune_lab_rejects_bad_settings_and_shows_empty_state(bundle_root):
     from hybridviz.data import paths
 
@@ -212,6 +221,7 @@ def test_fine_tune_lab_rejects_bad_settings_and_shows_empty_state(bundle_root):
     assert not list(paths.RUNS_DIR.glob("*/status.json")), "a rejected run leaves nothing behind"
 
 
+@pytest.mark.slow
 def test_fine_tune_lab_presets_model_and_benchmarks_from_the_url(bundle_root):
     from hybridviz.tasks import DEFAULT_EVALUATIONS
 
@@ -326,6 +336,7 @@ def test_per_language_views_name_the_languages_a_model_left_out(monkeypatch):
                      "averaged in)."]
 
 
+@pytest.mark.slow
 def test_robustness_page_gives_each_set_up_its_verdict_rows(bundle_root):
     from hybridviz.experiments.bundle import load_bundle
     from hybridviz.experiments.robustness import robustness_rows

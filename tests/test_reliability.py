@@ -71,6 +71,7 @@ def test_sigkill_during_cache_write_leaves_the_cache_readable(tmp_path):
 # ------------------------------------------------------------------------------------ two fine-tunes at once
 
 
+@pytest.mark.slow
 def test_two_fine_tunes_started_at_once_both_finish_one_after_the_other(tmp_path, data_root, tiny):
     models = tmp_path / "models"  # tiny's model folder lives in the default cache; runs go to tmp_path
     models.symlink_to(Path(tiny.model[0].auto_model.name_or_path).parents[1])

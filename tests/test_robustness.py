@@ -62,6 +62,7 @@ def test_disagreements_name_different_winners_and_a_winner_ranked_last(tmp_path)
     assert len(found) == 1 and "ranks last among the samplers in c" in found[0]
 
 
+@pytest.mark.slow
 def test_a_continued_bundle_keeps_its_precisions_and_names_conflicts(tmp_path):
     from dataclasses import asdict
 

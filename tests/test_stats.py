@@ -28,6 +28,7 @@ def _runs(rng, shift, n_runs, questions, seed_sd, noise_sd, langs=("en", "de"), 
     return out, values
 
 
+@pytest.mark.slow
 def test_holm_and_bh_match_statsmodels():
     rng = np.random.default_rng(0)
     for _ in range(20):

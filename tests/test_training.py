@@ -52,6 +52,7 @@ def test_invalid_settings_rejected_before_any_work(tmp_path, data_root, changes,
     assert not list(tmp_path.glob("*/model")), "nothing was trained"
 
 
+@pytest.mark.slow
 def test_training_lowers_loss_and_changes_weights(tmp_path, data_root, tiny):
     from safetensors.torch import load_file
     from sentence_transformers import SentenceTransformer
@@ -97,6 +98,7 @@ def test_frozen_word_embeddings_stay_frozen(tmp_path, data_root, tiny):
                            new["encoder.layer.0.attention.self.query.weight"])
 
 
+@pytest.mark.slow
 def test_muse_fine_tunes_with_the_same_trainer(tmp_path, data_root):
     """mUSE (a non-transformer module) trains through the same trainer: its token table stays frozen, the CNN and
     DAN layers move, and the saved run loads back with mUSE's empty prompts and reads its full length again."""
@@ -125,6 +127,7 @@ def _train_cli(tmp_path, *args):
                              *args], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+@pytest.mark.slow
 def test_killed_run_is_marked_failed_and_resumes_from_checkpoint(tmp_path, data_root, tiny):
     # tiny's model folder lives in the default cache; the child uses its own cache for runs only
     models = tmp_path / "models"
@@ -188,6 +191,7 @@ def test_one_training_at_a_time(tmp_path):
         pass
 
 
+@pytest.mark.slow
 def test_torchrun_ddp_with_hybrid_sampler(tmp_path, data_root, tiny):
     (tmp_path / "models").symlink_to(Path(tiny.model[0].auto_model.name_or_path).parents[1])
     env = {**os.environ, "HYBRIDVIZ_CACHE": str(tmp_path)}
