@@ -89,6 +89,7 @@ def test_muse_import_is_faithful_to_the_wheel(data_root):
     assert {"ar", "de", "en", "es", "ru", "th", "tr", "zh"} <= MUSE_LANGUAGES and not {"el", "hi", "vi"} & MUSE_LANGUAGES
 
 
+@pytest.mark.slow
 def test_prefixes_and_normalisation(me5, tiny):
     assert (me5.query_prefix, me5.passage_prefix) == ("query: ", "passage: ")
     assert "4-bit import" in me5.label
