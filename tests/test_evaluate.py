@@ -172,6 +172,7 @@ def _one_clear_line(result):
     return errors[0]
 
 
+@pytest.mark.slow
 def test_unknown_task():
     assert "Unknown task 'xquad'" in _one_clear_line(run_cli("evaluate", "--task", "xquad", "--out", "/tmp/x"))
 
@@ -207,12 +208,14 @@ def _evaluate_mkqa_answers_on(tmp_path, content: str):
     return msg
 
 
+@pytest.mark.slow
 def test_malformed_json_line(tmp_path):
     msg = _evaluate_mkqa_answers_on(
         tmp_path, '{"example_id": "1", "queries": {"en": "q"}, "answers": {"en": ["a"]}}\n{"example_id": 2,\n')
     assert "line 2" in msg and "malformed JSON" in msg
 
 
+@pytest.mark.slow
 def test_empty_candidate_pool(tmp_path):
     msg = _evaluate_mkqa_answers_on(
         tmp_path, '{"example_id": "1", "queries": {"en": "is it?"}, "answers": {"en": ["yes"]}}\n')
