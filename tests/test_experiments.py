@@ -191,6 +191,7 @@ def test_grid_refuses_to_mix_settings_and_bundles_report_damage(tiny_grid, tmp_p
         write_summary(tmp_path / "bad")
 
 
+@pytest.mark.slow
 def test_sweep_and_budget_check_choose_on_held_out_groups(tmp_path, monkeypatch, data_root):
     from hybridviz.experiments.sweep import run_budget_check, run_sweep
     from hybridviz.data import paths
