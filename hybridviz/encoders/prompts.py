@@ -45,9 +45,11 @@ def repair_folder(path: str | Path, query_prefix: str | None = None, passage_pre
     prompts = dict(config.get("prompts") or {})
     query = query_prefix if query_prefix is not None else prompts.get("query") or ""
     passage = passage_prefix if passage_prefix is not None else prompts.get("passage") or prompts.get("document") or ""
-    wanted = {**prompts, **saved_prompts(query, passage)}
-    if wanted == prompts:
+    # what plain sentence-transformers reads: "query", and "document" (filled in as "" when absent) before "passage"
+    if (prompts.get("query", ""), prompts.get("document", ""), prompts.get("passage", passage)) == (query, passage,
+                                                                                                   passage):
         return None
+    wanted = {**prompts, **saved_prompts(query, passage)}
     if write:
         config["prompts"] = wanted
         fd, tmp = tempfile.mkstemp(dir=config_path.parent, prefix=".config-", suffix=".json")
