@@ -107,6 +107,7 @@ def hybridviz_run(tmp_path_factory, data_root):
     return run, batches
 
 
+@pytest.mark.slow  # a trainer run
 def test_a_plain_trainer_draws_the_batches_of_hybridviz_trainer(hybridviz_run, monkeypatch, tmp_path, columns):
     _, expected = hybridviz_run
     module = example_module()
@@ -139,6 +140,7 @@ def _plain_matches_hybridviz(folder: Path, encoder) -> None:
     assert np.abs(plain.encode_document(TEXTS) - bare).max() > 1e-3
 
 
+@pytest.mark.slow  # a trainer run
 def test_a_saved_run_encodes_in_plain_sentence_transformers_as_in_hybridviz(hybridviz_run):
     from hybridviz.encoders import load_encoder
 
@@ -149,6 +151,7 @@ def test_a_saved_run_encodes_in_plain_sentence_transformers_as_in_hybridviz(hybr
     _plain_matches_hybridviz(run.model_dir, load_encoder(str(run.model_dir), use_cache=False))
 
 
+@pytest.mark.slow  # a trainer run
 def test_the_example_script_runs_on_the_tiny_model(tmp_path, data_root):
     out = tmp_path / "model"
     result = subprocess.run([sys.executable, str(EXAMPLE), "--steps", "3", "--batch-size", "8", "--sampler", "x-y",
@@ -160,6 +163,7 @@ def test_the_example_script_runs_on_the_tiny_model(tmp_path, data_root):
     _plain_matches_hybridviz(out, load_encoder(str(out), use_cache=False))
 
 
+@pytest.mark.slow  # builds a tiny model
 def test_the_tiny_base_folder_is_written_with_the_prompts(tmp_path, monkeypatch):
     from hybridviz.encoders import load_encoder, registry
     from hybridviz.encoders.prompts import E5_PREFIXES
