@@ -10,7 +10,8 @@ Floors, lowest first (README "Shape of the code"); units on one floor never impo
     (figure builders: they draw the frames and statistics they are given, read through results, and never
     compute or import experiments)
   5 training/* (samplers, trainer, runs; the held-out validation scores through evaluate), mteb_export, mkqa_nq
-  6 experiments/* (grid, sweeps, statistics, bundles, the lab's queue: they train *and* evaluate), status
+  6 experiments/* (grid, sweeps, statistics, bundles, the lab's queue: they train *and* evaluate), status,
+    samplers (the public re-export of training/samplers for sentence-transformers scripts)
   8 dashboard, cli (they call experiments, then viz)
   9 __main__
 """
@@ -29,7 +30,7 @@ FLOORS = {
     "encoders": 3, "results": 3,
     "search": 4, "projection": 4, "evaluate": 4,
     "training": 5, "mteb_export": 5, "mkqa_nq": 5,
-    "experiments": 6, "status": 6,
+    "experiments": 6, "status": 6, "samplers": 6,
     "viz": 4,
     "dashboard": 8, "cli": 8,
     "__main__": 9,

@@ -288,6 +288,8 @@ def _write_sentence_transformers_files(root: Path, bundle: E5Bundle, max_seq_len
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
     from tokenizers import Tokenizer, models
+
+    from hybridviz.encoders.prompts import saved_prompts
     from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
 
     config = BertConfig(vocab_size=4, hidden_size=bundle.hidden, num_hidden_layers=1, num_attention_heads=bundle.heads,
@@ -299,7 +301,7 @@ def _write_sentence_transformers_files(root: Path, bundle: E5Bundle, max_seq_len
     skeleton = SentenceTransformer(
         modules=[Transformer(str(scratch / "hf"), max_seq_length=max_seq_length),
                  Pooling(bundle.hidden, pooling_mode="mean"), Normalize()],
-        prompts={"query": "query: ", "passage": "passage: "}, device="cpu",
+        prompts=saved_prompts("query: ", "passage: "), device="cpu",
     )
     skeleton.save(str(scratch / "st"))
     written = {p.name for p in root.iterdir()}  # the real model's and tokenizer's files stay

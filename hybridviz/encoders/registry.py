@@ -337,6 +337,8 @@ def tiny_dir(seed: int = 0) -> Path:
     from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
     from transformers import AutoTokenizer, BertConfig, BertModel
 
+    from hybridviz.encoders.prompts import saved_prompts
+
     tokenizer = AutoTokenizer.from_pretrained(str(me5_small_dir()))
     torch.manual_seed(seed)
     config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
@@ -347,7 +349,7 @@ def tiny_dir(seed: int = 0) -> Path:
         BertModel(config).save_pretrained(hf)
         tokenizer.save_pretrained(hf)
         st = SentenceTransformer(modules=[Transformer(str(hf), max_seq_length=128), Pooling(32, "mean"),
-                                          Normalize()], device="cpu")
+                                          Normalize()], device="cpu", prompts=saved_prompts(*E5_PREFIXES))
         st.save(str(Path(tmp, "model")))
         if not (path / "modules.json").is_file():
             os.replace(Path(tmp, "model"), path)

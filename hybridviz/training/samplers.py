@@ -11,9 +11,12 @@ group (the same question in other languages is a paraphrase) nor the same text t
 
 They subclass sentence-transformers' ``DefaultBatchSampler`` (whose ``SetEpochMixin`` the trainer calls each
 epoch), so ``SentenceTransformerTrainingArguments(batch_sampler=functools.partial(HybridBatchSampler, alpha=.5))``
-plugs them into the stock trainer. The dataset needs the columns ``query``, ``positive``, ``query_lang``,
-``passage_lang`` and ``group``. Under distributed training the batch type is drawn once per optimizer step:
-consecutive runs of ``world_size`` batches share one type, and accelerate deals those out one per rank.
+plugs them into the stock trainer. They read the columns ``query``, ``positive``, ``query_lang``,
+``passage_lang`` (or ``positive_lang``) and, optionally, ``group`` (without it each pair is its own group), from the
+dataset or, since the trainer would feed every column of its dataset to the loss, from ``metadata``:
+``HybridBatchSampler.for_dataset(dataset_with_languages)`` binds them (docs/samplers.md). Under distributed training
+the batch type is drawn once per optimizer step: consecutive runs of ``world_size`` batches share one type, and
+accelerate deals those out one per rank.
 
 Example::
 
@@ -82,17 +85,17 @@ class HybridBatchSampler(DefaultBatchSampler):
         # `metadata` carries the columns when the dataset handed to the trainer holds only the two texts; for a
         # multi-source mix it maps each source to its columns, and this sampler's dataset is the one whose queries
         # it holds (the trainer builds one sampler per source)
-        if metadata is not None and "group" not in metadata:
+        if metadata is not None and not _has_columns(metadata):
             queries = list(dataset["query"])
             matching = [m for m in metadata.values() if list(m["query"]) == queries]
             if len(matching) != 1:
                 raise SamplerConfigError(f"metadata names {len(matching)} sources with this dataset's queries.")
             metadata = matching[0]
-        columns = metadata if metadata is not None else dataset
-        self.groups = list(columns["group"])
-        self.texts_q = list(columns["query"])
-        self.texts_p = list(columns["positive"])
-        qlang, plang = list(columns["query_lang"]), list(columns["passage_lang"])
+        columns = language_columns(metadata if metadata is not None else dataset)
+        self.groups = columns["group"]
+        self.texts_q = columns["query"]
+        self.texts_p = columns["positive"]
+        qlang, plang = columns["query_lang"], columns["passage_lang"]
         if metadata is not None and len(qlang) != len(dataset):
             raise SamplerConfigError(f"metadata has {len(qlang)} rows, the dataset {len(dataset)}.")
         self.mono: dict[str, list[int]] = defaultdict(list)
@@ -104,6 +107,14 @@ class HybridBatchSampler(DefaultBatchSampler):
         self.language_probs = self._language_probs(language_weighting)
         self._check(batch_size)
         self.num_batches = num_batches or max(1, len(qlang) // batch_size)
+
+    @classmethod
+    def for_dataset(cls, dataset, **kwargs) -> functools.partial:
+        """A factory for ``SentenceTransformerTrainingArguments(batch_sampler=...)`` that reads the language columns
+        of `dataset` (a ``datasets.Dataset`` or a dict of columns); give the trainer the same rows with only their
+        text columns, ``dataset.select_columns(["query", "positive"])``. `kwargs`: ``alpha`` (hybrid only),
+        ``language_weighting``. Picklable: checkpoints store it."""
+        return functools.partial(cls, metadata=language_columns(dataset), **kwargs)
 
     def _language_probs(self, weighting) -> np.ndarray:
         counts = np.array([len(v) for v in self.mono.values()], dtype=float)
@@ -162,6 +173,55 @@ class HybridBatchSampler(DefaultBatchSampler):
             batch = queue.take(self.batch_size, self.groups, self.texts_q, self.texts_p)
             if len(batch) == self.batch_size or (batch and not self.drop_last):
                 yield batch
+
+
+class XXMonoBatchSampler(HybridBatchSampler):
+    """Every batch monolingual, in one language per batch (``HybridBatchSampler`` at ``alpha=1``)."""
+
+    def __init__(self, dataset, batch_size: int, drop_last: bool = True, valid_label_columns=None,
+                 generator=None, seed: int = 0, **kwargs):
+        if "alpha" in kwargs:
+            raise SamplerConfigError("XXMonoBatchSampler has alpha 1; use HybridBatchSampler for another alpha.")
+        super().__init__(dataset, batch_size, drop_last, valid_label_columns, generator, seed, alpha=1.0, **kwargs)
+
+
+class XYBatchSampler(HybridBatchSampler):
+    """Every pair of every batch cross-lingual (``HybridBatchSampler`` at ``alpha=0``)."""
+
+    def __init__(self, dataset, batch_size: int, drop_last: bool = True, valid_label_columns=None,
+                 generator=None, seed: int = 0, **kwargs):
+        if "alpha" in kwargs:
+            raise SamplerConfigError("XYBatchSampler has alpha 0; use HybridBatchSampler for another alpha.")
+        super().__init__(dataset, batch_size, drop_last, valid_label_columns, generator, seed, alpha=0.0, **kwargs)
+
+
+COLUMNS = ("query", "positive", "query_lang", "passage_lang")  # and "group", optional
+
+
+def _has_columns(data) -> bool:
+    names = data.column_names if hasattr(data, "column_names") else list(data)
+    return "query" in names and "query_lang" in names
+
+
+def language_columns(data) -> dict[str, list]:
+    """The columns the samplers read, as lists: ``query``, ``positive``, ``query_lang``, ``passage_lang`` (a
+    ``positive_lang`` column is taken for it) and ``group`` (pairs of one group never share a batch: give the
+    translations of one question one group; without the column each pair is its own group)."""
+    names = list(data.column_names) if hasattr(data, "column_names") else list(data)
+    passage_lang = "passage_lang" if "passage_lang" in names else "positive_lang"
+    missing = [c for c in ("query", "positive", "query_lang") if c not in names]
+    missing += [] if passage_lang in names else ["passage_lang (or positive_lang)"]
+    if missing:
+        raise SamplerConfigError(f"The batch samplers need the columns query, positive, query_lang and "
+                                 f"passage_lang (group optional); missing {', '.join(missing)} "
+                                 f"(found: {', '.join(map(str, names)) or 'none'}).")
+    out = {c: list(data[c]) for c in ("query", "positive", "query_lang")}
+    out["passage_lang"] = list(data[passage_lang])
+    out["group"] = list(data["group"]) if "group" in names else list(range(len(out["query"])))
+    lengths = {len(v) for v in out.values()}
+    if len(lengths) != 1:
+        raise SamplerConfigError(f"The sampler columns differ in length ({sorted(lengths)}).")
+    return out
 
 
 class SourceMixBatchSampler(MultiDatasetDefaultBatchSampler):

@@ -352,10 +352,12 @@ def _fit(config: TrainConfig, run: Run, pairs, on_progress) -> None:
     from sentence_transformers.sentence_transformer.training_args import SentenceTransformerTrainingArguments
 
     from hybridviz.encoders import load_encoder
+    from hybridviz.encoders.prompts import saved_prompts
 
     torch.manual_seed(config.seed)
     encoder = load_encoder(config.model, use_cache=False)
     model = encoder.model
+    model.prompts = saved_prompts(encoder.query_prefix, encoder.passage_prefix)  # checkpoints save them too
     inference_length = model.max_seq_length  # restored before saving: models are compared at equal lengths
     model.max_seq_length = config.max_seq_length
     if config.freeze_word_embeddings:
@@ -417,7 +419,7 @@ def _fit(config: TrainConfig, run: Run, pairs, on_progress) -> None:
     if _rank() == 0 and config.probe_steps:
         _probe(config, run, encoder, model, "best" if config.eval_steps else trainer.state.global_step)
     if _rank() == 0:
-        model.prompts = {"query": encoder.query_prefix, "passage": encoder.passage_prefix}
+        model.prompts = saved_prompts(encoder.query_prefix, encoder.passage_prefix)  # what plain ST reads
         model.max_seq_length = inference_length  # trained on 128 tokens (CPU), read texts as the base does
         model.save(str(run.model_dir))
         run.set_status("running", saved_max_seq_length=model.max_seq_length)  # the length evaluations read
