@@ -224,6 +224,42 @@ def test_write_beir_round_trips_and_refuses_what_it_cannot_say(tmp_path):
     assert not (tmp_path / "own").exists()
 
 
+def test_the_zero_shot_guard_reads_a_custom_set(tmp_path):
+    """The guard compares normalised texts; a custom set named among its benchmarks is one of them."""
+    from hybridviz.training.data import PairSet, ZeroShotViolation, check_zero_shot
+
+    folder = make_folder(tmp_path)
+    pairs = PairSet(source="test")
+    pairs.add("CAPITAL  of france?", "something else", "en", "en", "1")
+    check_zero_shot(pairs, benchmarks=())  # against nothing: passes
+    with pytest.raises(ZeroShotViolation, match="capital of France"):
+        check_zero_shot(pairs, benchmarks=(f"beir:{folder}",))
+
+
+def test_a_custom_set_in_the_grid(tmp_path, tiny):
+    """experiment --tasks beir:<folder>: the set joins the grid's evaluations (validated first), its results lie
+    under a folder name of their own, the bundle lists it by its task name, and a continued bundle keeps it."""
+    from hybridviz.experiments.bundle import load_bundle
+    from hybridviz.experiments.custom_tasks import with_custom_tasks
+    from hybridviz.experiments.grid import GridSpec, run_grid
+
+    folder = make_folder(tmp_path)
+    task = f"beir:{folder}"
+    base = dict(model="tiny", samplers=[], seeds=[], alphas=[], methods=[], sampler_method=None, evaluations=[],
+                precision="fp32", train_precision="fp32")
+    spec = with_custom_tasks(GridSpec(**base), ["xquad-r", task])
+    assert spec.evaluations == [{"task": task, "languages": None, "limit": None}]
+    out = tmp_path / "bundle"
+    run_grid(out, spec, log=lambda m: None, tasks=[task])
+    assert (out / "models" / "base" / task_dir(task) / "metrics.json").is_file()
+    bundle = load_bundle(out)
+    assert bundle.tasks() == [task] and bundle.get("base", task).metrics["settings"]["multi"]["macro"]["mAP"] > 0
+    assert with_custom_tasks(GridSpec(**base), None, out).evaluations == spec.evaluations  # kept on continuing
+    bad = make_folder(tmp_path, name="bad", qrels=QRELS + "q1\td9\t1\n")
+    with pytest.raises(BeirFormatError, match=re.escape(f"{bad / T}:9: corpus-id 'd9'")):
+        with_custom_tasks(spec, [f"beir:{bad}"])
+
+
 # ----------------------------------------------------------------------------------------------- acceptance
 
 
@@ -246,6 +282,9 @@ def test_xquad_r_as_beir_is_the_same_corpus(xquad_as_beir, data_root):
         for a, b in zip(slices(ours, setting), slices(theirs, setting), strict=True):
             assert np.array_equal(a.queries, b.queries) and np.array_equal(a.pool, b.pool) and a.dropped == b.dropped
             assert all(np.array_equal(x, y) for x, y in zip(a.relevant, b.relevant, strict=True))
+    sample, builtin = build_corpus(f"beir:{xquad_as_beir}", ["en", "th"], 40, 3), build_corpus("xquad-r", ["en", "th"],
+                                                                                            40, 3)
+    assert sample.query_ids == builtin.query_ids and sample.cand_ids == builtin.cand_ids
 
 
 def test_xquad_r_as_beir_gives_the_same_figures(xquad_as_beir, tiny):
