@@ -184,12 +184,18 @@ def test_a_missing_file_is_named(tmp_path, missing):
 
 
 def test_an_invalid_set_writes_nothing(tmp_path):
-    """The CLI validates before loading a model: a bad folder leaves no output folder behind."""
-    from hybridviz.cli import main
+    """`evaluate` validates before loading a model: a bad folder leaves no output folder behind (the command's
+    function is called directly: building the whole parser imports torch)."""
+    import argparse
+
+    from hybridviz.cli import cmd_evaluate
 
     folder = make_folder(tmp_path, qrels=QRELS + "q1\td9\t1\n")
     out = tmp_path / "out"
-    assert main(["evaluate", "--model", "tiny", "--task", f"beir:{folder}", "--out", str(out)]) == 2
+    args = argparse.Namespace(model="tiny", task=f"beir:{folder}", out=str(out), languages=None, settings=None,
+                              limit=None, seed=0, batch_size=None, precision="fp32")
+    with pytest.raises(BeirFormatError, match=re.escape(f"{folder / T}:9: corpus-id 'd9' is not in corpus.jsonl")):
+        cmd_evaluate(args)
     assert not out.exists()
 
 
