@@ -230,6 +230,14 @@ def test_write_beir_round_trips_and_refuses_what_it_cannot_say(tmp_path):
     assert not (tmp_path / "own").exists()
 
 
+def test_the_embedding_map_links_a_groups_translations(tmp_path):
+    from hybridviz.projection import parallel_items
+
+    items = parallel_items(f"beir:{make_folder(tmp_path)}", n_groups=5)
+    assert items[["item_id", "group", "lang"]].values.tolist() == [["en:g1", "g1", "en"], ["de:g1", "g1", "de"]]
+    assert set(items["kind"]) == {"query"}
+
+
 def test_the_zero_shot_guard_reads_a_custom_set(tmp_path):
     """The guard compares normalised texts; a custom set named among its benchmarks is one of them."""
     from hybridviz.training.data import PairSet, ZeroShotViolation, check_zero_shot
