@@ -29,13 +29,16 @@ def _split(value: str | None) -> list[str] | None:
 
 
 def cmd_evaluate(args) -> int:
+    from hybridviz.tasks import check_task, task_dir
+
+    check_task(args.task)  # a custom set (beir:<folder>) is validated whole before the model loads
     from hybridviz.evaluate import evaluate
 
     if args.out is None:
         from hybridviz.data.paths import EVALUATIONS_DIR
 
         safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in args.model)
-        args.out = str(EVALUATIONS_DIR / f"{safe}-{args.task}")
+        args.out = str(EVALUATIONS_DIR / f"{safe}-{task_dir(args.task)}")
     start = time.perf_counter()
     report = evaluate(args.model, args.task, languages=_split(args.languages), settings=_split(args.settings),
                       out_dir=args.out, limit=args.limit, seed=args.seed, batch_size=args.batch_size,
@@ -206,6 +209,9 @@ def cmd_experiment(args) -> int:
                           train_data=args.train_data, methods=methods, train_languages=_split(args.train_languages))
     if args.sampler_method is not None:
         spec.sampler_method = None if args.sampler_method == "none" else args.sampler_method
+    from hybridviz.experiments.custom_tasks import with_custom_tasks
+
+    spec = with_custom_tasks(spec, _split(args.tasks), Path(args.out))  # beir:<folder> sets, validated now
     if args.early_stopping:  # the converged regime: --steps is the maximum budget
         from hybridviz.experiments.curves import HOLDOUT, WARMUP_STEPS, converged_extra
 
@@ -512,7 +518,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("evaluate", help="evaluate an encoder on a task (metrics.json + per_query.jsonl)")
     e.add_argument("--model", default="me5-small", help="me5-small | hf:<name> | run:<id> | tiny | <folder>")
-    e.add_argument("--task", required=True, help="xquad-r | mlqa-r | mkqa-queries | mkqa-answers")
+    e.add_argument("--task", required=True, help="xquad-r | mlqa-r | mkqa-queries | mkqa-answers | mkqa-mteb | "
+                   "beir:<folder> (your own set: corpus.jsonl, queries.jsonl, qrels/test.tsv)")
     e.add_argument("--languages", help="comma-separated language codes (default: all the data fully covers)")
     e.add_argument("--settings", help="comma-separated subset of mono,cross,multi (default: all)")
     e.add_argument("--out", help="output directory (default: cache/evaluations/<model>-<task>, which the app lists)")
@@ -613,7 +620,8 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--sampler-method", help="method applied to every sampler model ('best': the debias sweep's "
                    "winner (default); 'none')")
     x.add_argument("--only", help="comma-separated unit labels to run (e.g. base,hybrid-s0)")
-    x.add_argument("--tasks", help="evaluate only these benchmarks now (comma-separated; the rest stay pending)")
+    x.add_argument("--tasks", help="evaluate only these benchmarks now (comma-separated; the rest stay pending); "
+                   "beir:<folder> adds your own evaluation set to the grid")
     x.add_argument("--refresh", action="store_true",
                    help="also re-evaluate results whose provenance is incomplete (retraining if weights are gone; "
                         "the retrained fingerprint must match)")

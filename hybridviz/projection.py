@@ -23,7 +23,8 @@ SOURCES = {"xquad-r answers": "answer sentences of XQuAD-R questions (one per la
 
 def parallel_items(source: str, n_groups: int, seed: int = 0, languages: list[str] | None = None
                    ) -> pd.DataFrame:
-    """A seeded sample of `n_groups` parallel sets: columns item_id, group, lang, text, kind (encoder prefix)."""
+    """A seeded sample of `n_groups` parallel sets: columns item_id, group, lang, text, kind (encoder prefix).
+    `source` is one of SOURCES or `beir:<folder>` (a custom set's queries whose group has two or more)."""
     rng = np.random.default_rng(seed)
     rows = []
     if source == "xquad-r answers":
@@ -49,10 +50,23 @@ def parallel_items(source: str, n_groups: int, seed: int = 0, languages: list[st
             for lang in langs:
                 rows.append({"item_id": f"{lang}:{e.example_id}", "group": str(e.example_id), "lang": lang,
                              "text": e.queries[lang], "kind": "query"})
+    elif source.startswith("beir:"):  # a custom evaluation set: its queries, linked by their group
+        from hybridviz.tasks import build_corpus
+
+        corpus = build_corpus(source, languages)
+        by_group: dict[str, list[int]] = {}
+        for q, group in enumerate(corpus.query_groups):
+            by_group.setdefault(group, []).append(q)
+        linked = sorted(g for g, qs in by_group.items() if len(qs) >= 2)  # translations to link
+        for g in rng.choice(linked, size=min(n_groups, len(linked)), replace=False) if linked else []:
+            for q in by_group[g]:
+                rows.append({"item_id": corpus.query_ids[q], "group": g, "lang": corpus.query_langs[q],
+                             "text": corpus.query_texts[q], "kind": "query"})
     else:
         from hybridviz.errors import UnknownName
 
-        raise UnknownName(f"Unknown item source {source!r}; choose one of {', '.join(SOURCES)}.")
+        raise UnknownName(f"Unknown item source {source!r}; choose one of {', '.join(SOURCES)} or "
+                          f"beir:<folder>.")
     return pd.DataFrame(rows, columns=["item_id", "group", "lang", "text", "kind"])
 
 

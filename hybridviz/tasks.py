@@ -26,6 +26,9 @@ Tasks:
   its ranking and from its relevant set: cross-lingual relevance counts only candidates whose text differs from
   every answer text in the query's language, and rank distance runs over those language-specific items.
 - mkqa-mteb: MTEB's MKQARetrieval protocol (build_mkqa_mteb_corpus).
+- beir:<folder>: a custom evaluation set in the BEIR layout (data/beir.py; build_beir_corpus): relevance is the
+  qrels' (score > 0), per query; `lang` defines the settings as for XQuAD-R; a query's `group` (its translations)
+  is its parallel group and its statistics cluster (query id "<lang>:<group>").
 MKQA examples are those complete in every selected language (queries; and answers for mkqa-answers).
 """
 
@@ -86,6 +89,8 @@ class Corpus:
     exclude_string_copies: bool = False  # mkqa-answers: see the module docstring
     files: dict[str, str] = field(default_factory=dict)
     notes: dict = field(default_factory=dict)
+    # per query, its relevant candidate positions when relevance is given per query (beir:) rather than by group
+    query_relevant: list[list[int]] | None = None
 
     def __post_init__(self):
         self._by_group: dict[str, list[int]] = defaultdict(list)
@@ -116,6 +121,8 @@ class Corpus:
 
     def relevant_candidates(self, query: int) -> list[int]:
         """Global candidate positions relevant to query `query` (over the whole corpus)."""
+        if self.query_relevant is not None:
+            return self.query_relevant[query]
         rel = self._by_group.get(self.query_groups[query], [])
         if self.exclude_self:
             own = self._cand_pos.get(self.query_ids[query])
@@ -350,12 +357,101 @@ def build_mkqa_mteb_corpus(languages: list[str] | None, limit: int | None, seed:
                   d_groups, files=data.files, notes=notes)
 
 
+def is_custom_task(task: str) -> bool:
+    """Whether `task` names a custom evaluation set (`beir:<folder>`) rather than a built-in benchmark."""
+    from hybridviz.data.beir import is_beir_task
+
+    return is_beir_task(task)
+
+
+def check_task(task: str) -> str:
+    """`task` if it names a built-in benchmark or a valid custom set (validated whole, nothing encoded), else one
+    clear error; for a CLI or a page to call before any work starts."""
+    if is_custom_task(task):
+        from hybridviz.data.beir import load_beir
+
+        load_beir(task, checksums=False)
+    elif task not in TASKS:
+        raise UnknownName(f"Unknown task {task!r}; choose one of {', '.join(TASKS)} or beir:<folder>.")
+    return task
+
+
+def task_dir(task: str) -> str:
+    """A folder name for `task`'s results: the name itself for a built-in benchmark; for `beir:<folder>`,
+    "beir-<folder's name>-<6 hex of the name as given>" (a path is no folder name)."""
+    if not is_custom_task(task):
+        return task
+    import hashlib
+    import re
+
+    spec = task[len("beir:"):].rstrip("/\\")
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", spec.replace("\\", "/").rsplit("/", 1)[-1]).strip("._") or "set"
+    return f"beir-{name}-{hashlib.sha1(spec.encode()).hexdigest()[:6]}"
+
+
+def build_beir_corpus(task: str, languages: list[str] | None, limit: int | None, seed: int) -> Corpus:
+    """A custom evaluation set (`beir:<folder>`, data/beir.py), mirroring build_lareqa_corpus: `languages`
+    restricts queries and pool alike; `limit` samples groups of queries (the pool stays whole). Query ids are
+    "<lang>:<group>" (a query without group: its own _id), so that the statistics cluster a group's
+    translations; candidate ids are the corpus' _id."""
+    from hybridviz.data.beir import load_beir
+    from hybridviz.data.lareqa import check_languages
+
+    data = load_beir(task)
+    langs = check_languages(languages, data.languages, task) if languages else data.languages
+    keep_langs = set(langs)
+    keep_groups = _sample_groups([g for g, lang in zip(data.query_groups, data.query_langs) if lang in keep_langs],
+                                 limit, seed)
+    cands = [i for i, lang in enumerate(data.doc_langs) if lang in keep_langs]
+    new_pos = {old: new for new, old in enumerate(cands)}
+    queries = [q for q, lang in enumerate(data.query_langs)
+               if lang in keep_langs and (keep_groups is None or data.query_groups[q] in keep_groups)]
+    relevant = [[new_pos[c] for c in sorted(data.relevant[q]) if c in new_pos] for q in queries]
+    cand_groups: list[set[str]] = [set() for _ in cands]
+    for q, rel in zip(queries, relevant):
+        for c in rel:
+            cand_groups[c].add(data.query_groups[q])
+    notes = {**data.notes, "folder": str(data.folder)}
+    if data.notes.get("graded"):
+        notes["graded_relevance"] = "scores > 0 count as relevant (binary), as every metric here is binary"
+    if limit:
+        notes.update({"limit": limit, "seed": seed})
+    return Corpus(
+        task, list(langs),
+        [f"{data.query_langs[q]}:{data.query_groups[q]}" for q in queries], [data.query_langs[q] for q in queries],
+        [data.query_texts[q] for q in queries], [data.query_groups[q] for q in queries],
+        [data.doc_ids[c] for c in cands], [data.doc_langs[c] for c in cands], [data.doc_texts[c] for c in cands],
+        [frozenset(g) for g in cand_groups],
+        files=data.files, notes=notes, query_relevant=relevant,
+    )
+
+
+def write_beir(corpus: Corpus, folder):
+    """Write `corpus` as a BEIR folder (corpus.jsonl, queries.jsonl with each query's group, qrels/test.tsv with
+    score 1 per relevant candidate), whole or not at all; `python -m hybridviz evaluate --task beir:<folder>`
+    then gives the figures of the task itself. Refused for tasks whose rankings drop items per query
+    (mkqa-queries' own query, mkqa-answers' string copies), which the layout cannot say."""
+    from hybridviz.data.beir import write_beir_files
+
+    if corpus.exclude_self or corpus.exclude_string_copies:
+        raise UnknownName(f"Task {corpus.task} removes items from a query's ranking (its own entry or its answers' "
+                          f"copies), which the BEIR layout cannot express; it cannot be written out faithfully.")
+    queries = []
+    for qid, lang, text, group in zip(corpus.query_ids, corpus.query_langs, corpus.query_texts, corpus.query_groups):
+        queries.append({"_id": qid, "text": text, "lang": lang, "group": group})
+    docs = [{"_id": cid, "text": text, "lang": lang}
+            for cid, lang, text in zip(corpus.cand_ids, corpus.cand_langs, corpus.cand_texts)]
+    qrels = [(qid, corpus.cand_ids[c], 1) for q, qid in enumerate(corpus.query_ids)
+             for c in sorted(corpus.relevant_candidates(q))]
+    return write_beir_files(folder, queries, docs, qrels)
+
+
 def build_corpus(task: str, languages: list[str] | None = None, limit: int | None = None, seed: int = 0
                  ) -> Corpus:
     """The queries, candidates and relevance of `task` for `languages` (default: all the data fully covers).
 
-    `limit` evaluates a seeded sample of that many parallel groups: for xquad-r/mlqa-r only the questions are
-    sampled (the pool stays whole); for the MKQA tasks whole examples are (queries and pool).
+    `limit` evaluates a seeded sample of that many parallel groups: for xquad-r/mlqa-r and beir:<folder> only the
+    questions are sampled (the pool stays whole); for the MKQA tasks whole examples are (queries and pool).
     """
     if task in ("xquad-r", "mlqa-r"):
         corpus = build_lareqa_corpus(task, languages, limit, seed)
@@ -365,8 +461,10 @@ def build_corpus(task: str, languages: list[str] | None = None, limit: int | Non
         corpus = build_mkqa_answers_corpus(languages, limit, seed)
     elif task == "mkqa-mteb":
         corpus = build_mkqa_mteb_corpus(languages, limit, seed)
+    elif is_custom_task(task):
+        corpus = build_beir_corpus(task, languages, limit, seed)
     else:
-        raise UnknownName(f"Unknown task {task!r}; choose one of {', '.join(TASKS)}.")
+        raise UnknownName(f"Unknown task {task!r}; choose one of {', '.join(TASKS)} or beir:<folder>.")
     if not corpus.query_ids or not corpus.cand_ids:
         raise EmptyPool(f"Task {task} has an empty {'query set' if not corpus.query_ids else 'candidate pool'} "
                         f"for languages {', '.join(corpus.languages)}; choose other languages.")

@@ -28,7 +28,7 @@ from hybridviz.encoders.registry import Encoder, declared_languages, default_pre
 from hybridviz.evaluate import evaluate
 from hybridviz.provenance import provenance
 from hybridviz.results import LAYOUTS
-from hybridviz.tasks import DEFAULT_EVALUATIONS, MKQA_ANSWERS_PROTOCOL
+from hybridviz.tasks import DEFAULT_EVALUATIONS, MKQA_ANSWERS_PROTOCOL, task_dir
 from hybridviz.errors import HybridvizError
 from hybridviz.fileio import write_json_atomic
 from hybridviz.training.runs import Run
@@ -270,7 +270,7 @@ def run_grid(out: Path, spec: GridSpec | None = None, log: Callable[[str], None]
     def missing(u: Unit, folder: Path) -> list[dict]:
         """The evaluations of `u` to run now that `folder` does not hold yet."""
         return [ev for ev in spec.evaluations if ev["task"] in u.tasks and (tasks is None or ev["task"] in tasks)
-                and not (folder / ev["task"] / "metrics.json").exists()]
+                and not (folder / task_dir(ev["task"]) / "metrics.json").exists()]
 
     for unit in units:
         if only and unit.label not in only:
@@ -283,8 +283,9 @@ def run_grid(out: Path, spec: GridSpec | None = None, log: Callable[[str], None]
         pending = missing(unit, out / "models" / unit.label)
         redo = [ev for ev in spec.evaluations if refresh and ev["task"] in unit.tasks and ev not in pending
                 and (tasks is None or ev["task"] in tasks)
-                and (out / "models" / unit.label / ev["task"] / "metrics.json").exists()
-                and stale(json.loads((out / "models" / unit.label / ev["task"] / "metrics.json").read_text()))]
+                and (out / "models" / unit.label / task_dir(ev["task"]) / "metrics.json").exists()
+                and stale(json.loads((out / "models" / unit.label / task_dir(ev["task"]) / "metrics.json")
+                                     .read_text()))]
         checked = None  # the retrained model, loaded by its fingerprint check
         staging = out / "models" / f"{unit.label}{RETRAINED}"  # a unit being evaluated anew (replace_retrained)
         if unit.config is not None:
@@ -345,7 +346,7 @@ def run_grid(out: Path, spec: GridSpec | None = None, log: Callable[[str], None]
             return loaded
 
         for ev in pending:
-            folder = (staging if staging.is_dir() else out / "models" / unit.label) / ev["task"]
+            folder = (staging if staging.is_dir() else out / "models" / unit.label) / task_dir(ev["task"])
             log(f"[{unit.label}] evaluating {ev['task']}")
             start = time.perf_counter()
             if encoder is None:
@@ -356,7 +357,7 @@ def run_grid(out: Path, spec: GridSpec | None = None, log: Callable[[str], None]
             state["wall_s"][f"eval {ev['task']}"] = round(time.perf_counter() - start, 1)
             save()
         for ev in redo:
-            folder = out / "models" / unit.label / ev["task"]
+            folder = out / "models" / unit.label / task_dir(ev["task"])
             log(f"[{unit.label}] re-evaluating {ev['task']} (provenance incomplete, protocol changed, or "
                 "languages its model does not support)")
             if encoder is None:
@@ -379,7 +380,7 @@ def run_grid(out: Path, spec: GridSpec | None = None, log: Callable[[str], None]
             pending.append(ev)  # the summary is refreshed below
             save()
         if staging.is_dir():
-            if not all((staging / t / "metrics.json").exists() for t in unit.tasks):
+            if not all((staging / task_dir(t) / "metrics.json").exists() for t in unit.tasks):
                 state["state"] = "replacing"  # the old checkpoint's figures stay until every task is done
                 save()
                 continue

@@ -107,6 +107,7 @@ def run_worker(run_id: str, root: Path | None = None) -> int:
 def _work(run: Run, root: Path | None) -> int:
     from hybridviz.encoders.registry import evaluation_precision
     from hybridviz.evaluate import evaluate
+    from hybridviz.tasks import task_dir
 
     config = config_from_run(run)
     run = train(config, root=root)
@@ -125,7 +126,7 @@ def _work(run: Run, root: Path | None) -> int:
                                                             record.setdefault(stage, time.time())})
         try:
             evaluate(str(run.model_dir), spec["task"], languages=spec.get("languages"), limit=spec.get("limit"),
-                     out_dir=run.dir / "evaluations" / spec["task"], precision=evaluation_precision(config.model),
+                     out_dir=run.dir / "evaluations" / task_dir(spec["task"]), precision=evaluation_precision(config.model),
                      on_progress=progress)
         except Exception as exc:
             write_json_atomic(run.dir / "evaluation.json", {"state": "failed", "task": spec["task"], "done": done,

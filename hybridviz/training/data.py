@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+from hybridviz.data.beir import is_beir_task, resolve_folder
 from hybridviz.data.paths import UPLOADS_DIR, data_dirs, sha256_file
 from hybridviz.data.text import normalise
 from hybridviz.errors import DataFileMissing, DataFormatError, HybridvizError
@@ -266,12 +267,14 @@ def _evaluation_texts(benchmarks: tuple[str, ...]) -> dict[str, tuple[str, str]]
     """normalised-text hash -> (benchmark, original text) for every evaluation text that is present."""
     # a grid checks every fine-tune against the same ~1M texts: reuse the set while no data file changes
     files = [f for d in data_dirs() if d.is_dir() for f in d.rglob("*") if f.is_file()]
+    files += [f for name in benchmarks if is_beir_task(name) for f in resolve_folder(name).rglob("*") if f.is_file()]
     stamp = tuple(sorted((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in files))
     return _evaluation_texts_of(tuple(benchmarks), stamp)
 
 
 @lru_cache(maxsize=2)
 def _evaluation_texts_of(benchmarks: tuple[str, ...], stamp: tuple) -> dict[str, tuple[str, str]]:
+    from hybridviz.data.beir import load_beir
     from hybridviz.data.lareqa import load_lareqa
     from hybridviz.data.mkqa import load_mkqa
 
@@ -282,7 +285,11 @@ def _evaluation_texts_of(benchmarks: tuple[str, ...], stamp: tuple) -> dict[str,
 
     for name in benchmarks:
         try:
-            if name == "mkqa":
+            if is_beir_task(name):  # a custom evaluation set: its queries and corpus texts
+                data = load_beir(name, checksums=False)
+                for text in data.query_texts + data.doc_texts:
+                    add(name, text)
+            elif name == "mkqa":
                 for ex in load_mkqa().examples:
                     for text in ex.queries.values():
                         add(name, text)
