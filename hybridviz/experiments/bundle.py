@@ -19,7 +19,9 @@ from hybridviz.experiments.stats import (ClusterMap, benjamini_hochberg, compare
                                          mean_std, minimum_detectable_effect, paired_tests, paragraph_clusters,
                                          run_level_possible, verdict_of)
 from hybridviz.fileio import atomic_write_text, write_json_atomic
-from hybridviz.results import ModelResult, pair_values
+from hybridviz.results.format import MANIFEST, ResultsError
+from hybridviz.results.store import (ModelResult, evaluation_folders, pair_values, read_manifest, read_metrics,
+                                     task_evaluations, unit_folder)
 from hybridviz.tasks import MKQA_ANSWERS_PROTOCOL, TASK_ORDER, is_seen
 from hybridviz.training.runs import list_runs
 
@@ -33,7 +35,7 @@ COMPARISON_ORDER = ["base", "x-x-mono", "x-y", "hybrid"]
 
 
 class BundleError(HybridvizError):
-    """A result bundle that is missing or damaged."""
+    """A result bundle that is missing or damaged (a damaged file of it raises the store's ResultsError)."""
 
 
 @dataclass
@@ -76,24 +78,19 @@ def group_of(unit: dict, main_alpha: float) -> str:
 
 def load_bundle(path: str | Path) -> Bundle:
     path = Path(path)
-    manifest_path = path / "manifest.json"
-    if not manifest_path.exists():
-        raise BundleError(f"No result bundle at {path} (no manifest.json). Make one with "
+    if not (path / MANIFEST).exists():
+        raise BundleError(f"No result bundle at {path} (no {MANIFEST}). Make one with "
                           f"`python -m hybridviz experiment --out {path}`.")
-    try:
-        manifest = json.loads(manifest_path.read_text())
-    except json.JSONDecodeError as exc:
-        raise BundleError(f"{manifest_path} is damaged: {exc}.") from exc
-    main_alpha = manifest.get("spec", {}).get("alpha", 0.5)
-    results = []
-    for label, unit in manifest.get("units", {}).items():
-        for metrics_path in sorted((path / "models" / label).glob("*/metrics.json")):
-            try:
-                metrics = json.loads(metrics_path.read_text())
-            except json.JSONDecodeError as exc:
-                raise BundleError(f"{metrics_path} is damaged: {exc}.") from exc
-            results.append(ModelResult(label, group_of(unit, main_alpha), unit.get("seed"), unit.get("alpha"),
-                                       task_key(metrics, metrics_path.parent.name), metrics_path.parent, metrics))
+    try:  # a damaged file: the store's one error, which names it
+        manifest = read_manifest(path)
+        main_alpha = manifest.get("spec", {}).get("alpha", 0.5)
+        results = []
+        for label, unit in manifest.get("units", {}).items():
+            for folder, metrics in task_evaluations(unit_folder(path, label)):
+                results.append(ModelResult(label, group_of(unit, main_alpha), unit.get("seed"), unit.get("alpha"),
+                                           task_key(metrics, folder.name), folder, metrics))
+    except ResultsError as exc:
+        raise BundleError(str(exc)) from None
     return Bundle(path, manifest, results)
 
 
@@ -463,12 +460,12 @@ def lab_results(root: Path | None = None) -> list[ModelResult]:
     only: the pages that list them never import the training stack (torch, ~8 s cold)."""
     out = []
     for run in list_runs(root):
-        for path in sorted((run.dir / "evaluations").glob("*/metrics.json")):
+        for folder in evaluation_folders(run.dir / "evaluations", depth=1):
             try:
-                metrics = json.loads(path.read_text())
-            except (OSError, json.JSONDecodeError):
+                metrics = read_metrics(folder)
+            except ResultsError:  # a damaged lab evaluation is left out of the list (the run page names it)
                 continue
             cfg = run.config()
             out.append(ModelResult(f"lab:{run.id}", f"lab:{run.id}", cfg.get("seed"), cfg.get("alpha"),
-                                   metrics.get("task", path.parent.name), path.parent, metrics))
+                                   metrics.get("task", folder.name), folder, metrics))
     return out

@@ -27,7 +27,7 @@ from typing import Callable
 from hybridviz.encoders.registry import Encoder, declared_languages, default_precision, load_encoder
 from hybridviz.evaluate import evaluate
 from hybridviz.provenance import provenance
-from hybridviz.results import LAYOUTS
+from hybridviz.results.format import LAYOUTS
 from hybridviz.tasks import DEFAULT_EVALUATIONS, MKQA_ANSWERS_PROTOCOL
 from hybridviz.errors import HybridvizError
 from hybridviz.fileio import write_json_atomic
