@@ -18,10 +18,10 @@ from hybridviz.experiments.plan import FAMILIES, AnalysisPlan, plan_of, plan_rec
 from hybridviz.experiments.stats import (ClusterMap, benjamini_hochberg, compare_runs, direction, holm, mark,
                                          mean_std, minimum_detectable_effect, paired_tests, paragraph_clusters,
                                          run_level_possible, verdict_of)
-from hybridviz.fileio import atomic_write_text, write_json_atomic
 from hybridviz.results.format import MANIFEST, ResultsError
 from hybridviz.results.store import (ModelResult, evaluation_folders, pair_values, read_manifest, read_metrics,
-                                     task_evaluations, unit_folder)
+                                     read_summary, read_training_config, task_evaluations, unit_folder,
+                                     write_summary_files)
 from hybridviz.tasks import MKQA_ANSWERS_PROTOCOL, TASK_ORDER, is_seen
 from hybridviz.training.runs import list_runs
 
@@ -46,8 +46,7 @@ class Bundle:
 
     @property
     def summary(self) -> dict:
-        path = self.path / "summary.json"
-        return json.loads(path.read_text()) if path.exists() else {}
+        return read_summary(self.path)
 
     def tasks(self) -> list[str]:
         """The bundle's benchmarks, XQuAD-R (the paper's) first: pages open on the most informative one."""
@@ -64,8 +63,7 @@ class Bundle:
         return [r for r in self.results if (group is None or r.group == group) and (task is None or r.task == task)]
 
     def training_config(self, label: str) -> dict:
-        path = self.path / "models" / label / "training" / "config.json"
-        return json.loads(path.read_text()) if path.exists() else {}
+        return read_training_config(self.path, label)
 
 
 def group_of(unit: dict, main_alpha: float) -> str:
@@ -108,7 +106,7 @@ def task_key(metrics: dict, fallback: str) -> str:
 
 def find_bundles(root: Path | None = None) -> list[Path]:
     root = Path(root or REFERENCE_DIR)
-    return sorted(p.parent for p in root.glob("*/manifest.json")) if root.exists() else []
+    return sorted(p.parent for p in root.glob(f"*/{MANIFEST}")) if root.exists() else []
 
 
 def find_step_budgets(root: Path | None = None) -> list[str]:
@@ -445,13 +443,12 @@ def delta_cells(folders_a, folders_b, n_resamples: int = 2000) -> dict:
 def write_summary(path: Path, n_resamples: int = 10_000) -> dict:
     bundle = load_bundle(path)
     summary = summarise(bundle, n_resamples=n_resamples)
-    write_json_atomic(Path(path) / "summary.json", summary)
     lines = ["task,setting,metric,group,mean,std,n,values\n"]
     for c in summary["cells"]:
         vals = " ".join("" if v is None else f"{v:.6g}" for v in c["values"])
         mean, std = ("" if c[k] is None else f"{c[k]:.6g}" for k in ("mean", "std"))
         lines.append(f"{c['task']},{c['setting']},{c['metric']},{c['group']},{mean},{std},{c['n']},{vals}\n")
-    atomic_write_text(Path(path) / "summary.csv", "".join(lines))
+    write_summary_files(Path(path), summary, "".join(lines))
     return summary
 
 

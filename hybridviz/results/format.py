@@ -32,9 +32,13 @@ PAIRS_NAME = "per_query_pairs.npz"
 LAYOUTS = "layouts"  # a bundle's folder of shared layouts
 MANIFEST = "manifest.json"
 SUMMARY = "summary.json"
+SUMMARY_CSV = "summary.csv"
 RETRAINED = ".retrained"  # models/<label>.retrained/: a unit evaluated anew on a retrained checkpoint
 REFRESH = ".refresh"  # models/<label>/<task>.refresh/: a stale evaluation being redone
 RETIRED = ".old"  # what a swap moves aside until the new folder is in place
+# models/<label>/training/: the small files that describe a fine-tune (its weights stay in the run registry)
+TRAINING_RECORD = ("config.json", "train_log.jsonl", "status.json", "validation.jsonl", "validation_pool.json",
+                   "probes.jsonl")
 
 # metrics.json's per-setting metric -> the per-query files' column
 PER_QUERY_COLUMN = {"mAP": "ap", "MRR": "rr", "nDCG@10": "ndcg@10"}

@@ -25,7 +25,8 @@ from hybridviz.results import codec
 from hybridviz.results.codec import CompactPerQuery
 from hybridviz.results.format import (COMPACT_NAME, COMPACT_VERSION, LAYOUTS, MANIFEST, METRICS, PAIRS_NAME,
                                       PER_QUERY_COLUMN, RECORDS, REFRESH, RETIRED, RETRAINED, SETTINGS_CSV,
-                                      TEXT_FILES, ResultsError, check_report)
+                                      SUMMARY, SUMMARY_CSV, TEXT_FILES, TRAINING_RECORD, ResultsError,
+                                      check_report)
 from hybridviz.tasks import Corpus
 
 # ------------------------------------------------------------------------------------------------ metrics.json
@@ -101,6 +102,24 @@ def write_manifest(bundle: Path, manifest: dict) -> None:
     write_json_atomic(Path(bundle) / MANIFEST, manifest)
 
 
+def read_summary(bundle: Path) -> dict:
+    """A bundle's summary.json ({} before the first summary)."""
+    path = Path(bundle) / SUMMARY
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def write_summary_files(bundle: Path, summary: dict, csv_text: str) -> None:
+    """summary.json and its table summary.csv."""
+    write_json_atomic(Path(bundle) / SUMMARY, summary)
+    atomic_write_text(Path(bundle) / SUMMARY_CSV, csv_text)
+
+
+def read_training_config(bundle: Path, label: str) -> dict:
+    """models/<label>/training/config.json ({} for the base and other untrained units)."""
+    path = unit_folder(bundle, label) / "training" / "config.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
 def unit_folder(bundle: Path, label: str) -> Path:
     """models/<label>/: a unit's evaluations, one folder per task, and its training record."""
     return Path(bundle) / "models" / label
@@ -136,6 +155,28 @@ def swap_in(replacement: Path, folder: Path) -> None:
 
 def remove_folder(folder: Path) -> None:
     shutil.rmtree(folder, ignore_errors=True)
+
+
+def copy_training_record(run_dir: Path, dest: Path) -> None:
+    """The small files that describe a fine-tune (not its weights) go into the bundle (models/<label>/training)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in TRAINING_RECORD:
+        if (Path(run_dir) / name).exists():
+            shutil.copyfile(Path(run_dir) / name, dest / name)
+
+
+def copy_layouts(src: Path, dest: Path) -> None:
+    """The layouts of bundle `src` that bundle `dest` lacks (named by the digest of their arrays)."""
+    (Path(dest) / LAYOUTS).mkdir(parents=True, exist_ok=True)
+    for layout in sorted((Path(src) / LAYOUTS).glob("*.npz")):
+        if not (Path(dest) / LAYOUTS / layout.name).exists():
+            shutil.copy2(layout, Path(dest) / LAYOUTS / layout.name)
+
+
+def copy_unit(src: Path, dest: Path, label: str) -> None:
+    """models/<label>/ of bundle `src` into bundle `dest` (which must not hold it)."""
+    (Path(dest) / "models").mkdir(parents=True, exist_ok=True)
+    shutil.copytree(unit_folder(src, label), unit_folder(dest, label))
 
 
 # ------------------------------------------------------------------------------------------------ npz files
