@@ -136,6 +136,8 @@ def spec_conflicts(old: dict, new: dict) -> list[str]:
 def inherited_settings(out: Path) -> dict:
     """The machine-dependent settings of the bundle at `out` (precision of evaluation and of training), so that
     continuing it on another CPU keeps them instead of that CPU's defaults; {} for a new bundle."""
+    if not (Path(out) / MANIFEST).exists():
+        return {}
     try:
         spec = read_manifest(out).get("spec") or {}
     except ResultsError:
