@@ -20,7 +20,7 @@ from hybridviz import metrics as M
 from hybridviz.metrics import TOP_K_SHARE
 from hybridviz.index import ExactIndex, top_k
 from hybridviz.provenance import provenance
-from hybridviz.results import write_outputs
+from hybridviz.results.store import write_outputs
 from hybridviz.tasks import SETTINGS, Corpus, Slice, build_corpus, setting_applicable, slices
 from hybridviz.errors import UnknownName
 

@@ -1,7 +1,8 @@
 """`mkqa-nq`: BGE-M3's MKQA protocol for users who have the corpus. MKQA questions in each language retrieve
 English Natural Questions passages (BEIR NQ, 2.68M); a hit is a passage containing a gold answer
-(`data/nq.has_answer`); Recall@k = share of questions with a hit in the top k (RocketQA's definition, k = 20 and
-100 as BGE-M3 reports). Facts and sources: README "Tasks and settings" and the shared `mkqa_protocols.md`.
+(`data/nq.has_answer`); hit@k = share of questions with a hit in the top k (`hit_rate_at_k`: what BGE-M3 and
+RocketQA call Recall@k; not metrics.py's recall, the share of a query's relevant items; k = 20 and 100 as BGE-M3
+reports). Facts and sources: README "Tasks and settings" and the shared `mkqa_protocols.md`.
 
 Questions: unanswerable, yes/no and long-answer examples removed (BGE-M3: 6,619 per language on the full MKQA).
 Gold answers are the English ones: the corpus is English (BGE-M3's file does not say which it used).
@@ -11,6 +12,10 @@ atomically once done, so an interrupted encode resumes at the next unfinished sh
 takes the shards i with i % WORLD_SIZE == RANK (on GPU LOCAL_RANK when there is one): the launcher is torch's,
 not ours. Search is exact (faiss IndexFlatIP) by default; HNSW or IVF-Flat for the full corpus on a small
 machine (bench/search.py measures their recall against exact).
+
+The report is the shared metrics.json (results/format.py), written through the results store: one setting,
+`SETTING` ("nq"), with hit@k per question language and macro-averaged, and a question language x passage language
+(English) matrix per k for the heatmaps.
 """
 
 from __future__ import annotations
@@ -28,13 +33,19 @@ from hybridviz.data.mkqa import MkqaData, load_mkqa
 from hybridviz.data.nq import Passage, corpus_path, has_answer, read_corpus
 from hybridviz.data.paths import CACHE_DIR
 from hybridviz.errors import UnknownName
-from hybridviz.fileio import atomic_write_text, write_json_atomic
+from hybridviz.fileio import atomic_write_text
 from hybridviz.provenance import provenance
+from hybridviz.results.store import write_report
 
 NQ_DIR = CACHE_DIR / "nq"
 SHARD_SIZE = 50_000
 KS = (20, 100)
 INDEXES = ("exact", "hnsw", "ivf")
+SETTING = "nq"  # MKQA questions in every language -> English NQ passages
+
+
+def hit_name(k: int) -> str:
+    return f"hit@{k}"
 
 
 def questions(data: MkqaData, languages: list[str] | None = None) -> list[dict]:
@@ -129,8 +140,8 @@ def build_index(folder: Path, kind: str = "exact"):
     return index, ids
 
 
-def recall_at_k(first_hit: list[int | None], k: int) -> float:
-    """Share of questions whose first answer-containing passage is ranked at or above k (1-based)."""
+def hit_rate_at_k(first_hit: list[int | None], k: int) -> float:
+    """hit@k: share of questions whose first answer-containing passage is ranked at or above k (1-based)."""
     return float(np.mean([h is not None and h <= k for h in first_hit])) if first_hit else float("nan")
 
 
@@ -161,19 +172,25 @@ def evaluate_mkqa_nq(model: str, corpus: str | os.PathLike | None = None, langua
         hit = next((rank for rank, j in enumerate(row, 1) if j >= 0 and has_answer(q["answers"], texts[ids[j]])),
                    None)
         first_hit.setdefault(q["lang"], []).append(hit)
-    per_language = {lang: {f"recall@{k}": recall_at_k(h, k) for k in KS} | {"n_queries": len(h)}
+    per_language = {lang: {hit_name(k): hit_rate_at_k(h, k) for k in KS} | {"n_queries": len(h)}
                     for lang, h in sorted(first_hit.items())}
+    macro = {hit_name(k): float(np.mean([v[hit_name(k)] for v in per_language.values()])) for k in KS}
     report = {
         "task": "mkqa-nq", "protocol": "BGE-M3 (FlagEmbedding C_MTEB/MKQA): MKQA questions -> English NQ passages, "
-                                       "answer containment, Recall@k",
-        "model": {"spec": model, "fingerprint": encoder.fingerprint},
+                                       "answer containment, hit@k (BGE-M3's Recall@k)",
+        "model": {"spec": model, "label": getattr(encoder, "label", model), "fingerprint": encoder.fingerprint,
+                  "precision": getattr(encoder, "precision", None)},
+        "languages": list(per_language),
+        "settings": {SETTING: {"per_language": per_language, "macro": macro}},
+        "matrices": {hit_name(k): {"rows": list(per_language), "cols": ["en"],
+                                   "values": [[v[hit_name(k)]] for v in per_language.values()]} for k in KS},
         "corpus": {"file": str(path), "passages": len(ids), "limit": limit_passages, "index": index_kind},
-        "per_language": per_language,
-        "macro": {f"recall@{k}": float(np.mean([v[f"recall@{k}"] for v in per_language.values()])) for k in KS},
         "cost": {"passages_encoded_now": encoded, "encode_s": seconds,
                  "encode_s_per_1000_passages": seconds / encoded * 1000 if encoded else None},
         "provenance": provenance(seed=0),
+        "definitions": {"hit@k": "share of the questions whose top k passages hold one that contains a gold answer "
+                                 "(BGE-M3's and RocketQA's Recall@k; a hit rate, not the share of relevant items)"},
     }
     if out_dir is not None:
-        write_json_atomic(Path(out_dir) / "metrics.json", report)
+        write_report(Path(out_dir), report)
     return report

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from hybridviz.errors import HybridvizError
 from hybridviz.fileio import write_json_atomic
-from hybridviz.results import read_metrics
+from hybridviz.results.store import read_metrics
 
 TASK_NAME = "MKQARetrieval"
 SPLIT = "train"

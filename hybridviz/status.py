@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from hybridviz.data.paths import EVALUATIONS_DIR, MODELS_DIR
@@ -61,11 +60,6 @@ def encoder_status() -> dict:
 
 def finished_evaluations(root: Path | None = None) -> list[dict]:
     """metrics.json files under cache/evaluations/, newest first (unreadable ones are listed as such)."""
-    root = Path(root or EVALUATIONS_DIR)
-    out = []
-    for path in sorted(root.glob("*/metrics.json"), key=lambda p: p.stat().st_mtime, reverse=True):
-        try:
-            out.append({"path": str(path.parent), "report": json.loads(path.read_text(encoding="utf-8"))})
-        except (OSError, json.JSONDecodeError) as exc:
-            out.append({"path": str(path.parent), "error": f"unreadable metrics.json ({exc})"})
-    return out
+    from hybridviz.results.store import finished_evaluations as read_all
+
+    return read_all(Path(root or EVALUATIONS_DIR))

@@ -354,23 +354,25 @@ def test_format_3_recomputes_the_multilingual_figures_from_the_ranks_and_keeps_a
     the ranks (here: altered) stays stored and is read as stored."""
     import shutil
 
-    from hybridviz.results import (COMPACT_NAME, ModelResult, _load_npz, _load_with_layout, _npz_bytes,
-                                   _with_derivable, _with_shared_layout, _is_figure, compact_folder)
+    from hybridviz.results.codec import is_figure, npz_bytes, split_layout, with_derivable
+    from hybridviz.results.format import COMPACT_NAME
+    from hybridviz.results.store import ModelResult, compact_folder, load_npz, load_with_layout
 
     out, _ = tiny_run
     layouts = tmp_path / "bundle" / "layouts"
     folder = tmp_path / "bundle" / "models" / "a" / "xquad-r"
     shutil.copytree(out, folder)
     assert compact_folder(folder, layouts)
-    stored = _load_npz(folder / COMPACT_NAME)
+    stored = load_npz(folder / COMPACT_NAME)
     assert int(stored["version"]) == 3 and "multi.ap" not in stored and "records.max_rank_distance" not in stored
     text = ModelResult("t", "a", None, None, "xquad-r", out, {})
-    full = _with_derivable(_load_with_layout(folder / COMPACT_NAME))
+    full = with_derivable(load_with_layout(folder / COMPACT_NAME))
 
     def write_format_2(arrays):  # every figure stored, as format 2 wrote them
-        shared = {k for k in arrays if k != "version" and not _is_figure(k)}
-        (folder / COMPACT_NAME).write_bytes(_npz_bytes(_with_shared_layout({**arrays, "version": np.array(2)},
-                                                                           layouts, shared)))
+        shared = {k for k in arrays if k != "version" and not is_figure(k)}
+        name, layout, own = split_layout({**arrays, "version": np.array(2)}, shared)
+        assert (layouts / f"{name}.npz").exists()  # the same layout as format 3's
+        (folder / COMPACT_NAME).write_bytes(npz_bytes(own))
 
     write_format_2(full)
     old_size = (folder / COMPACT_NAME).stat().st_size
@@ -384,7 +386,7 @@ def test_format_3_recomputes_the_multilingual_figures_from_the_ranks_and_keeps_a
     altered["multi.ap"][0] = np.float32(0.123456)
     write_format_2(altered)
     assert compact_folder(folder, layouts)
-    kept = _load_npz(folder / COMPACT_NAME)
+    kept = load_npz(folder / COMPACT_NAME)
     assert "multi.ap" in kept and "multi.rr" not in kept
     first = text.per_query_lines()[0]["query_id"]
     assert ModelResult("t", "a", None, None, "xquad-r", folder, {}).per_query("multi", "mAP")[first] == 0.123456

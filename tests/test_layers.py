@@ -5,7 +5,9 @@ Floors, lowest first (README "Shape of the code"); units on one floor never impo
   0 errors, fileio, provenance
   1 data/* (loaders, paths, splits, text), metrics, paper, the package's __init__
   2 tasks (queries, pools, relevance), index (search structures)
-  3 encoders/* (models, embedding cache, debiasing), results (the evaluation results format)
+  3 encoders/* (models, embedding cache, debiasing), results/* (the evaluation results: format = the schema,
+    codec = the per-query encodings, store = the only code that reads and writes evaluation folders and
+    bundle files, report = renderers to markdown, LaTeX and CSV)
   4 search, projection, evaluate (use an encoder on a task: evaluate orchestrates one evaluation); viz/*
     (figure builders: they draw the frames and statistics they are given, read through results, and never
     compute or import experiments)

@@ -85,9 +85,14 @@ def test_questions_follow_the_protocol(data_root):
         ex.is_binary for ex in data.examples if ex.example_id in kept)
 
 
-def test_recall_matches_a_brute_force_ranking(planted, tiny):
+def test_hit_rate_matches_a_brute_force_ranking(planted, tiny, tmp_path):
+    from hybridviz.results.store import read_metrics
+
     path, _ = planted
-    report = mkqa_nq.evaluate_mkqa_nq("tiny", path, ["en", "de"], limit_queries=3, encoder=tiny)
+    mkqa_nq.evaluate_mkqa_nq("tiny", path, ["en", "de"], limit_queries=3, encoder=tiny, out_dir=tmp_path / "nq")
+    report = read_metrics(tmp_path / "nq")  # the shared schema, written through the results store
+    assert report["task"] == "mkqa-nq" and report["languages"] == ["de", "en"]
+    per_language = report["settings"][mkqa_nq.SETTING]["per_language"]
     assert report["corpus"]["passages"] == 10 and report["cost"]["passages_encoded_now"] == 10
     passages = list(read_corpus(path))
     P = tiny.encode([p.text for p in passages], "passage")
@@ -100,10 +105,14 @@ def test_recall_matches_a_brute_force_ranking(planted, tiny):
             first.append(next((r for r, j in enumerate(order, 1) if has_answer(q["answers"], passages[j].text)),
                               None))
         for k in mkqa_nq.KS:
-            assert report["per_language"][lang][f"recall@{k}"] == pytest.approx(
+            assert per_language[lang][f"hit@{k}"] == pytest.approx(
                 np.mean([h is not None and h <= k for h in first]))
-    # every question's gold passage is among the 10: Recall@20 over a 10-passage corpus is 1 for English
-    assert report["per_language"]["en"]["recall@20"] == 1.0
+            assert report["matrices"][f"hit@{k}"]["values"][report["languages"].index(lang)] == [
+                per_language[lang][f"hit@{k}"]]
+    # every question's gold passage is among the 10: hit@20 over a 10-passage corpus is 1 for English
+    assert per_language["en"]["hit@20"] == 1.0
+    assert report["settings"][mkqa_nq.SETTING]["macro"]["hit@20"] == pytest.approx(
+        np.mean([v["hit@20"] for v in per_language.values()]))
 
 
 def test_encoding_resumes_and_shards_across_ranks(planted, tiny):

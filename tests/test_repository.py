@@ -31,7 +31,7 @@ def test_git_holds_only_bundles_and_compact_models_under_cache():
     # weights only as compact deltas of a bundle's shipped units; embeddings (.npz of vectors) never
     weights = [p for p in files if p.endswith(WEIGHTS) and "/compact/" not in p]
     assert weights == []
-    results = ("/per_query_pairs.npz", "/per_query.npz")  # an evaluation's per-query figures (results.py)
+    results = ("/per_query_pairs.npz", "/per_query.npz")  # an evaluation's per-query figures (results/)
     caches = [p for p in files if "/embeddings/" in p or "/models/" in p and p.endswith(".npz")
               and not p.endswith(results)]
     assert caches == []

@@ -18,8 +18,10 @@ from hybridviz.experiments.plan import FAMILIES, AnalysisPlan, plan_of, plan_rec
 from hybridviz.experiments.stats import (ClusterMap, benjamini_hochberg, compare_runs, direction, holm, mark,
                                          mean_std, minimum_detectable_effect, paired_tests, paragraph_clusters,
                                          run_level_possible, verdict_of)
-from hybridviz.fileio import atomic_write_text, write_json_atomic
-from hybridviz.results import ModelResult, pair_values
+from hybridviz.results.format import MANIFEST, ResultsError
+from hybridviz.results.store import (ModelResult, evaluation_folders, pair_values, read_manifest, read_metrics,
+                                     read_summary, read_training_config, task_evaluations, unit_folder,
+                                     write_summary_files)
 from hybridviz.tasks import MKQA_ANSWERS_PROTOCOL, TASK_ORDER, is_seen
 from hybridviz.training.runs import list_runs
 
@@ -33,7 +35,7 @@ COMPARISON_ORDER = ["base", "x-x-mono", "x-y", "hybrid"]
 
 
 class BundleError(HybridvizError):
-    """A result bundle that is missing or damaged."""
+    """A result bundle that is missing or damaged (a damaged file of it raises the store's ResultsError)."""
 
 
 @dataclass
@@ -44,8 +46,7 @@ class Bundle:
 
     @property
     def summary(self) -> dict:
-        path = self.path / "summary.json"
-        return json.loads(path.read_text()) if path.exists() else {}
+        return read_summary(self.path)
 
     def tasks(self) -> list[str]:
         """The bundle's benchmarks, XQuAD-R (the paper's) first: pages open on the most informative one."""
@@ -62,8 +63,7 @@ class Bundle:
         return [r for r in self.results if (group is None or r.group == group) and (task is None or r.task == task)]
 
     def training_config(self, label: str) -> dict:
-        path = self.path / "models" / label / "training" / "config.json"
-        return json.loads(path.read_text()) if path.exists() else {}
+        return read_training_config(self.path, label)
 
 
 def group_of(unit: dict, main_alpha: float) -> str:
@@ -76,24 +76,19 @@ def group_of(unit: dict, main_alpha: float) -> str:
 
 def load_bundle(path: str | Path) -> Bundle:
     path = Path(path)
-    manifest_path = path / "manifest.json"
-    if not manifest_path.exists():
-        raise BundleError(f"No result bundle at {path} (no manifest.json). Make one with "
+    if not (path / MANIFEST).exists():
+        raise BundleError(f"No result bundle at {path} (no {MANIFEST}). Make one with "
                           f"`python -m hybridviz experiment --out {path}`.")
-    try:
-        manifest = json.loads(manifest_path.read_text())
-    except json.JSONDecodeError as exc:
-        raise BundleError(f"{manifest_path} is damaged: {exc}.") from exc
-    main_alpha = manifest.get("spec", {}).get("alpha", 0.5)
-    results = []
-    for label, unit in manifest.get("units", {}).items():
-        for metrics_path in sorted((path / "models" / label).glob("*/metrics.json")):
-            try:
-                metrics = json.loads(metrics_path.read_text())
-            except json.JSONDecodeError as exc:
-                raise BundleError(f"{metrics_path} is damaged: {exc}.") from exc
-            results.append(ModelResult(label, group_of(unit, main_alpha), unit.get("seed"), unit.get("alpha"),
-                                       task_key(metrics, metrics_path.parent.name), metrics_path.parent, metrics))
+    try:  # a damaged file: the store's one error, which names it
+        manifest = read_manifest(path)
+        main_alpha = manifest.get("spec", {}).get("alpha", 0.5)
+        results = []
+        for label, unit in manifest.get("units", {}).items():
+            for folder, metrics in task_evaluations(unit_folder(path, label)):
+                results.append(ModelResult(label, group_of(unit, main_alpha), unit.get("seed"), unit.get("alpha"),
+                                           task_key(metrics, folder.name), folder, metrics))
+    except ResultsError as exc:
+        raise BundleError(str(exc)) from None
     return Bundle(path, manifest, results)
 
 
@@ -111,7 +106,7 @@ def task_key(metrics: dict, fallback: str) -> str:
 
 def find_bundles(root: Path | None = None) -> list[Path]:
     root = Path(root or REFERENCE_DIR)
-    return sorted(p.parent for p in root.glob("*/manifest.json")) if root.exists() else []
+    return sorted(p.parent for p in root.glob(f"*/{MANIFEST}")) if root.exists() else []
 
 
 def find_step_budgets(root: Path | None = None) -> list[str]:
@@ -448,13 +443,12 @@ def delta_cells(folders_a, folders_b, n_resamples: int = 2000) -> dict:
 def write_summary(path: Path, n_resamples: int = 10_000) -> dict:
     bundle = load_bundle(path)
     summary = summarise(bundle, n_resamples=n_resamples)
-    write_json_atomic(Path(path) / "summary.json", summary)
     lines = ["task,setting,metric,group,mean,std,n,values\n"]
     for c in summary["cells"]:
         vals = " ".join("" if v is None else f"{v:.6g}" for v in c["values"])
         mean, std = ("" if c[k] is None else f"{c[k]:.6g}" for k in ("mean", "std"))
         lines.append(f"{c['task']},{c['setting']},{c['metric']},{c['group']},{mean},{std},{c['n']},{vals}\n")
-    atomic_write_text(Path(path) / "summary.csv", "".join(lines))
+    write_summary_files(Path(path), summary, "".join(lines))
     return summary
 
 
@@ -463,12 +457,12 @@ def lab_results(root: Path | None = None) -> list[ModelResult]:
     only: the pages that list them never import the training stack (torch, ~8 s cold)."""
     out = []
     for run in list_runs(root):
-        for path in sorted((run.dir / "evaluations").glob("*/metrics.json")):
+        for folder in evaluation_folders(run.dir / "evaluations", depth=1):
             try:
-                metrics = json.loads(path.read_text())
-            except (OSError, json.JSONDecodeError):
+                metrics = read_metrics(folder)
+            except ResultsError:  # a damaged lab evaluation is left out of the list (the run page names it)
                 continue
             cfg = run.config()
             out.append(ModelResult(f"lab:{run.id}", f"lab:{run.id}", cfg.get("seed"), cfg.get("alpha"),
-                                   metrics.get("task", path.parent.name), path.parent, metrics))
+                                   metrics.get("task", folder.name), folder, metrics))
     return out

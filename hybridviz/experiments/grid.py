@@ -11,14 +11,17 @@ tests) are rewritten, so a partly finished grid is already a usable, honest bund
 Bundle layout:
     manifest.json, summary.json, summary.csv
     models/<label>/training/{config.json,train_log.jsonl,status.json}   (fine-tunes; weights stay in cache/runs)
-    models/<label>/<task>/{metrics.json,per_query.npz,per_query_pairs.npz}   (results.py: compact encoding)
-    layouts/<digest>.npz   what every model of a task shares (ids, languages, relevant items; results.py)
+    models/<label>/<task>/{metrics.json,per_query.npz,per_query_pairs.npz}   (results/: compact encoding)
+    layouts/<digest>.npz   what every model of a task shares (ids, languages, relevant items; results/codec.py)
+
+`run_grid` runs the steps below unit by unit: plan the units (`plan_units`), train or reuse one
+(`train_or_reuse`), evaluate what is pending (`evaluate_pending`), refresh stale results (`refresh_stale`), swap in
+a replacement (`swap_in_replacement`). Every bundle file is read and written through the results store.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -27,10 +30,12 @@ from typing import Callable
 from hybridviz.encoders.registry import Encoder, declared_languages, default_precision, load_encoder
 from hybridviz.evaluate import evaluate
 from hybridviz.provenance import provenance
-from hybridviz.results import LAYOUTS
+from hybridviz.results.format import LAYOUTS, MANIFEST, ResultsError
+from hybridviz.results.store import (copy_layouts, copy_training_record, copy_unit, fresh_folder, is_evaluated,
+                                     read_manifest, read_metrics, recorded_fingerprints, refresh_folder,
+                                     remove_folder, staging_folder, swap_in, unit_folder, write_manifest)
 from hybridviz.tasks import DEFAULT_EVALUATIONS, MKQA_ANSWERS_PROTOCOL, task_dir
 from hybridviz.errors import HybridvizError
-from hybridviz.fileio import write_json_atomic
 from hybridviz.training.runs import Run
 from hybridviz.training.samplers import sampler_alpha
 from hybridviz.training.trainer import TrainConfig, train
@@ -131,10 +136,11 @@ def spec_conflicts(old: dict, new: dict) -> list[str]:
 def inherited_settings(out: Path) -> dict:
     """The machine-dependent settings of the bundle at `out` (precision of evaluation and of training), so that
     continuing it on another CPU keeps them instead of that CPU's defaults; {} for a new bundle."""
-    path = Path(out) / "manifest.json"
+    if not (Path(out) / MANIFEST).exists():
+        return {}
     try:
-        spec = json.loads(path.read_text()).get("spec") or {}
-    except (OSError, ValueError):
+        spec = read_manifest(out).get("spec") or {}
+    except ResultsError:
         return {}
     return {key: spec.get(key, IMPLICIT_SPEC.get(key)) for key in INHERITED if key in spec or key in IMPLICIT_SPEC}
 
@@ -217,8 +223,9 @@ def run_grid(out: Path, spec: GridSpec | None = None, log: Callable[[str], None]
     Fine-tunes go to the run registry (`runs_root`, default cache/runs), where the dashboard finds them.
     `tasks`: evaluate only these benchmarks in this invocation (the others stay pending).
     `refresh`: also re-evaluate (retraining where the weights are gone) every evaluation whose provenance is
-    incomplete or whose task protocol has changed since (`stale`). The new files are written beside the old ones and swapped in only when complete, and a retrained
-    model must have the old fingerprint (training is deterministic): the bundle never loses a finished result.
+    incomplete or whose task protocol has changed since (`stale`). The new files are written beside the old ones
+    and swapped in only when complete, and a retrained model must have the old fingerprint (training is
+    deterministic): the bundle never loses a finished result.
     `replace_retrained`: a sampler unit whose weights are gone is retrained whenever it or one of its +method
     units has work to do, and where the retrained weights differ from the checkpoint the bundle evaluated (another
     kind of CPU), the unit is evaluated anew on every task into models/<label>.retrained/ and swapped in whole
@@ -229,12 +236,76 @@ def run_grid(out: Path, spec: GridSpec | None = None, log: Callable[[str], None]
     `analysis_plan`: a plan (experiments/plan.py; or {"plan", "commit", "file"}) written into manifest.json before
     the first unit runs; refused where the bundle holds another plan, or units but no plan.
     """
-    from hybridviz.experiments.bundle import write_summary
+    grid = open_grid(out, spec or GridSpec(), log=log, runs_root=runs_root, refresh=refresh, tasks=tasks,
+                     replace_retrained=replace_retrained, summarise=summarise, analysis_plan=analysis_plan)
+    for unit in plan_units(grid, only):
+        work = unit_work(grid, unit)
+        model = train_or_reuse(grid, unit, work)
+        evaluate_pending(grid, unit, model, work)
+        refresh_stale(grid, unit, model, work)
+        if model.replacement is not None and not swap_in_replacement(grid, unit, model, work):
+            continue  # the old checkpoint's figures stay until every task of the replacement is done
+        finish_unit(grid, unit, work)
+    grid.save(final=True)
+    return grid.manifest
 
-    spec = spec or GridSpec()
+
+# ------------------------------------------------------------------------------------------------ the steps
+
+
+@dataclass
+class Grid:
+    """One invocation of the grid on the bundle at `out`: the spec, the manifest (the bundle's state) and the
+    invocation's options. The steps below are functions of it, each reading and writing the bundle through the
+    results store."""
+    out: Path
+    spec: GridSpec
+    manifest: dict
+    log: Callable[[str], None] = print
+    runs_root: Path | None = None
+    refresh: bool = False
+    tasks: list[str] | None = None  # benchmarks to evaluate in this invocation (None: all)
+    replace_retrained: bool = False
+    summarise: bool = True
+    units: list[Unit] = field(default_factory=list)  # the whole plan (a unit's +method units are among them)
+
+    @property
+    def states(self) -> dict:
+        return self.manifest.setdefault("units", {})
+
+    def state(self, unit: Unit) -> dict:
+        state = self.states.setdefault(unit.label, {"sampler": unit.sampler, "seed": unit.seed,
+                                                    "alpha": unit.alpha, "wall_s": {}})
+        if unit.method:
+            state["method"] = unit.method
+        return state
+
+    def wanted(self, unit: Unit) -> list[dict]:
+        """The evaluations of `unit` this invocation runs (all of the unit's tasks, or those of `tasks`)."""
+        return [ev for ev in self.spec.evaluations
+                if ev["task"] in unit.tasks and (self.tasks is None or ev["task"] in self.tasks)]
+
+    def missing(self, unit: Unit, folder: Path) -> list[dict]:
+        """The evaluations of `unit` to run now that `folder` does not hold yet."""
+        return [ev for ev in self.wanted(unit) if not is_evaluated(folder / task_dir(ev["task"]))]
+
+    def save(self, summary: bool = False, final: bool = False) -> None:
+        from hybridviz.experiments.bundle import write_summary
+
+        self.manifest["updated"] = provenance(None)["created"]
+        self.manifest["wall_s"] = round(sum(sum(u.get("wall_s", {}).values()) for u in self.states.values()), 1)
+        write_manifest(self.out, self.manifest)
+        # the summary re-reads every per-query file: once per finished unit with a quicker 2,000 resamples per
+        # test, and 10,000 at the end
+        if (summary or final) and self.summarise:
+            write_summary(self.out, n_resamples=10_000 if final else 2_000)
+
+
+def open_grid(out: Path, spec: GridSpec, analysis_plan: dict | None = None, **options) -> Grid:
+    """The bundle at `out` opened for `spec` (refused where it holds another grid), with this session, the spec,
+    the debias sweep's choice and the analysis plan recorded in its manifest."""
     out = Path(out)
-    manifest_path = out / "manifest.json"
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    manifest = read_manifest(out)
     conflicts = spec_conflicts(manifest["spec"], asdict(spec)) if manifest.get("spec") else []
     if conflicts:
         raise HybridvizError(f"{out} holds a grid with other settings ({'; '.join(conflicts)}); choose another "
@@ -249,152 +320,190 @@ def run_grid(out: Path, spec: GridSpec | None = None, log: Callable[[str], None]
         sweep = json.loads(SWEEP_PATH.read_text())
         manifest["debias_sweep"] = {"best_spec": sweep["best_spec"], "chosen": sweep["chosen"],
                                     "selection": sweep["selection"], "file": "cache/reference/debias-sweep/sweep.json"}
-    units_state = manifest.setdefault("units", {})
+    manifest.setdefault("units", {})
     if analysis_plan is not None:  # fixed in writing before the first unit (experiments/plan.py)
         from hybridviz.experiments.plan import record_plan
 
         record_plan(manifest, analysis_plan)
-        write_json_atomic(manifest_path, manifest)
+        write_manifest(out, manifest)
+    return Grid(out, spec, manifest, units=plan(spec), **options)
 
-    def save(summary: bool = False, final: bool = False):
-        manifest["updated"] = provenance(None)["created"]
-        manifest["wall_s"] = round(sum(sum(u.get("wall_s", {}).values()) for u in units_state.values()), 1)
-        write_json_atomic(manifest_path, manifest)
-        # the summary re-reads every per-query file: once per finished unit with a quicker 2,000 resamples per
-        # test, and 10,000 at the end
-        if (summary or final) and summarise:
-            write_summary(out, n_resamples=10_000 if final else 2_000)
 
-    units = plan(spec)
+def plan_units(grid: Grid, only: list[str] | None = None) -> list[Unit]:
+    """Step 1: the units of the plan this invocation runs, in the plan's order (`only`: these labels)."""
+    return [u for u in grid.units if not only or u.label in only]
 
-    def missing(u: Unit, folder: Path) -> list[dict]:
-        """The evaluations of `u` to run now that `folder` does not hold yet."""
-        return [ev for ev in spec.evaluations if ev["task"] in u.tasks and (tasks is None or ev["task"] in tasks)
-                and not (folder / task_dir(ev["task"]) / "metrics.json").exists()]
 
-    for unit in units:
-        if only and unit.label not in only:
-            continue
-        state = units_state.setdefault(unit.label, {"sampler": unit.sampler, "seed": unit.seed,
-                                                    "alpha": unit.alpha, "wall_s": {}})
-        if unit.method:
-            state["method"] = unit.method
-        model = spec.model
-        pending = missing(unit, out / "models" / unit.label)
-        redo = [ev for ev in spec.evaluations if refresh and ev["task"] in unit.tasks and ev not in pending
-                and (tasks is None or ev["task"] in tasks)
-                and (out / "models" / unit.label / task_dir(ev["task"]) / "metrics.json").exists()
-                and stale(json.loads((out / "models" / unit.label / task_dir(ev["task"]) / "metrics.json")
-                                     .read_text()))]
-        checked = None  # the retrained model, loaded by its fingerprint check
-        staging = out / "models" / f"{unit.label}{RETRAINED}"  # a unit being evaluated anew (replace_retrained)
-        if unit.config is not None:
-            run_id = unit.config.run_id()
-            state["run_id"] = run_id
-            run = Run(run_id, runs_root)
-            model = f"run:{run_id}" if runs_root is None else str(run.model_dir)
-            # the +method units of this run need its weights too: retrain here, so a replacement starts here
-            derived = replace_retrained and not unit.method and any(
-                u.method and u.config is not None and u.config.run_id() == run_id and missing(u, out / "models" / u.label) for u in units)
-            trained = False
-            # weights are not part of a bundle: a fresh clone retrains a run only if it has evaluations to do
-            if "train" not in state["wall_s"] or (
-                    (pending or redo or derived or staging.is_dir()) and not run.model_dir.is_dir()):
-                log(f"[{unit.label}] training {run_id}")
-                start = time.perf_counter()
-                run = train(unit.config, root=runs_root)
-                if run.status().get("state") != "done":
-                    state["state"] = f"training {run.status().get('state')}"
-                    save(summary=True)
-                    raise HybridvizError(f"Fine-tune {run_id} ended {run.status().get('state')}; "
-                                         f"rerun the same command to resume it.")
-                state["wall_s"]["train"] = round(time.perf_counter() - start, 1)
-                trained = True
-            # before a training record or any evaluation enters the bundle (weights trained by an earlier, refused
-            # invocation are checked too)
-            if trained or pending or redo or derived or staging.is_dir():
-                try:
-                    checked = check_same_weights(out, unit.label, model, spec.precision)
-                except DifferentWeights as differ:
-                    if not replace_retrained or unit.method:
-                        raise
-                    checked = differ.encoder
-                    log(f"[{unit.label}] {differ}: evaluating the retrained model anew on every task")
-                    shutil.rmtree(staging, ignore_errors=True)  # an interrupted replacement by other weights
-                    staging.mkdir(parents=True)
-                    state["replacing"] = {"old_fingerprints": differ.recorded, "new_fingerprint": checked.fingerprint}
-                    trained = True  # its training record goes with the new evaluations
-            if trained:
-                copy_training_record(run.dir, (staging if staging.is_dir() else out / "models" / unit.label)
-                                     / "training")
-                save()
-            if staging.is_dir():  # every task of the unit, into the staging folder
-                pending, redo = missing(unit, staging), []
-        if unit.method:
-            model = f"{model}+{unit.method}"
-        encoder, same_model = None, set()  # loaded once per unit, by its first evaluation
-        if checked is not None and not unit.method:  # the fingerprint check loaded this very model
-            encoder = checked
-            same_model.update({checked.fingerprint, checked.legacy_fingerprint()})
+@dataclass
+class UnitWork:
+    """What a unit has to do in this invocation: `pending` evaluations to run into `folder` (the unit's folder,
+    or its replacement's while it is evaluated anew) and `stale` ones to redo in place (--refresh)."""
+    folder: Path
+    pending: list[dict]
+    stale: list[dict]
+    done: list[dict] = field(default_factory=list)  # evaluations written in this invocation
+    swapped: bool = False  # a replacement swapped in: the unit's figures changed
 
-        def load():
-            loaded = load_encoder(model, precision=spec.precision)
+
+def unit_work(grid: Grid, unit: Unit) -> UnitWork:
+    """The unit's pending and stale evaluations now (earlier units may have changed them: a replaced sampler unit
+    makes its +method units pending)."""
+    grid.state(unit)
+    folder = unit_folder(grid.out, unit.label)
+    pending = grid.missing(unit, folder)
+    stale_ones = [ev for ev in grid.wanted(unit) if grid.refresh and ev not in pending
+                  and is_evaluated(folder / task_dir(ev["task"])) and stale(read_metrics(folder / task_dir(ev["task"])))]
+    return UnitWork(folder, pending, stale_ones)
+
+
+@dataclass
+class UnitModel:
+    """The model a unit evaluates (`spec`: a run's weights, with its +method), loaded once by whichever step needs
+    it first; `fingerprints` are the definitions its evaluations may carry. `replacement`: the unit's
+    models/<label>.retrained/ folder while it is evaluated anew on a retrained checkpoint."""
+    spec: str
+    precision: str
+    encoder: object = None
+    fingerprints: set = field(default_factory=set)
+    replacement: Path | None = None
+    checked: Encoder | None = None  # the retrained model, loaded by its fingerprint check
+
+    def load(self):
+        if self.encoder is None:
+            loaded = load_encoder(self.spec, precision=self.precision)
             # taken before any encode: evaluations written before ef07552 carry the legacy definition
             # (a debiased encoder: no legacy evaluations, and an index-time one has no fingerprint before fitting)
             if isinstance(loaded, Encoder):
-                same_model.update({loaded.fingerprint, loaded.legacy_fingerprint()})
-            return loaded
-
-        for ev in pending:
-            folder = (staging if staging.is_dir() else out / "models" / unit.label) / task_dir(ev["task"])
-            log(f"[{unit.label}] evaluating {ev['task']}")
-            start = time.perf_counter()
-            if encoder is None:
-                encoder = load()
-            evaluate(model, ev["task"], languages=ev.get("languages"), limit=ev.get("limit"), out_dir=folder,
-                     precision=spec.precision, batch_size=spec.encode_batch_size, layouts=out / LAYOUTS, log=log,
-                     encoder=encoder)
-            state["wall_s"][f"eval {ev['task']}"] = round(time.perf_counter() - start, 1)
-            save()
-        for ev in redo:
-            folder = out / "models" / unit.label / task_dir(ev["task"])
-            log(f"[{unit.label}] re-evaluating {ev['task']} (provenance incomplete, protocol changed, or "
-                "languages its model does not support)")
-            if encoder is None:
-                encoder = load()
-            old = json.loads((folder / "metrics.json").read_text())
-            if old["model"]["fingerprint"] not in (same_model or {encoder.fingerprint}):
-                raise HybridvizError(f"{unit.label}: the model now has fingerprint {encoder.fingerprint[:12]}, the "
-                                     f"bundle's evaluation {old['model']['fingerprint'][:12]}; not replacing it.")
-            staging = folder.with_name(folder.name + ".refresh")
-            shutil.rmtree(staging, ignore_errors=True)
-            evaluate(model, ev["task"], languages=ev.get("languages"), limit=ev.get("limit"), out_dir=staging,
-                     precision=spec.precision, batch_size=spec.encode_batch_size, layouts=out / LAYOUTS, log=log,
-                     encoder=encoder)
-            retired = folder.with_name(folder.name + ".old")
-            shutil.rmtree(retired, ignore_errors=True)
-            folder.rename(retired)
-            staging.rename(folder)
-            shutil.rmtree(retired)
-            state.setdefault("refreshed", []).append(ev["task"])
-            pending.append(ev)  # the summary is refreshed below
-            save()
-        if staging.is_dir():
-            if not all((staging / task_dir(t) / "metrics.json").exists() for t in unit.tasks):
-                state["state"] = "replacing"  # the old checkpoint's figures stay until every task is done
-                save()
-                continue
-            swap_in_retrained(out, unit, units, units_state, staging)
-            log(f"[{unit.label}] replaced by the retrained checkpoint {checked.fingerprint[:12] if checked else ''}")
-            pending = pending or list(unit.tasks)
-        if state.get("state") != "done" or pending:  # a unit finished now: refresh the summary
-            state["state"] = "done"
-            save(summary=True)
-    save(final=True)
-    return manifest
+                self.fingerprints.update({loaded.fingerprint, loaded.legacy_fingerprint()})
+            self.encoder = loaded
+        return self.encoder
 
 
-RETRAINED = ".retrained"
+def train_or_reuse(grid: Grid, unit: Unit, work: UnitWork) -> UnitModel:
+    """Step 2: the unit's model. A fine-tune is trained when the bundle has no training record of it, or when it
+    has work to do and its weights are gone (weights are not part of a bundle); a (re)trained model must be the
+    checkpoint the bundle evaluated (`check_same_weights`), else with --replace-retrained the unit is evaluated
+    anew into its replacement folder (`work` then points there). The training record goes into the bundle."""
+    state = grid.state(unit)
+    model = grid.spec.model
+    checked = None
+    replacement = staging_folder(grid.out, unit.label)
+    if unit.config is not None:
+        run_id = unit.config.run_id()
+        state["run_id"] = run_id
+        run = Run(run_id, grid.runs_root)
+        model = f"run:{run_id}" if grid.runs_root is None else str(run.model_dir)
+        # the +method units of this run need its weights too: retrain here, so a replacement starts here
+        derived = grid.replace_retrained and not unit.method and any(
+            u.method and u.config is not None and u.config.run_id() == run_id
+            and grid.missing(u, unit_folder(grid.out, u.label)) for u in grid.units)
+        busy = bool(work.pending or work.stale or derived or replacement.is_dir())
+        trained = False
+        if "train" not in state["wall_s"] or (busy and not run.model_dir.is_dir()):
+            run = _train(grid, unit, state, run_id)
+            trained = True
+        # before a training record or any evaluation enters the bundle (weights trained by an earlier, refused
+        # invocation are checked too)
+        if trained or busy:
+            try:
+                checked = check_same_weights(grid.out, unit.label, model, grid.spec.precision)
+            except DifferentWeights as differ:
+                if not grid.replace_retrained or unit.method:
+                    raise
+                checked = differ.encoder
+                grid.log(f"[{unit.label}] {differ}: evaluating the retrained model anew on every task")
+                fresh_folder(replacement)  # an interrupted replacement by other weights is removed
+                state["replacing"] = {"old_fingerprints": differ.recorded, "new_fingerprint": checked.fingerprint}
+                trained = True  # its training record goes with the new evaluations
+        if trained:
+            copy_training_record(run.dir, (replacement if replacement.is_dir() else work.folder) / "training")
+            grid.save()
+        if replacement.is_dir():  # every task of the unit, into the replacement
+            work.folder, work.pending, work.stale = replacement, grid.missing(unit, replacement), []
+    found = UnitModel(f"{model}+{unit.method}" if unit.method else model, grid.spec.precision,
+                      replacement=replacement if replacement.is_dir() else None, checked=checked)
+    if checked is not None and not unit.method:  # the fingerprint check loaded this very model
+        found.encoder = checked
+        found.fingerprints.update({checked.fingerprint, checked.legacy_fingerprint()})
+    return found
+
+
+def _train(grid: Grid, unit: Unit, state: dict, run_id: str) -> Run:
+    grid.log(f"[{unit.label}] training {run_id}")
+    start = time.perf_counter()
+    run = train(unit.config, root=grid.runs_root)
+    if run.status().get("state") != "done":
+        state["state"] = f"training {run.status().get('state')}"
+        grid.save(summary=True)
+        raise HybridvizError(f"Fine-tune {run_id} ended {run.status().get('state')}; "
+                             f"rerun the same command to resume it.")
+    state["wall_s"]["train"] = round(time.perf_counter() - start, 1)
+    return run
+
+
+def _evaluate(grid: Grid, model: UnitModel, ev: dict, folder: Path) -> None:
+    evaluate(model.spec, ev["task"], languages=ev.get("languages"), limit=ev.get("limit"), out_dir=folder,
+             precision=grid.spec.precision, batch_size=grid.spec.encode_batch_size, layouts=grid.out / LAYOUTS,
+             log=grid.log, encoder=model.load())
+
+
+def evaluate_pending(grid: Grid, unit: Unit, model: UnitModel, work: UnitWork) -> None:
+    """Step 3: every pending evaluation of the unit into its folder (or its replacement's), the manifest saved
+    after each."""
+    state = grid.state(unit)
+    for ev in work.pending:
+        grid.log(f"[{unit.label}] evaluating {ev['task']}")
+        start = time.perf_counter()
+        _evaluate(grid, model, ev, work.folder / task_dir(ev["task"]))
+        state["wall_s"][f"eval {ev['task']}"] = round(time.perf_counter() - start, 1)
+        work.done.append(ev)
+        grid.save()
+
+
+def refresh_stale(grid: Grid, unit: Unit, model: UnitModel, work: UnitWork) -> None:
+    """Step 4: every stale evaluation of the unit redone beside the old one (<task>.refresh/) and swapped in once
+    complete; refused, the old one kept, where the model is not the one the old evaluation recorded."""
+    state = grid.state(unit)
+    for ev in work.stale:
+        folder = work.folder / task_dir(ev["task"])
+        grid.log(f"[{unit.label}] re-evaluating {ev['task']} (provenance incomplete, protocol changed, or "
+                 "languages its model does not support)")
+        encoder = model.load()
+        old = read_metrics(folder)
+        if old["model"]["fingerprint"] not in (model.fingerprints or {encoder.fingerprint}):
+            raise HybridvizError(f"{unit.label}: the model now has fingerprint {encoder.fingerprint[:12]}, the "
+                                 f"bundle's evaluation {old['model']['fingerprint'][:12]}; not replacing it.")
+        redo = refresh_folder(folder)
+        remove_folder(redo)
+        _evaluate(grid, model, ev, redo)
+        swap_in(redo, folder)
+        state.setdefault("refreshed", []).append(ev["task"])
+        work.done.append(ev)  # the summary is refreshed below
+        grid.save()
+
+
+def swap_in_replacement(grid: Grid, unit: Unit, model: UnitModel, work: UnitWork) -> bool:
+    """Step 5: a unit evaluated anew on a retrained checkpoint replaces its old evaluations once the replacement
+    holds every task of the unit (True); until then the unit stays "replacing" (False)."""
+    replacement = model.replacement
+    if not all(is_evaluated(replacement / task_dir(task)) for task in unit.tasks):
+        grid.state(unit)["state"] = "replacing"
+        grid.save()
+        return False
+    swap_in_retrained(grid.out, unit, grid.units, grid.states, replacement)
+    grid.log(f"[{unit.label}] replaced by the retrained checkpoint "
+             f"{model.checked.fingerprint[:12] if model.checked else ''}")
+    work.swapped = True
+    return True
+
+
+def finish_unit(grid: Grid, unit: Unit, work: UnitWork) -> None:
+    """A unit finished now (or changed: evaluated, refreshed or replaced) is marked done and the summary
+    refreshed."""
+    state = grid.state(unit)
+    if state.get("state") != "done" or work.done or work.swapped:
+        state["state"] = "done"
+        grid.save(summary=True)
 
 
 def merge_bundle(src: Path, dest: Path) -> list[str]:
@@ -404,9 +513,10 @@ def merge_bundle(src: Path, dest: Path) -> list[str]:
     bundle. Unfinished units stay behind; a unit `dest` already holds is refused, never overwritten. Run
     `summarise` on `dest` afterwards."""
     src, dest = Path(src), Path(dest)
-    theirs = json.loads((src / "manifest.json").read_text())
-    ours_path = dest / "manifest.json"
-    ours = json.loads(ours_path.read_text()) if ours_path.exists() else {
+    theirs = read_manifest(src)
+    if not theirs:
+        raise HybridvizError(f"No result bundle at {src} (no {MANIFEST}).")
+    ours = read_manifest(dest) or {
         "provenance": theirs["provenance"], "sessions": [], "spec": theirs["spec"], "units": {}}
     conflicts = spec_conflicts(ours["spec"], theirs["spec"]) or spec_conflicts(theirs["spec"], ours["spec"])
     if conflicts:
@@ -420,41 +530,31 @@ def merge_bundle(src: Path, dest: Path) -> list[str]:
     if clash:
         raise HybridvizError(f"{dest} already holds {', '.join(clash)}; not overwriting them with {src}'s.")
     for label in done:
-        if not (src / "models" / label).is_dir():
+        if not unit_folder(src, label).is_dir():
             raise HybridvizError(f"{src}'s manifest says {label} is done, but models/{label}/ is missing.")
-    (dest / LAYOUTS).mkdir(parents=True, exist_ok=True)
-    for layout in sorted((src / LAYOUTS).glob("*.npz")):  # named by the digest of their arrays
-        if not (dest / LAYOUTS / layout.name).exists():
-            shutil.copy2(layout, dest / LAYOUTS / layout.name)
+    copy_layouts(src, dest)
     for label, state in done.items():
-        (dest / "models").mkdir(exist_ok=True)
-        shutil.copytree(src / "models" / label, dest / "models" / label)
+        copy_unit(src, dest, label)
         ours["units"][label] = state
     ours["sessions"] = ours.get("sessions", []) + [s for s in theirs.get("sessions", [])
                                                    if s not in ours.get("sessions", [])]
     ours["updated"] = max(ours.get("updated", ""), theirs.get("updated", ""))
     ours["wall_s"] = round(sum(sum(u.get("wall_s", {}).values()) for u in ours["units"].values()), 1)
-    write_json_atomic(ours_path, ours)
+    write_manifest(dest, ours)
     return sorted(done)
 
 
-def swap_in_retrained(out: Path, unit: Unit, units: list[Unit], units_state: dict, staging: Path) -> None:
+def swap_in_retrained(out: Path, unit: Unit, units: list[Unit], units_state: dict, replacement: Path) -> None:
     """The unit's complete evaluations of its retrained checkpoint replace the old checkpoint's; its +method
     units' figures (of the old checkpoint) are removed and become pending."""
-    folder = out / "models" / unit.label
-    retired = folder.with_name(unit.label + ".old")
-    shutil.rmtree(retired, ignore_errors=True)
-    if folder.exists():
-        folder.rename(retired)
-    staging.rename(folder)
-    shutil.rmtree(retired, ignore_errors=True)
+    swap_in(replacement, unit_folder(out, unit.label))
     state = units_state[unit.label]
     replacing = state.pop("replacing", {})
     state.pop("refreshed", None)
     state["replaced"] = {**replacing, "machine": provenance(None)["machine"]}
     for derived in units:
         if derived.method and derived.config is not None and derived.config.run_id() == unit.config.run_id():
-            shutil.rmtree(out / "models" / derived.label, ignore_errors=True)
+            remove_folder(unit_folder(out, derived.label))
             if derived.label in units_state:
                 units_state[derived.label].update(wall_s={}, state="pending")
 
@@ -466,9 +566,8 @@ def check_same_weights(out: Path, label: str, model: str, precision: str) -> Enc
     bundle has no evaluation of the unit yet, and nothing was loaded)."""
     plain = label.split("+")[0]
     # a replacement in progress: its own evaluations are the ones the retrained model must match
-    folder = out / "models" / (plain + RETRAINED if (out / "models" / (plain + RETRAINED)).is_dir() else plain)
-    recorded = {json.loads(p.read_text()).get("model", {}).get("fingerprint")
-                for p in folder.glob("*/metrics.json")} - {None}
+    replacement = staging_folder(out, plain)
+    recorded = recorded_fingerprints(replacement if replacement.is_dir() else unit_folder(out, plain))
     if not recorded:
         return None
     encoder = load_encoder(model, precision=precision)
@@ -486,15 +585,6 @@ class DifferentWeights(HybridvizError):
     def __init__(self, message: str, encoder: Encoder, recorded: list[str]):
         super().__init__(message)
         self.encoder, self.recorded = encoder, recorded
-
-
-def copy_training_record(run_dir: Path, dest: Path) -> None:
-    """The small files that describe a fine-tune (not its weights) go into the bundle."""
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in ("config.json", "train_log.jsonl", "status.json", "validation.jsonl", "validation_pool.json",
-                 "probes.jsonl"):
-        if (run_dir / name).exists():
-            shutil.copyfile(run_dir / name, dest / name)
 
 
 def with_overrides(spec: GridSpec, **kwargs) -> GridSpec:

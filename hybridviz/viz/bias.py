@@ -6,7 +6,7 @@ import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 
-from hybridviz.results import ModelResult
+from hybridviz.results.store import ModelResult
 from hybridviz.viz.style import TASK_LABELS, group_color, group_order, language_colors
 
 

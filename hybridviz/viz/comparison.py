@@ -8,7 +8,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from hybridviz.metrics import LOWER_IS_BETTER
-from hybridviz.results import ModelResult
+from hybridviz.results.store import ModelResult
 from hybridviz.tasks import is_seen
 from hybridviz.viz.style import METRIC_LABELS, TASK_LABELS, group_color, group_label, group_order
 
