@@ -244,6 +244,17 @@ def test_one_default_precision_for_every_entry_point():
     assert TrainConfig(model="tiny", mixed_precision="bf16").mixed_precision == "bf16"
 
 
+def test_an_entry_point_that_departs_from_the_default_says_so(capsys):
+    from hybridviz.encoders import policy
+
+    assert not policy.note_departure("evaluating", "fp32", "tiny", "the bundle's")
+    assert capsys.readouterr().err == ""
+    other = "fp32" if policy.default_precision("me5-small") == "bf16" else "bf16"
+    assert policy.note_departure("evaluating", other, "me5-small", "the precision the bundle was started with")
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"note: evaluating in {other}, not the default")
+
+
 def test_corrupt_run_weights_fail_clearly(tmp_path, tiny):
     from hybridviz.encoders.registry import tiny_dir
     import shutil

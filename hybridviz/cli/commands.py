@@ -194,10 +194,10 @@ def cmd_experiment(args) -> int:
                                            [int(x) for x in _split(args.probe_steps) or []])
         if args.warmup is None:
             spec.warmup_steps = WARMUP_STEPS
-    for what, chosen, given in (("evaluating", spec.precision, args.precision),
-                                ("training", spec.train_precision, args.train_precision)):
+    for what, used, given in (("evaluating", spec.precision, args.precision),
+                              ("training", spec.train_precision, args.train_precision)):
         if given is None:  # the bundle's own precision where it departs from the default: said, not silent
-            note_departure(what, chosen, spec.model, f"the precision {args.out} was started with")
+            note_departure(what, used, spec.model, f"the precision {args.out} was started with")
     warning = bf16_slow_warning(spec.precision, spec.train_precision)
     if warning:
         print(warning, file=sys.stderr)
@@ -250,8 +250,6 @@ def cmd_compact_results(args) -> int:
 
 
 def cmd_summarise(args) -> int:
-    from hybridviz.cli.render import headline_markdown, training_free_markdown
-
     if args.read:  # read only: nothing of the statistics is imported
         summary = json.loads((Path(args.bundle) / "summary.json").read_text())
         print(f"{len(summary['cells'])} cells, {len(summary['tests'])} run-level comparisons (read from "
@@ -263,8 +261,12 @@ def cmd_summarise(args) -> int:
         print(f"{len(summary['cells'])} cells, {len(summary['tests'])} run-level comparisons -> "
               f"{args.bundle}/summary.json")
     if args.markdown:
+        from hybridviz.cli.render import headline_markdown
+
         print(headline_markdown(summary))
     if args.training_free:
+        from hybridviz.cli.render import training_free_markdown
+
         print(training_free_markdown(summary))
     if args.against:
         from hybridviz.experiments.verdict import star_survival
