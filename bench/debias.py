@@ -23,28 +23,29 @@ from common import print_table, write_result
 
 
 def encode_seconds_per_1000(model: str, n: int) -> float:
-    from hybridviz.encoders import load_encoder, registry
-    from hybridviz.encoders.registry import evaluation_precision
+    from hybridviz.data import paths
+    from hybridviz.encoders import load_encoder
+    from hybridviz.encoders.policy import evaluation_precision
     from hybridviz.tasks import build_corpus
 
     texts = build_corpus("xquad-r").cand_texts[:n]
     encoder = load_encoder(model, precision=evaluation_precision(model))
     with tempfile.TemporaryDirectory() as empty:
-        saved, registry.EMBEDDINGS_DIR = registry.EMBEDDINGS_DIR, empty
+        saved, paths.EMBEDDINGS_DIR = paths.EMBEDDINGS_DIR, empty
         try:
             encoder.encode(texts[:16], "passage")  # warm-up: thread pools, bf16 copy
             start = time.perf_counter()
             encoder.encode(texts[16:], "passage")
             seconds = time.perf_counter() - start
         finally:
-            registry.EMBEDDINGS_DIR = saved
+            paths.EMBEDDINGS_DIR = saved
     return seconds / (len(texts) - 16) * 1000
 
 
 def run(model: str, n: int, repeats: int, limit: int | None = None) -> dict:
     from hybridviz.encoders import load_encoder
     from hybridviz.encoders.debias import METHODS, fit, parse_method, training_side_texts
-    from hybridviz.encoders.registry import evaluation_precision
+    from hybridviz.encoders.policy import evaluation_precision
     from hybridviz.tasks import build_corpus
 
     per_1000 = encode_seconds_per_1000(model, n)

@@ -35,15 +35,16 @@ def run(model: str, n: int, precisions: list[str], engine: bool, repeats: int = 
     import torch
     from sentence_transformers import SentenceTransformer
 
-    from hybridviz.encoders import load_encoder, registry
+    from hybridviz.data import paths
+    from hybridviz.encoders import load_encoder
 
     texts = sample_texts(n, seed)
     base = load_encoder(model, use_cache=False)
     plain = SentenceTransformer(_folder(model), device="cpu")
     rows = []
     with tempfile.TemporaryDirectory() as cache_dir:
-        saved = registry.EMBEDDINGS_DIR
-        registry.EMBEDDINGS_DIR = cache_dir
+        saved = paths.EMBEDDINGS_DIR
+        paths.EMBEDDINGS_DIR = cache_dir
         try:
             # loaded once for both kinds of text (each load reads the tokenizer again: ~1.7 s for the tiny model's)
             encoders = {precision: load_encoder(model, use_cache=False, precision=precision)
@@ -65,7 +66,7 @@ def run(model: str, n: int, precisions: list[str], engine: bool, repeats: int = 
                 methods[f"hybridviz {precisions[-1]}, warm cache"] = lambda: warm.encode(items, kind)
                 rows += _time_methods(kind, methods, repeats)
         finally:
-            registry.EMBEDDINGS_DIR = saved
+            paths.EMBEDDINGS_DIR = saved
     return {"model": model, "n_per_kind": n, "repeats": repeats,
             "baseline": "plain SentenceTransformer.encode, default settings",
             "timing": "methods interleaved round-robin; texts/s is the median over repeats, ratio = median / "

@@ -48,7 +48,8 @@ def naive_multilingual_map(model_folder: str, languages: list[str] | None, prefi
 
 def run(model: str, languages: list[str] | None, precisions: list[str]) -> dict:
     from hybridviz import evaluate as ev
-    from hybridviz.encoders import load_encoder, registry
+    from hybridviz.data import paths
+    from hybridviz.encoders import load_encoder
 
     from encode import _folder
 
@@ -59,7 +60,7 @@ def run(model: str, languages: list[str] | None, precisions: list[str]) -> dict:
     rows = [{"path": "naive: plain ST encode + numpy (fp32)", "seconds": naive_s, "speed-up": 1.0, "multi_mAP": naive}]
     for precision in precisions:
         with tempfile.TemporaryDirectory() as cache_dir:
-            saved, registry.EMBEDDINGS_DIR = registry.EMBEDDINGS_DIR, cache_dir
+            saved, paths.EMBEDDINGS_DIR = paths.EMBEDDINGS_DIR, cache_dir
             try:
                 for state in ("cold", "warm"):
                     start = time.perf_counter()
@@ -72,7 +73,7 @@ def run(model: str, languages: list[str] | None, precisions: list[str]) -> dict:
                     rows.append({"path": f"hybridviz {precision}, {state} cache", "seconds": seconds,
                                  "speed-up": naive_s / seconds, "multi_mAP": micro})
             finally:
-                registry.EMBEDDINGS_DIR = saved
+                paths.EMBEDDINGS_DIR = saved
     return {"model": model, "languages": languages or "all 11", "baseline": "naive encode-everything + numpy",
             "rows": rows}
 

@@ -152,7 +152,7 @@ def warm_pools() -> dict:
     """Fill the embedding cache of every Search pool for the default model first (untimed): the load test is
     about serving, not about a first encode (bench/dashboard.py times that)."""
     from hybridviz.encoders import load_encoder
-    from hybridviz.encoders.registry import evaluation_precision
+    from hybridviz.encoders.policy import evaluation_precision
     from hybridviz.search import POOLS, PoolIndex, load_pool
 
     encoder = load_encoder("me5-small", precision=evaluation_precision("me5-small"))

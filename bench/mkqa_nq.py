@@ -48,7 +48,7 @@ def run(model: str, n: int, words: int) -> dict:
     from hybridviz import mkqa_nq
     from hybridviz.data.nq import read_corpus
     from hybridviz.encoders import load_encoder
-    from hybridviz.encoders.registry import evaluation_precision
+    from hybridviz.encoders.policy import evaluation_precision
 
     with tempfile.TemporaryDirectory() as tmp:
         path = sample_corpus(Path(tmp), n, words)

@@ -29,7 +29,7 @@ def _rss_mb() -> float:
 
 def pool_latency(n_queries: int, model: str = "me5-small") -> tuple[list[dict], dict]:
     from hybridviz.encoders import load_encoder
-    from hybridviz.encoders.registry import evaluation_precision
+    from hybridviz.encoders.policy import evaluation_precision
     from hybridviz.search import POOLS, PoolIndex, example_queries, load_pool
 
     encoder = load_encoder(model, precision=evaluation_precision(model))

@@ -59,7 +59,7 @@ def naive_multi_map(corpus, Q: np.ndarray, C: np.ndarray) -> float:
 def evaluation_rows(model: str, languages: list[str] | None, repeats: int) -> list[dict]:
     from hybridviz import evaluate as ev
     from hybridviz.encoders import load_encoder
-    from hybridviz.encoders.registry import evaluation_precision
+    from hybridviz.encoders.policy import evaluation_precision
     from hybridviz.tasks import build_corpus
 
     precision = evaluation_precision(model)
@@ -88,7 +88,7 @@ def evaluation_rows(model: str, languages: list[str] | None, repeats: int) -> li
 
 def search_rows(model: str, n_queries: int) -> list[dict]:
     from hybridviz.encoders import load_encoder
-    from hybridviz.encoders.registry import evaluation_precision
+    from hybridviz.encoders.policy import evaluation_precision
     from hybridviz.search import POOLS, PoolIndex, example_queries, load_pool
 
     encoder = load_encoder(model, precision=evaluation_precision(model))

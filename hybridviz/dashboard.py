@@ -324,10 +324,10 @@ def available_models() -> dict[str, str]:
 @st.cache_resource(show_spinner="Loading the model…", max_entries=4)  # the Embedding map's most; ~0.7 GB each
 def encoder(spec: str):
     from hybridviz.encoders import load_encoder
-    from hybridviz.encoders.registry import default_precision
+    from hybridviz.encoders.policy import default_precision
 
-    # the precision the grid encoded with, so its embedding cache serves the pools warm
-    return load_encoder(spec, precision=default_precision())
+    # the policy's precision, the grid's too, so its embedding cache serves the pools warm
+    return load_encoder(spec, precision=default_precision(spec))
 
 
 @st.cache_data(show_spinner="Reading the benchmark's queries…", max_entries=8)

@@ -218,12 +218,14 @@ def _matrices(settings: dict, langs: list[str]) -> dict:
 def evaluate(model: str, task: str, languages: list[str] | None = None, settings: list[str] | None = None,
              out_dir: str | os.PathLike | None = None, limit: int | None = None, seed: int = 0,
              batch_size: int | None = None, encoder=None, log: Callable[[str], None] | None = None,
-             precision: str = "fp32", layouts: str | os.PathLike | None = None, on_progress=None) -> dict:
+             precision: str | None = None, layouts: str | os.PathLike | None = None, on_progress=None) -> dict:
     """Evaluate `model` on `task`; write metrics.json and the per-query figures to `out_dir` when given (in a
     result bundle, pass its `layouts` folder: the compact encoding, with what models share kept there once).
 
     `precision` "bf16" encodes with a bfloat16 copy of the model (faster on CPUs with native bf16; embeddings
-    within cosine 0.998 of fp32 on XQuAD-R sentences); it is recorded in the report.
+    within cosine 0.998 of fp32 on XQuAD-R sentences); it is recorded in the report. None: the policy's default
+    for `model` (encoders/policy.py: bf16 where this machine computes it natively, else fp32; fp32 for tiny and
+    muse); a given `encoder` keeps its own.
     """
     settings = list(settings or SETTINGS)
     bad = [s for s in settings if s not in SETTINGS]
@@ -233,8 +235,10 @@ def evaluate(model: str, task: str, languages: list[str] | None = None, settings
     t0 = time.perf_counter()
     if encoder is None:
         from hybridviz.encoders import load_encoder
+        from hybridviz.encoders.policy import default_precision
 
-        encoder = load_encoder(model, precision=precision, lazy=True)  # warm: the weights are never read
+        # lazy: warm, the weights are never read
+        encoder = load_encoder(model, precision=precision or default_precision(model), lazy=True)
     timings["load_model_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()

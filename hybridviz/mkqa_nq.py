@@ -149,7 +149,7 @@ def evaluate_mkqa_nq(model: str, corpus: str | os.PathLike | None = None, langua
                      index_kind: str = "exact", limit_passages: int | None = None, limit_queries: int | None = None,
                      out_dir: str | os.PathLike | None = None, encoder=None) -> dict:
     from hybridviz.encoders import load_encoder
-    from hybridviz.encoders.registry import evaluation_precision
+    from hybridviz.encoders.policy import evaluation_precision
 
     path = corpus_path(corpus)
     if encoder is None:  # no embedding cache: 2.68M passages live in the shards, not twice on disk

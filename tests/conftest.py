@@ -41,7 +41,7 @@ def slice_check(committed_precision: str, committed_machine: dict | None = None)
     |ΔAP| 0.0038, CI of stop 24), so the tight bound holds only where the evaluation recorded this very CPU kind.
     A wrong pool, prefix or model moves the macro by > 0.02 (base against x-y-s0: 0.033, mean |ΔAP| 0.093, 27 %
     of queries moved)."""
-    from hybridviz.encoders.registry import bf16_is_fast
+    from hybridviz.encoders.policy import bf16_is_fast
     from hybridviz.provenance import CPU
 
     if committed_precision != "bf16":

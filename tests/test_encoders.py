@@ -151,7 +151,7 @@ def test_model_card_stands_in_for_hashing_and_a_deferred_encoder_loads_only_when
     from hybridviz.encoders.registry import DeferredEncoder, Encoder, tiny_dir
 
     monkeypatch.setattr(paths, "MODEL_CARDS_DIR", tmp_path / "cards")
-    monkeypatch.setattr(registry, "EMBEDDINGS_DIR", tmp_path / "embeddings")
+    monkeypatch.setattr(paths, "EMBEDDINGS_DIR", tmp_path / "embeddings")
     folder = tmp_path / "model"
     shutil.copytree(tiny_dir(0), folder)
     spec = str(folder)
@@ -163,7 +163,7 @@ def test_model_card_stands_in_for_hashing_and_a_deferred_encoder_loads_only_when
     assert again.fingerprint == eager.fingerprint and not hashed
     monkeypatch.undo()
     monkeypatch.setattr(paths, "MODEL_CARDS_DIR", tmp_path / "cards")
-    monkeypatch.setattr(registry, "EMBEDDINGS_DIR", tmp_path / "embeddings")
+    monkeypatch.setattr(paths, "EMBEDDINGS_DIR", tmp_path / "embeddings")
 
     texts = ["ein Satz", "a sentence", "una frase"]
     want = eager.encode(texts, "passage")
@@ -176,7 +176,7 @@ def test_model_card_stands_in_for_hashing_and_a_deferred_encoder_loads_only_when
     assert lazy.loaded
     np.testing.assert_allclose(new, eager.encode(["a text nobody encoded"], "passage", store=False), atol=1e-6)
 
-    card = registry._card_path(spec)
+    card = registry.card_path(spec)
     card.write_text("{damaged")
     assert not isinstance(load_encoder(spec, lazy=True), DeferredEncoder)  # hashed again, card rewritten
     assert isinstance(load_encoder(spec, lazy=True), DeferredEncoder)
@@ -205,17 +205,61 @@ def test_bundle_rejects_other_files(tmp_path):
 
 
 def test_registry_errors(monkeypatch):
-    from hybridviz.encoders import registry
+    from hybridviz.encoders import locators
 
     with pytest.raises(UnknownName, match="Unknown model"):
         load_encoder("labse")
     with pytest.raises(UnknownName, match="No model"):
         load_encoder("  ")
-    monkeypatch.setattr(registry, "_hub_reachable", lambda timeout=3.0: False)
+    monkeypatch.setattr(locators, "_hub_reachable", lambda timeout=3.0: False)
     with pytest.raises(EncoderUnavailable, match="hf:sentence-transformers/LaBSE.*offline"):
         load_encoder("hf:sentence-transformers/LaBSE")
     with pytest.raises(EncoderUnavailable, match="No fine-tuned run"):
         load_encoder("run:does-not-exist")
+
+
+def test_unknown_model_error_lists_every_locator_kind():
+    """The error is generated from the registry of locators: every kind a spec may take is named in it, and the
+    ones a new user meets first are among them."""
+    from hybridviz.encoders.locators import LOCATORS, locator_kinds
+
+    with pytest.raises(UnknownName) as err:
+        load_encoder("labse")
+    message = str(err.value)
+    kinds = [loc.kind for loc in LOCATORS]
+    assert sorted(locator_kinds()) == sorted(kinds)
+    for kind in kinds:
+        assert kind in message, kind
+    for kind in ("me5-small", "muse", "tiny", "hf:<name>", "run:<id>", "ref:<unit>", "<spec>+<method>", "<folder>"):
+        assert kind in kinds, kind
+    with pytest.raises(UnknownName) as empty:
+        load_encoder("  ")
+    assert all(kind in str(empty.value) for kind in kinds)
+
+
+def test_one_default_precision_for_every_entry_point():
+    """The policy's default is the only one: evaluation and training share it, tiny and muse compute in fp32."""
+    from hybridviz.encoders import policy
+    from hybridviz.training.trainer import TrainConfig
+
+    machine = "bf16" if policy.bf16_is_fast() else "fp32"
+    assert policy.default_precision() == machine
+    assert policy.default_precision("me5-small") == policy.evaluation_precision("me5-small") == machine
+    assert policy.default_precision("tiny") == policy.default_precision("muse") == "fp32"
+    assert TrainConfig().mixed_precision == policy.training_precision("me5-small") == machine
+    assert TrainConfig(model="tiny").mixed_precision == "fp32"
+    assert TrainConfig(model="tiny", mixed_precision="bf16").mixed_precision == "bf16"
+
+
+def test_an_entry_point_that_departs_from_the_default_says_so(capsys):
+    from hybridviz.encoders import policy
+
+    assert not policy.note_departure("evaluating", "fp32", "tiny", "the bundle's")
+    assert capsys.readouterr().err == ""
+    other = "fp32" if policy.default_precision("me5-small") == "bf16" else "bf16"
+    assert policy.note_departure("evaluating", other, "me5-small", "the precision the bundle was started with")
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"note: evaluating in {other}, not the default")
 
 
 def test_corrupt_run_weights_fail_clearly(tmp_path, tiny):
@@ -276,9 +320,9 @@ def test_cache_finds_keys_whose_digest_ends_in_a_null_byte(tmp_path):
 
 @pytest.mark.parametrize("damage", ["truncate", "flip"])
 def test_corrupt_cache_entry_is_recomputed(tmp_path, monkeypatch, tiny, caplog, damage):
-    from hybridviz.encoders import registry
+    from hybridviz.data import paths
 
-    monkeypatch.setattr(registry, "EMBEDDINGS_DIR", tmp_path)
+    monkeypatch.setattr(paths, "EMBEDDINGS_DIR", tmp_path)
     texts = ["eins", "zwei", "drei"]
     clean = tiny.encode(texts, "passage")
     (shard,) = list(tmp_path.rglob("shard-*.npz"))
@@ -299,10 +343,11 @@ def test_corrupt_cache_entry_is_recomputed(tmp_path, monkeypatch, tiny, caplog, 
 
 
 def test_interrupted_encode_keeps_finished_chunks(tmp_path, monkeypatch, tiny):
-    from hybridviz.encoders import registry
+    from hybridviz.data import paths
+    from hybridviz.encoders import encoder as encoder_module
 
-    monkeypatch.setattr(registry, "EMBEDDINGS_DIR", tmp_path)
-    monkeypatch.setattr(registry, "CHUNK", 2)
+    monkeypatch.setattr(paths, "EMBEDDINGS_DIR", tmp_path)
+    monkeypatch.setattr(encoder_module, "CHUNK", 2)
     texts = ["one", "two two", "three three three", "four four four four"]
     real_encode = tiny.model.encode
     calls = []
@@ -323,10 +368,10 @@ def test_interrupted_encode_keeps_finished_chunks(tmp_path, monkeypatch, tiny):
 
 @pytest.mark.slow
 def test_int8_path_agrees_with_fp32_and_has_its_own_cache_key(tmp_path, monkeypatch, tiny, data_root):
+    from hybridviz.data import paths
     from hybridviz.data.lareqa import load_lareqa
-    from hybridviz.encoders import registry
 
-    monkeypatch.setattr(registry, "MODELS_DIR", tmp_path / "models")
+    monkeypatch.setattr(paths, "MODELS_DIR", tmp_path / "models")
     texts = [s.text for s in load_lareqa("xquad-r", ["de", "zh", "ar"]).sentences[::97]]
     fp32 = load_encoder("tiny", use_cache=False).encode(texts, "passage")
     int8 = load_encoder("tiny", use_cache=False, precision="int8")
@@ -345,11 +390,11 @@ def test_int8_path_agrees_with_fp32_and_has_its_own_cache_key(tmp_path, monkeypa
 def test_int8_sessions_side_by_side_return_each_callers_vectors_in_order(tmp_path, monkeypatch, tiny, data_root):
     from concurrent.futures import ThreadPoolExecutor
 
+    from hybridviz.data import paths
     from hybridviz.data.lareqa import load_lareqa
-    from hybridviz.encoders import registry
     from hybridviz.encoders.onnx_int8 import OnnxInt8Model
 
-    monkeypatch.setattr(registry, "MODELS_DIR", tmp_path / "models")
+    monkeypatch.setattr(paths, "MODELS_DIR", tmp_path / "models")
     texts = ["passage: " + s.text for s in load_lareqa("xquad-r", ["de", "th"]).sentences[::41]]
     load_encoder("tiny", use_cache=False, precision="int8").encode(texts[:1], "passage")  # writes the export
     (export,) = (tmp_path / "models" / "onnx-int8").glob("*/model.int8.onnx")
@@ -386,11 +431,12 @@ def test_int8_export_multiplies_an_outlier_channel_in_fp32(tmp_path, monkeypatch
     import onnx
     import torch
 
+    from hybridviz.data import paths
     from hybridviz.data.lareqa import load_lareqa
     from hybridviz.encoders import registry
     from hybridviz.encoders.onnx_int8 import _split_linear
 
-    monkeypatch.setattr(registry, "MODELS_DIR", tmp_path / "models")
+    monkeypatch.setattr(paths, "MODELS_DIR", tmp_path / "models")
     encoder = load_encoder("tiny", use_cache=False)
     model = copy.deepcopy(encoder.model)
     layer = model[0].auto_model.encoder.layer[1]
@@ -418,9 +464,9 @@ def test_int8_export_multiplies_an_outlier_channel_in_fp32(tmp_path, monkeypatch
 
 
 def test_unstored_vectors_are_remembered_but_not_written(tmp_path, monkeypatch, tiny):
-    from hybridviz.encoders import registry
+    from hybridviz.data import paths
 
-    monkeypatch.setattr(registry, "EMBEDDINGS_DIR", tmp_path)
+    monkeypatch.setattr(paths, "EMBEDDINGS_DIR", tmp_path)
     first = tiny.encode(["a typed query"], "query", store=False)
     assert not list(tmp_path.rglob("shard-*.npz")), "a typed search query is not written as a shard"
     calls = []

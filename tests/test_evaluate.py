@@ -231,7 +231,7 @@ def test_unavailable_model_offline(tmp_path):
 @pytest.mark.slow
 def test_corrupt_embedding_cache_is_recomputed_by_cli(tmp_path, data_root):
     from hybridviz.encoders import load_encoder
-    from hybridviz.encoders.registry import EMBEDDINGS_DIR
+    from hybridviz.data.paths import EMBEDDINGS_DIR
 
     enc = load_encoder("tiny:7")
     args = ("evaluate", "--model", "tiny:7", "--task", "xquad-r", "--languages", "en", "--limit", "5",

@@ -5,16 +5,18 @@ Floors, lowest first (README "Shape of the code"); units on one floor never impo
   0 errors, fileio, provenance
   1 data/* (loaders, paths, splits, text), metrics, paper, the package's __init__
   2 tasks (queries, pools, relevance), index (search structures)
-  3 encoders/* (models, embedding cache, debiasing), results/* (the evaluation results: format = the schema,
-    codec = the per-query encodings, store = the only code that reads and writes evaluation folders and
-    bundle files, report = renderers to markdown, LaTeX and CSV)
+  3 encoders/* (policy: the device and the one default precision; encoder: the wrapper; locators: the kinds of
+    model name; cards; registry: loading; the embedding cache, debiasing), results/* (the evaluation results:
+    format = the schema, codec = the per-query encodings, store = the only code that reads and writes evaluation
+    folders and bundle files, report = renderers to markdown, LaTeX and CSV)
   4 search, projection, evaluate (use an encoder on a task: evaluate orchestrates one evaluation); viz/*
     (figure builders: they draw the frames and statistics they are given, read through results, and never
     compute or import experiments)
   5 training/* (samplers, trainer, runs; the held-out validation scores through evaluate), mteb_export, mkqa_nq
   6 experiments/* (grid, sweeps, statistics, bundles, the lab's queue: they train *and* evaluate), status,
     samplers (the public re-export of training/samplers for sentence-transformers scripts)
-  8 dashboard, cli (they call experiments, then viz)
+  8 dashboard, cli/* (parser: one add_<command>_parser each; commands: their imports inside)
+    (they call experiments, then viz)
   9 __main__
 """
 
@@ -102,7 +104,22 @@ def test_the_checker_sees_the_old_back_arrows(tmp_path, monkeypatch):
         with open(copy / rel, "a", encoding="utf-8") as f:
             f.write("\n" + code)
     monkeypatch.setattr(sys.modules[__name__], "PACKAGE", copy)
+    (copy / "cli" / "parser.py").open("a", encoding="utf-8").write("\nfrom hybridviz import __main__\n")  # up
+    (copy / "encoders" / "policy.py").open("a", encoding="utf-8").write(
+        "\ndef _grid():\n    from hybridviz.experiments import grid\n")
     found = back_arrows()
     for needle in ("runs.py", "registry.py", "trainer.py", "search.py", "tables.py", "projection.py"):
         assert any(needle in f for f in found), needle
     assert sum("search.py" in f for f in found) == 2
+    assert any("cli/parser.py" in f and "__main__" in f for f in found)
+    assert any("encoders/policy.py" in f and "experiments" in f for f in found)
+
+
+def test_the_command_line_and_the_encoders_are_packages_of_their_floors():
+    for module in ("cli/__init__.py", "cli/parser.py", "cli/commands.py", "results/report.py"):
+        assert (PACKAGE / module).is_file(), module
+    for module in ("policy", "encoder", "locators", "cards", "registry"):
+        assert (PACKAGE / "encoders" / f"{module}.py").is_file(), module
+    assert not (PACKAGE / "cli.py").exists()
+    assert unit_of("hybridviz.cli.parser") == "cli" and FLOORS["cli"] == 8
+    assert unit_of("hybridviz.encoders.policy") == "encoders" and FLOORS["encoders"] == 3

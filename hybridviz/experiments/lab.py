@@ -105,7 +105,7 @@ def run_worker(run_id: str, root: Path | None = None) -> int:
 
 
 def _work(run: Run, root: Path | None) -> int:
-    from hybridviz.encoders.registry import evaluation_precision
+    from hybridviz.encoders.policy import evaluation_precision
     from hybridviz.evaluate import evaluate
     from hybridviz.tasks import task_dir
 

@@ -145,10 +145,10 @@ def run_debias_sweep(out: Path, model: str = "me5-small", precision: str | None 
     """
     from hybridviz.encoders import load_encoder
     from hybridviz.encoders.debias import MethodSpec, fit, training_side_texts
-    from hybridviz.encoders.registry import default_precision
+    from hybridviz.encoders.policy import default_precision
     from hybridviz.training.data import pairs_corpus
 
-    precision = precision or default_precision()
+    precision = precision or default_precision(model)
     config = replace(TrainConfig(), holdout=HOLDOUT)
     corpus = pairs_corpus(validation_pairs(config))
     held = set(corpus.query_groups)

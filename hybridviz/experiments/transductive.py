@@ -41,11 +41,15 @@ class SampledIndexFit(DebiasedEncoder):
 
 
 def index_fit_spread(model: str, task: str, method: str = "center@index", sample_seeds=(0, 1, 2, 3, 4),
-                     languages: list[str] | None = None, limit: int | None = None, precision: str = "fp32",
+                     languages: list[str] | None = None, limit: int | None = None, precision: str | None = None,
                      batch_size: int | None = None, settings: list[str] | None = None, base=None,
                      log: Callable[[str], None] | None = None) -> dict:
     """`model`+`method` evaluated on `task` once per question-sample seed: per seed the headline figures, and
     their mean and standard deviation over the seeds (the fit's sampling variance, the model held fixed)."""
+    if precision is None:  # the policy's default (encoders/policy.py)
+        from hybridviz.encoders.policy import default_precision
+
+        precision = base.precision if base is not None else default_precision(model)
     base = base or load_encoder(model, precision=precision)
     per_seed = []
     for seed in sample_seeds:

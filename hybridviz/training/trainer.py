@@ -15,7 +15,7 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from hybridviz.encoders.registry import default_precision, encoding_device
+from hybridviz.encoders.policy import default_precision, encoding_device, training_precision_problem
 from hybridviz.errors import HybridvizError
 from hybridviz.fileio import read_jsonl
 from hybridviz.provenance import provenance
@@ -50,9 +50,14 @@ class TrainConfig:
     save_steps: int = 50
     holdout: float = 0.0  # share of training groups held out for validation (the lr / warm-up sweep)
     holdout_seed: int = 0
-    # bf16 autocast: 1.5x faster steps on CPUs with native bf16, same loss curve (bench/train_step.py)
-    mixed_precision: str = field(default_factory=lambda: default_precision())
+    # bf16 autocast: 1.5x faster steps on CPUs with native bf16, same loss curve (bench/train_step.py); None: the
+    # policy's default for `model` (encoders/policy.py), resolved when the config is made
+    mixed_precision: str | None = None
     extra: dict = field(default_factory=dict)  # later settings, kept out of run ids at their defaults
+
+    def __post_init__(self):
+        if self.mixed_precision is None:  # the one default (encoders/policy.py): bf16 where fast; tiny, muse fp32
+            self.mixed_precision = default_precision(self.model)
 
     # -- later settings, read from `extra` (absent = the behaviour every committed run was trained with) --
     @property
@@ -121,8 +126,8 @@ class TrainConfig:
             problems.append(f"warm-up steps must lie in [0, steps], got {self.warmup_steps}")
         if not 0.0 <= float(self.holdout) < 1.0:
             problems.append(f"holdout must lie in [0, 1), got {self.holdout}")
-        if self.mixed_precision not in ("fp32", "bf16"):
-            problems.append(f"mixed precision must be fp32 or bf16, not {self.mixed_precision!r}")
+        if training_precision_problem(self.mixed_precision):
+            problems.append(training_precision_problem(self.mixed_precision))
         if not 8 <= int(self.max_seq_length) <= 512:
             problems.append(f"max sequence length must lie in [8, 512], got {self.max_seq_length}")
         if n_pairs is not None and self.batch_size > n_pairs:
