@@ -26,8 +26,23 @@ def bundle_root(tiny_grid, monkeypatch, tmp_path):
 
 
 def page(name: str, timeout: int = 240) -> AppTest:
-    path = PAGES / name
+    """The page of that name: app.py (the Overview) or pages/<n>_<name> (the prefix only orders the menu)."""
+    path = ROOT / name if name == "app.py" else next(PAGES.glob(f"[0-9]_{name}"))
     return AppTest.from_file(str(path), default_timeout=timeout)
+
+
+def test_page_urls_are_those_of_the_first_release():
+    """Streamlit derives each page's URL from its file name (the numeric prefix stripped, its menu order): every
+    URL that was ever shared still opens its page, in the menu's order, under the same heading."""
+    from streamlit.source_util import page_icon_and_name, page_sort_key
+
+    files = sorted((p for p in PAGES.glob("*.py") if p.name != "__init__.py"), key=page_sort_key)
+    urls = [page_icon_and_name(p)[1] for p in files]
+    assert urls == ["Sampler_comparison", "Robustness", "Language_pairs", "Language_bias", "Embedding_map",
+                    "Search", "Fine-tune_lab", "Evaluation_details"]
+    for path, url in zip(files, urls):  # each draws its menu label as its heading, first
+        title = url.replace("_", " ")
+        assert f'heading("{title}")' in path.read_text(), path.name
 
 
 def chart_specs(at) -> list[str]:
@@ -35,7 +50,7 @@ def chart_specs(at) -> list[str]:
 
 
 def test_overview_shows_headline_reported_rows_and_provenance(bundle_root):
-    at = page("Overview.py").run()
+    at = page("app.py").run()
     assert not at.exception
     ours = at.dataframe[0].value
     assert list(ours["sampler"]) == ["base (no fine-tune)", "X-X-mono", "X-Y", "hybrid",
@@ -68,7 +83,7 @@ def test_overview_without_bundle_names_the_command(monkeypatch, tmp_path, data_r
     from hybridviz.experiments import bundle
 
     monkeypatch.setattr(bundle, "REFERENCE_DIR", tmp_path)
-    at = page("Overview.py").run()
+    at = page("app.py").run()
     assert not at.exception
     assert "python -m hybridviz experiment" in at.info[0].value
 

@@ -3,17 +3,16 @@ share of the top 10, and one query's relevant-item ranks for every model."""
 
 from __future__ import annotations
 
-from pages import hand_over
+import pandas as pd
+import streamlit as st
 
-hand_over()  # first: on a fresh server it hands this URL over to app.py before any import below
-
-import pandas as pd  # noqa: E402
-import streamlit as st  # noqa: E402
-
-from hybridviz import dashboard as dash  # noqa: E402
-from hybridviz.viz.bias import (box_statistics, per_query_views, query_rank_frame, query_rank_plot,  # noqa: E402
+from hybridviz import dashboard as dash
+from hybridviz.viz.bias import (box_statistics, per_query_views, query_rank_frame, query_rank_plot,
                                 rank_distance_boxes, same_language_bars)
-from hybridviz.viz.style import TASK_LABELS  # noqa: E402
+from hybridviz.viz.style import TASK_LABELS
+from pages import heading
+
+heading("Language bias")
 
 progress = dash.PageProgress("Language_bias", [1, 4, 2, 2])  # a cold visit parses 18 per-query files: a bar
 progress.next("reading the result bundle")

@@ -3,24 +3,23 @@ data × batch × step budget) with its own run-level verdict, and a sentence whe
 
 from __future__ import annotations
 
-from pages import hand_over
+import pandas as pd
+import streamlit as st
 
-hand_over()  # first: on a fresh server it hands this URL over to app.py before any import below
-
-import pandas as pd  # noqa: E402
-import streamlit as st  # noqa: E402
-
-from hybridviz import dashboard as dash  # noqa: E402
-from hybridviz.experiments.bundle import step_budget_frame  # noqa: E402
-from hybridviz.experiments.curves import curve_frame, probe_frame  # noqa: E402
-from hybridviz.experiments.curves import summary_rows as curve_summary_rows  # noqa: E402
-from hybridviz.experiments.robustness import (SAMPLERS, budget_changes, disagreements,  # noqa: E402
+from hybridviz import dashboard as dash
+from hybridviz.experiments.bundle import step_budget_frame
+from hybridviz.experiments.curves import curve_frame, probe_frame
+from hybridviz.experiments.curves import summary_rows as curve_summary_rows
+from hybridviz.experiments.robustness import (SAMPLERS, budget_changes, disagreements,
                                                robustness_rows, twin_key)
-from hybridviz.experiments.verdict import ALPHA  # noqa: E402
-from hybridviz.viz.comparison import (forest_plot, learning_curve_bands, setup_forest_frame,  # noqa: E402
+from hybridviz.experiments.verdict import ALPHA
+from hybridviz.viz.comparison import (forest_plot, learning_curve_bands, setup_forest_frame,
                                      step_budget_lines)
-from hybridviz.viz.style import METRIC_LABELS, TASK_LABELS, group_label  # noqa: E402
-from hybridviz.viz.tables import robustness_table  # noqa: E402
+from hybridviz.viz.style import METRIC_LABELS, TASK_LABELS, group_label
+from hybridviz.viz.tables import robustness_table
+from pages import heading
+
+heading("Robustness")
 
 
 st.markdown("Each result bundle in `cache/reference/` is one set-up: an encoder fine-tuned on one training mix "

@@ -3,17 +3,16 @@ full-width panel each, one shared legend), with one parallel set linked and each
 
 from __future__ import annotations
 
-from pages import hand_over
+import numpy as np
+import pandas as pd
+import streamlit as st
 
-hand_over()  # first: on a fresh server it hands this URL over to app.py before any import below
+from hybridviz import dashboard as dash
+from hybridviz.projection import SOURCES, embed_items, language_separation, parallel_items, umap_coordinates
+from hybridviz.viz.embedding_map import embedding_maps
+from pages import heading
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import streamlit as st  # noqa: E402
-
-from hybridviz import dashboard as dash  # noqa: E402
-from hybridviz.projection import SOURCES, embed_items, language_separation, parallel_items, umap_coordinates  # noqa: E402
-from hybridviz.viz.embedding_map import embedding_maps  # noqa: E402
+heading("Embedding map")
 
 
 MAX_MODELS = 4

@@ -3,19 +3,18 @@ the α sweep and the step-budget check."""
 
 from __future__ import annotations
 
-from pages import hand_over
+import pandas as pd
+import streamlit as st
 
-hand_over()  # first: on a fresh server it hands this URL over to app.py before any import below
-
-import pandas as pd  # noqa: E402
-import streamlit as st  # noqa: E402
-
-from hybridviz import dashboard as dash  # noqa: E402
-from hybridviz.experiments.bundle import BundleError, seen_languages, step_budget_frame  # noqa: E402
-from hybridviz.experiments.verdict import ALPHA  # noqa: E402
-from hybridviz.viz.comparison import (alpha_line, forest_frame, forest_plot, per_language_bars, per_language_frame, sampler_dots, seed_frame,  # noqa: E402
+from hybridviz import dashboard as dash
+from hybridviz.experiments.bundle import BundleError, seen_languages, step_budget_frame
+from hybridviz.experiments.verdict import ALPHA
+from hybridviz.viz.comparison import (alpha_line, forest_frame, forest_plot, per_language_bars, per_language_frame, sampler_dots, seed_frame,
                                         step_budget_lines)
-from hybridviz.viz.style import METRIC_LABELS, SAMPLER_LABELS, TASK_LABELS, group_label  # noqa: E402
+from hybridviz.viz.style import METRIC_LABELS, SAMPLER_LABELS, TASK_LABELS, group_label
+from pages import heading
+
+heading("Sampler comparison")
 
 progress = dash.PageProgress("Sampler_comparison", [2, 1, 2, 1, 8])  # a cold visit draws five charts: a bar
 progress.next("reading the result bundle")

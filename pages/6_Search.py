@@ -3,18 +3,17 @@ the score and whether each hit is a known relevant item."""
 
 from __future__ import annotations
 
-from pages import hand_over
+import time
 
-hand_over()  # first: on a fresh server it hands this URL over to app.py before any import below
+import streamlit as st
 
-import time  # noqa: E402
-
-import streamlit as st  # noqa: E402
-
-from hybridviz import dashboard as dash  # noqa: E402
-from hybridviz.errors import HybridvizError  # noqa: E402
-from hybridviz.search import (MAX_QUERY_CHARS, POOLS, PoolIndex, QueryError, check_query, example_queries,  # noqa: E402
+from hybridviz import dashboard as dash
+from hybridviz.errors import HybridvizError
+from hybridviz.search import (MAX_QUERY_CHARS, POOLS, PoolIndex, QueryError, check_query, example_queries,
                               load_pool)
+from pages import heading
+
+heading("Search")
 
 models = dash.available_models()
 pool_name = dash.param_select("Pool", list(POOLS), "pool")
