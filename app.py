@@ -116,7 +116,7 @@ if bundle is not None:
         shown, values = headline(summary, task)
         numeric.append(values)
         st.markdown(f"**{TASK_LABELS[task]}**")
-        st.dataframe(shown, hide_index=True, width="stretch")
+        dash.full_table(shown)
         if task.startswith("mkqa") and "e5" in str(bundle.manifest.get("spec", {}).get("model", "")):
             st.caption(CONTAMINATION_NOTE)
     if tasks:
@@ -127,12 +127,12 @@ if bundle is not None:
     reported = reported_headline("xquad-r").rename(columns={"multi max_rank_distance": "bias (rank distance)"})
     reported = reported[["model", "sampler", "mono mAP", "cross mAP", "multi mAP", "bias (rank distance)"]]
     st.markdown("**XQuAD-R**")
-    st.dataframe(reported, hide_index=True, width="stretch")
+    dash.full_table(reported)
     st.caption("Reported figures: different models, training data (mMARCO + translated QA, 9 languages), batch "
                "100 and hardware; compare the *ordering* of samplers, not the values. The paper reports no seeds "
                "or significance tests and no MKQA results.")
     with st.expander("All comparisons (run as the unit; per-checkpoint query-level p beside it)"):
-        st.dataframe(tests_table(summary), hide_index=True, width="stretch")
+        dash.full_table(tests_table(summary), every_row=False)  # hundreds of rows: a scroll box
     dash.provenance_caption(bundle)
 
 progress.next("the benchmark files")

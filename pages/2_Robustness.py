@@ -13,8 +13,8 @@ from hybridviz.experiments.curves import summary_rows as curve_summary_rows
 from hybridviz.experiments.robustness import (SAMPLERS, budget_changes, disagreements,
                                                robustness_rows, twin_key)
 from hybridviz.experiments.verdict import ALPHA
-from hybridviz.viz.comparison import (forest_plot, learning_curve_bands, setup_forest_frame,
-                                     step_budget_lines)
+from hybridviz.viz.comparison import (forest_plot, learning_curve_bands, setup_forest_frame, step_budget_lines,
+                                      step_budget_set_up)
 from hybridviz.viz.style import METRIC_LABELS, TASK_LABELS, group_label
 from hybridviz.viz.tables import robustness_table
 from pages import heading
@@ -66,7 +66,7 @@ else:
     st.info("No set-up has a converged (early-stopped) twin yet: every verdict here is a claim about its own short "
             "budget (the captions say how far each trained).")
 table = robustness_table(chosen)
-st.dataframe(table, hide_index=True, width="stretch")
+dash.full_table(table)
 st.download_button("CSV", table.to_csv(index=False).encode(), f"robustness-{task}.csv", "text/csv")
 
 progress.next("one comparison across set-ups")
@@ -125,11 +125,9 @@ if not budgets:
             "set-up, e.g. `python -m hybridviz budget --model muse --batch-size 100 --mixed-precision fp32 "
             "--out cache/reference/step-budget-muse`.")
 for name, state in budgets.items():
-    cfg = state.get("base_config")  # recorded since the mUSE set-up; older checks did not keep it
-    set_up = (f"{cfg['model']} · {cfg['train_data']} · batch {cfg['batch_size']} · lr {cfg['learning_rate']:g}"
-              if cfg else "set-up not recorded in this check")
     frame = step_budget_frame(state)
-    dash.chart(step_budget_lines(frame, state.get("provenance", {}).get("seed"), set_up), frame, name)
+    dash.chart(step_budget_lines(frame, state.get("provenance", {}).get("seed"), step_budget_set_up(state)), frame,
+               name)
     changed = [s for s, c in state.get("ranking_changes", {}).items() if c]
     if frame.loc[frame["sampler"] != "base", "sampler"].nunique() < 2:
         st.caption(f"{name}: one sampler, a learning curve only; no order of samplers to compare between budgets.")

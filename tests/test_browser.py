@@ -200,7 +200,7 @@ def test_lab_run_finishes_then_search_with_it(server, browser):
     query = "who wrote the song let it be"
     page.goto(f"{url}/Search?" + urlencode({"pool": "MKQA answers", "models": label, "q": query}))
     wait_idle(page)
-    page.locator('[data-testid="stDataFrame"]').first.wait_for(timeout=240_000)
+    page.locator('[data-testid="stTable"]').first.wait_for(timeout=240_000)
     assert errors_on(page) == []
     assert "known relevant" not in page.content()  # a free-text query has no known relevant items
     page.screenshot(path=str(ARTIFACTS / "Search-results.png"), full_page=True)
