@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
@@ -56,12 +58,16 @@ def box_statistics(frame: pd.DataFrame, by: list[str], value: str) -> pd.DataFra
 
 
 def log_ticks(low: float, high: float) -> list[float]:
-    """Ticks 1, 2, 5, 10, 20, 50, ... covering [low, high] (both > 0): a log axis labelled in plain numbers."""
+    """Ticks in plain numbers for a log axis over [low, high] (both > 0): 1, 2, 5, 10, 20, ... (1, 10, 100, ...
+    over many decades; 1, 1.5, 2, 3, 5, 7, 10, ... within one), at least three in the range."""
+    low, high = max(low, 1.0), max(high, low, 1.0)
+    span = high / low
+    mantissas = (1,) if span > 1e4 else (1, 2, 5) if span > 8 else (1, 1.5, 2, 3, 5, 7)
     ticks, decade = [], 1.0
-    while decade <= max(high, 1.0) * 10:
-        ticks += [decade * m for m in (1, 2, 5)]
+    while decade <= high * 10:
+        ticks += [decade * m for m in mantissas]
         decade *= 10
-    inside = [t for t in ticks if max(low, 1.0) / 2 <= t <= high * 2]
+    inside = [t for t in ticks if low / 1.5 <= t <= high * 1.5]
     return inside or [1.0]
 
 
@@ -79,10 +85,12 @@ def rank_distance_boxes(stats: pd.DataFrame, task: str, pooled: bool = False) ->
                              customdata=list(sub["n"]), hovertemplate="%{x} · n = %{customdata}<extra>" + g + "</extra>"))
     positive = stats[["lowerfence", "upperfence"]].to_numpy()
     positive = positive[positive > 0]
-    ticks = log_ticks(float(positive.min()), float(positive.max())) if len(positive) else [1.0]
+    low, high = (float(positive.min()), float(positive.max())) if len(positive) else (1.0, 10.0)
+    ticks = log_ticks(low, high)
     fig.update_layout(boxmode="overlay" if pooled else "group", xaxis_title="" if pooled else "query language",
                       yaxis={"type": "log", "title": "max rank distance (log scale)", "tickvals": ticks,
-                             "ticktext": [f"{t:,.0f}" for t in ticks]},
+                             "ticktext": [f"{t:,g}" for t in ticks],
+                             "range": [math.log10(min(low, ticks[0]) / 1.2), math.log10(max(high, ticks[-1]) * 1.2)]},
                       showlegend=not pooled, legend_title_text="sampler")
     fig.update_layout(title=f"{TASK_LABELS.get(task, task)} · max rank distance "
                             + ("per sampler, every query language together" if pooled else "per query language")

@@ -126,7 +126,7 @@ def column_widths(frame: pd.DataFrame, px_per_char: float = 7.5, padding: int = 
     verdicts are shown whole, up to `most` pixels."""
     widths = {}
     for column in frame.columns:
-        if frame[column].dtype == object:
+        if not pd.api.types.is_numeric_dtype(frame[column]):  # text (object or pandas' str dtype)
             longest = max([len(str(column))] + [len(str(v)) for v in frame[column]])
             widths[str(column)] = min(most, int(longest * px_per_char) + padding)
     return widths
