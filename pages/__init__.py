@@ -1,24 +1,18 @@
-"""The dashboard's pages, run by app.py's st.navigation. Each page's first call is `hand_over()`, before it imports
-the library: this package imports nothing but Streamlit, so that call costs nothing on a cold server."""
+"""The dashboard's pages, found by Streamlit's own multipage discovery of this folder: `app.py` (run by
+`streamlit run app.py`) is the Overview at /, and each file here is one more page, its URL, menu label and place
+in the menu read from its name (`3_Language_pairs.py`: /Language_pairs, "Language pairs", third after the
+Overview; the numeric prefix only orders). This file is no page (Streamlit skips `__init__.py`); it holds what
+every page draws first. Pages stay thin: they call the hybridviz library and draw."""
 
 from __future__ import annotations
 
 import streamlit as st
-from streamlit.runtime.pages_manager import PagesManager
 
-ENTRY_KEY = "hybridviz_entry_ran"  # set by app.py on every run: its navigation and heading are drawn
-
-
-def mark_entry() -> None:
-    st.session_state[ENTRY_KEY] = True
+HOME_HEADING = "hybridviz"
 
 
-def hand_over() -> None:
-    """While a fresh server has not yet run app.py, Streamlit serves a URL that names a page in its legacy pages/
-    mode: the page runs alone, without app.py's navigation and heading, and stays so until st.navigation is
-    called. Such a run switches that mode off (the one assignment st.navigation makes) and reruns at once, so
-    app.py draws. A page run on its own (AppTest) reruns once and goes on."""
-    if not st.session_state.get(ENTRY_KEY):
-        st.session_state[ENTRY_KEY] = True
-        PagesManager.uses_pages_directory = False
-        st.rerun()
+def heading(title: str) -> None:
+    """The browser tab's title, the wide layout and the page's heading: each page's first call."""
+    st.set_page_config(page_title="hybridviz" if title == HOME_HEADING else f"hybridviz · {title.lower()}",
+                       layout="wide")
+    st.title(title)

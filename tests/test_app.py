@@ -40,7 +40,7 @@ def test_details_page_shows_a_real_evaluation(tmp_path, monkeypatch, tiny):
 
     evaluate("tiny", "xquad-r", languages=["en", "de"], limit=10, out_dir=tmp_path / "tiny-xquad-r", encoder=tiny)
     monkeypatch.setattr(status, "EVALUATIONS_DIR", tmp_path)
-    at = AppTest.from_file(str(ROOT / "pages" / "Evaluation_details.py"), default_timeout=120).run()
+    at = AppTest.from_file(str(ROOT / "pages" / "8_Evaluation_details.py"), default_timeout=120).run()
     assert not at.exception
     assert at.selectbox[1].value == "mAP"
     shown = at.dataframe[0].value
@@ -57,6 +57,6 @@ def test_details_page_empty_state(tmp_path, monkeypatch):
     from hybridviz import status
 
     monkeypatch.setattr(status, "EVALUATIONS_DIR", tmp_path)
-    at = AppTest.from_file(str(ROOT / "pages" / "Evaluation_details.py"), default_timeout=60).run()
+    at = AppTest.from_file(str(ROOT / "pages" / "8_Evaluation_details.py"), default_timeout=60).run()
     assert not at.exception
     assert "python -m hybridviz evaluate" in at.info[0].value

@@ -7,7 +7,6 @@ The lab uses a run registry of its own (HYBRIDVIZ_RUNS), so the test never touch
 
 from __future__ import annotations
 
-import ast
 import os
 import re
 import socket
@@ -31,11 +30,12 @@ pytestmark = pytest.mark.slow
 
 
 def _app_headings() -> dict[str, str]:
-    """URL path -> heading, read from app.py's LAYOUT (importing app.py would run its navigation)."""
-    tree = ast.parse((ROOT / "app.py").read_text())
-    layout = next(node.value for node in tree.body if isinstance(node, ast.Assign)
-                  and getattr(node.targets[0], "id", "") == "LAYOUT")
-    return {url: heading for _, _, url, heading in ast.literal_eval(layout)}
+    """URL path -> heading, in the menu's order: app.py at /, then Streamlit's own discovery of pages/ (the same
+    functions name and order the files: `3_Language_pairs.py` is /Language_pairs, heading "Language pairs")."""
+    from streamlit.source_util import page_icon_and_name, page_sort_key
+
+    files = sorted((p for p in (ROOT / "pages").glob("*.py") if p.name != "__init__.py"), key=page_sort_key)
+    return {"": "hybridviz", **{page_icon_and_name(p)[1]: page_icon_and_name(p)[1].replace("_", " ") for p in files}}
 
 
 HEADINGS = _app_headings()
@@ -128,9 +128,9 @@ def heading_and_menu(page) -> tuple[list[str], list[str]]:
     return [t.strip() for t in main], [t.strip() for t in menu]
 
 
-def test_a_page_url_as_a_fresh_servers_first_visit_gets_the_apps_menu_and_heading(tmp_path, browser, data_root):
-    """Before app.py's navigation has ever run, Streamlit serves a page URL in its legacy pages/ mode (the page
-    alone, the folder's files as the menu, no heading); the page's first call hands over to app.py."""
+def test_a_page_url_as_a_fresh_servers_first_visit_gets_the_menu_and_heading(tmp_path, browser, data_root):
+    """A fresh server's first visit is a page URL: Streamlit's discovery of pages/ serves that page with its
+    heading and the whole menu in the files' order (no hand-over, no second run)."""
     proc, url = _start_server(tmp_path)
     try:
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
@@ -138,7 +138,8 @@ def test_a_page_url_as_a_fresh_servers_first_visit_gets_the_apps_menu_and_headin
         wait_idle(page)
         headings, menu = heading_and_menu(page)
         assert headings[:1] == ["Evaluation details"]
-        assert menu[:3] == ["Overview", "Sampler comparison", "Robustness"], menu  # app.py's order, not a-z
+        assert menu[1:4] == ["Sampler comparison", "Robustness", "Language pairs"], menu  # the prefixes' order
+        assert len(menu) == len(PAGES), menu
         assert errors_on(page) == []
         page.close()
     finally:
@@ -199,7 +200,7 @@ def test_lab_run_finishes_then_search_with_it(server, browser):
     query = "who wrote the song let it be"
     page.goto(f"{url}/Search?" + urlencode({"pool": "MKQA answers", "models": label, "q": query}))
     wait_idle(page)
-    page.locator('[data-testid="stDataFrame"]').first.wait_for(timeout=240_000)
+    page.locator('[data-testid="stTable"]').first.wait_for(timeout=240_000)
     assert errors_on(page) == []
     assert "known relevant" not in page.content()  # a free-text query has no known relevant items
     page.screenshot(path=str(ARTIFACTS / "Search-results.png"), full_page=True)

@@ -22,12 +22,30 @@ def bundle_root(tiny_grid, monkeypatch, tmp_path):
     out, spec, manifest, root = tiny_grid
     monkeypatch.setattr(bundle, "REFERENCE_DIR", out.parent)
     monkeypatch.setattr(paths, "RUNS_DIR", tmp_path / "runs")
+    from hybridviz import projection
+
+    monkeypatch.setattr(projection, "MAP_TIMINGS", tmp_path / "map-timings.json")  # the tiny models' rates: not here
     return out
 
 
 def page(name: str, timeout: int = 240) -> AppTest:
-    path = PAGES / name
+    """The page of that name: app.py (the Overview) or pages/<n>_<name> (the prefix only orders the menu)."""
+    path = ROOT / name if name == "app.py" else next(PAGES.glob(f"[0-9]_{name}"))
     return AppTest.from_file(str(path), default_timeout=timeout)
+
+
+def test_page_urls_are_those_of_the_first_release():
+    """Streamlit derives each page's URL from its file name (the numeric prefix stripped, its menu order): every
+    URL that was ever shared still opens its page, in the menu's order, under the same heading."""
+    from streamlit.source_util import page_icon_and_name, page_sort_key
+
+    files = sorted((p for p in PAGES.glob("*.py") if p.name != "__init__.py"), key=page_sort_key)
+    urls = [page_icon_and_name(p)[1] for p in files]
+    assert urls == ["Sampler_comparison", "Robustness", "Language_pairs", "Language_bias", "Embedding_map",
+                    "Search", "Fine-tune_lab", "Evaluation_details"]
+    for path, url in zip(files, urls):  # each draws its menu label as its heading, first
+        title = url.replace("_", " ")
+        assert f'heading("{title}")' in path.read_text(), path.name
 
 
 def chart_specs(at) -> list[str]:
@@ -36,7 +54,7 @@ def chart_specs(at) -> list[str]:
 
 @pytest.mark.slow
 def test_overview_shows_headline_reported_rows_and_provenance(bundle_root):
-    at = page("Overview.py").run()
+    at = page("app.py").run()
     assert not at.exception
     ours = at.dataframe[0].value
     assert list(ours["sampler"]) == ["base (no fine-tune)", "X-X-mono", "X-Y", "hybrid",
@@ -69,7 +87,7 @@ def test_overview_without_bundle_names_the_command(monkeypatch, tmp_path, data_r
     from hybridviz.experiments import bundle
 
     monkeypatch.setattr(bundle, "REFERENCE_DIR", tmp_path)
-    at = page("Overview.py").run()
+    at = page("app.py").run()
     assert not at.exception
     assert "python -m hybridviz experiment" in at.info[0].value
 
@@ -167,6 +185,9 @@ def test_embedding_map_with_tiny_models(bundle_root, monkeypatch):
     assert "tiny seed 0" in spec and "tiny seed 1" in spec and "language silhouette" in spec
     scores = at.dataframe[0].value
     assert list(scores["model"]) == ["tiny seed 0", "tiny seed 1"]
+    linked = at.selectbox(key="param_group")  # a parallel set by its text, not its hex id
+    assert all(not all(c in "0123456789abcdef" for c in option) for option in linked.options)
+    assert any("computing the 2 here afresh takes about" in c.value for c in at.caption)
     at.selectbox(key="param_source").select("mkqa queries").run()
     assert not at.exception and len(at.dataframe[0].value) == 2
 
@@ -193,9 +214,11 @@ def test_search_results_and_bad_queries(bundle_root, monkeypatch):
     at.selectbox(key="param_pool").select("MKQA answers").run()
     at.text_area[0].input("who wrote the song let it be").run()
     assert not at.exception
-    hits = at.dataframe[0].value
+    hits = at.table[0].value  # a table: the hit's text wraps, shown whole
     assert len(hits) == 10 and set(hits.columns) >= {"rank", "lang", "score", "relevant", "text"}
-    assert set(hits["relevant"]) == {"unknown"}
+    assert set(hits["relevant"]) == {"unknown"} and not at.warning
+    at.text_area[0].input("🙂🙂🙂 ??? ###").run()  # nothing to match: one warning, whatever the scores
+    assert not at.exception and len(at.warning) == 1 and "no letters or digits" in at.warning[0].value
     at.text_area[0].input("x" * 10_000).run()
     assert not at.exception and "10,000 characters" in at.error[0].value
     at.text_area[0].input("   ").run()
@@ -247,6 +270,17 @@ class RecordingBar:
 
     def empty(self):
         self.log.append("emptied")
+
+
+def test_search_eta_counts_encoding_only():
+    """The first chunk's time (model load, warm-up) is not the rate: no estimate until a second chunk is done,
+    then (time since the first chunk) / (candidates since) x candidates left."""
+    from hybridviz.search import EncodingClock, has_words
+
+    clock = EncodingClock()
+    assert clock.left(21.0, 64, 13_014) is None  # 21 s, mostly loading the model: "estimating"
+    assert clock.left(23.0, 192, 13_014) == pytest.approx(2.0 / 128 * (13_014 - 192))  # ~200 s, not 4,347
+    assert not has_words("🙂🙂🙂 ??? ###") and has_words("Что?") and has_words("2024") and has_words("東京")
 
 
 def test_step_progress_reports_the_time_left_from_the_weight_done(monkeypatch):
@@ -318,7 +352,17 @@ def test_box_statistics_are_the_quartiles_and_tukey_whiskers_plotly_would_draw()
         assert row.upperfence == v[v <= q3 + 1.5 * (q3 - q1)].max() and row.upperfence < v.max()  # outliers exist
         assert row.lowerfence == v[v >= q1 - 1.5 * (q3 - q1)].min()
     fig = rank_distance_boxes(stats, "xquad-r")
-    assert {t.name for t in fig.data} == {"x-y", "hybrid"} and all(t.y is None for t in fig.data)  # no raw values
+    assert {t.name for t in fig.data} == {"X-Y", "hybrid"} and all(t.y is None for t in fig.data)  # no raw values
+    # a log axis labelled in plain numbers (1, 2, 5, 10, 20, ...), not plotly's "5, 2, 1000, 5, 2, 100"
+    ticks = list(fig.layout.yaxis.tickvals)
+    assert fig.layout.yaxis.type == "log" and len(ticks) >= 3 and ticks == sorted(ticks)
+    assert list(fig.layout.yaxis.ticktext) == [f"{t:,g}" for t in ticks]  # "50", "100", "1,000": never "5, 2"
+    from hybridviz.viz.bias import log_ticks
+
+    assert log_ticks(3, 2500) == [2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000]
+    assert log_ticks(25, 99) == [20, 30, 50, 70, 100]  # within a decade: more ticks
+    pooled = rank_distance_boxes(box_statistics(frame, ["group"], "max_rank_distance"), "xquad-r", pooled=True)
+    assert len(pooled.data) == 2 and all(len(t.q1) == 1 for t in pooled.data)  # one box per sampler
 
 
 def test_per_language_views_name_the_languages_a_model_left_out(monkeypatch):
@@ -349,3 +393,58 @@ def test_robustness_page_gives_each_set_up_its_verdict_rows(bundle_root):
     assert list(table["cell"]) == [f"{r['setting']} {r['metric']}" for r in rows]
     assert any("Only one set-up" in i.value for i in at.info)
     assert "95 % interval, run as the unit" in chart_specs(at)[0]
+
+
+def test_sampler_figures_distinct_colours_bars_from_zero_and_reasons_for_missing_settings():
+    """The 12 methods of the sampler grid get 12 colours; per-language bars start at zero and their legend sits
+    under the plot; a benchmark without a setting is named with its recorded reason."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from hybridviz.viz.comparison import not_applicable, per_language_bars, step_budget_set_up
+    from hybridviz.viz.style import group_color
+
+    groups = ["base", "x-x-mono", "x-y", "hybrid", "base+center", "base+center@index", "base+leace", "base+lir:k=1",
+              "base+lsar:r=4", "x-x-mono+center", "x-y+center", "hybrid+center"]
+    assert len({group_color(g) for g in groups}) == len(groups)
+    frame = pd.DataFrame([{"group": g, "lang": lang, "mean": 0.5 + 0.01 * i, "std": 0.01, "n": 2,
+                           "seen": "seen in training" if lang == "de" else "unseen"}
+                          for i, g in enumerate(groups) for lang in ("de", "fi")])
+    fig = per_language_bars(frame, "mkqa-queries", "multi", "mAP")
+    assert all(axis.rangemode == "tozero" for axis in (fig.layout.yaxis, fig.layout.yaxis2))
+    assert fig.layout.legend.orientation == "h" and "X-X-mono + center (fine-tuned + training-free)" in {
+        t.name for t in fig.data}
+    mteb = SimpleNamespace(task="mkqa-mteb", metrics={"settings": {"multi": {"not_applicable": (
+        "not applicable: MTEB's MKQARetrieval is monolingual (each language's questions against that language's "
+        "answer strings)")}}})
+    xquad = SimpleNamespace(task="xquad-r", metrics={"settings": {"multi": {"macro": {"mAP": 0.5}}}})
+    assert not_applicable([mteb, xquad], ["xquad-r", "mkqa-mteb"], "multi") == {
+        "mkqa-mteb": "MTEB's MKQARetrieval is monolingual (each language's questions against that language's answer "
+                     "strings)"}
+    old = {"provenance": {"command": "python -m hybridviz budget", "commit": "5ac3eb3c98"}}
+    assert step_budget_set_up(old) == "'python -m hybridviz budget' with its defaults at commit 5ac3eb3 (settings not recorded then)"
+    assert step_budget_set_up({"base_config": {"model": "muse", "train_data": "mlqa-r", "batch_size": 100,
+                                               "learning_rate": 1e-4}}) == "muse · mlqa-r · batch 100 · lr 0.0001"
+
+
+def test_full_tables_fit_their_longest_text():
+    import pandas as pd
+
+    from hybridviz.viz.tables import column_widths
+
+    frame = pd.DataFrame({"sampler": ["base + center@index (training-free, transductive)", "X-Y"], "n": [1, 2],
+                          "verdict": ["hybrid and X-Y equivalent within ±0.0100", "undetermined"]})
+    widths = column_widths(frame)
+    assert set(widths) == {"sampler", "verdict"} and widths["sampler"] > 7 * 49 and widths["verdict"] > 7 * 41
+
+
+def test_embedding_map_estimate_from_the_rates_last_measured(tmp_path, monkeypatch):
+    from hybridviz import projection
+
+    monkeypatch.setattr(projection, "MAP_TIMINGS", tmp_path / "timings.json")
+    seconds, source = projection.map_seconds_estimate(660, ["me5-small", "run:x"])
+    assert seconds == pytest.approx(41.2) and "idle 2-core" in source  # the bench's cold visit, before any map
+    projection.record_map_time("me5-small", 33.0, 660)  # 50 ms per item measured here
+    seconds, source = projection.map_seconds_estimate(660, ["me5-small"])
+    assert seconds == pytest.approx(33.0) and source == "the last maps computed on this machine"

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 
 from hybridviz.results.store import ModelResult
-from hybridviz.viz.style import TASK_LABELS, group_color, group_order, language_colors
+from hybridviz.viz.style import TASK_LABELS, group_color, group_label, group_order, language_colors, legend_below
 
 
 BIAS_COLUMNS = ["group", "label", "seed", "query_id", "query_lang", "max_rank_distance", "same_lang@10", "ap"]
@@ -55,22 +57,48 @@ def box_statistics(frame: pd.DataFrame, by: list[str], value: str) -> pd.DataFra
     return out[[*by, "q1", "median", "q3", "lowerfence", "upperfence", "n"]]
 
 
-def rank_distance_boxes(stats: pd.DataFrame, task: str) -> go.Figure:
-    """Boxes of max rank distance per query language and sampler; `stats`: box_statistics(bias frame,
-    ["group", "query_lang"], "max_rank_distance")."""
+def log_ticks(low: float, high: float) -> list[float]:
+    """Ticks in plain numbers for a log axis over [low, high] (both > 0): 1, 2, 5, 10, 20, ... (1, 10, 100, ...
+    over many decades; 1, 1.5, 2, 3, 5, 7, 10, ... within one), at least three in the range."""
+    low, high = max(low, 1.0), max(high, low, 1.0)
+    span = high / low
+    mantissas = (1,) if span > 1e4 else (1, 2, 5) if span > 8 else (1, 1.5, 2, 3, 5, 7)
+    ticks, decade = [], 1.0
+    while decade <= high * 10:
+        ticks += [decade * m for m in mantissas]
+        decade *= 10
+    inside = [t for t in ticks if low / 1.5 <= t <= high * 1.5]
+    return inside or [1.0]
+
+
+def rank_distance_boxes(stats: pd.DataFrame, task: str, pooled: bool = False) -> go.Figure:
+    """Boxes of max rank distance per query language and sampler (pooled: one box per sampler over every query
+    language); `stats`: box_statistics(bias frame, ["group", "query_lang"], "max_rank_distance")."""
     order = group_order(set(stats["group"]))
     fig = go.Figure()
     for g in order:
         sub = stats[stats["group"] == g]
-        fig.add_trace(go.Box(name=g, x=list(sub["query_lang"]), q1=list(sub["q1"]), median=list(sub["median"]),
+        x = [group_label(g)] if pooled else list(sub["query_lang"])
+        fig.add_trace(go.Box(name=group_label(g), x=x, q1=list(sub["q1"]), median=list(sub["median"]),
                              q3=list(sub["q3"]), lowerfence=list(sub["lowerfence"]),
                              upperfence=list(sub["upperfence"]), marker_color=group_color(g), boxpoints=False,
                              customdata=list(sub["n"]), hovertemplate="%{x} · n = %{customdata}<extra>" + g + "</extra>"))
-    fig.update_layout(boxmode="group", yaxis_type="log", xaxis_title="query language",
-                      yaxis_title="max rank distance (log)", legend_title_text="sampler",
-                      xaxis={"categoryorder": "array", "categoryarray": sorted(set(stats["query_lang"]))})
-    fig.update_layout(title=f"{TASK_LABELS.get(task, task)} · max − min rank of a query's parallel relevant "
-                            "items in the pooled ranking (all seeds; lower is less biased)", height=460)
+    positive = stats[["lowerfence", "upperfence"]].to_numpy()
+    positive = positive[positive > 0]
+    low, high = (float(positive.min()), float(positive.max())) if len(positive) else (1.0, 10.0)
+    ticks = log_ticks(low, high)
+    fig.update_layout(boxmode="overlay" if pooled else "group", xaxis_title="" if pooled else "query language",
+                      yaxis={"type": "log", "title": "max rank distance (log scale)", "tickvals": ticks,
+                             "ticktext": [f"{t:,g}" for t in ticks],
+                             "range": [math.log10(min(low, ticks[0]) / 1.2), math.log10(max(high, ticks[-1]) * 1.2)]},
+                      showlegend=not pooled, legend_title_text="sampler")
+    fig.update_layout(title=f"{TASK_LABELS.get(task, task)} · max rank distance "
+                            + ("per sampler, every query language together" if pooled else "per query language")
+                            + "<br><sup>max − min rank of a query's parallel relevant items in the pooled ranking; "
+                              "all seeds; lower is less biased</sup>", height=460)
+    if not pooled:
+        fig.update_xaxes(categoryorder="array", categoryarray=sorted(set(stats["query_lang"])))
+        legend_below(fig, rows=-(-len(order) // 4))
     return fig
 
 
@@ -81,8 +109,10 @@ def same_language_bars(frame: pd.DataFrame, task: str, k: int = 10) -> go.Figure
                  category_orders={"group": order}, color_discrete_map={g: group_color(g) for g in order},
                  labels={"query_lang": "query language", "same_lang@10": f"share of the top {k} in the query's "
                                                                           "language", "group": "sampler"})
+    fig.for_each_trace(lambda t: t.update(name=group_label(t.name)))
     fig.update_layout(title=f"{TASK_LABELS.get(task, task)} · same-language share of the top {k} "
                             "(mean over queries and seeds)", height=420)
+    legend_below(fig, rows=-(-len(order) // 4))
     return fig
 
 

@@ -9,14 +9,25 @@ from plotly.subplots import make_subplots
 
 from hybridviz.metrics import LOWER_IS_BETTER
 from hybridviz.results.store import ModelResult
-from hybridviz.tasks import is_seen
-from hybridviz.viz.style import METRIC_LABELS, TASK_LABELS, group_color, group_label, group_order
+from hybridviz.tasks import SETTINGS, is_seen
+from hybridviz.viz.style import METRIC_LABELS, TASK_LABELS, group_color, group_label, group_order, legend_below
 
 
 def macro_value(r: ModelResult, setting: str, metric: str) -> float | None:
     if metric == "rank_corr":
         return r.metrics.get("settings", {}).get("multi", {}).get("mean_rank_correlation", {}).get("macro")
     return r.macro(setting, metric)
+
+
+def not_applicable(results: list[ModelResult], tasks: list[str], setting: str) -> dict[str, str]:
+    """Benchmark -> why it has no values in this setting, as its evaluations recorded it (tasks.setting_applicable:
+    MKQA queries has no monolingual setting, MTEB's MKQARetrieval no cross-lingual or multilingual one)."""
+    reasons = {}
+    for r in results:
+        reason = r.metrics.get("settings", {}).get(setting, {}).get("not_applicable")
+        if r.task in tasks and reason:
+            reasons.setdefault(r.task, reason.removeprefix("not applicable: "))
+    return reasons
 
 
 def seed_frame(results: list[ModelResult], tasks: list[str], setting: str, metric: str) -> pd.DataFrame:
@@ -51,6 +62,7 @@ def sampler_dots(frame: pd.DataFrame, setting: str, metric: str) -> go.Figure:
         fig.update_yaxes(range=[max(low - pad, 0), high + pad], row=1, col=col)
     fig.update_layout(title=f"{setting} · {METRIC_LABELS.get(metric, metric)} (dots: seeds; bar: mean ± std)",
                       barmode="overlay", height=420, margin={"t": 80})
+    legend_below(fig, rows=-(-len(set(frame["group"])) // 4))
     return fig
 
 
@@ -80,9 +92,13 @@ def per_language_bars(frame: pd.DataFrame, task: str, setting: str, metric: str)
                  barmode="group", facet_col="seen", category_orders={"group": order},
                  color_discrete_map={g: group_color(g) for g in order}, hover_data=["n"],
                  labels={"lang": "query language", "mean": METRIC_LABELS.get(metric, metric), "group": "sampler"})
+    fig.for_each_trace(lambda t: t.update(name=group_label(t.name)))
+    fig.for_each_annotation(lambda a: a.update(text=a.text.split("=")[-1]))  # "seen in training", "unseen"
     fig.update_xaxes(matches=None)
+    fig.update_yaxes(rangemode="tozero")  # a bar's length is its value: every bar starts at zero
     fig.update_layout(title=f"{TASK_LABELS.get(task, task)} · {setting} · {metric} per query language "
                             "(mean ± std over seeds)", height=430)
+    legend_below(fig, rows=-(-len(order) // 4))
     return fig
 
 
@@ -103,19 +119,33 @@ def alpha_line(points: list[dict]) -> go.Figure:
     return fig
 
 
+def step_budget_set_up(state: dict) -> str:
+    """What a step-budget check trained, for its chart's title: its recorded set-up, or (a check from before the
+    set-up was recorded) the command and commit that made it, said as such."""
+    cfg = state.get("base_config")
+    if cfg:
+        return (f"{cfg['model']} · {cfg['train_data']} · batch {cfg['batch_size']} · "
+                f"lr {cfg['learning_rate']:g}")
+    prov = state.get("provenance", {})
+    commit = (prov.get("commit") or "")[:7]
+    return (f"'{prov.get('command', 'python -m hybridviz budget')}' with its defaults"
+            + (f" at commit {commit}" if commit else "") + " (settings not recorded then)")
+
+
 def step_budget_lines(frame: pd.DataFrame, seed: int | None = None, set_up: str | None = None) -> go.Figure:
     """Held-out mAP of each sampler after each step budget, one panel per setting."""
     order = group_order(set(frame["sampler"]))
     fig = px.line(frame, x="steps", y="mAP", color="sampler", facet_col="setting", markers=True,
-                  category_orders={"sampler": order, "setting": ["mono", "cross", "multi"]},
+                  facet_col_spacing=0.07, category_orders={"sampler": order, "setting": list(SETTINGS)},
                   color_discrete_map={g: group_color(g) for g in order}, hover_data=["run_id"])
     fig.for_each_trace(lambda t: t.update(name=group_label(t.name)))
-    fig.update_yaxes(matches=None, showticklabels=True)
+    # each panel its own scale, with few short ticks, and room between panels for them
+    fig.update_yaxes(matches=None, showticklabels=True, nticks=5, tickformat=".3f")
     fig.update_xaxes(tickvals=sorted(frame["steps"].unique()), title="training steps")
     fig.for_each_annotation(lambda a: a.update(text=a.text.replace("setting=", "") + " mAP"))
     seed_text = f", seed {seed}" if seed is not None else ""
-    fig.update_layout(title=f"Step budget{f' · {set_up}' if set_up else ''}: held-out groups of the training data "
-                            f"(20 %, never trained on){seed_text}", height=380)
+    fig.update_layout(title=f"Step budget: held-out groups of the training data (20 %, never trained on){seed_text}"
+                            + (f"<br><sup>{set_up}</sup>" if set_up else ""), height=380)
     return fig
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import plotly.express as px
-
 SAMPLER_ORDER = ["base", "x-x-mono", "x-y", "hybrid"]
 SAMPLER_LABELS = {"base": "base (no fine-tune)", "x-x-mono": "X-X-mono", "x-y": "X-Y", "hybrid": "hybrid"}
 SAMPLER_COLORS = {"base": "#7f7f7f", "x-x-mono": "#1f77b4", "x-y": "#ff7f0e", "hybrid": "#2ca02c"}
@@ -13,6 +11,14 @@ TASK_LABELS = {"xquad-r": "XQuAD-R", "mlqa-r": "MLQA-R", "mkqa-queries": "MKQA q
 METRIC_LABELS = {"mAP": "mAP", "max_rank_distance": "max rank distance (lower is better)",
                  "same_lang@10": "same-language share of top 10", "rank_corr": "rank correlation",
                  "MRR": "MRR", "nDCG@10": "nDCG@10", "R@1": "R@1", "R@10": "R@10"}
+# measured over a pool of every language only: offered for the multilingual setting alone
+MULTI_ONLY_METRICS = ("max_rank_distance", "same_lang@10", "rank_corr")
+
+
+def setting_metrics(setting: str) -> list[str]:
+    """The metrics a setting is shown by: the retrieval metrics, then (multilingual) the bias measures."""
+    shown = [m for m in METRIC_LABELS if m not in MULTI_ONLY_METRICS]
+    return shown + (list(MULTI_ONLY_METRICS) if setting == "multi" else [])
 
 
 def group_label(group: str) -> str:
@@ -40,13 +46,36 @@ def group_order(groups) -> list[str]:
     return known + sorted(rest, key=key)
 
 
+# a training-free method (encoders/debias.py) on the base: a hue of its own, none a sampler's; "@index" (fitted on
+# the evaluation pool) a darker shade of its method's hue
+METHOD_COLORS = {"center": "#9467bd", "lir": "#e377c2", "lsar": "#8c564b", "leace": "#bcbd22"}
+METHOD_INDEX_COLORS = {"center": "#4b2a7b", "lir": "#a3307f", "lsar": "#4e2f28", "leace": "#6b6b10"}
+# a sampler with a training-free method on top: the light shade of the sampler's own hue (tab20's pairs)
+SAMPLER_LIGHT_COLORS = {"base": "#c7c7c7", "x-x-mono": "#9ecae9", "x-y": "#ffbb78", "hybrid": "#98df8a"}
+OTHER_COLORS = ["#17becf", "#d62728", "#393b79", "#e7ba52", "#843c39", "#637939", "#7b4173", "#3182bd"]
+
+
 def group_color(group: str) -> str:
+    """One colour per method, the same in every figure: the four samplers' own; a training-free method on the base
+    its method's hue; a fine-tune with a method on top the light shade of its sampler; the rest (α points, lab
+    runs) a colour of their own from a palette no sampler or method uses."""
     if group in SAMPLER_COLORS:
         return SAMPLER_COLORS[group]
-    if group.startswith("base+"):  # training-free on the base: purples
-        return ["#6a3d9a", "#9467bd", "#c5b0d5", "#8c564b", "#e377c2"][sum(map(ord, group)) % 5]
-    palette = px.colors.qualitative.Dark24
-    return palette[sum(map(ord, group)) % len(palette)]
+    model, _, method = group.partition("+")
+    name = method.split(":")[0].removesuffix("@index")
+    if model == "base" and name in METHOD_COLORS:
+        return (METHOD_INDEX_COLORS if method.endswith("@index") else METHOD_COLORS)[name]
+    if method and model in SAMPLER_LIGHT_COLORS:
+        return SAMPLER_LIGHT_COLORS[model]
+    return OTHER_COLORS[sum(map(ord, group)) % len(OTHER_COLORS)]
+
+
+def legend_below(fig, rows: int = 2) -> None:
+    """The legend as rows under the plot (long method names and many methods fit the page's width), the plot made
+    taller by as much."""
+    fig.update_layout(legend={"orientation": "h", "yanchor": "top", "y": -0.18, "xanchor": "left", "x": 0,
+                              "title": {"text": ""}},
+                      height=(fig.layout.height or 420) + 28 * rows, margin={"b": 40 + 28 * rows})
 
 
 # Kelly's colours of maximum contrast (Kelly 1965; white and near-black left out), then a few distinct extras:

@@ -119,3 +119,14 @@ def robustness_table(rows: list[dict]) -> pd.DataFrame:
             line[f"{group_label(key[len('vs_base_'):])} − base"] = _interval(r[key], 4)
         out.append(line)
     return pd.DataFrame(out)
+
+
+def column_widths(frame: pd.DataFrame, px_per_char: float = 7.5, padding: int = 28, most: int = 640) -> dict[str, int]:
+    """Pixels per text column for its longest entry or heading (a table's cells do not wrap): method names and
+    verdicts are shown whole, up to `most` pixels."""
+    widths = {}
+    for column in frame.columns:
+        if not pd.api.types.is_numeric_dtype(frame[column]):  # text (object or pandas' str dtype)
+            longest = max([len(str(column))] + [len(str(v)) for v in frame[column]])
+            widths[str(column)] = min(most, int(longest * px_per_char) + padding)
+    return widths

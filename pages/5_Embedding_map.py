@@ -3,17 +3,19 @@ full-width panel each, one shared legend), with one parallel set linked and each
 
 from __future__ import annotations
 
-from pages import hand_over
+import time
 
-hand_over()  # first: on a fresh server it hands this URL over to app.py before any import below
+import numpy as np
+import pandas as pd
+import streamlit as st
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import streamlit as st  # noqa: E402
+from hybridviz import dashboard as dash
+from hybridviz.projection import (SOURCES, embed_items, language_separation, map_seconds_estimate, parallel_items,
+                                  record_map_time, umap_cache_path, umap_coordinates)
+from hybridviz.viz.embedding_map import embedding_maps
+from pages import heading
 
-from hybridviz import dashboard as dash  # noqa: E402
-from hybridviz.projection import SOURCES, embed_items, language_separation, parallel_items, umap_coordinates  # noqa: E402
-from hybridviz.viz.embedding_map import embedding_maps  # noqa: E402
+heading("Embedding map")
 
 
 MAX_MODELS = 4
@@ -46,7 +48,14 @@ def _items(source: str, n: int) -> pd.DataFrame:
 
 
 items = _items(source, n_groups)
-group = dash.param_select("Link one parallel set", sorted(items["group"].unique()), "group")
+# a parallel set by its question (English where it has one): a hex id says nothing
+first = items.sort_values("lang", key=lambda c: c != "en").drop_duplicates("group").set_index("group")["text"]
+group = dash.param_select("Link one parallel set", sorted(items["group"].unique(), key=lambda g: first[g]), "group",
+                          format_func=lambda g: first[g] if len(first[g]) <= 100 else first[g][:99] + "…")
+estimate, source = map_seconds_estimate(len(items), [models[label] for label in chosen])
+st.caption(f"For each model: load it, embed the {len(items):,} items, and a 2-d UMAP of them. A map is computed once "
+           f"per model and sample and kept under cache/umap/ (then it shows in a second or two); computing the "
+           f"{len(chosen)} here afresh takes about {estimate:.0f} s (from {source}), longer on a busy CPU.")
 
 panels, scores, frames = [], [], []
 # per model: load (~2 s), embed, UMAP (the slowest, ~3x a load; its first call also compiles numba's kernels)
@@ -55,12 +64,15 @@ for label in chosen:
     progress.begin(f"loading {label}")
     enc = dash.encoder(models[label])
     progress.end()
+    fresh, began = not umap_cache_path(enc, items).exists(), time.perf_counter()
     progress.begin(f"embedding with {label}")
     vectors = embed_items(enc, items)
     progress.end()
     progress.begin(f"UMAP of {label}")
     coords = umap_coordinates(enc, items)
     progress.end()
+    if fresh:  # the rate of the next estimate
+        record_map_time(models[label], time.perf_counter() - began, len(items))
     sep = language_separation(vectors, list(items["lang"]), list(items["group"]))
     panels.append((label, np.asarray(coords), sep))
     scores.append({"model": label, **sep})

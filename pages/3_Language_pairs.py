@@ -3,16 +3,15 @@ two samplers with per-cell significance."""
 
 from __future__ import annotations
 
-from pages import hand_over
+import streamlit as st
 
-hand_over()  # first: on a fresh server it hands this URL over to app.py before any import below
+from hybridviz import dashboard as dash
+from hybridviz.experiments.stats import run_level_possible
+from hybridviz.viz.heatmaps import delta_heatmap, frame_heatmap, mean_matrix
+from hybridviz.viz.style import TASK_LABELS
+from pages import heading
 
-import streamlit as st  # noqa: E402
-
-from hybridviz import dashboard as dash  # noqa: E402
-from hybridviz.experiments.stats import run_level_possible  # noqa: E402
-from hybridviz.viz.heatmaps import delta_heatmap, frame_heatmap, mean_matrix  # noqa: E402
-from hybridviz.viz.style import TASK_LABELS  # noqa: E402
+heading("Language pairs")
 
 bundle = dash.bundle_page()
 

@@ -3,18 +3,17 @@ the score and whether each hit is a known relevant item."""
 
 from __future__ import annotations
 
-from pages import hand_over
+import time
 
-hand_over()  # first: on a fresh server it hands this URL over to app.py before any import below
+import streamlit as st
 
-import time  # noqa: E402
+from hybridviz import dashboard as dash
+from hybridviz.errors import HybridvizError
+from hybridviz.search import (MAX_QUERY_CHARS, POOLS, EncodingClock, PoolIndex, QueryError, check_query,
+                              example_queries, has_words, load_pool)
+from pages import heading
 
-import streamlit as st  # noqa: E402
-
-from hybridviz import dashboard as dash  # noqa: E402
-from hybridviz.errors import HybridvizError  # noqa: E402
-from hybridviz.search import (MAX_QUERY_CHARS, POOLS, PoolIndex, QueryError, check_query, example_queries,  # noqa: E402
-                              load_pool)
+heading("Search")
 
 models = dash.available_models()
 pool_name = dash.param_select("Pool", list(POOLS), "pool")
@@ -72,6 +71,17 @@ except QueryError as exc:
     st.error(str(exc))
     st.stop()
 st.query_params["q"] = query
+wordless = not has_words(query)
+if wordless:  # one message for every model: their hits are nearest neighbours of nothing in particular
+    st.warning("The query has no letters or digits (only emoji, punctuation or symbols): an encoder has nothing "
+               "to match in it, so the hits below, whatever their scores, are not answers to anything.")
+
+
+def show_hits(hits) -> None:
+    """The hits as a table whose text wraps: each hit's text shown whole."""
+    st.table(hits[["rank", "lang", "score", "relevant", "text"]].assign(score=hits["score"].round(3)),
+             hide_index=True)
+
 
 columns = st.columns(len(chosen))
 for column, label in zip(columns, chosen):
@@ -82,13 +92,15 @@ for column, label in zip(columns, chosen):
             # first use of this model on this pool: encode it a chunk at a time, with a progress bar and an ETA,
             # and answer from the part encoded so far (labelled partial) while the rest follows
             bar, partial = st.progress(0.0, text="Loading the model…"), st.empty()
-            began = time.perf_counter()
+            began, clock = time.perf_counter(), EncodingClock()  # the rate from encoding alone, after the load
             for done, total, index in PoolIndex.build_stepwise(dash.encoder(models[label]), corpus):
-                elapsed = time.perf_counter() - began
-                eta = elapsed / done * (total - done)
+                now = time.perf_counter()
+                left = clock.left(now, done, total)
                 bar.progress(done / total, text=f"Encoding the pool: {done:,} of {total:,} candidates · "
-                                                f"{elapsed:.0f} s so far, about {eta:.0f} s left (once per model "
-                                                "and pool; cached on disk)")
+                                                f"{now - began:.0f} s so far, "
+                                                + (f"about {left:.0f} s left" if left is not None else
+                                                   "estimating the time left…")
+                                                + " (once per model and pool; cached on disk)")
                 if not index.complete:
                     try:
                         hits = index.search(query, k, langs or None)
@@ -97,8 +109,7 @@ for column, label in zip(columns, chosen):
                     with partial.container():
                         st.caption(f"Partial results: the best of the {done:,} candidates encoded so far "
                                    f"(of {total:,}); they update as the pool is encoded.")
-                        st.dataframe(hits[["rank", "lang", "score", "relevant", "text"]], hide_index=True,
-                                     width="stretch")
+                        show_hits(hits)
             bar.empty()
             partial.empty()
             _remember((models[label], pool_name), index)
@@ -109,11 +120,11 @@ for column, label in zip(columns, chosen):
             st.error(str(exc))
             continue
         took = (time.perf_counter() - start) * 1000
-        unknown = index.unknown_token_share(query)
+        unknown = 0.0 if wordless else index.unknown_token_share(query)  # (wordless: said once, above)
         if unknown > 0.3:
             st.warning(f"{unknown:.0%} of the query's tokens are unknown to this model's vocabulary: it has "
                        "probably never seen this language or script, so the ranking means little.")
-        st.dataframe(hits[["rank", "lang", "score", "relevant", "text"]], hide_index=True, width="stretch")
+        show_hits(hits)
         known = (hits["relevant"] == "yes").sum()
         note = "" if hits["relevant"].iloc[0] == "unknown" else f" · {known} known relevant in the top {k}"
         st.caption(f"{took:.0f} ms{note}")

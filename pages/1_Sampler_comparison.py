@@ -3,19 +3,19 @@ the α sweep and the step-budget check."""
 
 from __future__ import annotations
 
-from pages import hand_over
+import pandas as pd
+import streamlit as st
 
-hand_over()  # first: on a fresh server it hands this URL over to app.py before any import below
+from hybridviz import dashboard as dash
+from hybridviz.experiments.bundle import BundleError, seen_languages, step_budget_frame
+from hybridviz.experiments.verdict import ALPHA
+from hybridviz.tasks import SETTINGS
+from hybridviz.viz.comparison import (alpha_line, forest_frame, forest_plot, not_applicable, per_language_bars,
+                                      per_language_frame, sampler_dots, seed_frame, step_budget_lines)
+from hybridviz.viz.style import METRIC_LABELS, SAMPLER_LABELS, TASK_LABELS, group_label, setting_metrics
+from pages import heading
 
-import pandas as pd  # noqa: E402
-import streamlit as st  # noqa: E402
-
-from hybridviz import dashboard as dash  # noqa: E402
-from hybridviz.experiments.bundle import BundleError, seen_languages, step_budget_frame  # noqa: E402
-from hybridviz.experiments.verdict import ALPHA  # noqa: E402
-from hybridviz.viz.comparison import (alpha_line, forest_frame, forest_plot, per_language_bars, per_language_frame, sampler_dots, seed_frame,  # noqa: E402
-                                        step_budget_lines)
-from hybridviz.viz.style import METRIC_LABELS, SAMPLER_LABELS, TASK_LABELS, group_label  # noqa: E402
+heading("Sampler comparison")
 
 progress = dash.PageProgress("Sampler_comparison", [2, 1, 2, 1, 8])  # a cold visit draws five charts: a bar
 progress.next("reading the result bundle")
@@ -23,10 +23,8 @@ bundle = dash.bundle_page(progress=progress)
 
 tasks = bundle.tasks()
 chosen = dash.param_multiselect("Benchmarks", tasks, "tasks", default=tasks)
-setting = dash.param_select("Setting", ["multi", "cross", "mono"], "setting")
-metrics = ["mAP", "MRR", "nDCG@10", "R@1", "R@10"] + (["max_rank_distance", "same_lang@10", "rank_corr"]
-                                                      if setting == "multi" else [])
-metric = dash.param_select("Metric", metrics, "metric", format_func=lambda m: METRIC_LABELS.get(m, m))
+setting = dash.param_select("Setting", list(SETTINGS), "setting", default="multi")
+metric = dash.param_select("Metric", setting_metrics(setting), "metric", format_func=lambda m: METRIC_LABELS.get(m, m))
 if not chosen:
     progress.close()
     st.info("Pick at least one benchmark.")
@@ -35,9 +33,11 @@ if not chosen:
 progress.next("the seeds per method")
 results = dash.results_with_lab(bundle)
 frame = seed_frame(results, chosen, setting, metric)
+missing = not_applicable(results, chosen, setting)  # a benchmark without this setting is named, with the reason
+for task, reason in missing.items():
+    st.caption(f"{TASK_LABELS.get(task, task)} has no {setting} setting: {reason}.")
 if frame.empty:
-    st.info(f"No {setting} values for these benchmarks (MKQA queries has no monolingual setting: a query's only "
-            "same-language item is itself).")
+    st.info(f"No {setting} {METRIC_LABELS.get(metric, metric)} values for these benchmarks.")
 else:
     dash.chart(sampler_dots(frame, setting, metric), frame, f"samplers-{setting}-{metric}")
 
@@ -48,7 +48,8 @@ fa = dash.param_select("Comparator (a)", methods, "fa", default="x-y" if "x-y" i
                        format_func=group_label)
 fb = dash.param_select("Method (b)", methods, "fb", default="hybrid" if "hybrid" in methods else None,
                        format_func=group_label)
-fmetric = dash.param_select("Metric of the effect", ["mAP", "max_rank_distance", "same_lang@10"], "fmetric",
+tested = list(dict.fromkeys(t["metric"] for t in bundle.summary.get("tests", [])))  # the metrics compared
+fmetric = dash.param_select("Metric of the effect", tested or ["mAP"], "fmetric",
                             format_func=lambda m: METRIC_LABELS.get(m, m))
 forest = forest_frame(bundle.summary, fa, fb, fmetric, ALPHA) if fa != fb else pd.DataFrame()
 if dash.outdated_summary_notice(bundle):
@@ -75,10 +76,12 @@ with st.expander("What the unit, the test and the correction are"):
 
 progress.next("per query language")
 st.subheader("Per query language")
-task = dash.param_select("Benchmark for the language view", chosen, "lang_task",
+task = dash.param_select("Benchmark for the language view", [t for t in chosen if t not in missing], "lang_task",
                          format_func=lambda t: TASK_LABELS.get(t, t))
 per_lang = per_language_frame(bundle.summary.get("seen_languages") or seen_languages(bundle), results, task, setting, metric)
-if per_lang.empty:
+if task is None:
+    st.info(f"None of these benchmarks has a {setting} setting.")
+elif per_lang.empty:
     st.info(f"No per-language {METRIC_LABELS.get(metric, metric)} for {TASK_LABELS.get(task, task)} · {setting}.")
 else:
     dash.chart(per_language_bars(per_lang, task, setting, metric), per_lang, f"per-language-{task}-{setting}")

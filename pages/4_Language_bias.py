@@ -3,17 +3,16 @@ share of the top 10, and one query's relevant-item ranks for every model."""
 
 from __future__ import annotations
 
-from pages import hand_over
+import pandas as pd
+import streamlit as st
 
-hand_over()  # first: on a fresh server it hands this URL over to app.py before any import below
-
-import pandas as pd  # noqa: E402
-import streamlit as st  # noqa: E402
-
-from hybridviz import dashboard as dash  # noqa: E402
-from hybridviz.viz.bias import (box_statistics, per_query_views, query_rank_frame, query_rank_plot,  # noqa: E402
+from hybridviz import dashboard as dash
+from hybridviz.viz.bias import (box_statistics, per_query_views, query_rank_frame, query_rank_plot,
                                 rank_distance_boxes, same_language_bars)
-from hybridviz.viz.style import TASK_LABELS  # noqa: E402
+from hybridviz.viz.style import SAMPLER_ORDER, TASK_LABELS
+from pages import heading
+
+heading("Language bias")
 
 progress = dash.PageProgress("Language_bias", [1, 4, 2, 2])  # a cold visit parses 18 per-query files: a bar
 progress.next("reading the result bundle")
@@ -25,8 +24,7 @@ bundle = dash.bundle_page(progress=progress, intro=(
 task = dash.param_select("Benchmark", bundle.tasks(), "task", format_func=lambda t: TASK_LABELS.get(t, t))
 results = [r for r in dash.results_with_lab(bundle, task) if r.metrics.get("settings", {}).get("multi", {}).get("macro")]
 groups = dash.groups_of(results)
-shown = dash.param_multiselect("Samplers", groups, "groups",
-                               default=[g for g in groups if not g.startswith(("hybrid-a", "lab:"))])
+shown = dash.param_multiselect("Samplers", groups, "groups", default=[g for g in groups if g in SAMPLER_ORDER])
 chosen = [r for r in results if r.group in shown]
 if not chosen:
     progress.close()
@@ -49,13 +47,16 @@ frame = pd.concat([v[0] for v in views], ignore_index=True)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def _box_stats(folders: tuple[str, ...], stamp, _frame) -> object:  # keyed by the evaluations read
-    return box_statistics(_frame, ["group", "query_lang"], "max_rank_distance")
+def _box_stats(folders: tuple[str, ...], stamp, _frame, pooled: bool) -> object:  # keyed by the evaluations read
+    return box_statistics(_frame, ["group"] if pooled else ["group", "query_lang"], "max_rank_distance")
 
 
 progress.next("the rank distances and same-language shares")
-stats = _box_stats(tuple(str(r.folder) for r in chosen), bundle.manifest.get("updated"), frame)
-dash.chart(rank_distance_boxes(stats, task), stats, f"rank-distance-{task}")
+pooled = dash.param_select("Rank distance", ["every query language together", "per query language"], "boxes",
+                          help="Together: one box per sampler over all its queries. Per query language: a box per "
+                               "sampler and language (pick a few samplers to keep them readable).") != "per query language"
+stats = _box_stats(tuple(str(r.folder) for r in chosen), bundle.manifest.get("updated"), frame, pooled)
+dash.chart(rank_distance_boxes(stats, task, pooled=pooled), stats, f"rank-distance-{task}")
 dash.chart(same_language_bars(frame, task), frame.groupby(["group", "query_lang"])["same_lang@10"].mean()
            .reset_index(), f"same-language-{task}")
 dash.unsupported_languages_note(chosen)

@@ -3,24 +3,23 @@ data × batch × step budget) with its own run-level verdict, and a sentence whe
 
 from __future__ import annotations
 
-from pages import hand_over
+import importlib
 
-hand_over()  # first: on a fresh server it hands this URL over to app.py before any import below
+import pandas as pd
+import streamlit as st
 
-import pandas as pd  # noqa: E402
-import streamlit as st  # noqa: E402
-
-from hybridviz import dashboard as dash  # noqa: E402
-from hybridviz.experiments.bundle import step_budget_frame  # noqa: E402
-from hybridviz.experiments.curves import curve_frame, probe_frame  # noqa: E402
-from hybridviz.experiments.curves import summary_rows as curve_summary_rows  # noqa: E402
-from hybridviz.experiments.robustness import (SAMPLERS, budget_changes, disagreements,  # noqa: E402
+from hybridviz import dashboard as dash
+from hybridviz.experiments.bundle import step_budget_frame
+from hybridviz.experiments.robustness import (SAMPLERS, budget_changes, disagreements,
                                                robustness_rows, twin_key)
-from hybridviz.experiments.verdict import ALPHA  # noqa: E402
-from hybridviz.viz.comparison import (forest_plot, learning_curve_bands, setup_forest_frame,  # noqa: E402
-                                     step_budget_lines)
-from hybridviz.viz.style import METRIC_LABELS, TASK_LABELS, group_label  # noqa: E402
-from hybridviz.viz.tables import robustness_table  # noqa: E402
+from hybridviz.experiments.verdict import ALPHA
+from hybridviz.viz.comparison import (forest_plot, learning_curve_bands, setup_forest_frame, step_budget_lines,
+                                      step_budget_set_up)
+from hybridviz.viz.style import METRIC_LABELS, TASK_LABELS, group_label
+from hybridviz.viz.tables import robustness_table
+from pages import heading
+
+heading("Robustness")
 
 
 st.markdown("Each result bundle in `cache/reference/` is one set-up: an encoder fine-tuned on one training mix "
@@ -67,7 +66,7 @@ else:
     st.info("No set-up has a converged (early-stopped) twin yet: every verdict here is a claim about its own short "
             "budget (the captions say how far each trained).")
 table = robustness_table(chosen)
-st.dataframe(table, hide_index=True, width="stretch")
+dash.full_table(table)
 st.download_button("CSV", table.to_csv(index=False).encode(), f"robustness-{task}.csv", "text/csv")
 
 progress.next("one comparison across set-ups")
@@ -95,6 +94,10 @@ with st.expander("How to read it"):
 
 progress.next("the learning curves")
 st.subheader("Learning curves to convergence, with seeds")
+# experiments.curves imports the trainer (torch, seconds on a cold server): here, under the bar, not before the heading
+curve_module = importlib.import_module("hybridviz.experiments.curves")
+curve_frame, probe_frame, curve_summary_rows = (curve_module.curve_frame, curve_module.probe_frame,
+                                                curve_module.summary_rows)
 curves = dash.learning_curves()
 if not curves:
     st.info("No learning-curve check yet: `python -m hybridviz curves --out cache/reference/curves-me5-mlqa-r` "
@@ -126,11 +129,9 @@ if not budgets:
             "set-up, e.g. `python -m hybridviz budget --model muse --batch-size 100 --mixed-precision fp32 "
             "--out cache/reference/step-budget-muse`.")
 for name, state in budgets.items():
-    cfg = state.get("base_config")  # recorded since the mUSE set-up; older checks did not keep it
-    set_up = (f"{cfg['model']} · {cfg['train_data']} · batch {cfg['batch_size']} · lr {cfg['learning_rate']:g}"
-              if cfg else "set-up not recorded in this check")
     frame = step_budget_frame(state)
-    dash.chart(step_budget_lines(frame, state.get("provenance", {}).get("seed"), set_up), frame, name)
+    dash.chart(step_budget_lines(frame, state.get("provenance", {}).get("seed"), step_budget_set_up(state)), frame,
+               name)
     changed = [s for s, c in state.get("ranking_changes", {}).items() if c]
     if frame.loc[frame["sampler"] != "base", "sampler"].nunique() < 2:
         st.caption(f"{name}: one sampler, a learning curve only; no order of samplers to compare between budgets.")

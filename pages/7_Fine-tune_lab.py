@@ -4,22 +4,27 @@ appears on every other page."""
 
 from __future__ import annotations
 
-from pages import hand_over
+import importlib
+import sys
+import time
 
-hand_over()  # first: on a fresh server it hands this URL over to app.py before any import below
+import pandas as pd
+import plotly.express as px
+import streamlit as st
 
-import importlib  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
+from hybridviz import dashboard as dash
+from hybridviz.data.lareqa import BENCHMARKS
+from hybridviz.errors import HybridvizError
+from hybridviz.tasks import DEFAULT_EVALUATIONS
+from hybridviz.training.data import MAX_JSONL_BYTES, save_upload
+from hybridviz.training.runs import list_runs
+from hybridviz.viz.style import TASK_LABELS
+from pages import heading
 
-import pandas as pd  # noqa: E402
-import plotly.express as px  # noqa: E402
-import streamlit as st  # noqa: E402
+heading("Fine-tune lab")
 
-from hybridviz import dashboard as dash  # noqa: E402
-
-
-# the training stack (torch, sentence-transformers) takes seconds to import on a cold server: behind a bar
+# the training stack (torch, sentence-transformers) takes seconds to import on a cold server: imported here,
+# after the heading, behind a bar, and its three modules taken from it by name
 if "sentence_transformers" not in sys.modules:  # a cold server: ~5 s of imports, shown as they happen
     STACK = [("torch", 3), ("transformers", 2), ("sentence_transformers", 2), ("hybridviz.training.trainer", 1)]
     progress = dash.StepProgress("Loading the training stack", [w for _, w in STACK])
@@ -28,15 +33,10 @@ if "sentence_transformers" not in sys.modules:  # a cold server: ~5 s of imports
         importlib.import_module(module)
         progress.end()
     progress.close()
-
-from hybridviz.errors import HybridvizError  # noqa: E402
-from hybridviz.tasks import DEFAULT_EVALUATIONS  # noqa: E402
-from hybridviz.experiments import lab  # noqa: E402
-from hybridviz.training.data import MAX_JSONL_BYTES, save_upload  # noqa: E402
-from hybridviz.training.runs import list_runs  # noqa: E402
-from hybridviz.training.samplers import SAMPLERS  # noqa: E402
-from hybridviz.training.trainer import TrainConfig  # noqa: E402
-from hybridviz.viz.style import TASK_LABELS  # noqa: E402
+lab = importlib.import_module("hybridviz.experiments.lab")
+SAMPLERS = importlib.import_module("hybridviz.training.samplers").SAMPLERS
+TrainConfig = importlib.import_module("hybridviz.training.trainer").TrainConfig
+MLQA_R_LANGUAGES = BENCHMARKS["mlqa-r"]["languages"]  # the default training data's languages
 
 st.markdown("Runs train in a separate process through `hybridviz.training` (not inside this page), one at a "
             f"time; up to {lab.MAX_WAITING} more wait in a queue. About 3–5 s per step for me5-small on 2 cores, "
@@ -52,8 +52,8 @@ with st.form("new_run"):
     lr = c3.number_input("Learning rate", 1e-7, 1e-2, defaults.learning_rate, format="%.1e")
     temperature = c3.number_input("Temperature τ", 0.001, 10.0, defaults.temperature, format="%.3f")
     seed = c4.number_input("Seed", 0, 10_000, 0)
-    languages = c4.multiselect("Training languages (empty = all 7 of MLQA-R)",
-                               ["ar", "de", "en", "es", "hi", "vi", "zh"], key="languages")
+    languages = c4.multiselect(f"Training languages (empty = all {len(MLQA_R_LANGUAGES)} of MLQA-R)",
+                               MLQA_R_LANGUAGES, key="languages")
     with st.expander("Advanced"):
         models = ["me5-small", "tiny"]
         model = st.selectbox("Model", models, key="model",

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from pages import hand_over
+import pandas as pd
+import streamlit as st
 
-hand_over()  # first: on a fresh server it hands this URL over to app.py before any import below
+from hybridviz import status
+from hybridviz.viz.heatmaps import language_pair_heatmap, matrix_frame
+from pages import heading
 
-import pandas as pd  # noqa: E402
-import streamlit as st  # noqa: E402
-
-from hybridviz import status  # noqa: E402
-from hybridviz.viz.heatmaps import language_pair_heatmap, matrix_frame  # noqa: E402
+heading("Evaluation details")
 
 
 found = [item for item in status.finished_evaluations() if "report" in item]
