@@ -10,8 +10,13 @@ Every number comes from a result bundle in cache/reference/ (made by
 
 from __future__ import annotations
 
-import pandas as pd
 import streamlit as st
+
+from pages import HOME_HEADING, heading
+
+heading(HOME_HEADING)  # first: a cold visit shows the page's heading before the imports below
+
+import pandas as pd
 
 from hybridviz import dashboard as dash
 from hybridviz import status
@@ -21,9 +26,6 @@ from hybridviz.experiments.plan import plan_in
 from hybridviz.experiments.verdict import TRANSDUCTIVE_SECTION, transductive_verdicts, verdicts
 from hybridviz.viz.style import SAMPLER_ORDER, TASK_LABELS, group_label
 from hybridviz.viz.tables import MARK_LEGEND, headline, tests_table
-from pages import HOME_HEADING, heading
-
-heading(HOME_HEADING)
 
 
 STATS_EXPLAINER = (

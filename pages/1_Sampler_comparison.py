@@ -3,8 +3,13 @@ the α sweep and the step-budget check."""
 
 from __future__ import annotations
 
-import pandas as pd
 import streamlit as st
+
+from pages import heading
+
+heading("Sampler comparison")  # first: a cold visit shows the page's heading before the imports below
+
+import pandas as pd
 
 from hybridviz import dashboard as dash
 from hybridviz.experiments.bundle import BundleError, seen_languages, step_budget_frame
@@ -13,9 +18,6 @@ from hybridviz.tasks import SETTINGS
 from hybridviz.viz.comparison import (alpha_line, forest_frame, forest_plot, not_applicable, per_language_bars,
                                       per_language_frame, sampler_dots, seed_frame, step_budget_lines)
 from hybridviz.viz.style import METRIC_LABELS, SAMPLER_LABELS, TASK_LABELS, group_label, setting_metrics
-from pages import heading
-
-heading("Sampler comparison")
 
 progress = dash.PageProgress("Sampler_comparison", [2, 1, 2, 1, 8])  # a cold visit draws five charts: a bar
 progress.next("reading the result bundle")

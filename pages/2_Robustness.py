@@ -3,10 +3,15 @@ data × batch × step budget) with its own run-level verdict, and a sentence whe
 
 from __future__ import annotations
 
-import importlib
 
-import pandas as pd
 import streamlit as st
+
+from pages import heading
+
+heading("Robustness")  # first: a cold visit shows the page's heading before the imports below
+
+import importlib
+import pandas as pd
 
 from hybridviz import dashboard as dash
 from hybridviz.experiments.bundle import step_budget_frame
@@ -17,9 +22,6 @@ from hybridviz.viz.comparison import (forest_plot, learning_curve_bands, setup_f
                                       step_budget_set_up)
 from hybridviz.viz.style import METRIC_LABELS, TASK_LABELS, group_label
 from hybridviz.viz.tables import robustness_table
-from pages import heading
-
-heading("Robustness")
 
 
 st.markdown("Each result bundle in `cache/reference/` is one set-up: an encoder fine-tuned on one training mix "

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import streamlit as st
 
+from pages import heading
+
+heading("Language pairs")  # first: a cold visit shows the page's heading before the imports below
+
 from hybridviz import dashboard as dash
 from hybridviz.experiments.stats import run_level_possible
 from hybridviz.viz.heatmaps import delta_heatmap, frame_heatmap, mean_matrix
 from hybridviz.viz.style import TASK_LABELS
-from pages import heading
-
-heading("Language pairs")
 
 bundle = dash.bundle_page()
 

@@ -3,16 +3,18 @@ share of the top 10, and one query's relevant-item ranks for every model."""
 
 from __future__ import annotations
 
-import pandas as pd
 import streamlit as st
+
+from pages import heading
+
+heading("Language bias")  # first: a cold visit shows the page's heading before the imports below
+
+import pandas as pd
 
 from hybridviz import dashboard as dash
 from hybridviz.viz.bias import (box_statistics, per_query_views, query_rank_frame, query_rank_plot,
                                 rank_distance_boxes, same_language_bars)
 from hybridviz.viz.style import SAMPLER_ORDER, TASK_LABELS
-from pages import heading
-
-heading("Language bias")
 
 progress = dash.PageProgress("Language_bias", [1, 4, 2, 2])  # a cold visit parses 18 per-query files: a bar
 progress.next("reading the result bundle")

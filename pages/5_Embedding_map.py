@@ -3,19 +3,21 @@ full-width panel each, one shared legend), with one parallel set linked and each
 
 from __future__ import annotations
 
-import time
 
+import streamlit as st
+
+from pages import heading
+
+heading("Embedding map")  # first: a cold visit shows the page's heading before the imports below
+
+import time
 import numpy as np
 import pandas as pd
-import streamlit as st
 
 from hybridviz import dashboard as dash
 from hybridviz.projection import (SOURCES, embed_items, language_separation, map_seconds_estimate, parallel_items,
                                   record_map_time, umap_cache_path, umap_coordinates)
 from hybridviz.viz.embedding_map import embedding_maps
-from pages import heading
-
-heading("Embedding map")
 
 
 MAX_MODELS = 4

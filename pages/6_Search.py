@@ -3,17 +3,19 @@ the score and whether each hit is a known relevant item."""
 
 from __future__ import annotations
 
-import time
 
 import streamlit as st
+
+from pages import heading
+
+heading("Search")  # first: a cold visit shows the page's heading before the imports below
+
+import time
 
 from hybridviz import dashboard as dash
 from hybridviz.errors import HybridvizError
 from hybridviz.search import (MAX_QUERY_CHARS, POOLS, EncodingClock, PoolIndex, QueryError, check_query,
                               example_queries, has_words, load_pool)
-from pages import heading
-
-heading("Search")
 
 models = dash.available_models()
 pool_name = dash.param_select("Pool", list(POOLS), "pool")

@@ -4,13 +4,18 @@ appears on every other page."""
 
 from __future__ import annotations
 
+
+import streamlit as st
+
+from pages import heading
+
+heading("Fine-tune lab")  # first: a cold visit shows the page's heading before the imports below
+
 import importlib
 import sys
 import time
-
 import pandas as pd
 import plotly.express as px
-import streamlit as st
 
 from hybridviz import dashboard as dash
 from hybridviz.data.lareqa import BENCHMARKS
@@ -19,9 +24,6 @@ from hybridviz.tasks import DEFAULT_EVALUATIONS
 from hybridviz.training.data import MAX_JSONL_BYTES, save_upload
 from hybridviz.training.runs import list_runs
 from hybridviz.viz.style import TASK_LABELS
-from pages import heading
-
-heading("Fine-tune lab")
 
 # the training stack (torch, sentence-transformers) takes seconds to import on a cold server: imported here,
 # after the heading, behind a bar, and its three modules taken from it by name

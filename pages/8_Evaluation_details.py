@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import pandas as pd
 import streamlit as st
+
+from pages import heading
+
+heading("Evaluation details")  # first: a cold visit shows the page's heading before the imports below
+
+import pandas as pd
 
 from hybridviz import status
 from hybridviz.viz.heatmaps import language_pair_heatmap, matrix_frame
-from pages import heading
-
-heading("Evaluation details")
 
 
 found = [item for item in status.finished_evaluations() if "report" in item]

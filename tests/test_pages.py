@@ -448,3 +448,28 @@ def test_embedding_map_estimate_from_the_rates_last_measured(tmp_path, monkeypat
     projection.record_map_time("me5-small", 33.0, 660)  # 50 ms per item measured here
     seconds, source = projection.map_seconds_estimate(660, ["me5-small"])
     assert seconds == pytest.approx(33.0) and source == "the last maps computed on this machine"
+
+
+def test_the_menu_names_the_overview_and_each_page_draws_its_heading_before_the_library():
+    """Streamlit's own menu would call the home page "app": it is hidden, and pages.menu() draws the same links
+    with the Overview named. Every page calls heading() before it imports pandas or the library, so a cold visit
+    paints its heading while those imports run."""
+    import ast
+    import tomllib
+
+    from pages import page_files
+    from streamlit.source_util import page_icon_and_name
+
+    config = tomllib.loads((PAGES.parent / ".streamlit" / "config.toml").read_text())
+    assert config["client"]["showSidebarNavigation"] is False
+    menu = page_files()
+    assert menu[0] == ("app.py", "Overview")
+    assert [label for _, label in menu[1:]] == [page_icon_and_name(PAGES.parent / path)[1].replace("_", " ")
+                                               for path, _ in menu[1:]]
+    for path, _ in menu:
+        tree = ast.parse((PAGES.parent / path).read_text())
+        order = [(node.lineno, "heading") for node in tree.body if isinstance(node, ast.Expr)
+                 and isinstance(node.value, ast.Call) and getattr(node.value.func, "id", "") == "heading"]
+        heavy = [node.lineno for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom))
+                 and any(name in ast.unparse(node) for name in ("hybridviz", "pandas", "numpy", "plotly"))]
+        assert order and heavy and order[0][0] < min(heavy), path
