@@ -188,7 +188,7 @@ def test_an_invalid_set_writes_nothing(tmp_path):
     function is called directly: building the whole parser imports torch)."""
     import argparse
 
-    from hybridviz.cli import cmd_evaluate
+    from hybridviz.cli.commands import cmd_evaluate
 
     folder = make_folder(tmp_path, qrels=QRELS + "q1\td9\t1\n")
     out = tmp_path / "out"
