@@ -42,6 +42,7 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+@pytest.mark.slow
 def test_a_grid_trains_on_a_jsonl_file_records_its_hash_and_refuses_it_changed(tmp_path, data_root):
     pairs = write_pairs(tmp_path / "pairs.jsonl")
     spec = GridSpec(**TINY, train_data=str(pairs))
@@ -92,6 +93,7 @@ def test_a_malformed_line_is_refused_naming_file_and_line_before_anything_is_wri
         jsonl_pairs(oversize, max_bytes=100)
 
 
+@pytest.mark.slow
 def test_the_cli_refuses_a_malformed_line_in_one_sentence(tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"id": 1, "lang": "en", "query": "q", "positive": "p"}\n{"id": 2, "lang": "en"}\n')
@@ -126,7 +128,8 @@ def test_the_guard_checks_the_chosen_evaluation_sets_custom_ones_included(tmp_pa
     with pytest.raises(ZeroShotViolation, match=re.escape(f"{task}: 'capital of France?'")):
         run_grid(out, on_custom, log=lambda m: None, runs_root=tmp_path / "runs")
     assert not out.exists()
-    check_training_data(pin_training_file(GridSpec(**TINY, train_data=str(custom))), log=lambda m: None)  # not chosen
+    # the custom set not chosen: the same file passes
+    check_training_data(pin_training_file(GridSpec(**TINY, train_data=str(custom))), log=lambda m: None)
     # the trainer takes the sets as an argument (a lone run: xquad-r and MKQA, as before)
     config = on_custom.train_config("x-y", 0)
     with pytest.raises(ZeroShotViolation, match=re.escape(task)):

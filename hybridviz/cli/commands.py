@@ -120,8 +120,9 @@ def cmd_budget(args) -> int:
     from hybridviz.experiments.sweep import run_budget_check
     from hybridviz.training.trainer import TrainConfig, pin_training_file
 
-    base = pin_training_file(TrainConfig(**_set_up(args), **({"learning_rate": args.lr} if args.lr is not None else {}),
-                                         **({"warmup_steps": args.warmup} if args.warmup is not None else {})))
+    base = TrainConfig(**_set_up(args), **({"learning_rate": args.lr} if args.lr is not None else {}),
+                       **({"warmup_steps": args.warmup} if args.warmup is not None else {}))
+    base = pin_training_file(base)  # a JSONL file: validated line by line, its sha256 in the run ids
     base.validate()
     samplers = _split(args.samplers) or ["x-x-mono", "x-y", "hybrid"]
     for sampler in samplers:
@@ -140,7 +141,8 @@ def cmd_curves(args) -> int:
     from hybridviz.experiments.curves import converged_config, run_curves
     from hybridviz.training.trainer import TrainConfig, pin_training_file
 
-    base = pin_training_file(TrainConfig(**_set_up(args), **({"learning_rate": args.lr} if args.lr is not None else {})))
+    base = TrainConfig(**_set_up(args), **({"learning_rate": args.lr} if args.lr is not None else {}))
+    base = pin_training_file(base)  # a JSONL file: validated line by line, its sha256 in the run ids
     samplers = _split(args.samplers) or ["x-x-mono", "x-y", "hybrid"]
     probes = [int(x) for x in _split(args.probe_steps)] if args.probe_steps else []
     for sampler in samplers:  # every setting checked before the first step

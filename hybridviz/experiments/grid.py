@@ -61,7 +61,7 @@ class GridSpec:
     precision: str = field(default_factory=default_precision)  # of evaluation
     # of training (autocast); part of every run id, so a bundle fixes it rather than the CPU it continues on
     train_precision: str = field(default_factory=default_precision)
-    train_data: str = _TRAIN.train_data  # "mlqa-r", a train-extra source, a mix such as "mlqa-r+mintaka", or a .jsonl
+    train_data: str = _TRAIN.train_data  # "mlqa-r", a train-extra source, a mix ("mlqa-r+mintaka"), or a .jsonl
     # a JSONL file's sha256 (`pin_training_file`): in every run id, and a changed file refuses to continue the bundle
     train_data_sha256: str | None = None
     train_languages: list[str] | None = None  # None: every language of the training data (mUSE: its supported)
@@ -355,9 +355,10 @@ def open_grid(out: Path, spec: GridSpec, analysis_plan: dict | None = None, **op
     old = manifest.get("spec") or {}
     if old.get("train_data_sha256") and old.get("train_data") == spec.train_data \
             and old["train_data_sha256"] != spec.train_data_sha256:
+        then, now = old["train_data_sha256"][:12], spec.train_data_sha256[:12]
         raise HybridvizError(f"The training file {spec.train_data} has changed since {out} was started "
-                             f"(sha256 {old['train_data_sha256'][:12]}… there, {spec.train_data_sha256[:12]}… now); "
-                             f"restore it, or choose another --out for the new file.")
+                             f"(sha256 {then}… there, {now}… now); restore it, or choose another --out for the "
+                             f"new file.")
     conflicts = spec_conflicts(manifest["spec"], asdict(spec)) if manifest.get("spec") else []
     if conflicts:
         raise HybridvizError(f"{out} holds a grid with other settings ({'; '.join(conflicts)}); choose another "
