@@ -130,6 +130,12 @@ def test_the_guard_checks_the_chosen_evaluation_sets_custom_ones_included(tmp_pa
     assert not out.exists()
     # the custom set not chosen: the same file passes
     check_training_data(pin_training_file(GridSpec(**TINY, train_data=str(custom))), log=lambda m: None)
+    # a corpus text is evaluation data too, with its title or without it
+    titled = write_pairs(tmp_path / "titled.jsonl", extra=[
+        {"id": "t", "lang": "en", "query": "something", "positive": "Berlin is the capital of GERMANY."}])
+    with pytest.raises(ZeroShotViolation, match=re.escape(f"{task}: 'Berlin is the capital of Germany.'")):
+        check_training_data(pin_training_file(replace(on_custom, train_data=str(titled), train_data_sha256=None)),
+                            log=lambda m: None)
     # the trainer takes the sets as an argument (a lone run: xquad-r and MKQA, as before)
     config = on_custom.train_config("x-y", 0)
     with pytest.raises(ZeroShotViolation, match=re.escape(task)):

@@ -285,10 +285,11 @@ def _evaluation_texts_of(benchmarks: tuple[str, ...], stamp: tuple) -> dict[str,
 
     for name in benchmarks:
         try:
-            if is_beir_task(name):  # a custom evaluation set: its queries and corpus texts
+            if is_beir_task(name):  # a custom evaluation set: its queries and corpus texts (with and without title)
                 data = load_beir(name, checksums=False)
-                for text in data.query_texts + data.doc_texts:
-                    add(name, text)
+                for text in data.query_texts + data.doc_texts + data.doc_bodies:
+                    if text.strip():
+                        add(name, text)
             elif name == "mkqa":
                 for ex in load_mkqa().examples:
                     for text in ex.queries.values():
