@@ -67,7 +67,7 @@ def cmd_data(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from hybridviz.training.trainer import TrainConfig, train
+    from hybridviz.training.trainer import TrainConfig, pin_training_file, train
 
     # the training defaults have one home, TrainConfig (the grid's spec reads them too): the parser leaves what is
     # not given at None, and the config fills it in (mixed precision: the policy's default for the model)
@@ -81,6 +81,7 @@ def cmd_train(args) -> int:
                          train_languages=_split(args.languages), train_data=args.data,
                          extra={} if args.source_temperature is None else
                          {"source_temperature": args.source_temperature})
+    config = pin_training_file(config)  # a JSONL file: validated line by line, its sha256 in the run id
 
     def progress(step, total, eta):
         print(f"step {step}/{total}  eta {eta:.0f} s", file=sys.stderr, flush=True)
@@ -100,9 +101,9 @@ def _set_up(args) -> dict:
 
 def cmd_sweep(args) -> int:
     from hybridviz.experiments.sweep import run_sweep
-    from hybridviz.training.trainer import TrainConfig
+    from hybridviz.training.trainer import TrainConfig, pin_training_file
 
-    base = TrainConfig(steps=args.steps, sampler=args.sampler, seed=args.seed, **_set_up(args))
+    base = pin_training_file(TrainConfig(steps=args.steps, sampler=args.sampler, seed=args.seed, **_set_up(args)))
     base.validate()
     rates = {"learning_rates": [float(x) for x in _split(args.learning_rates)]} if args.learning_rates else {}
     state = run_sweep(Path(args.out), base, log=_log, **rates)
@@ -117,10 +118,11 @@ def cmd_budget(args) -> int:
     from dataclasses import replace
 
     from hybridviz.experiments.sweep import run_budget_check
-    from hybridviz.training.trainer import TrainConfig
+    from hybridviz.training.trainer import TrainConfig, pin_training_file
 
     base = TrainConfig(**_set_up(args), **({"learning_rate": args.lr} if args.lr is not None else {}),
                        **({"warmup_steps": args.warmup} if args.warmup is not None else {}))
+    base = pin_training_file(base)  # a JSONL file: validated line by line, its sha256 in the run ids
     base.validate()
     samplers = _split(args.samplers) or ["x-x-mono", "x-y", "hybrid"]
     for sampler in samplers:
@@ -137,9 +139,10 @@ def cmd_curves(args) -> int:
     from dataclasses import replace
 
     from hybridviz.experiments.curves import converged_config, run_curves
-    from hybridviz.training.trainer import TrainConfig
+    from hybridviz.training.trainer import TrainConfig, pin_training_file
 
     base = TrainConfig(**_set_up(args), **({"learning_rate": args.lr} if args.lr is not None else {}))
+    base = pin_training_file(base)  # a JSONL file: validated line by line, its sha256 in the run ids
     samplers = _split(args.samplers) or ["x-x-mono", "x-y", "hybrid"]
     probes = [int(x) for x in _split(args.probe_steps)] if args.probe_steps else []
     for sampler in samplers:  # every setting checked before the first step
@@ -191,6 +194,9 @@ def cmd_experiment(args) -> int:
     from hybridviz.experiments.custom_tasks import with_custom_tasks
 
     spec = with_custom_tasks(spec, _split(args.tasks), Path(args.out))  # beir:<folder> sets, validated now
+    from hybridviz.experiments.grid import pin_training_file
+
+    spec = pin_training_file(spec)  # a JSONL file: validated line by line now, its sha256 in every run id
     if args.early_stopping:  # the converged regime: --steps is the maximum budget
         from hybridviz.experiments.curves import HOLDOUT, WARMUP_STEPS, converged_extra
 

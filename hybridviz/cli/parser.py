@@ -18,8 +18,9 @@ from hybridviz.encoders.policy import DEFAULT_HELP, PRECISIONS, TRAIN_PRECISIONS
 DESCRIPTION = "hybridviz: hybrid batch training for multilingual dense retrieval, measured."
 EPILOG = ("Errors a user can fix (unknown task or language, missing or malformed data, unavailable model, corrupt "
           "files) are printed as one sentence on stderr with exit status 2, without a traceback.")
-TRAINING_DATA = ("mlqa-r, a train-extra source (mintaka, bipar, xlinghealth, xor-tydi) or a mix joined with '+', "
-                 "e.g. mlqa-r+mintaka+bipar+xlinghealth+xor-tydi")
+TRAINING_DATA = ("mlqa-r, a train-extra source (mintaka, bipar, xlinghealth, xor-tydi), a mix joined with '+', "
+                 "e.g. mlqa-r+mintaka+bipar+xlinghealth+xor-tydi, or your own file.jsonl of {id, lang, query, "
+                 "positive} (rows sharing an id are parallel; validated line by line, run ids follow its sha256)")
 
 
 def _rel(path) -> str:
@@ -51,7 +52,8 @@ def add_set_up_arguments(parser) -> None:
     """The set-up a held-out sweep trains: encoder, batch size, training data, training precision, languages."""
     add_model_argument(parser)
     parser.add_argument("--batch-size", type=int)
-    parser.add_argument("--data", default="mlqa-r", help="training data (held-out groups are taken from it)")
+    parser.add_argument("--data", default="mlqa-r", help=f"training data (held-out groups are taken from it; a "
+                        f"JSONL file's are whole ids): {TRAINING_DATA}")
     add_training_precision_argument(parser)
     parser.add_argument("--languages", help="training languages (default: all of the training data)")
 
@@ -121,8 +123,7 @@ def add_train_parser(sub) -> None:
     p.add_argument("--seed", type=int)
     p.add_argument("--save-steps", type=int)
     add_training_precision_argument(p)
-    p.add_argument("--data", default="mlqa-r", help=f"{TRAINING_DATA}; or a JSONL file of {{id, lang, query, "
-                   "positive}}")
+    p.add_argument("--data", default="mlqa-r", help=f"training data: {TRAINING_DATA}")
     p.add_argument("--source-temperature", type=float, default=None,
                    help="a mix draws each batch's source with probability proportional to its pairs^t "
                         "(1: by size, the paper's choice and the default; 0: uniform)")
@@ -197,8 +198,9 @@ def add_experiment_parser(sub) -> None:
                         "the bundle evaluated (another kind of CPU), evaluate the retrained model anew on every task "
                         "and replace the unit whole once complete (its +method units follow)")
     p.add_argument("--early-stopping", action="store_true",
-                   help="the converged regime: train up to --steps, validate on held-out paragraphs every "
-                        "--eval-steps, keep the best checkpoint, stop after --patience validations without a gain")
+                   help="the converged regime: train up to --steps, validate on held-out paragraphs (a JSONL "
+                        "file: held-out ids) every --eval-steps, keep the best checkpoint, stop after --patience "
+                        "validations without a gain")
     add_converged_arguments(p, patience=5, probe_default=None)
     p.add_argument("--plan", action="store_true", help="print the units and exit")
     p.add_argument("--plan-file", help="an analysis plan (JSON, experiments/plan.py), stored in manifest.json with "

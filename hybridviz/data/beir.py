@@ -78,6 +78,7 @@ class BeirData:
     doc_ids: list[str] = field(default_factory=list)
     doc_langs: list[str] = field(default_factory=list)
     doc_texts: list[str] = field(default_factory=list)  # "title text" where a title is given
+    doc_bodies: list[str] = field(default_factory=list)  # the text alone (the zero-shot guard reads both)
     relevant: list[list[int]] = field(default_factory=list)  # per query: corpus positions with score > 0
     grades: list[list[float]] = field(default_factory=list)  # their scores, in the same order
     files: dict[str, str] = field(default_factory=dict)  # path -> sha256
@@ -174,6 +175,7 @@ def _read_corpus(path: Path, data: BeirData) -> dict[str, int]:
         data.doc_ids.append(doc_id)
         data.doc_langs.append(lang)
         data.doc_texts.append(f"{title} {text}".strip() if title.strip() else text)
+        data.doc_bodies.append(text)
     if not data.doc_ids:
         raise BeirFormatError(f"{path}:1: the corpus holds no rows.")
     return position

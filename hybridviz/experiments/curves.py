@@ -23,6 +23,7 @@ from typing import Callable
 from hybridviz.fileio import read_jsonl, write_json_atomic
 from hybridviz.provenance import provenance
 from hybridviz.training.trainer import FAST_STEP, TrainConfig, train
+from hybridviz.training.validation import effective_pool
 
 # the converged regime: what every early-stopped unit shares (the analysis plan names it)
 CONVERGED = {**FAST_STEP, "lr_scheduler": "constant_with_warmup", "weight_decay": 0.01, "holdout_pool": "paragraphs",
@@ -85,7 +86,8 @@ def run_curves(out: Path, base: TrainConfig, samplers=("x-x-mono", "x-y", "hybri
     state["config"] = asdict(template)
     state["regime"] = {"max_steps": max_steps, "eval_steps": eval_steps, "patience": patience,
                        "warmup_steps": warmup_steps, "probe_steps": list(probe_steps), "holdout": HOLDOUT,
-                       "criterion": template.criterion, "pool": template.holdout_pool}
+                       "criterion": template.criterion,
+                       "pool": effective_pool(template.holdout_pool, template.train_data)}
     runs: dict = state.setdefault("runs", {})
     for seed in seeds:
         for sampler in samplers:

@@ -61,7 +61,9 @@ class GridSpec:
     precision: str = field(default_factory=default_precision)  # of evaluation
     # of training (autocast); part of every run id, so a bundle fixes it rather than the CPU it continues on
     train_precision: str = field(default_factory=default_precision)
-    train_data: str = _TRAIN.train_data  # "mlqa-r", a train-extra source, or a mix such as "mlqa-r+mintaka"
+    train_data: str = _TRAIN.train_data  # "mlqa-r", a train-extra source, a mix ("mlqa-r+mintaka"), or a .jsonl
+    # a JSONL file's sha256 (`pin_training_file`): in every run id, and a changed file refuses to continue the bundle
+    train_data_sha256: str | None = None
     train_languages: list[str] | None = None  # None: every language of the training data (mUSE: its supported)
     # texts per forward pass at evaluation: bf16 sums depend on it, so one bundle keeps one value (the
     # committed grid was evaluated at 64)
@@ -79,12 +81,21 @@ class GridSpec:
 
     def train_config(self, sampler: str, seed: int, alpha: float | None = None) -> TrainConfig:
         eval_steps = int(self.train_extra.get("eval_steps", 0))
+        extra = {**self.train_extra, **({"train_data_sha256": self.train_data_sha256} if self.train_data_sha256
+                                        else {})}
         return TrainConfig(model=self.model, sampler=sampler, alpha=self.alpha if alpha is None else alpha,
                            steps=self.steps, batch_size=self.batch_size, learning_rate=self.learning_rate,
                            warmup_steps=self.warmup_steps, temperature=self.temperature, seed=seed,
                            mixed_precision=self.train_precision, train_data=self.train_data,
                            train_languages=self.train_languages, holdout=self.holdout,
-                           extra=dict(self.train_extra), **({"save_steps": eval_steps} if eval_steps else {}))
+                           extra=extra, **({"save_steps": eval_steps} if eval_steps else {}))
+
+    @property
+    def guard(self) -> tuple[str, ...]:
+        """The evaluation sets the zero-shot guard checks the training pairs against: the grid's chosen ones."""
+        from hybridviz.training.data import guard_benchmarks
+
+        return guard_benchmarks(self.evaluations)
 
 
 @dataclass
@@ -102,7 +113,7 @@ class Unit:
 # without the field continues as if it had been written with that value.
 # (every bundle written before `train_precision` existed was trained on CPUs with native bf16, on MLQA-R)
 IMPLICIT_SPEC = {"encode_batch_size": 64, "train_precision": "bf16", "train_data": "mlqa-r", "train_languages": None,
-                 "holdout": 0.0, "train_extra": {}}
+                 "holdout": 0.0, "train_extra": {}, "train_data_sha256": None}
 INHERITED = ("precision", "train_precision")  # machine-dependent defaults a continued bundle keeps
 EXTENSIBLE = ("seeds", "methods", "evaluations")  # lists a grid may grow: seeds, debiasing methods, benchmarks
 ADDABLE = ("sampler_method",)  # fields a grid may gain (more units), never change once set
@@ -131,6 +142,40 @@ def spec_conflicts(old: dict, new: dict) -> list[str]:
         elif old[key] != new.get(key):
             conflicts.append(f"{key}: {old[key]} there, {new.get(key)} now")
     return conflicts
+
+
+def pin_training_file(spec: GridSpec) -> GridSpec:
+    """`spec` with its JSONL training file (if any) validated line by line, size-checked as in the lab, and its
+    sha256 pinned (`train_data_sha256`); refused with the file and line of the first bad row, or where `spec` was
+    pinned to other content. Built-in training data: `spec` unchanged."""
+    from hybridviz.training.trainer import is_training_file, pin_training_file as pin_config
+
+    if not is_training_file(spec.train_data):
+        return spec
+    config = pin_config(TrainConfig(train_data=spec.train_data, extra={"train_data_sha256": spec.train_data_sha256}
+                                    if spec.train_data_sha256 else {}))
+    return replace(spec, train_data_sha256=config.train_data_sha256)
+
+
+def check_training_data(spec: GridSpec, log: Callable[[str], None] = print) -> None:
+    """Before any unit: the training pairs of a JSONL file, or of any data when a custom evaluation set is chosen,
+    go through the zero-shot guard against the grid's chosen evaluation sets (a unit trained earlier is checked
+    too, since a continued grid may add sets). Built-in data with built-in sets is checked by the trainer, against
+    the same sets, at each training."""
+    from hybridviz.tasks import is_custom_task
+    from hybridviz.training.data import check_zero_shot
+    from hybridviz.training.trainer import _all_pairs, is_training_file
+
+    if not spec.samplers and not spec.alphas:  # no fine-tune in the grid
+        return
+    if not (is_training_file(spec.train_data) or any(is_custom_task(e["task"]) for e in spec.evaluations)):
+        return
+    config = spec.train_config(spec.samplers[0] if spec.samplers else "hybrid", 0)
+    pairs = _all_pairs(config)  # every pair, the held-out ones included
+    check_zero_shot(pairs, spec.guard)
+    if is_training_file(spec.train_data):
+        log(f"training file {spec.train_data}: {len(set(pairs.group))} ids, {len(pairs)} pairs, sha256 "
+            f"{spec.train_data_sha256[:12]}…; no text in {', '.join(spec.guard) or 'no evaluation set'}")
 
 
 def inherited_settings(out: Path) -> dict:
@@ -306,14 +351,27 @@ def open_grid(out: Path, spec: GridSpec, analysis_plan: dict | None = None, **op
     the debias sweep's choice and the analysis plan recorded in its manifest."""
     out = Path(out)
     manifest = read_manifest(out)
+    spec = pin_training_file(spec)  # a bad row: file and line, before anything is written
+    old = manifest.get("spec") or {}
+    if old.get("train_data_sha256") and old.get("train_data") == spec.train_data \
+            and old["train_data_sha256"] != spec.train_data_sha256:
+        then, now = old["train_data_sha256"][:12], spec.train_data_sha256[:12]
+        raise HybridvizError(f"The training file {spec.train_data} has changed since {out} was started "
+                             f"(sha256 {then}… there, {now}… now); restore it, or choose another --out for the "
+                             f"new file.")
     conflicts = spec_conflicts(manifest["spec"], asdict(spec)) if manifest.get("spec") else []
     if conflicts:
         raise HybridvizError(f"{out} holds a grid with other settings ({'; '.join(conflicts)}); choose another "
                              f"--out or remove it.")
+    check_training_data(spec, log=options.get("log", print))  # the zero-shot guard, before anything is written
     manifest.setdefault("provenance", provenance(None))
     # every start or resume: the code of each unit is in its own metrics.json / config.json provenance too
     manifest.setdefault("sessions", []).append(provenance(None))
     manifest["spec"] = asdict(spec)
+    if spec.train_data_sha256:  # where the pairs came from (the spec's sha256 is what a continuation must match)
+        manifest["training_file"] = {"path": spec.train_data, "resolved": str(Path(spec.train_data).resolve()),
+                                     "sha256": spec.train_data_sha256,
+                                     "bytes": Path(spec.train_data).stat().st_size}
     if spec.sampler_method == "best" and resolve_method("best"):
         from hybridviz.encoders.debias import SWEEP_PATH
 
@@ -431,7 +489,7 @@ def train_or_reuse(grid: Grid, unit: Unit, work: UnitWork) -> UnitModel:
 def _train(grid: Grid, unit: Unit, state: dict, run_id: str) -> Run:
     grid.log(f"[{unit.label}] training {run_id}")
     start = time.perf_counter()
-    run = train(unit.config, root=grid.runs_root)
+    run = train(unit.config, root=grid.runs_root, benchmarks=grid.spec.guard)
     if run.status().get("state") != "done":
         state["state"] = f"training {run.status().get('state')}"
         grid.save(summary=True)

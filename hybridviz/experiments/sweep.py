@@ -49,8 +49,8 @@ def run_sweep(out: Path, base: TrainConfig | None = None, learning_rates=LEARNIN
     state = json.loads(path.read_text()) if path.exists() else {}
     state.setdefault("provenance", provenance(base.seed))
     state["base_config"] = asdict(base)
-    state["selection"] = (f"validation: {HOLDOUT:.0%} of the MLQA-R question groups held out of training "
-                          "(whole parallel groups); criterion: multilingual mAP on them")
+    state["selection"] = (f"validation: {HOLDOUT:.0%} of the {base.train_data} question groups held out of training "
+                          "(whole parallel groups; a JSONL file's ids); criterion: multilingual mAP on them")
     trials: dict = state.setdefault("trials", {})
 
     def save():

@@ -285,10 +285,11 @@ def _evaluation_texts_of(benchmarks: tuple[str, ...], stamp: tuple) -> dict[str,
 
     for name in benchmarks:
         try:
-            if is_beir_task(name):  # a custom evaluation set: its queries and corpus texts
+            if is_beir_task(name):  # a custom evaluation set: its queries and corpus texts (with and without title)
                 data = load_beir(name, checksums=False)
-                for text in data.query_texts + data.doc_texts:
-                    add(name, text)
+                for text in data.query_texts + data.doc_texts + data.doc_bodies:
+                    if text.strip():
+                        add(name, text)
             elif name == "mkqa":
                 for ex in load_mkqa().examples:
                     for text in ex.queries.values():
@@ -307,8 +308,21 @@ def _evaluation_texts_of(benchmarks: tuple[str, ...], stamp: tuple) -> dict[str,
     return out
 
 
-def check_zero_shot(pairs: PairSet, benchmarks: tuple[str, ...] = ("xquad-r", "mkqa")) -> None:
-    """Refuse training texts that occur (normalised) in an evaluation benchmark."""
+DEFAULT_GUARD = ("xquad-r", "mkqa")  # what a fine-tune is checked against when no evaluation sets are named
+
+
+def guard_benchmarks(tasks) -> tuple[str, ...]:
+    """The zero-shot guard's sets for evaluation tasks (names or {"task": ...} specs): every MKQA protocol reads
+    MKQA's texts ("mkqa"); xquad-r, mlqa-r and custom sets (`beir:<folder>`) stand for themselves. In the order
+    given, each once."""
+    names = [t["task"] if isinstance(t, dict) else str(t) for t in tasks]
+    return tuple(dict.fromkeys("mkqa" if n.startswith("mkqa") else n for n in names))
+
+
+def check_zero_shot(pairs: PairSet, benchmarks: tuple[str, ...] = DEFAULT_GUARD) -> None:
+    """Refuse training texts that occur (normalised) in an evaluation benchmark; the error names the set and the
+    text of each (at most three) offending item."""
+    benchmarks = tuple(benchmarks)
     evaluation = _evaluation_texts(benchmarks)
     offending = []
     for text in dict.fromkeys(pairs.query + pairs.positive):
@@ -318,5 +332,7 @@ def check_zero_shot(pairs: PairSet, benchmarks: tuple[str, ...] = ("xquad-r", "m
             if len(offending) == 3:
                 break
     if offending:
-        raise ZeroShotViolation(f"Training data overlaps the evaluation data, which would break the zero-shot "
-                                f"setting; first offending items: {'; '.join(offending)}.")
+        source = f" ({pairs.source})" if pairs.source.endswith(".jsonl") else ""
+        raise ZeroShotViolation(f"Training data{source} overlaps the evaluation data, which would break the "
+                                f"zero-shot setting; first offending items: {'; '.join(offending)} "
+                                f"(checked against: {', '.join(benchmarks)}).")

@@ -19,7 +19,7 @@ from hybridviz.encoders.policy import default_precision, encoding_device, traini
 from hybridviz.errors import HybridvizError
 from hybridviz.fileio import read_jsonl
 from hybridviz.provenance import provenance
-from hybridviz.training.data import check_zero_shot
+from hybridviz.training.data import DEFAULT_GUARD, check_zero_shot
 from hybridviz.training.runs import Run, reconcile, training_slot, write_json_atomic
 from hybridviz.training.samplers import SAMPLERS, SourceMixBatchSampler, make_sampler
 
@@ -168,11 +168,46 @@ class TrainConfig:
         if problems:
             raise TrainConfigError("Invalid training settings: " + "; ".join(problems) + ".")
 
+    @property
+    def train_data_sha256(self) -> str | None:
+        """The content hash a JSONL training file was pinned to (`pin_training_file`); None for built-in data
+        and for unpinned files (the lab's uploads, whose file name is their hash)."""
+        return self.extra.get("train_data_sha256")
+
     def run_id(self) -> str:
-        """Deterministic: the same settings name the same run, so a grid can skip what is finished."""
-        digest = hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:8]
+        """Deterministic: the same settings name the same run, so a grid can skip what is finished. A pinned JSONL
+        file is named by its content hash, not its path: the same pairs give the same run wherever the file lies,
+        changed pairs another run (unpinned configs, and every built-in source, hash exactly as before)."""
+        settings = asdict(self)
+        if self.train_data_sha256:
+            settings["train_data"] = "jsonl"
+        digest = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
         alpha = f"-a{self.alpha:g}" if self.sampler == "hybrid" else ""
         return f"{self.sampler}{alpha}-s{self.seed}-{self.steps}st-{digest}"
+
+
+def is_training_file(train_data: str) -> bool:
+    """Whether `train_data` names a user's JSONL file of {id, lang, query, positive} rather than built-in data."""
+    return str(train_data).endswith(".jsonl")
+
+
+def pin_training_file(config: TrainConfig) -> TrainConfig:
+    """`config` with its JSONL training file validated line by line (size-checked as in the lab) and its sha256
+    pinned in `extra`, so the run id follows the file's content; built-in data is returned unchanged. A config
+    pinned to other content than the file now holds is refused."""
+    if not is_training_file(config.train_data):
+        return config
+    from hybridviz.training.data import jsonl_pairs
+
+    sha = next(iter(jsonl_pairs(config.train_data).files.values()))
+    if config.train_data_sha256 and config.train_data_sha256 != sha:
+        raise TrainConfigError(_changed_file(config.train_data, config.train_data_sha256, sha))
+    return replace(config, extra={**config.extra, "train_data_sha256": sha})
+
+
+def _changed_file(path: str, then: str, now: str) -> str:
+    return (f"Training file {path} has changed since it was pinned (sha256 {then[:12]}… then, {now[:12]}… now): "
+            f"restore it, or start a new bundle or run with the new file.")
 
 
 # The fast training step (bench/train_step.py): length-sorted sub-batches of 16 texts, eager attention on the CPU
@@ -230,8 +265,11 @@ def _all_pairs(config: TrainConfig):
         return lareqa_pairs(config.train_data, config.train_languages)
     if config.train_data in LOADERS:
         return extra_pairs(config.train_data, config.train_languages)
-    if config.train_data.endswith(".jsonl"):
+    if is_training_file(config.train_data):
         pairs = jsonl_pairs(config.train_data)
+        sha = next(iter(pairs.files.values()))
+        if config.train_data_sha256 and config.train_data_sha256 != sha:  # the run id would lie about its data
+            raise TrainConfigError(_changed_file(config.train_data, config.train_data_sha256, sha))
         if config.train_languages:
             pairs = subset(pairs, [i for i, (q, p) in enumerate(zip(pairs.query_lang, pairs.passage_lang))
                                    if q in config.train_languages and p in config.train_languages])
@@ -293,15 +331,22 @@ def _run_callback(run: Run, total_steps: int, on_progress=None):
     return RunCallback()
 
 
-def prepare_run(config: TrainConfig, root: Path | None = None, pairs=None) -> Run:
-    """Validate against the data, then create the run folder (config + queued status). Nothing is trained."""
+def prepare_run(config: TrainConfig, root: Path | None = None, pairs=None,
+                benchmarks: tuple[str, ...] | None = None) -> Run:
+    """Validate against the data, then create the run folder (config + queued status). Nothing is trained.
+
+    `benchmarks`: the evaluation sets the zero-shot guard checks the pairs against (training/data.py
+    guard_benchmarks: a grid passes its chosen sets, custom ones included); None: xquad-r and MKQA. Not part of
+    the run id: the guard decides whether a run may train, not what it trains."""
     pairs = pairs if pairs is not None else load_pairs(config)
     config.validate(len(pairs), pairs.languages)
+    guard = tuple(benchmarks) if benchmarks is not None else DEFAULT_GUARD
     if not config.allow_eval_overlap:
-        check_zero_shot(pairs)
+        check_zero_shot(pairs, guard)
     run = Run(config.run_id(), root)
     write_json_atomic(run.dir / "config.json", {
         **asdict(config), "run_id": run.id, "data_files": pairs.files, "pairs": pairs.counts(),
+        "zero_shot_checked": [] if config.allow_eval_overlap else list(guard),
         "seen_languages": pairs.languages, "unseen_languages": unseen_languages(pairs.languages),
         "provenance": provenance(config.seed, train_max_seq_length=config.max_seq_length,
                                  mixed_precision=config.mixed_precision),
@@ -316,10 +361,12 @@ def _rank() -> int:
     return int(os.environ.get("RANK", "0"))
 
 
-def train(config: TrainConfig, root: Path | None = None, on_progress=None, wait: bool = True) -> Run:
+def train(config: TrainConfig, root: Path | None = None, on_progress=None, wait: bool = True,
+          benchmarks: tuple[str, ...] | None = None) -> Run:
     """Train (or resume) the run of `config`; returns the Run. A finished run is returned untouched.
 
     Under `torchrun` every rank trains (DDP through the HF trainer); only rank 0 touches the registry.
+    `benchmarks`: the zero-shot guard's evaluation sets (`prepare_run`).
     """
     config.validate()
     pairs = load_pairs(config)
@@ -328,7 +375,7 @@ def train(config: TrainConfig, root: Path | None = None, on_progress=None, wait:
         _fit(config, run, pairs, None)
         return run
     reconcile(root)
-    run = prepare_run(config, root, pairs)
+    run = prepare_run(config, root, pairs, benchmarks)
     if run.status().get("state") == "done":
         return run
     with training_slot(root, wait=wait):

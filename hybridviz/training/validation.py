@@ -65,6 +65,12 @@ def _is_paragraph_source(train_data: str) -> bool:
     return train_data in BENCHMARKS
 
 
+def effective_pool(pool: str, train_data: str) -> str:
+    """The pool a run validates on: "paragraphs" only for a LAReQA source (MLQA-R); every other source, a JSONL
+    file included, holds out whole parallel groups (a JSONL file's ids) against their answers."""
+    return pool if pool == "paragraphs" and _is_paragraph_source(train_data) else "answers"
+
+
 def split_groups(pairs, fraction: float, seed: int, pool: str, train_data: str,
                  languages: list[str] | None) -> set[str]:
     """The held-out group ids: whole parallel groups (pool "answers") or whole paragraph components."""
