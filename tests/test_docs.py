@@ -15,7 +15,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
-COMMAND = re.compile(r"-m hybridviz(?:\s+([a-z][a-z0-9-]*))?([^`]*)")
+COMMAND = re.compile(r"-m hybridviz(?![.\w])(?:\s+([a-z][a-z0-9-]*))?([^`]*)")
 FLAG = re.compile(r"(?<![\w-])(--[a-z][a-z0-9-]*)")
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 SCRIPT = re.compile(r"(?:python3?|bash)\s+((?:bench|scripts)/[\w./-]+\.(?:py|sh))")
