@@ -20,8 +20,8 @@ from that, both computed here from the summary and nothing else:
 
 from __future__ import annotations
 
-from hybridviz.experiments.verdict import METRIC_NAMES, SETTING_NAMES, _reading, _test_between, current
 from hybridviz.experiments.plan import plan_in
+from hybridviz.experiments.verdict import METRIC_NAMES, SETTING_NAMES, _reading, _test_between, current
 from hybridviz.metrics import LOWER_IS_BETTER
 
 REFERENCE_TASK = "xquad-r"
@@ -115,9 +115,10 @@ def effects_missing(summary: dict, effects: list[dict]) -> list[str]:
 def follows_reference(effects: list[dict]) -> dict:
     """Per cell and comparator that XQuAD-R and an MKQA protocol both measure: "agree" (the same decided verdict),
     "disagree" (two different decided verdicts) or "open" (either is undetermined or not equivalent). Returns
-    {"pairs": [{task, setting, metric, comparator, reference, verdict, outcome}], "agree", "disagree", "open"
-    (counts), `within_margin` of a pair: the sides (tasks) whose decided better/worse is smaller than ±m, "answer": "yes" | "yes where decided" | "partly" | "no" | "undetermined" | None (nothing to
-    compare), "protocols": the MKQA protocols compared}."""
+    {"pairs": [{task, setting, metric, comparator, reference, verdict, outcome, within_margin}], "agree",
+    "disagree", "open" (counts), "answer": "yes" | "yes where decided" | "partly" | "no" | "undetermined" | None
+    (nothing to compare), "protocols": the MKQA protocols compared}. A pair's `within_margin`: the sides (tasks)
+    whose better/worse the TOST also places within ±m (detectable, smaller than the margin)."""
     ref = {(e["setting"], e["metric"], e["comparator"]): e["verdict"] for e in effects
            if e["task"] == REFERENCE_TASK}
     within = {(e["setting"], e["metric"], e["comparator"]): e.get("within_margin", False) for e in effects

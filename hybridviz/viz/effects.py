@@ -16,7 +16,8 @@ COLUMNS = ["task", "setting", "metric", "comparator", "delta", "ci_low", "ci_hig
 BENCHMARKS = {"xquad-r": "<b>XQuAD-R</b> (reference)", "mkqa-queries": "MKQA queries", "mkqa-answers": "MKQA answers",
               "mkqa-mteb": "MKQA · MTEB"}
 CELLS = {("mono", "mAP"): "monolingual mAP", ("cross", "mAP"): "cross-lingual mAP",
-         ("multi", "mAP"): "multilingual mAP", ("multi", "max_rank_distance"): "multilingual bias<br>(max rank distance)"}
+         ("multi", "mAP"): "multilingual mAP",
+         ("multi", "max_rank_distance"): "multilingual bias<br>(max rank distance)"}
 COMPARATORS = {"x-x-mono": "hybrid vs X-X-mono", "x-y": "hybrid vs X-Y"}
 VERDICT_LEGEND = {"better": "hybrid better (significant)", "equivalent": "equivalent within ±m (TOST)",
                   "undetermined": "undetermined", "not equivalent": "not equivalent (outside ±m, not significant)",
@@ -42,9 +43,11 @@ def _digits(metric: str) -> int:
 def _hover(row) -> str:
     d = _digits(row["metric"])
     small = "; detectable, yet within ±m by the TOST" if row["within_margin"] else ""
-    return (f"<b>{BENCHMARKS.get(row['task'], row['task'])} · {CELLS.get((row['setting'], row['metric']), '').replace('<br>', ' ')}</b><br>"
+    cell = CELLS.get((row["setting"], row["metric"]), "").replace("<br>", " ")
+    return (f"<b>{BENCHMARKS.get(row['task'], row['task'])} · {cell}</b><br>"
             f"{COMPARATORS.get(row['comparator'], row['comparator'])}: Δ = {row['delta']:+.{d}f} "
-            f"(95 % CI {row['ci_low']:+.{d}f} to {row['ci_high']:+.{d}f}), margin m = {row['equivalence_margin']:.{d}f}<br>"
+            f"(95 % CI {row['ci_low']:+.{d}f} to {row['ci_high']:+.{d}f}), "
+            f"margin m = {row['equivalence_margin']:.{d}f}<br>"
             f"in margins: {row['effect']:+.2f} m ({row['effect_low']:+.2f} to {row['effect_high']:+.2f}), "
             f"positive = hybrid better<br>verdict: {row['verdict']}{small}; adjusted p = {row['p_adjusted']:.2g} "
             f"({row['correction']}); runs {row['n_hybrid']} + {row['n_comparator']}")
@@ -87,14 +90,14 @@ def hybrid_effect_figure(frame: pd.DataFrame) -> go.Figure:
                       row=1, col=1)
     for col, comparator in enumerate(comparators, start=1):
         sub = frame[frame["comparator"] == comparator]
-        for verdict in VERDICT_LEGEND:
+        for verdict, name in VERDICT_LEGEND.items():
             g = sub[sub["verdict"] == verdict]
             if g.empty:
                 continue
             color = VERDICT_COLORS[verdict]
             fig.add_trace(go.Scatter(
                 x=g["effect"], y=[y_of[r] for r in zip(g["setting"], g["metric"], g["task"])], mode="markers",
-                name=VERDICT_LEGEND[verdict], legendgroup=verdict, showlegend=False,
+                name=name, legendgroup=verdict, showlegend=False,
                 marker={"color": ["white" if w else color for w in g["within_margin"]], "size": 11,
                         "line": {"color": color, "width": 2}},
                 error_x={"type": "data", "symmetric": False, "array": g["effect_high"] - g["effect"],
@@ -125,3 +128,13 @@ def hybrid_effect_figure(frame: pd.DataFrame) -> go.Figure:
                       legend={"orientation": "h", "yanchor": "bottom", "y": 1.07, "xanchor": "left", "x": 0,
                               "title": {"text": "verdict:"}})
     return fig
+
+
+EFFECT_CAPTION = (
+    "**Reading the picture.** Each dot is hybrid's effect Δ = hybrid − comparator, the bar its 95 % interval "
+    "(two-level bootstrap over runs and question clusters; the Overview's explainer below). Effects on different "
+    "pools are not on one scale, so each is divided by its own equivalence margin m from the analysis plan (mAP: "
+    "±0.01; max rank distance: ±2 % of the base model's value on that benchmark, which grows with the pool) and "
+    "turned so that right means hybrid is better (for rank distance, lower is better). The shaded band is ±1 m; "
+    "the colour is the plan's verdict (marks p and TOST, adjusted in their family), not the eye's reading of the "
+    "bar against the band. Hover a dot for Δ in the metric's own units; the CSV holds both.")
