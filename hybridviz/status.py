@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from hybridviz.data.paths import EVALUATIONS_DIR, MODELS_DIR
