@@ -87,10 +87,12 @@ if bundle is not None:
         st.info("This bundle holds no test of hybrid against X-X-mono or X-Y on XQuAD-R or MKQA, so there is "
                 "nothing to draw.")
     if not outdated:
-        st.markdown(f"**{follows_sentence(follows_reference(effects), effects)}**")
-        st.caption(EFFECT_CAPTION + f" **How XQuAD-R and MKQA are compared:** {METHOD}; a cell agrees when both "
+        answer, _, reasons = follows_sentence(follows_reference(effects), effects).partition(": ")
+        st.markdown(f"**{answer}:** {reasons}")  # the answer in bold, then its grounds
+        st.caption(f"**How XQuAD-R and MKQA are compared:** {METHOD}. A comparison agrees when both benchmarks "
                    "reach the same one, and is open when either is undetermined or not equivalent (the interval "
-                   "lies outside ±m, but not significant by the marks' rule).")
+                   "lies outside ±m, but the difference is not significant by the marks' rule).")
+        st.caption(EFFECT_CAPTION)
         missing = effects_missing(summary, effects)
         if missing:
             st.caption("Not in the picture: " + "; ".join(missing) + ".")

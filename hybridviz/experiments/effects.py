@@ -35,8 +35,9 @@ DECIDED = ("better", "worse", "equivalent")  # the categories that can agree or 
 TASK_NAMES = {"xquad-r": "XQuAD-R", "mkqa-queries": "MKQA queries", "mkqa-answers": "MKQA answers",
               "mkqa-mteb": "MKQA · MTEB"}
 COMPARATOR_NAMES = {"x-x-mono": "X-X-mono", "x-y": "X-Y"}
-METHOD = ("compared by verdict category only (hybrid better, worse, or equivalent within the plan's margin ±m, "
-          "each decided within its own benchmark), never by size: the effects are measured on different pools")
+METHOD = ("by verdict category only (hybrid better, worse, or equivalent within the plan's margin ±m, each "
+          "decided by the plan's tests within its own benchmark), never by size: the effects are measured on "
+          "different pools")
 
 
 def cell_name(setting: str, metric: str) -> str:
