@@ -113,7 +113,7 @@ def hybrid_effect_figure(frame: pd.DataFrame) -> go.Figure:
                           exclude_empty_subplots=False)
         fig.update_xaxes(range=[-reach, reach], dtick=1 if reach < 8 else None, zeroline=False, showgrid=True,
                          gridcolor="#eee", row=1, col=col,
-                         title_text="hybrid − comparator, ÷ margin m  (← hybrid worse · hybrid better →)")
+                         title_text="hybrid − comparator, in margins m<br>← hybrid worse · hybrid better →")
     if comparators:
         fig.add_annotation(x=1, y=-0.5, xref="x", yref="y", text="±1 m: equivalence zone", showarrow=False,
                            yanchor="bottom", xanchor="left", font={"size": 11, "color": "#00795a"})
@@ -123,7 +123,7 @@ def hybrid_effect_figure(frame: pd.DataFrame) -> go.Figure:
     for name, first, last in groups:  # the cell's name left of its benchmarks
         fig.add_annotation(x=0, xref="paper", xanchor="right", xshift=-110, y=(first + last) / 2, yref="y",
                            text=f"<b>{name}</b>", showarrow=False, align="right", font={"size": 12})
-    fig.update_layout(height=150 + 30 * max(len(rows), 1) + 15 * len(groups),
+    fig.update_layout(height=170 + 30 * max(len(rows), 1) + 15 * len(groups),
                       margin={"l": 250, "r": 10, "t": 70, "b": 10}, plot_bgcolor="white",
                       legend={"orientation": "h", "yanchor": "bottom", "y": 1.07, "xanchor": "left", "x": 0,
                               "title": {"text": "verdict:"}})
@@ -132,9 +132,9 @@ def hybrid_effect_figure(frame: pd.DataFrame) -> go.Figure:
 
 EFFECT_CAPTION = (
     "**Reading the picture.** Each dot is hybrid's effect Δ = hybrid − comparator, the bar its 95 % interval "
-    "(two-level bootstrap over runs and question clusters: *How to read the verdict and the marks*, below). Effects on different "
-    "pools are not on one scale, so each is divided by its own equivalence margin m from the analysis plan (mAP: "
-    "±0.01; max rank distance: ±2 % of the base model's value on that benchmark, which grows with the pool) and "
-    "turned so that right means hybrid is better (for rank distance, lower is better). The shaded band is ±1 m; "
-    "the colour is the plan's verdict (marks p and TOST, adjusted in their family), not the eye's reading of the "
-    "bar against the band. Hover a dot for Δ in the metric's own units; the CSV holds both.")
+    "(two-level bootstrap over runs and question clusters: *How to read the verdict and the marks*, below). "
+    "Effects on different pools are not on one scale, so each is divided by its own equivalence margin m from the "
+    "analysis plan (mAP: ±0.01; max rank distance: ±2 % of the base model's value on that benchmark, which grows "
+    "with the pool) and turned so that right means hybrid is better (for rank distance, lower is better). The "
+    "shaded band is ±1 m; the colour is the plan's verdict (marks p and TOST, adjusted in their family), not the "
+    "eye's reading of the bar against the band. Hover a dot for Δ in the metric's own units; the CSV holds both.")
