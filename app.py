@@ -1,7 +1,9 @@
 """hybridviz: `streamlit run app.py`. This file is the Overview (the home page, /); the other pages are the files
 in pages/, found by Streamlit's multipage discovery of that folder (pages/__init__.py says how they are named).
 
-Overview: the question, what was trained on what, the headline table with the paper's reported rows
+Overview: the question, answered first in one picture (hybrid's effect against X-X-mono and X-Y per benchmark and
+setting, XQuAD-R beside MKQA, coloured by the verdict) and one computed sentence; then what was trained on what,
+and, folded, the verdict in words, the headline table with the paper's reported rows
 beside it, the bundle's provenance, and the status of data and encoder.
 
 Every number comes from a result bundle in cache/reference/ (made by
@@ -21,12 +23,13 @@ import pandas as pd
 from hybridviz import dashboard as dash
 from hybridviz import status
 from hybridviz.data import data_dir
-from hybridviz.paper import CONTAMINATION_NOTE, reported_headline
+from hybridviz.experiments.effects import METHOD, effects_missing, follows_reference, follows_sentence, hybrid_effects
 from hybridviz.experiments.plan import plan_in
 from hybridviz.experiments.verdict import TRANSDUCTIVE_SECTION, transductive_verdicts, verdicts
+from hybridviz.paper import CONTAMINATION_NOTE, reported_headline
+from hybridviz.viz.effects import EFFECT_CAPTION, effect_frame, hybrid_effect_figure
 from hybridviz.viz.style import SAMPLER_ORDER, TASK_LABELS, group_label
 from hybridviz.viz.tables import MARK_LEGEND, headline, tests_table
-
 
 STATS_EXPLAINER = (
     "- **Unit of evidence: the training run (seed).** Each method's figure is the mean over its runs; the "
@@ -63,7 +66,7 @@ st.markdown(
     "and asks whether it helps zero-shot retrieval on **MKQA** the way it helps on **XQuAD-R**."
 )
 
-progress = dash.PageProgress("Overview", [1, 1, 1, 4, 1])  # a cold visit computes every table: behind a bar
+progress = dash.PageProgress("Overview", [1, 1, 1, 1, 4, 1])  # a cold visit computes every table: behind a bar
 progress.next("reading the result bundle")
 bundle = dash.current_bundle()
 if bundle is not None:
@@ -71,6 +74,28 @@ if bundle is not None:
     summary = bundle.summary
     seen = summary.get("seen_languages", [])
     data = spec.get("train_data", "mlqa-r")
+    tasks = [t for t in bundle.tasks() if t in ("xquad-r", "mkqa-mteb", "mkqa-queries", "mkqa-answers",
+                                                "mkqa-answers-v1")]
+    progress.next("the answer in one picture")
+    st.subheader("The answer in one picture: hybrid's effect, XQuAD-R beside MKQA")
+    outdated = dash.outdated_summary_notice(bundle)
+    effects = hybrid_effects(summary)
+    drawn = effect_frame(effects)
+    if not drawn.empty:
+        dash.chart(hybrid_effect_figure(drawn), drawn, "hybrid-effects")
+    elif not outdated:
+        st.info("This bundle holds no test of hybrid against X-X-mono or X-Y on XQuAD-R or MKQA, so there is "
+                "nothing to draw.")
+    if not outdated:
+        answer, _, reasons = follows_sentence(follows_reference(effects), effects).partition(": ")
+        st.markdown(f"**{answer}:** {reasons}")  # the answer in bold, then its grounds
+        st.caption(f"**How XQuAD-R and MKQA are compared:** {METHOD}. A comparison agrees when both benchmarks "
+                   "reach the same one, and is open when either is undetermined or not equivalent (the interval "
+                   "lies outside ±m, but the difference is not significant by the marks' rule).")
+        st.caption(EFFECT_CAPTION)
+        missing = effects_missing(summary, effects)
+        if missing:
+            st.caption("Not in the picture: " + "; ".join(missing) + ".")
     trained_on = (f"MLQA-R dev question–answer pairs ({', '.join(seen) or '7 languages'})" if data == "mlqa-r"
                   else f"the training mix `{data}` (languages {', '.join(seen)})")
     st.markdown(
@@ -84,55 +109,54 @@ if bundle is not None:
     (st.info if not extent["early_stopped"] else st.caption)(
         f"**How far these models trained:** {extent['text']}. "
         + ("Every verdict below is a claim about this training budget." if not extent["early_stopped"] else ""))
-    tasks = [t for t in bundle.tasks() if t in ("xquad-r", "mkqa-mteb", "mkqa-queries", "mkqa-answers",
-                                                "mkqa-answers-v1")]
     progress.next("the verdict")
-    st.subheader("Verdict, computed from the bundle")
-    if not dash.outdated_summary_notice(bundle):
-        plan = plan_in(summary)
-        st.caption(f"Under the {plan.label} (`{plan.name}`): {plan.description or 'see the plan in summary.json'}")
-    training_free = sorted({c["group"] for c in summary.get("cells", []) if "+" in c["group"]})
-    for task in [t for t in bundle.tasks() if t in ("xquad-r", "mkqa-mteb", "mkqa-queries", "mkqa-answers",
-                                                    "mkqa-answers-v1")]:
-        lines = verdicts(summary, task, methods=SAMPLER_ORDER, labels=group_label)
-        if lines:
-            st.markdown(f"**{TASK_LABELS[task]}** — samplers (and the base)\n"
-                        + "\n".join(f"- {v['text']}" for v in lines))
-        if training_free:
-            lines = verdicts(summary, task, labels=group_label)
-            st.markdown(f"**{TASK_LABELS[task]}** — every inductive method, training-free ones included\n"
-                        + "\n".join(f"- {v['text']}" for v in lines))
-        transductive = transductive_verdicts(summary, task, labels=group_label)
-        if transductive:
-            st.markdown(f"**{TASK_LABELS[task]}** — {TRANSDUCTIVE_SECTION}\n"
-                        + "\n".join(f"- {line}" for line in transductive))
+    with st.expander("Verdict, computed from the bundle: every benchmark and setting in words"):
+        if not outdated:
+            plan = plan_in(summary)
+            st.caption(f"Under the {plan.label} (`{plan.name}`): "
+                       f"{plan.description or 'see the plan in summary.json'}")
+        training_free = sorted({c["group"] for c in summary.get("cells", []) if "+" in c["group"]})
+        for task in tasks:
+            lines = verdicts(summary, task, methods=SAMPLER_ORDER, labels=group_label)
+            if lines:
+                st.markdown(f"**{TASK_LABELS[task]}** — samplers (and the base)\n"
+                            + "\n".join(f"- {v['text']}" for v in lines))
+            if training_free:
+                lines = verdicts(summary, task, labels=group_label)
+                st.markdown(f"**{TASK_LABELS[task]}** — every inductive method, training-free ones included\n"
+                            + "\n".join(f"- {v['text']}" for v in lines))
+            transductive = transductive_verdicts(summary, task, labels=group_label)
+            if transductive:
+                st.markdown(f"**{TASK_LABELS[task]}** — {TRANSDUCTIVE_SECTION}\n"
+                            + "\n".join(f"- {line}" for line in transductive))
     with st.expander("How to read the verdict and the marks"):
         st.markdown(STATS_EXPLAINER)
     progress.next("the headline tables")
-    st.subheader("Headline: ours (me5-small, 2 CPU cores)")
-    if not tasks:
-        st.info("The bundle has no finished evaluation yet; rerun the grid command to continue it:\n\n"
-                f"`{dash.GRID_COMMAND}`")
-    numeric = []
-    for task in tasks:
-        shown, values = headline(summary, task)
-        numeric.append(values)
-        st.markdown(f"**{TASK_LABELS[task]}**")
-        dash.full_table(shown)
-        if task.startswith("mkqa") and "e5" in str(bundle.manifest.get("spec", {}).get("model", "")):
-            st.caption(CONTAMINATION_NOTE)
-    if tasks:
-        st.caption(MARK_LEGEND)
-        st.download_button("Headline as CSV", pd.concat(numeric).to_csv(index=False).encode(), "headline.csv",
-                           "text/csv")
-    st.subheader("Reported by the paper (XLM-R / LaBSE, A100) — not computed here")
-    reported = reported_headline("xquad-r").rename(columns={"multi max_rank_distance": "bias (rank distance)"})
-    reported = reported[["model", "sampler", "mono mAP", "cross mAP", "multi mAP", "bias (rank distance)"]]
-    st.markdown("**XQuAD-R**")
-    dash.full_table(reported)
-    st.caption("Reported figures: different models, training data (mMARCO + translated QA, 9 languages), batch "
-               "100 and hardware; compare the *ordering* of samplers, not the values. The paper reports no seeds "
-               "or significance tests and no MKQA results.")
+    with st.expander("Headline tables: ours (me5-small, 2 CPU cores) and the paper's reported rows"):
+        st.subheader("Headline: ours (me5-small, 2 CPU cores)")
+        if not tasks:
+            st.info("The bundle has no finished evaluation yet; rerun the grid command to continue it:\n\n"
+                    f"`{dash.GRID_COMMAND}`")
+        numeric = []
+        for task in tasks:
+            shown, values = headline(summary, task)
+            numeric.append(values)
+            st.markdown(f"**{TASK_LABELS[task]}**")
+            dash.full_table(shown)
+            if task.startswith("mkqa") and "e5" in str(bundle.manifest.get("spec", {}).get("model", "")):
+                st.caption(CONTAMINATION_NOTE)
+        if tasks:
+            st.caption(MARK_LEGEND)
+            st.download_button("Headline as CSV", pd.concat(numeric).to_csv(index=False).encode(), "headline.csv",
+                               "text/csv")
+        st.subheader("Reported by the paper (XLM-R / LaBSE, A100) — not computed here")
+        reported = reported_headline("xquad-r").rename(columns={"multi max_rank_distance": "bias (rank distance)"})
+        reported = reported[["model", "sampler", "mono mAP", "cross mAP", "multi mAP", "bias (rank distance)"]]
+        st.markdown("**XQuAD-R**")
+        dash.full_table(reported)
+        st.caption("Reported figures: different models, training data (mMARCO + translated QA, 9 languages), "
+                   "batch 100 and hardware; compare the *ordering* of samplers, not the values. The paper reports "
+                   "no seeds or significance tests and no MKQA results.")
     with st.expander("All comparisons (run as the unit; per-checkpoint query-level p beside it)"):
         dash.full_table(tests_table(summary), every_row=False)  # hundreds of rows: a scroll box
     dash.provenance_caption(bundle)

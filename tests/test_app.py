@@ -60,3 +60,26 @@ def test_details_page_empty_state(tmp_path, monkeypatch):
     at = AppTest.from_file(str(ROOT / "pages" / "8_Evaluation_details.py"), default_timeout=60).run()
     assert not at.exception
     assert "python -m hybridviz evaluate" in at.info[0].value
+
+
+def test_overview_leads_with_the_hybrid_effect_picture_and_folds_the_rest(data_root):
+    """On the committed sampler grid: the first chart is the hybrid-effect picture (both comparators), the computed
+    sentence follows it, the method is stated, and the verdict sentences and headline tables sit in expanders."""
+    import json
+
+    from hybridviz.experiments.effects import follows_reference, follows_sentence, hybrid_effects
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=240).run()
+    assert not at.exception
+    spec = at.get("plotly_chart")[0].proto.spec
+    assert "hybrid vs X-X-mono" in spec and "hybrid vs X-Y" in spec
+    summary = json.loads((ROOT / "cache" / "reference" / "sampler-grid" / "summary.json").read_text())
+    effects = hybrid_effects(summary)
+    answer, _, reasons = follows_sentence(follows_reference(effects), effects).partition(": ")
+    assert any(m.value == f"**{answer}:** {reasons}" for m in at.markdown)
+    assert answer == "Does MKQA follow XQuAD-R? Partly"
+    assert any("How XQuAD-R and MKQA are compared:** by verdict category only" in c.value for c in at.caption)
+    labels = [e.label for e in at.expander]
+    assert labels[0].startswith("Verdict, computed from the bundle") and any("Headline tables" in x for x in labels)
+    folded = " ".join(m.value for m in at.expander[0].markdown)
+    assert "samplers (and the base)" in folded and "multilingual mAP:" in folded

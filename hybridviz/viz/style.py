@@ -94,3 +94,9 @@ def chart_config(image_format: str = "png", name: str = "hybridviz") -> dict:
     """Plotly modebar config: the camera button downloads the figure as PNG or SVG."""
     return {"toImageButtonOptions": {"format": image_format, "filename": name, "scale": 2},
             "displaylogo": False}
+
+
+# a comparison's verdict (experiments/stats.py VERDICTS), read from the named method's side: one colour each,
+# distinguishable with red-green colour blindness (blue / vermilion from Okabe & Ito, then purple and greys)
+VERDICT_COLORS = {"better": "#0072B2", "worse": "#D55E00", "equivalent": "#009E73",
+                  "not equivalent": "#CC79A7", "undetermined": "#9a9a9a"}
