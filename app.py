@@ -78,6 +78,11 @@ if bundle is not None:
                                                 "mkqa-answers-v1")]
     progress.next("the answer in one picture")
     st.subheader("The answer in one picture: hybrid's effect, XQuAD-R beside MKQA")
+    extent = dash.training_extent(bundle)  # first: the picture is a claim about this training budget
+    (st.info if not extent["early_stopped"] else st.caption)(
+        f"**How far these models trained:** {extent['text']}. "
+        + ("The picture and every verdict below are claims about this training budget."
+           if not extent["early_stopped"] else ""))
     outdated = dash.outdated_summary_notice(bundle)
     effects = hybrid_effects(summary)
     drawn = effect_frame(effects)
@@ -105,10 +110,6 @@ if bundle is not None:
         f"seeds {spec.get('seeds')}; hybrid α = {spec.get('alpha')}. Evaluated zero-shot (no evaluation text in "
         f"training) on XQuAD-R (11 languages), MKQA parallel queries (1,000 examples × 17 languages) and MKQA "
         f"answers (1,000 examples × 12 languages); encodings in {spec.get('precision')}.")
-    extent = dash.training_extent(bundle)
-    (st.info if not extent["early_stopped"] else st.caption)(
-        f"**How far these models trained:** {extent['text']}. "
-        + ("Every verdict below is a claim about this training budget." if not extent["early_stopped"] else ""))
     progress.next("the verdict")
     with st.expander("Verdict, computed from the bundle: every benchmark and setting in words"):
         if not outdated:

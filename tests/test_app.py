@@ -83,3 +83,9 @@ def test_overview_leads_with_the_hybrid_effect_picture_and_folds_the_rest(data_r
     assert labels[0].startswith("Verdict, computed from the bundle") and any("Headline tables" in x for x in labels)
     folded = " ".join(m.value for m in at.expander[0].markdown)
     assert "samplers (and the base)" in folded and "multilingual mAP:" in folded
+    # the picture is a claim about the bundle's training budget, and says so above it
+    budget = [i.value for i in at.info if "How far these models trained" in i.value]
+    assert budget and "0.20 epoch" in budget[0] and "The picture and every verdict below" in budget[0]
+    order = [(getattr(e, "type", None), str(getattr(e, "value", ""))) for e in at.main]
+    first_chart = next(k for k, (kind, _) in enumerate(order) if kind == "plotly_chart")
+    assert any("How far these models trained" in v for _, v in order[:first_chart])
