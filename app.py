@@ -24,6 +24,7 @@ from hybridviz.data import data_dir
 from hybridviz.paper import CONTAMINATION_NOTE, reported_headline
 from hybridviz.experiments.plan import plan_in
 from hybridviz.experiments.verdict import TRANSDUCTIVE_SECTION, transductive_verdicts, verdicts
+from hybridviz.tasks import is_custom_task
 from hybridviz.viz.style import SAMPLER_ORDER, TASK_LABELS, group_label
 from hybridviz.viz.tables import MARK_LEGEND, headline, tests_table
 
@@ -85,26 +86,26 @@ if bundle is not None:
         f"**How far these models trained:** {extent['text']}. "
         + ("Every verdict below is a claim about this training budget." if not extent["early_stopped"] else ""))
     tasks = [t for t in bundle.tasks() if t in ("xquad-r", "mkqa-mteb", "mkqa-queries", "mkqa-answers",
-                                                "mkqa-answers-v1")]
+                                                "mkqa-answers-v1") or is_custom_task(t)]
     progress.next("the verdict")
-    st.subheader("Verdict, computed from the bundle")
+    partial = dash.partial_notice(bundle)  # a study still running: its verdict is partial
+    st.subheader("Verdict, computed from the bundle" + (" — partial" if partial else ""))
     if not dash.outdated_summary_notice(bundle):
         plan = plan_in(summary)
         st.caption(f"Under the {plan.label} (`{plan.name}`): {plan.description or 'see the plan in summary.json'}")
     training_free = sorted({c["group"] for c in summary.get("cells", []) if "+" in c["group"]})
-    for task in [t for t in bundle.tasks() if t in ("xquad-r", "mkqa-mteb", "mkqa-queries", "mkqa-answers",
-                                                    "mkqa-answers-v1")]:
+    for task in tasks:
         lines = verdicts(summary, task, methods=SAMPLER_ORDER, labels=group_label)
         if lines:
-            st.markdown(f"**{TASK_LABELS[task]}** — samplers (and the base)\n"
+            st.markdown(f"**{TASK_LABELS.get(task, task)}** — samplers (and the base)\n"
                         + "\n".join(f"- {v['text']}" for v in lines))
         if training_free:
             lines = verdicts(summary, task, labels=group_label)
-            st.markdown(f"**{TASK_LABELS[task]}** — every inductive method, training-free ones included\n"
+            st.markdown(f"**{TASK_LABELS.get(task, task)}** — every inductive method, training-free ones included\n"
                         + "\n".join(f"- {v['text']}" for v in lines))
         transductive = transductive_verdicts(summary, task, labels=group_label)
         if transductive:
-            st.markdown(f"**{TASK_LABELS[task]}** — {TRANSDUCTIVE_SECTION}\n"
+            st.markdown(f"**{TASK_LABELS.get(task, task)}** — {TRANSDUCTIVE_SECTION}\n"
                         + "\n".join(f"- {line}" for line in transductive))
     with st.expander("How to read the verdict and the marks"):
         st.markdown(STATS_EXPLAINER)
@@ -117,7 +118,7 @@ if bundle is not None:
     for task in tasks:
         shown, values = headline(summary, task)
         numeric.append(values)
-        st.markdown(f"**{TASK_LABELS[task]}**")
+        st.markdown(f"**{TASK_LABELS.get(task, task)}**")
         dash.full_table(shown)
         if task.startswith("mkqa") and "e5" in str(bundle.manifest.get("spec", {}).get("model", "")):
             st.caption(CONTAMINATION_NOTE)
