@@ -100,13 +100,27 @@ st.subheader("Studies")
 studies()
 
 st.subheader("New study")
+# (the defaults are TrainConfig's, the grid's too; the page does not import the training stack to read them)
+# any field may be preset from the URL (?model=tiny&samplers=x-y&samplers=hybrid&seeds=0,1&steps=3&custom=<folder>),
+# so a study can be shared as a link; the button still submits it
+preset = st.query_params
+
+
+def preset_number(key: str, default):
+    try:
+        return type(default)(preset.get(key, default))
+    except ValueError:
+        return default
+
+
 # plain widgets, no st.form: pressing Enter in a box only commits its value; only the button submits
 c1, c2 = st.columns(2)
-name = c1.text_input("Study name (the folder cache/studies/<name>)", key="name",
+name = c1.text_input("Study name (the folder cache/studies/<name>)", preset.get("name", ""), key="name",
                      placeholder="e.g. my-retriever-de-fr")
 runs = [f"run:{r.id}" for r in list_runs() if r.status().get("state") == "done" and r.model_dir.is_dir()]
 choices = ["me5-small", "tiny", *runs, OTHER]
-model = c1.selectbox("Model to fine-tune", choices, key="model", format_func=lambda m: {
+model = c1.selectbox("Model to fine-tune", choices, key="model",
+                     index=choices.index(preset["model"]) if preset.get("model") in choices else 0, format_func=lambda m: {
     "me5-small": "me5-small (offline multilingual-e5-small, the default)",
     "tiny": "tiny random BERT (checks the pipeline in seconds; results are meaningless)"}.get(m, m))
 if model == OTHER:
@@ -117,25 +131,32 @@ upload = c2.file_uploader(
     "…or your own pairs instead (JSON lines {id, lang, query, positive}; rows sharing an id are parallel; at most "
     f"{MAX_JSONL_BYTES // 1_000_000} MB)", type=["jsonl"], key="upload")
 train_languages = c2.text_input("Training languages (comma-separated codes; empty = all of the data)",
-                                key="train_languages")
+                                preset.get("languages", ""), key="train_languages")
 
 c1, c2 = st.columns(2)
 task_names = [e["task"] for e in DEFAULT_EVALUATIONS]
-builtin = c1.multiselect("Built-in evaluation sets", task_names, key="tasks", default=["xquad-r"],
+builtin = c1.multiselect("Built-in evaluation sets", task_names, key="tasks",
+                         default=[t for t in preset.get_all("tasks") if t in task_names] if "tasks" in preset
+                         else ["xquad-r"],
                          format_func=lambda t: TASK_LABELS.get(t, t))
 custom = c1.text_area("Your evaluation sets: one BEIR folder per line (corpus.jsonl, queries.jsonl, "
-                      "qrels/test.tsv), written as a path or beir:<path>", key="custom", height=80)
-limit = c1.number_input("Questions per evaluation set (a seeded sample; 0 = all)", 0, 1_000_000, 0, key="limit")
-samplers = c2.multiselect("Samplers", SAMPLERS, default=SAMPLERS, key="samplers")
-alphas = c2.text_input("α values (the first: the hybrid runs'; more: an α sweep on the first seed)", "0.5",
-                       key="alphas")
-seeds = c2.text_input("Seeds (at least two: the verdict is a test over runs)", "0, 1, 2", key="seeds")
+                      "qrels/test.tsv), written as a path or beir:<path>", "\n".join(preset.get_all("custom")),
+                      key="custom", height=80)
+limit = c1.number_input("Questions per evaluation set (a seeded sample; 0 = all)", 0, 1_000_000,
+                        preset_number("limit", 0), key="limit")
+samplers = c2.multiselect("Samplers", SAMPLERS, key="samplers",
+                          default=[s for s in preset.get_all("samplers") if s in SAMPLERS] or SAMPLERS)
+alphas = c2.text_input("α values (the first: the hybrid runs'; more: an α sweep on the first seed)",
+                       preset.get("alphas", "0.5"), key="alphas")
+seeds = c2.text_input("Seeds (at least two: the verdict is a test over runs)", preset.get("seeds", "0, 1, 2"),
+                      key="seeds")
 
 c1, c2, c3, c4 = st.columns(4)
-steps = c1.number_input("Steps (the budget; with early stopping, the maximum)", 1, 100_000, 100, key="steps")
-batch = c2.number_input("Batch size", 2, 1_000_000, 32, key="batch")
-lr = c3.number_input("Learning rate", 1e-7, 1e-2, 2e-5, format="%.1e", key="lr")
-warmup = c4.number_input("Warm-up steps", 0, 5000, 10, key="warmup")
+steps = c1.number_input("Steps (the budget; with early stopping, the maximum)", 1, 100_000,
+                        preset_number("steps", 100), key="steps")
+batch = c2.number_input("Batch size", 2, 1_000_000, preset_number("batch", 32), key="batch")
+lr = c3.number_input("Learning rate", 1e-7, 1e-2, preset_number("lr", 3e-5), format="%.1e", key="lr")
+warmup = c4.number_input("Warm-up steps", 0, 5000, preset_number("warmup", 0), key="warmup")
 early = c1.checkbox("Early stopping (hold out 20 % of the training groups, keep the best checkpoint)", key="early")
 eval_steps = c2.number_input("validate every … steps", 1, 10_000, 100, key="eval_steps", disabled=not early)
 patience = c3.number_input("patience (validations without a gain)", 1, 100, 5, key="patience", disabled=not early)
