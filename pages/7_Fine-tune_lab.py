@@ -139,7 +139,18 @@ def live() -> None:
                 frame = pd.DataFrame(log)
                 st.plotly_chart(px.line(frame, x="step", y="loss", title="training loss (InfoNCE)", height=260),
                                 width="stretch", key=f"loss-{run.id}")
-            if evaluation.get("state") == "evaluating":
+            if evaluation.get("samples"):
+                full = evaluation.get("state") == "done"
+                st.markdown(f"**Sample** — a seeded sample of {lab.SAMPLE_QUESTIONS} questions per benchmark "
+                            "(the pool whole for XQuAD-R and custom sets), evaluated first: "
+                            + ("indicative only; the full evaluation below is the result." if full
+                               else "first figures while the full evaluation follows."))
+                st.dataframe(pd.DataFrame([{"benchmark": TASK_LABELS.get(t, t), **v}
+                                           for t, v in evaluation["samples"].items()]), hide_index=True)
+            if evaluation.get("state") == "evaluating" and evaluation.get("phase") == "sample":
+                st.write(f"Evaluating a sample of {evaluation.get('task')} ({lab.SAMPLE_QUESTIONS} questions, "
+                         "seeded) first; the full evaluation follows…")
+            if evaluation.get("state") == "evaluating" and evaluation.get("phase") != "sample":
                 st.write(f"Evaluating {evaluation.get('task')} ({len(evaluation.get('done', []))}/"
                          f"{evaluation.get('total')} benchmarks done)…")
                 if evaluation.get("to_encode"):
@@ -149,11 +160,12 @@ def live() -> None:
                     st.progress(min(share, 1.0), text=f"{evaluation.get('stage')}: {evaluation['encoded']:,} of "
                                                       f"{evaluation['to_encode']:,} texts"
                                                       + (f" · ETA {eta:.0f} s" if eta is not None else ""))
+            if evaluation.get("state") == "evaluating":
                 whole = lab.evaluation_eta(evaluation, measured)
                 st.caption(f"Whole evaluation: about {whole / 60:.1f} min left (this machine's measured times)"
                            if whole is not None else "Whole evaluation: no estimate until each benchmark has been "
                                                      "evaluated once on this machine.")
-            elif evaluation.get("state") == "failed":
+            if evaluation.get("state") == "failed":
                 st.error(f"Evaluation failed: {evaluation.get('error')}")
             elif evaluation.get("state") == "cancelled":
                 st.warning(f"Evaluation cancelled: {evaluation.get('error')}")

@@ -215,3 +215,26 @@ def test_lab_times_are_measured_not_written(tmp_path):
     record = {"task": "xquad-r", "tasks": ["xquad-r", "mkqa-answers"], "done": [], "started": 1000.0}
     assert lab.evaluation_eta(record, got, now=1050.0) == pytest.approx(150 + 50)
     assert lab.evaluation_eta({**record, "tasks": ["xquad-r", "mkqa-mteb"]}, got, now=1050.0) is None
+
+
+def test_lab_evaluates_a_labelled_seeded_sample_first(tmp_path, data_root):
+    """First figures fast: each benchmark whose evaluation is larger than the sample is first evaluated on a
+    seeded sample (its own folder, never listed as a result); a benchmark already that small is not sampled."""
+    from hybridviz.encoders.locators import tiny_dir
+    from hybridviz.experiments import lab
+    from hybridviz.experiments.bundle import lab_results
+    from hybridviz.fileio import write_json_atomic
+    from hybridviz.training.runs import Run
+    from hybridviz.training.trainer import TrainConfig
+
+    run = Run("r3", tmp_path)
+    write_json_atomic(run.dir / "config.json", {"model": "tiny"})
+    run.model_dir.symlink_to(tiny_dir(0), target_is_directory=True)
+    specs = [{"task": "mkqa-answers", "languages": ["en", "es"], "limit": None},
+             {"task": "xquad-r", "languages": ["en"], "limit": 20}]
+    samples = lab.evaluate_samples(run, TrainConfig(model="tiny"), specs)
+    assert list(samples) == ["mkqa-answers"]
+    got = samples["mkqa-answers"]
+    assert got["questions"] == lab.SAMPLE_QUESTIONS and got["seed"] == lab.SAMPLE_SEED and 0 <= got["multi mAP"] <= 1
+    assert (run.dir / "samples" / "mkqa-answers" / "metrics.json").is_file()
+    assert lab_results(tmp_path) == []  # a sample is not a result

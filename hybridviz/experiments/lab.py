@@ -100,6 +100,9 @@ def evaluation_eta(record: dict, measured: dict, now: float | None = None) -> fl
     has no measurement yet."""
     now = now or time.time()
     eval_s = measured.get("eval_s", {})
+    if record.get("phase") == "sample":  # the samples first: every benchmark's full evaluation is still to come
+        tasks = record.get("tasks", [])
+        return sum(eval_s[t] for t in tasks) if tasks and all(t in eval_s for t in tasks) else None
     current, done = record.get("task"), record.get("done", [])
     todo = [t for t in record.get("tasks", []) if t not in done and t != current]
     left = None
@@ -177,11 +180,14 @@ def _work(run: Run, root: Path | None) -> int:
     if run.status().get("state") != "done":
         return 1
     specs = lab_info(run).get("evaluations", [])
+    samples = evaluate_samples(run, config, specs)
+    if samples is None:
+        return 1
     done, timings = [], {}
     for spec in specs:
         record = {"state": "evaluating", "task": spec["task"], "done": done, "total": len(specs),
                   "tasks": [s["task"] for s in specs], "started": time.time(), "pid": os.getpid(),
-                  "timings": timings}
+                  "timings": timings, "samples": samples, "phase": "full"}
         write_json_atomic(run.dir / "evaluation.json", record)
 
         def progress(stage: str, encoded: int, total: int, record=record) -> None:
@@ -195,13 +201,56 @@ def _work(run: Run, root: Path | None) -> int:
         except Exception as exc:
             write_json_atomic(run.dir / "evaluation.json", {"state": "failed", "task": spec["task"], "done": done,
                                                             "error": f"{type(exc).__name__}: {exc}",
-                                                            "timings": timings})
+                                                            "timings": timings, "samples": samples})
             return 1
         timings[spec["task"]] = round(time.time() - record["started"], 1)
         done.append(spec["task"])
     write_json_atomic(run.dir / "evaluation.json", {"state": "done", "done": done, "total": len(specs),
-                                                    "timings": timings})
+                                                    "timings": timings, "samples": samples})
     return 0
+
+
+SAMPLE_QUESTIONS = 100  # a benchmark's seeded sample, evaluated first (first figures within minutes)
+SAMPLE_SEED = 0
+HEADLINE = (("mono", "mAP"), ("cross", "mAP"), ("multi", "mAP"), ("mono", "nDCG@10"))
+
+
+def evaluate_samples(run: Run, config: TrainConfig, specs: list[dict]) -> dict | None:
+    """Before the full evaluation: each benchmark on a seeded sample of SAMPLE_QUESTIONS questions (XQuAD-R,
+    MLQA-R and custom sets keep their whole pool; MKQA samples examples), into <run>/samples/<task>/ (never
+    listed as results: labelled as a sample on the lab page only). Returns {task: {"questions", "seed",
+    "seconds", "<setting> <metric>": value}}; None when the worker should stop (the sample failed: said in
+    evaluation.json)."""
+    from hybridviz.encoders.policy import evaluation_precision
+    from hybridviz.evaluate import evaluate
+    from hybridviz.results.store import read_metrics
+    from hybridviz.tasks import task_dir
+
+    samples: dict = {}
+    todo = [s for s in specs if s.get("limit") is None or s["limit"] > SAMPLE_QUESTIONS]
+    for spec in todo:
+        record = {"state": "evaluating", "phase": "sample", "task": spec["task"], "done": [], "total": len(specs),
+                  "tasks": [s["task"] for s in specs], "started": time.time(), "pid": os.getpid(),
+                  "samples": samples}
+        write_json_atomic(run.dir / "evaluation.json", record)
+        folder = run.dir / "samples" / task_dir(spec["task"])
+        try:
+            evaluate(str(run.model_dir), spec["task"], languages=spec.get("languages"), limit=SAMPLE_QUESTIONS,
+                     seed=SAMPLE_SEED, out_dir=folder, precision=evaluation_precision(config.model))
+            metrics = read_metrics(folder)
+        except Exception as exc:
+            write_json_atomic(run.dir / "evaluation.json", {**record, "state": "failed",
+                                                            "error": f"sample of {spec['task']}: "
+                                                                     f"{type(exc).__name__}: {exc}"})
+            return None
+        figures = {"questions": SAMPLE_QUESTIONS, "seed": SAMPLE_SEED,
+                   "seconds": round(time.time() - record["started"], 1)}
+        for setting, metric in HEADLINE:
+            value = metrics.get("settings", {}).get(setting, {}).get("macro", {}).get(metric)
+            if value is not None:
+                figures[f"{setting} {metric}"] = value
+        samples[spec["task"]] = figures
+    return samples
 
 
 def stop_process_group(pid, wait_s: float = 5.0) -> None:
