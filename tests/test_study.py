@@ -43,7 +43,10 @@ def test_a_bad_request_is_refused_before_anything_is_written(tmp_path, beir_fold
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "corpus.jsonl").write_text('{"_id": "d1", "text": "x", "lang": "en"}\n')
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text('{"id": "1", "lang": "en", "query": "q", "positive": "p"}\n{"id": "2", "lang": "en"\n')
     cases = [
+        (dict(TINY, train_data=str(pairs)), [f"beir:{beir_folder}"], "pairs.jsonl, line 2: malformed JSON"),
         (dict(TINY, model="no-such-model"), [f"beir:{beir_folder}"], "Unknown model"),
         (dict(TINY, model=str(tmp_path)), [f"beir:{beir_folder}"], "no modules.json"),
         (dict(TINY, model="run:nope"), [f"beir:{beir_folder}"], "no finished run"),

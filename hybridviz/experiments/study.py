@@ -153,19 +153,16 @@ def build_spec(model: str, tasks: list[str], samplers: list[str], seeds: list[in
         if warmup_steps is None:
             spec.warmup_steps = min(WARMUP_STEPS, spec.steps)
     spec.warmup_steps = min(spec.warmup_steps, spec.steps)
+    from hybridviz.experiments.grid import check_training_data, pin_training_file
     from hybridviz.training.trainer import load_pairs
 
+    spec = pin_training_file(spec)  # a JSONL of pairs: validated line by line, size-checked, its sha256 pinned
     for sampler in spec.samplers:  # against the data: batch larger than it, too few languages for x-y, ...
         config = spec.train_config(sampler, spec.seeds[0])
         config.validate()
         pairs = load_pairs(config)
         config.validate(len(pairs), pairs.languages)
-    custom = [e["task"] for e in evaluations if is_custom_task(e["task"])]
-    if custom:  # training text that is evaluation text would not be zero-shot
-        from hybridviz.training.data import check_zero_shot
-
-        check_zero_shot(load_pairs(spec.train_config(spec.samplers[0], spec.seeds[0])),
-                        benchmarks=tuple(custom))
+    check_training_data(spec, log=lambda message: None)  # the grid's zero-shot guard against the chosen sets
     return spec
 
 
