@@ -64,6 +64,16 @@ st.markdown(
     "and asks whether it helps zero-shot retrieval on **MKQA** the way it helps on **XQuAD-R**."
 )
 
+SETS = {"xquad-r": "XQuAD-R (11 languages)", "mkqa-queries": "MKQA parallel queries (1,000 examples × 17 languages)",
+        "mkqa-answers": "MKQA answers (1,000 examples × 12 languages)"}
+
+
+def evaluated_on(bundle) -> str:
+    """The bundle's evaluation sets in words (a study's own sets by their task name)."""
+    names = [SETS.get(t, TASK_LABELS.get(t, t)) for t in bundle.tasks() if t != "mkqa-answers-v1"]
+    return ", ".join(names[:-1]) + (" and " if len(names) > 1 else "") + names[-1] if names else "no set yet"
+
+
 progress = dash.PageProgress("Overview", [1, 1, 1, 4, 1])  # a cold visit computes every table: behind a bar
 progress.next("reading the result bundle")
 bundle = dash.current_bundle()
@@ -79,8 +89,7 @@ if bundle is not None:
         f"steps of batch {spec.get('batch_size')}, "
         f"lr {spec.get('learning_rate')}, warm-up {spec.get('warmup_steps')}, τ = {spec.get('temperature')}, "
         f"seeds {spec.get('seeds')}; hybrid α = {spec.get('alpha')}. Evaluated zero-shot (no evaluation text in "
-        f"training) on XQuAD-R (11 languages), MKQA parallel queries (1,000 examples × 17 languages) and MKQA "
-        f"answers (1,000 examples × 12 languages); encodings in {spec.get('precision')}.")
+        f"training) on {evaluated_on(bundle)}; encodings in {spec.get('precision')}.")
     extent = dash.training_extent(bundle)
     (st.info if not extent["early_stopped"] else st.caption)(
         f"**How far these models trained:** {extent['text']}. "
@@ -110,7 +119,7 @@ if bundle is not None:
     with st.expander("How to read the verdict and the marks"):
         st.markdown(STATS_EXPLAINER)
     progress.next("the headline tables")
-    st.subheader("Headline: ours (me5-small, 2 CPU cores)")
+    st.subheader(f"Headline: ours ({spec.get('model')})")
     if not tasks:
         st.info("The bundle has no finished evaluation yet; rerun the grid command to continue it:\n\n"
                 f"`{dash.GRID_COMMAND}`")
