@@ -27,6 +27,7 @@ from hybridviz.experiments.effects import METHOD, effects_missing, follows_refer
 from hybridviz.experiments.plan import plan_in
 from hybridviz.experiments.verdict import TRANSDUCTIVE_SECTION, transductive_verdicts, verdicts
 from hybridviz.paper import CONTAMINATION_NOTE, reported_headline
+from hybridviz.tasks import is_custom_task
 from hybridviz.viz.effects import EFFECT_CAPTION, effect_frame, hybrid_effect_figure
 from hybridviz.viz.style import SAMPLER_ORDER, TASK_LABELS, group_label
 from hybridviz.viz.tables import MARK_LEGEND, headline, tests_table
@@ -66,6 +67,16 @@ st.markdown(
     "and asks whether it helps zero-shot retrieval on **MKQA** the way it helps on **XQuAD-R**."
 )
 
+SETS = {"xquad-r": "XQuAD-R (11 languages)", "mkqa-queries": "MKQA parallel queries (1,000 examples × 17 languages)",
+        "mkqa-answers": "MKQA answers (1,000 examples × 12 languages)"}
+
+
+def evaluated_on(bundle) -> str:
+    """The bundle's evaluation sets in words (a study's own sets by their task name)."""
+    names = [SETS.get(t, TASK_LABELS.get(t, t)) for t in bundle.tasks() if t != "mkqa-answers-v1"]
+    return ", ".join(names[:-1]) + (" and " if len(names) > 1 else "") + names[-1] if names else "no set yet"
+
+
 progress = dash.PageProgress("Overview", [1, 1, 1, 1, 4, 1])  # a cold visit computes every table: behind a bar
 progress.next("reading the result bundle")
 bundle = dash.current_bundle()
@@ -75,9 +86,10 @@ if bundle is not None:
     seen = summary.get("seen_languages", [])
     data = spec.get("train_data", "mlqa-r")
     tasks = [t for t in bundle.tasks() if t in ("xquad-r", "mkqa-mteb", "mkqa-queries", "mkqa-answers",
-                                                "mkqa-answers-v1")]
+                                                "mkqa-answers-v1") or is_custom_task(t)]
+    partial = dash.partial_notice(bundle)  # a study still running: its verdict is partial
     progress.next("the answer in one picture")
-    st.subheader("The answer in one picture: hybrid's effect, XQuAD-R beside MKQA")
+    st.subheader("The answer in one picture: hybrid's effect, XQuAD-R beside MKQA" + (" — partial" if partial else ""))
     extent = dash.training_extent(bundle)  # first: the picture is a claim about this training budget
     (st.info if not extent["early_stopped"] else st.caption)(
         f"**How far these models trained:** {extent['text']}. "
@@ -108,10 +120,10 @@ if bundle is not None:
         f"steps of batch {spec.get('batch_size')}, "
         f"lr {spec.get('learning_rate')}, warm-up {spec.get('warmup_steps')}, τ = {spec.get('temperature')}, "
         f"seeds {spec.get('seeds')}; hybrid α = {spec.get('alpha')}. Evaluated zero-shot (no evaluation text in "
-        f"training) on XQuAD-R (11 languages), MKQA parallel queries (1,000 examples × 17 languages) and MKQA "
-        f"answers (1,000 examples × 12 languages); encodings in {spec.get('precision')}.")
+        f"training) on {evaluated_on(bundle)}; encodings in {spec.get('precision')}.")
     progress.next("the verdict")
-    with st.expander("Verdict, computed from the bundle: every benchmark and setting in words"):
+    with st.expander("Verdict, computed from the bundle" + (" (partial)" if partial else "")
+                     + ": every benchmark and setting in words"):
         if not outdated:
             plan = plan_in(summary)
             st.caption(f"Under the {plan.label} (`{plan.name}`): "
@@ -120,21 +132,21 @@ if bundle is not None:
         for task in tasks:
             lines = verdicts(summary, task, methods=SAMPLER_ORDER, labels=group_label)
             if lines:
-                st.markdown(f"**{TASK_LABELS[task]}** — samplers (and the base)\n"
+                st.markdown(f"**{TASK_LABELS.get(task, task)}** — samplers (and the base)\n"
                             + "\n".join(f"- {v['text']}" for v in lines))
             if training_free:
                 lines = verdicts(summary, task, labels=group_label)
-                st.markdown(f"**{TASK_LABELS[task]}** — every inductive method, training-free ones included\n"
+                st.markdown(f"**{TASK_LABELS.get(task, task)}** — every inductive method, training-free ones included\n"
                             + "\n".join(f"- {v['text']}" for v in lines))
             transductive = transductive_verdicts(summary, task, labels=group_label)
             if transductive:
-                st.markdown(f"**{TASK_LABELS[task]}** — {TRANSDUCTIVE_SECTION}\n"
+                st.markdown(f"**{TASK_LABELS.get(task, task)}** — {TRANSDUCTIVE_SECTION}\n"
                             + "\n".join(f"- {line}" for line in transductive))
     with st.expander("How to read the verdict and the marks"):
         st.markdown(STATS_EXPLAINER)
     progress.next("the headline tables")
-    with st.expander("Headline tables: ours (me5-small, 2 CPU cores) and the paper's reported rows"):
-        st.subheader("Headline: ours (me5-small, 2 CPU cores)")
+    with st.expander(f"Headline tables: ours ({spec.get('model')}) and the paper's reported rows"):
+        st.subheader(f"Headline: ours ({spec.get('model')})")
         if not tasks:
             st.info("The bundle has no finished evaluation yet; rerun the grid command to continue it:\n\n"
                     f"`{dash.GRID_COMMAND}`")
@@ -142,7 +154,7 @@ if bundle is not None:
         for task in tasks:
             shown, values = headline(summary, task)
             numeric.append(values)
-            st.markdown(f"**{TASK_LABELS[task]}**")
+            st.markdown(f"**{TASK_LABELS.get(task, task)}**")
             dash.full_table(shown)
             if task.startswith("mkqa") and "e5" in str(bundle.manifest.get("spec", {}).get("model", "")):
                 st.caption(CONTAMINATION_NOTE)

@@ -120,7 +120,31 @@ def bundle_page(intro: str | None = None, progress: StepProgress | None = None) 
             progress.close()
         st.stop()
     st.caption(f"How far these models trained: {training_extent(bundle)['text']}.")
+    partial_notice(bundle)
     return bundle
+
+
+STUDY_PREFIX = "study:"  # a study's bundle in the selector (and the URL): study:<name>
+
+
+def study_bundles() -> dict[str, Path]:
+    """The studies' bundles listed beside the reference ones: each sampler with two finished runs."""
+    from hybridviz.experiments import study
+
+    root = paths.STUDIES_DIR  # read at call time: tests point it elsewhere
+    return {f"{STUDY_PREFIX}{p.name}": p for p in study.study_bundles(root)}
+
+
+def partial_notice(bundle: Bundle) -> dict | None:
+    """A study still running (or stopped before its end): its verdict is partial, said above the figures."""
+    from hybridviz.experiments import study
+
+    state = study.partial(bundle.path)
+    if state is not None:
+        st.warning(f"**Partial** — study `{bundle.path.name}` has {state['done']} of {state['total']} units "
+                   f"finished (it is {state['state']}): every verdict and figure here is partial until the study "
+                   "is complete. Follow it on the Study page.")
+    return state
 
 
 @st.cache_data(max_entries=16)
@@ -183,17 +207,19 @@ def learning_curves() -> dict[str, dict]:
 
 
 def current_bundle() -> Bundle | None:
-    """The bundle chosen in the sidebar (cache/reference/*), or None with an empty-state message shown."""
+    """The bundle chosen in the sidebar (cache/reference/*, and cache/studies/* as study:<name>), or None with an
+    empty-state message shown."""
     root = bundle_module.REFERENCE_DIR  # read at call time: tests point it elsewhere
-    paths = find_bundles(root)
-    if not paths:
+    found = {p.name: p for p in find_bundles(root)}
+    found.update(study_bundles())  # studies run from the Study page, once each sampler has two finished runs
+    if not found:
         st.info(f"No result bundle in `{root}` yet. Make one (hours on 2 CPU cores; resumable):\n\n"
-                f"`{GRID_COMMAND}`")
+                f"`{GRID_COMMAND}`, or run a study on the Study page.")
         return None
-    names = [p.name for p in paths]
+    names, bundle_paths = list(found), list(found.values())
     # the main sampler grid first; other set-ups (robustness-*) are one choice away
     name = param_select("Result bundle", names, "bundle", sidebar=True, default=MAIN_BUNDLE)
-    path = paths[names.index(name)]
+    path = bundle_paths[names.index(name)]
     try:
         return _bundle(str(path), _stamp(path))
     except BundleError as exc:

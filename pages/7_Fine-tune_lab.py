@@ -41,11 +41,28 @@ TrainConfig = importlib.import_module("hybridviz.training.trainer").TrainConfig
 MLQA_R_LANGUAGES = BENCHMARKS["mlqa-r"]["languages"]  # the default training data's languages
 
 st.markdown("Runs train in a separate process through `hybridviz.training` (not inside this page), one at a "
-            f"time; up to {lab.MAX_WAITING} more wait in a queue. About 3–5 s per step for me5-small on 2 cores, "
-            "then a few minutes per benchmark to evaluate.")
+            f"time; up to {lab.MAX_WAITING} more wait in a queue; then each is evaluated automatically.")
+
+
+def measured_sentence(measured: dict) -> str:
+    """The time figures measured on this machine by the last lab runs (never written by hand)."""
+    if not measured["runs"]:
+        return ("No lab run has finished on this machine yet, so there are no measured times: the first run's "
+                "progress bar shows its own ETA.")
+    parts = []
+    if measured["step_s"] is not None:
+        parts.append(f"{measured['step_s']:.2f} s per training step")
+    if measured["eval_s"]:
+        parts.append("evaluation " + ", ".join(f"{TASK_LABELS.get(t, t)} {s / 60:.1f} min"
+                                               for t, s in measured["eval_s"].items()))
+    return f"Measured on this machine (median of the last {measured['runs']} lab runs): " + "; ".join(parts) + "."
+
+
+st.caption(measured_sentence(lab.measured_times()))
 
 defaults = TrainConfig()
-with st.form("new_run"):
+# plain widgets, no st.form: pressing Enter in a box (Steps, ...) only commits its value; only the button submits
+with st.container(border=True):
     c1, c2, c3, c4 = st.columns(4)
     sampler = c1.selectbox("Sampler", SAMPLERS, index=SAMPLERS.index("hybrid"), key="sampler")
     alpha = c1.number_input("α (hybrid: share of X-X-mono batches)", 0.0, 1.0, 0.5, 0.05)
@@ -72,7 +89,7 @@ with st.form("new_run"):
         preset = [t for t in st.query_params.get_all("tasks") if t in task_names]
         tasks = st.multiselect("Evaluate on", task_names, key="tasks", default=preset or task_names,
                                format_func=lambda t: TASK_LABELS.get(t, t))
-    submitted = st.form_submit_button("Start fine-tune", type="primary")
+    submitted = st.button("Start fine-tune", type="primary", key="start")
 
 if submitted:
     config = TrainConfig(model=model, sampler=sampler, alpha=float(alpha), steps=int(steps), batch_size=int(batch),
@@ -84,7 +101,7 @@ if submitted:
             config.train_data = str(save_upload(upload.getvalue()))
         run = lab.submit(config, tasks=tasks)
         st.success(f"Queued {run.id}.")
-    except lab.AlreadyQueued as exc:  # a second press of the same form (Enter, then the button): nothing to do
+    except lab.AlreadyQueued as exc:  # the same settings submitted again: nothing to do
         st.info(f"{exc} One worker runs it; follow it below.")
     except HybridvizError as exc:
         st.error(str(exc))
@@ -92,7 +109,9 @@ if submitted:
 
 @st.fragment(run_every=2)
 def live() -> None:
+    lab.reconcile_evaluations()  # a worker killed while it evaluated: failed, with the reason (and reaped)
     runs = [r for r in list_runs() if (r.dir / "lab.json").exists()]
+    measured = lab.measured_times()
     if not runs:
         st.info("No lab run yet: fill in the form above and press **Start fine-tune**.")
         return
@@ -120,7 +139,18 @@ def live() -> None:
                 frame = pd.DataFrame(log)
                 st.plotly_chart(px.line(frame, x="step", y="loss", title="training loss (InfoNCE)", height=260),
                                 width="stretch", key=f"loss-{run.id}")
-            if evaluation.get("state") == "evaluating":
+            if evaluation.get("samples"):
+                full = evaluation.get("state") == "done"
+                st.markdown(f"**Sample** — a seeded sample of {lab.SAMPLE_QUESTIONS} questions per benchmark "
+                            "(the pool whole for XQuAD-R and custom sets), evaluated first: "
+                            + ("indicative only; the full evaluation below is the result." if full
+                               else "first figures while the full evaluation follows."))
+                st.dataframe(pd.DataFrame([{"benchmark": TASK_LABELS.get(t, t), **v}
+                                           for t, v in evaluation["samples"].items()]), hide_index=True)
+            if evaluation.get("state") == "evaluating" and evaluation.get("phase") == "sample":
+                st.write(f"Evaluating a sample of {evaluation.get('task')} ({lab.SAMPLE_QUESTIONS} questions, "
+                         "seeded) first; the full evaluation follows…")
+            if evaluation.get("state") == "evaluating" and evaluation.get("phase") != "sample":
                 st.write(f"Evaluating {evaluation.get('task')} ({len(evaluation.get('done', []))}/"
                          f"{evaluation.get('total')} benchmarks done)…")
                 if evaluation.get("to_encode"):
@@ -130,12 +160,20 @@ def live() -> None:
                     st.progress(min(share, 1.0), text=f"{evaluation.get('stage')}: {evaluation['encoded']:,} of "
                                                       f"{evaluation['to_encode']:,} texts"
                                                       + (f" · ETA {eta:.0f} s" if eta is not None else ""))
-            elif evaluation.get("state") == "failed":
+            if evaluation.get("state") == "evaluating":
+                whole = lab.evaluation_eta(evaluation, measured)
+                st.caption(f"Whole evaluation: about {whole / 60:.1f} min left (this machine's measured times)"
+                           if whole is not None else "Whole evaluation: no estimate until each benchmark has been "
+                                                     "evaluated once on this machine.")
+            if evaluation.get("state") == "failed":
                 st.error(f"Evaluation failed: {evaluation.get('error')}")
+            elif evaluation.get("state") == "cancelled":
+                st.warning(f"Evaluation cancelled: {evaluation.get('error')}")
             elif evaluation.get("state") == "done":
                 st.success("Evaluated: it appears on the other pages as "
                            f"`lab:{run.id}`. Done: {', '.join(evaluation.get('done', []))}.")
-            if state in ("queued", "running") and st.button("Cancel", key=f"cancel-{run.id}"):
+            if (state in ("queued", "running") or evaluation.get("state") == "evaluating") and st.button(
+                    "Cancel", key=f"cancel-{run.id}"):
                 st.toast(f"{run.id}: {lab.cancel(run)}")
 
 

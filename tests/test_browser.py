@@ -48,11 +48,17 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _studies_of(runs: Path) -> Path:
+    """The server's own studies folder beside its run registry (the tests never touch cache/studies)."""
+    return runs.parent / f"{runs.name}-studies"
+
+
 def _start_server(runs: Path) -> tuple[subprocess.Popen, str]:
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (.ci/run does)")
     port = _free_port()
-    env = {**os.environ, "HYBRIDVIZ_RUNS": str(runs), "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "HYBRIDVIZ_RUNS": str(runs), "HYBRIDVIZ_STUDIES": str(_studies_of(runs)),
+           "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
                              "--server.port", str(port), "--server.address", "127.0.0.1"],
                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -176,8 +182,8 @@ def test_lab_run_finishes_then_search_with_it(server, browser):
             if attempt == 2:
                 raise
             wait_idle(page)
-    steps.press("Enter")  # Enter submits the form...
-    # ...and the button a moment later: one worker (a rerun in flight can still show its stale copy: either one)
+    steps.press("Enter")  # Enter only commits the value (no form: it used to submit)...
+    # ...and the button submits: one worker (a rerun in flight can still show its stale copy: either message)
     page.get_by_role("button", name="Start fine-tune").first.click()
     # the second press reruns the page over the first's "Queued …": either message, then one run on disk
     page.get_by_text(re.compile("already queued|Queued hybrid")).first.wait_for(timeout=60_000)
@@ -219,3 +225,45 @@ def _model_labels(runs: Path) -> list[str]:
             "print('\\n'.join(available_models()))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     return out.stdout.splitlines()
+
+
+def test_a_tiny_study_from_the_form_to_a_verdict_on_every_page(server, browser, tmp_path_factory):
+    """#33: a newcomer's study from the dashboard alone: the Study form (preset from the URL: tiny model, 2
+    samplers x 2 seeds, 3 steps, a tiny custom BEIR set), Enter in a box submits nothing, the button queues the
+    grid as one background job, the page follows it to the end, and the study's bundle is then read by the
+    Overview (its verdict) and the other pages. Screenshots into artifacts/screenshots/Study-*.png."""
+    from hybridviz.tasks import build_corpus, write_beir
+
+    url, runs = server
+    studies = _studies_of(runs)
+    folder = tmp_path_factory.mktemp("browser-beir") / "mini-xquad"
+    write_beir(build_corpus("xquad-r", ["en", "de"], limit=12, seed=0), folder)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page = browser.new_page(viewport={"width": 1400, "height": 1400})
+    query = urlencode([("name", "tiny-study"), ("model", "tiny"), ("samplers", "x-x-mono"), ("samplers", "x-y"),
+                       ("seeds", "0, 1"), ("steps", "3"), ("batch", "8"), ("lr", "0.001"), ("languages", "en, de"),
+                       ("tasks", ""), ("custom", str(folder))])
+    page.goto(f"{url}/Study?{query}")
+    wait_idle(page)
+    assert errors_on(page) == []
+    page.get_by_label(re.compile("^Steps")).press("Enter")  # commits the value, submits nothing
+    wait_idle(page)
+    assert not list(studies.glob("*/study.json"))
+    started = time.time()
+    page.get_by_role("button", name="Start study").click()
+    page.get_by_text("Study 'tiny-study' queued", exact=False).wait_for(timeout=180_000)
+    page.screenshot(path=str(ARTIFACTS / "Study-queued.png"), full_page=True)
+    # the live list reruns every 2 s: no wait_idle; the expander title says when it is done
+    page.get_by_text("tiny-study · done", exact=False).first.wait_for(timeout=1_500_000)
+    wall = time.time() - started
+    page.screenshot(path=str(ARTIFACTS / "Study-done.png"), full_page=True)
+    assert errors_on(page) == []
+    (ARTIFACTS / "Study-wall-time.txt").write_text(f"tiny study (2 samplers x 2 seeds, 3 steps): {wall:.0f} s\n")
+    for name in ("", "Sampler_comparison", "Language_pairs", "Language_bias", "Evaluation_details"):
+        page.goto(f"{url}/{name}?bundle=study:tiny-study")
+        wait_idle(page)
+        assert errors_on(page) == [], name
+        if not name:
+            assert "Verdict, computed from the bundle" in page.content()
+        page.screenshot(path=str(ARTIFACTS / f"Study-{name or 'Overview'}.png"), full_page=True)
+    page.close()

@@ -42,7 +42,7 @@ def test_page_urls_are_those_of_the_first_release():
     files = sorted((p for p in PAGES.glob("*.py") if p.name != "__init__.py"), key=page_sort_key)
     urls = [page_icon_and_name(p)[1] for p in files]
     assert urls == ["Sampler_comparison", "Robustness", "Language_pairs", "Language_bias", "Embedding_map",
-                    "Search", "Fine-tune_lab", "Evaluation_details"]
+                    "Search", "Fine-tune_lab", "Evaluation_details", "Study"]
     for path, url in zip(files, urls):  # each draws its menu label as its heading, first
         title = url.replace("_", " ")
         assert f'heading("{title}")' in path.read_text(), path.name
@@ -473,3 +473,70 @@ def test_the_menu_names_the_overview_and_each_page_draws_its_heading_before_the_
         heavy = [node.lineno for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom))
                  and any(name in ast.unparse(node) for name in ("hybridviz", "pandas", "numpy", "plotly"))]
         assert order and heavy and order[0][0] < min(heavy), path
+
+
+@pytest.fixture
+def studies_root(monkeypatch, tmp_path):
+    from hybridviz.data import paths
+
+    root = tmp_path / "studies"
+    monkeypatch.setattr(paths, "STUDIES_DIR", root)
+    monkeypatch.setattr(paths, "RUNS_DIR", tmp_path / "runs")
+    return root
+
+
+def test_study_page_validates_and_only_the_button_submits(studies_root, data_root):
+    """Enter in a box (a value committed) submits nothing; the button checks the request and names the problem;
+    nothing is written for a refused request."""
+    at = page("Study.py").run()
+    assert not at.exception
+    assert "No study yet" in at.info[0].value
+    at.text_input(key="name").input("my study").run()  # Enter in the name box: no submit, no message
+    at.number_input(key="steps").set_value(5).run()
+    assert not at.exception and not at.error and not at.success
+    at.button(key="start").click().run()
+    assert "Study name 'my study'" in at.error[0].value
+    at.text_input(key="name").input("s1")
+    at.selectbox(key="model").select("tiny")
+    at.text_input(key="seeds").input("0")
+    at.button(key="start").click().run()
+    assert not at.exception and "at least two seeds" in at.error[0].value
+    at.text_input(key="seeds").input("0, 1")
+    at.text_area(key="custom").input("/no/such/folder")
+    at.button(key="start").click().run()
+    assert not at.exception and "/no/such/folder" in at.error[0].value
+    assert not list(studies_root.glob("*/study.json")), "a refused study leaves nothing behind"
+
+
+@pytest.mark.slow
+def test_a_running_study_is_listed_with_a_partial_verdict(bundle_root, studies_root):
+    """A study's bundle joins the selector (study:<name>) once each sampler has two finished runs; until the
+    study is complete the Overview and the other pages say its verdict is partial; the Study page shows its
+    units and offers Resume when its worker is gone."""
+    import shutil
+
+    from hybridviz.fileio import write_json_atomic
+
+    folder = studies_root / "s1"
+    shutil.copytree(bundle_root, folder)
+    spec = json.loads((folder / "manifest.json").read_text())["spec"]
+    write_json_atomic(folder / "study.json", {"name": "s1", "spec": spec, "submitted": 1.0})
+    write_json_atomic(folder / "status.json", {"state": "cancelled", "error": "cancelled while [x-y-s1] training"})
+    at = page("app.py")
+    at.query_params["bundle"] = "study:s1"
+    at.run()
+    assert not at.exception
+    assert any("Partial" in w.value for w in at.warning)
+    assert any("partial" in h.value for h in at.subheader)
+    at = page("Sampler_comparison.py")
+    at.query_params["bundle"] = "study:s1"
+    at.run()
+    assert not at.exception and any("Partial" in w.value for w in at.warning)
+    at = page("Study.py").run()
+    assert not at.exception
+    assert "Resume" in [b.label for b in at.button]
+    write_json_atomic(folder / "status.json", {"state": "done"})
+    at = page("app.py")
+    at.query_params["bundle"] = "study:s1"
+    at.run()
+    assert not at.exception and not any("Partial" in w.value for w in at.warning)

@@ -1,6 +1,6 @@
 """Command line: `python -m hybridviz <command> ...` (`--help` lists them: evaluate, fetch, data, train, sweep,
 budget, curves, experiment, merge-bundles, compact-results, summarise, robustness, debias-sweep,
-transductive-spread, ship, export-mteb, mkqa-nq, lab-run).
+transductive-spread, ship, export-mteb, mkqa-nq, lab-run, study-run).
 
 - cli/parser.py: one `add_<command>_parser` per command and the argument groups they share;
 - cli/commands.py: one `cmd_<command>(args)` per command, each importing what it needs when it runs;

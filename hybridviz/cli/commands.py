@@ -393,3 +393,9 @@ def cmd_lab_run(args) -> int:
     from hybridviz.experiments.lab import run_worker
 
     return run_worker(args.run_id, Path(args.root) if args.root else None)
+
+
+def cmd_study_run(args) -> int:
+    from hybridviz.experiments.study import run_worker
+
+    return run_worker(args.name, Path(args.root) if args.root else None)

@@ -246,6 +246,13 @@ def add_lab_run_parser(sub) -> None:
     p.set_defaults(func=c.cmd_lab_run)
 
 
+def add_study_run_parser(sub) -> None:
+    p = sub.add_parser("study-run", help="(internal) the Study page's background worker for one study")
+    p.add_argument("name")
+    p.add_argument("--root")
+    p.set_defaults(func=c.cmd_study_run)
+
+
 def add_debias_sweep_parser(sub) -> None:
     p = sub.add_parser("debias-sweep", help="choose K / R and the best training-free debiasing method on "
                                             "held-out MLQA-R groups")
@@ -311,7 +318,7 @@ def add_mkqa_nq_parser(sub) -> None:
 # the order of `--help`
 COMMANDS = (add_evaluate_parser, add_fetch_parser, add_train_parser, add_sweep_parser, add_budget_parser,
             add_curves_parser, add_experiment_parser, add_merge_bundles_parser, add_compact_results_parser,
-            add_summarise_parser, add_lab_run_parser, add_debias_sweep_parser, add_transductive_spread_parser,
+            add_summarise_parser, add_lab_run_parser, add_study_run_parser, add_debias_sweep_parser, add_transductive_spread_parser,
             add_ship_parser, add_robustness_parser, add_export_mteb_parser, add_mkqa_nq_parser, add_data_parser)
 
 

@@ -23,6 +23,9 @@ REFERENCE_DIR = CACHE_DIR / "reference"
 MAIN_BUNDLE = "sampler-grid"  # the bundle the dashboard opens on; its shipped models keep short specs, ref:<unit>
 # fine-tuned runs; HYBRIDVIZ_RUNS moves only them (a test server gets its own registry, shares the model cache)
 RUNS_DIR = Path(os.environ.get("HYBRIDVIZ_RUNS", CACHE_DIR / "runs"))
+# studies run from the dashboard's Study page: each a result bundle (cache/studies/<name>/) with its request and
+# worker state beside the bundle files; HYBRIDVIZ_STUDIES moves them (a test server gets its own)
+STUDIES_DIR = Path(os.environ.get("HYBRIDVIZ_STUDIES", CACHE_DIR / "studies"))
 
 
 def data_dirs() -> list[Path]:

@@ -97,14 +97,43 @@ class Run:
         return (self.dir / "cancel").exists()
 
 
-def _alive(pid: int | None) -> bool:
-    if not pid:
-        return False
+def process_end(pid: int | None) -> str | None:
+    """None while process `pid` runs; else how it ended, in words. A child of this process that has ended (a
+    zombie until reaped: the dashboard starts the workers) is reaped here, and its exit status named; any other
+    process is read from /proc/<pid>/stat, where state Z (zombie) or X counts as ended."""
     try:
-        os.kill(int(pid), 0)
-        return True
-    except (OSError, ValueError):
-        return False
+        pid = int(pid)
+    except (TypeError, ValueError):
+        return "no process recorded"
+    if pid <= 0:
+        return "no process recorded"
+    try:
+        done, code = os.waitpid(pid, os.WNOHANG)
+        if done == pid:
+            if os.WIFSIGNALED(code):
+                return f"process {pid} was killed by signal {os.WTERMSIG(code)}"
+            return f"process {pid} exited with status {os.WEXITSTATUS(code)}"
+    except ChildProcessError:  # not our child: another server, or this very process
+        pass
+    except OSError:
+        pass
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        if state in ("Z", "X"):
+            return f"process {pid} ended (a zombie its parent has not reaped)"
+    except (OSError, IndexError):
+        pass
+    try:
+        os.kill(pid, 0)
+        return None
+    except ProcessLookupError:
+        return f"process {pid} is gone"
+    except OSError:
+        return None  # exists, owned by someone else
+
+
+def _alive(pid: int | None) -> bool:
+    return bool(pid) and process_end(pid) is None
 
 
 def list_runs(root: Path | None = None) -> list[Run]:
@@ -118,8 +147,9 @@ def reconcile(root: Path | None = None) -> list[str]:
     fixed = []
     for run in list_runs(root):
         st = run.status()
-        if st.get("state") in ("running", "queued") and not _alive(st.get("pid")):
-            run.set_status("failed", error="the training process ended without finishing (killed?); "
+        ended = process_end(st.get("pid")) if st.get("state") in ("running", "queued") else None
+        if ended is not None:
+            run.set_status("failed", error=f"the training process ended without finishing ({ended}); "
                                            "resume it to continue from its last checkpoint")
             fixed.append(run.id)
     return fixed
