@@ -82,10 +82,10 @@ def first_search(pool: str, query: str, complete: bool = True) -> dict:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             start = time.perf_counter()
             page.goto(f"{url}/Search?" + urlencode({"pool": pool, "q": query}))
-            page.locator('[data-testid="stDataFrame"]').first.wait_for(timeout=600_000)
+            page.locator('[data-testid="stTable"]').first.wait_for(timeout=600_000)
             first = time.perf_counter() - start
             partial = page.get_by_text("Partial results", exact=False).count() > 0
-            done = settle(page, start, need='[data-testid="stDataFrame"]', timeout_s=1200) if complete else None
+            done = settle(page, start, need='[data-testid="stTable"]', timeout_s=1200) if complete else None
             errors = page.locator(ERRORS).count()
             browser.close()
     finally:
