@@ -427,6 +427,7 @@ def keep_pool_index(spec: str, pool: str, index) -> None:
     held.move_to_end((spec, pool))
     while len(held) > MAX_INDEXES:
         held.popitem(last=False)
+    release_memory()  # the build's transient arrays (each chunk re-read the embedding cache's shards)
 
 
 @st.cache_data(show_spinner="Reading the benchmark's queries…", max_entries=8)
