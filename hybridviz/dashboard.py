@@ -367,6 +367,7 @@ def encoder(spec: str):
 
             with st.spinner(f"Loading the model {spec}…"):
                 loaded = load_encoder(spec, precision=default_precision(spec)).encode_only()
+            _share_tokenizer(loaded, held.values())
         held[spec] = loaded
         evicted = False
         while len(held) > MAX_ENCODERS:
@@ -375,6 +376,34 @@ def encoder(spec: str):
     if evicted:
         release_memory()
     return loaded
+
+
+def _tokenizer_key(enc) -> tuple | None:
+    tok = getattr(getattr(enc, "model", None), "tokenizer", None)
+    if tok is None:
+        return None
+    return type(tok).__name__, str(getattr(tok, "name_or_path", "")), len(tok)
+
+
+def _share_tokenizer(loaded, held) -> None:
+    """Give a new encoder the tokenizer of a held one read from the same files (the shipped models are deltas of
+    me5-small: each load reads its 250k-piece tokenizer again, ~0.28 GB in memory apiece)."""
+    key = _tokenizer_key(loaded)
+    if key is None:
+        return
+    for other in held:
+        if other is not loaded and _tokenizer_key(other) == key:
+            mine, theirs = loaded.model.tokenizer, other.model.tokenizer
+            if mine is not theirs:
+                first = loaded.model[0]
+                # sentence-transformers >= 6 holds it as the module's processor and its input formatter's too
+                for holder in (first, getattr(first, "input_formatter", None)):
+                    for name, value in list(vars(holder).items()) if holder is not None else []:
+                        if value is mine:
+                            setattr(holder, name, theirs)
+                if loaded.model.tokenizer is not theirs:
+                    first.tokenizer = theirs
+            return
 
 
 def held_encoders() -> list[str]:

@@ -107,3 +107,19 @@ def test_bias_views_read_as_columns_equal_those_read_from_the_records(tiny_grid)
         pd.testing.assert_frame_equal(a, b)
         first = a["query_id"].iloc[0]
         assert (fast[1]["query_id"] == first).sum() == (slow[1]["query_id"] == first).sum()
+
+
+def test_encoders_read_from_the_same_tokenizer_files_share_one_tokenizer():
+    from hybridviz import dashboard as dash
+    from hybridviz.encoders import load_encoder
+
+    a, b = load_encoder("tiny", use_cache=False), load_encoder("tiny", use_cache=False)
+    texts = ["Wer schrieb die Unabhängigkeitserklärung?", "the tides"]
+    before = b.encode(texts, "query")
+    assert b.model.tokenizer is not a.model.tokenizer
+    dash._share_tokenizer(b, [a])
+    assert b.model.tokenizer is a.model.tokenizer
+    assert np.array_equal(b.encode(texts, "query", store=False), before)
+    c = load_encoder("tiny:1", use_cache=False)  # other files: its own
+    dash._share_tokenizer(c, [a])
+    assert c.model.tokenizer is not a.model.tokenizer
