@@ -81,7 +81,7 @@ def user(url: str, user_id: int, seconds: float, lab: bool, results) -> None:
             if time.perf_counter() >= end:
                 break
             pool, query = SEARCHES[(user_id + turn) % len(SEARCHES)]
-            act("search", "Search?" + urlencode({"pool": pool, "q": query}), need='[data-testid="stDataFrame"]')
+            act("search", "Search?" + urlencode({"pool": pool, "q": query}), need='[data-testid="stTable"]')
             if time.perf_counter() >= end:
                 break
             act("filter", FILTERS[(user_id + turn) % len(FILTERS)])

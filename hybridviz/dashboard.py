@@ -356,13 +356,133 @@ def available_models() -> dict[str, str]:
     return models
 
 
-@st.cache_resource(show_spinner="Loading the model…", max_entries=4)  # the Embedding map's most; ~0.7 GB each
-def encoder(spec: str):
-    from hybridviz.encoders import load_encoder
-    from hybridviz.encoders.policy import default_precision
+MAX_ENCODERS = 4  # models held at once by the whole server (the Embedding map draws 4): ~0.24 GB each in bf16
+MAX_INDEXES = 8  # finished pool indexes held (vectors only, 6-26 MB each; the encoder is not part of them)
 
-    # the policy's precision, the grid's too, so its embedding cache serves the pools warm
-    return load_encoder(spec, precision=default_precision(spec))
+
+@st.cache_resource(show_spinner=False)
+def _encoders() -> dict:
+    """The encoders every browser session shares: spec -> encoder, least recently used first, MAX_ENCODERS at
+    most, and the lock under which they load (one load at a time: two sessions never load the same model twice)."""
+    import threading
+    from collections import OrderedDict
+
+    return {"held": OrderedDict(), "lock": threading.RLock()}
+
+
+def encoder(spec: str):
+    """The shared encoder of `spec`, loaded at the policy's precision (the grid's too, so its embedding cache
+    serves the pools warm) with one copy of the weights (Encoder.encode_only). The server holds at most
+    MAX_ENCODERS: a new one evicts the least recently used (nothing else keeps a reference: cached indexes hold
+    vectors, not encoders). `<model>+<method>` wraps the shared encoder of `<model>`, not a second copy."""
+    from hybridviz.encoders.debias import DebiasedEncoder, split_spec
+
+    spec = spec.strip()
+    cache = _encoders()
+    held = cache["held"]
+    with cache["lock"]:
+        if spec in held:
+            held.move_to_end(spec)
+            return held[spec]
+        base, method = split_spec(spec)
+        if method is not None:
+            loaded = DebiasedEncoder(encoder(base), method)
+        else:
+            from hybridviz.encoders import load_encoder
+            from hybridviz.encoders.policy import default_precision
+
+            with st.spinner(f"Loading the model {spec}…"):
+                loaded = load_encoder(spec, precision=default_precision(spec)).encode_only()
+            _share_tokenizer(loaded, held.values())
+        held[spec] = loaded
+        evicted = False
+        while len(held) > MAX_ENCODERS:
+            held.popitem(last=False)
+            evicted = True
+    if evicted:
+        release_memory()
+    return loaded
+
+
+def _tokenizer_key(enc) -> tuple | None:
+    tok = getattr(getattr(enc, "model", None), "tokenizer", None)
+    if tok is None:
+        return None
+    return type(tok).__name__, str(getattr(tok, "name_or_path", "")), len(tok)
+
+
+def _share_tokenizer(loaded, held) -> None:
+    """Give a new encoder the tokenizer of a held one read from the same files (the shipped models are deltas of
+    me5-small: each load reads its 250k-piece tokenizer again, ~0.28 GB in memory apiece)."""
+    key = _tokenizer_key(loaded)
+    if key is None:
+        return
+    for other in held:
+        if other is not loaded and _tokenizer_key(other) == key:
+            mine, theirs = loaded.model.tokenizer, other.model.tokenizer
+            if mine is not theirs:
+                first = loaded.model[0]
+                # sentence-transformers >= 6 holds it as the module's processor and its input formatter's too
+                for holder in (first, getattr(first, "input_formatter", None)):
+                    for name, value in list(vars(holder).items()) if holder is not None else []:
+                        if value is mine:
+                            setattr(holder, name, theirs)
+                if loaded.model.tokenizer is not theirs:
+                    first.tokenizer = theirs
+            return
+
+
+def held_encoders() -> list[str]:
+    """The specs of the encoders the server holds, least recently used first."""
+    return list(_encoders()["held"])
+
+
+def release_memory() -> None:
+    """Collect garbage and hand freed heap back to the system (glibc's malloc_trim): torch's and pandas' freed
+    blocks otherwise stay in the process's RSS."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
+@st.cache_resource(show_spinner=False)
+def _indexes() -> dict:
+    """(model spec, pool) -> a finished PoolIndex without its encoder, shared by every session, least recently
+    used first."""
+    from collections import OrderedDict
+
+    return OrderedDict()
+
+
+def pool_index(spec: str, pool: str):
+    """The finished index of `pool` by the model `spec` if one is held, bound to the shared encoder; else None."""
+    import dataclasses
+
+    held = _indexes()
+    index = held.get((spec, pool))
+    if index is None:
+        return None
+    held.move_to_end((spec, pool))
+    enc = encoder(spec)
+    enc.prepare(index.corpus)  # an index-time debiasing fit (a no-op when it is fitted on this pool already)
+    return dataclasses.replace(index, encoder=enc)
+
+
+def keep_pool_index(spec: str, pool: str, index) -> None:
+    """Hold a finished index for every session (its vectors and pool; the encoder stays in `encoder`'s bound)."""
+    import dataclasses
+
+    held = _indexes()
+    held[(spec, pool)] = dataclasses.replace(index, encoder=None)
+    held.move_to_end((spec, pool))
+    while len(held) > MAX_INDEXES:
+        held.popitem(last=False)
+    release_memory()  # the build's transient arrays (each chunk re-read the embedding cache's shards)
 
 
 @st.cache_data(show_spinner="Reading the benchmark's queries…", max_entries=8)

@@ -46,6 +46,7 @@ views = dash.map_with_progress(
     "Reading per-query results", chosen, lambda r: _views(str(r.folder), bundle.manifest.get("updated")),
     describe=lambda r: f"{r.label} · {r.task}")
 frame = pd.concat([v[0] for v in views], ignore_index=True)
+dash.release_memory()  # the decoded per-query files' transient objects back to the system
 
 
 @st.cache_data(show_spinner=False, max_entries=16)

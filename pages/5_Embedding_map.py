@@ -80,6 +80,7 @@ for label in chosen:
     scores.append({"model": label, **sep})
     frames.append(items.assign(model=label, x=coords[:, 0], y=coords[:, 1]))
 progress.close()
+dash.release_memory()  # the encodes' and UMAP's freed buffers back to the system
 dash.chart(embedding_maps(items, panels, selected_group=group), pd.concat(frames),
            f"umap-{source.replace(' ', '-')}-{len(chosen)}-models")
 st.subheader("How language-agnostic is each space?")

@@ -29,22 +29,6 @@ def _pool(name: str):
     return load_pool(name)
 
 
-MAX_INDEXES = 8
-
-
-@st.cache_resource(show_spinner=False)
-def _indexes() -> dict:
-    """(model spec, pool) -> finished PoolIndex, shared by every session, the oldest dropped past MAX_INDEXES."""
-    return {}
-
-
-def _remember(key, index: PoolIndex) -> None:
-    held = _indexes()
-    held[key] = index
-    while len(held) > MAX_INDEXES:
-        held.pop(next(iter(held)))
-
-
 corpus = _pool(pool_name)
 langs = dash.param_multiselect("Candidate languages (empty = all)", corpus.languages, "langs", default=[])
 examples = example_queries(corpus, n=6) if corpus.query_texts else []
@@ -89,7 +73,7 @@ columns = st.columns(len(chosen))
 for column, label in zip(columns, chosen):
     with column:
         st.markdown(f"**{label}**")
-        index = _indexes().get((models[label], pool_name))
+        index = dash.pool_index(models[label], pool_name)
         if index is None:
             # first use of this model on this pool: encode it a chunk at a time, with a progress bar and an ETA,
             # and answer from the part encoded so far (labelled partial) while the rest follows
@@ -114,7 +98,7 @@ for column, label in zip(columns, chosen):
                         show_hits(hits)
             bar.empty()
             partial.empty()
-            _remember((models[label], pool_name), index)
+            dash.keep_pool_index(models[label], pool_name, index)
         start = time.perf_counter()
         try:
             hits = index.search(query, k, langs or None)

@@ -79,7 +79,8 @@ class Encoder:
         h = hashlib.sha256()
         for name, tensor in sorted(self.model.state_dict().items()):
             h.update(name.encode())
-            h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+            # the tensor's own buffer, not a bytes copy of it (the 0.38 GB embedding matrix of me5-small)
+            h.update(memoryview(tensor.detach().cpu().contiguous().numpy()).cast("B"))
         return h
 
     def _finish_fingerprint(self, h) -> dict[str, str]:
@@ -109,6 +110,26 @@ class Encoder:
                 dtype = torch.bfloat16 if self.precision == "bf16" else torch.float32
                 self._fast_models[self.precision] = copy.deepcopy(self.model).to(device=device, dtype=dtype)
         return self._fast_models[self.precision]
+
+    def encode_only(self) -> "Encoder":
+        """Keep one copy of the weights, the one that encodes: for a long-lived encoder that only encodes (the app's
+        shared ones). Every precision's fingerprint is computed first, from the weights as loaded; then, where the
+        encoding copy differs from them (bf16, or another device), the loaded weights are converted in place instead
+        of being kept beside a copy (me5-small: 0.24 GB in bf16 instead of 0.47 + 0.24 GB). Afterwards
+        `legacy_fingerprint` and `model.state_dict()` describe the converted weights. Returns the encoder."""
+        if self.precision == "int8" or self.precision in self._fast_models:
+            return self
+        device = encoding_device()
+        if self.precision == "fp32" and device == "cpu":
+            return self
+        import torch
+
+        if any(p not in self._fingerprints for p in PRECISIONS):  # every precision's, before the weights change
+            self._fingerprints.pop(self.precision, None)
+            self.fingerprint
+        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float32
+        self._fast_models[self.precision] = self.model.to(device=device, dtype=dtype)
+        return self
 
     def _int8_model(self):
         from hybridviz.encoders.onnx_int8 import FORMAT_VERSION, OnnxInt8Model, export_int8

@@ -344,6 +344,19 @@ class CompactPerQuery:
         return {q: [cands[c] for c in cand[e - n:e]]
                 for q, n, e in zip(self.record_ids, counts.tolist(), ends.tolist())}
 
+    def relevant_columns(self) -> dict:
+        """The records' relevant items as columns, with no dict per item (a page's tables need no more): `record`
+        (each item's position in record_ids), `candidate` and `lang` (indexes into the distinct `candidates` and
+        `langs`) and `rank`, int64 arrays of one row per item."""
+        a = self._arrays
+        counts = a["relevant.count"].astype(np.int64)
+        return {"record": np.repeat(np.arange(len(counts)), counts),
+                "candidate": a["relevant.candidate"].astype(np.int64),
+                "candidates": unpack_strings(a["candidate_ids"], int(a["n_candidates"])),
+                "lang": a["relevant.lang"].astype(np.int64),
+                "langs": unpack_strings(a["candidate_lang_names"], int(a["n_candidate_langs"])),
+                "rank": a["relevant.rank"].astype(np.int64)}
+
     @functools.cached_property
     def records(self) -> list[dict]:
         """per_query.jsonl's records, relevant lists last."""

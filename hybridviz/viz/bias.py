@@ -24,9 +24,17 @@ def bias_frame(results: list[ModelResult]) -> pd.DataFrame:
 def per_query_views(r: ModelResult) -> tuple[pd.DataFrame, pd.DataFrame]:
     """One pass over a result's per-query file: its rows of bias_frame, and its queries' relevant items with their
     ranks (query_id, candidate_id, lang, rank; categorical columns, ~2 MB for XQuAD-R), so a page parses each file
-    once and finds any query's ranks by a mask."""
+    once and finds any query's ranks by a mask. The compact encoding is read as columns (no dict per query or
+    item: ~45 MB of Python objects per XQuAD-R evaluation otherwise, which the server's heap kept)."""
+    compact = r.compact()
+    if compact is not None:
+        return _compact_views(r, compact)
+    return _line_views(r, r.per_query_lines())
+
+
+def _line_views(r: ModelResult, lines: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
     rows, relevant = [], {"query_id": [], "candidate_id": [], "lang": [], "rank": []}
-    for line in r.per_query_lines():
+    for line in lines:
         rows.append({"group": r.group, "label": r.label, "seed": r.seed, "query_id": line["query_id"],
                      "query_lang": line["query_lang"], "max_rank_distance": line["max_rank_distance"],
                      "same_lang@10": line.get("same_lang@10"), "ap": line["ap"]})
@@ -38,6 +46,27 @@ def per_query_views(r: ModelResult) -> tuple[pd.DataFrame, pd.DataFrame]:
     ranks = pd.DataFrame(relevant).astype({"query_id": "category", "candidate_id": "category", "lang": "category",
                                            "rank": "int64"})
     return pd.DataFrame(rows, columns=BIAS_COLUMNS), ranks
+
+
+def _compact_views(r: ModelResult, compact) -> tuple[pd.DataFrame, pd.DataFrame]:
+    figures = compact.record_figures
+    n = len(compact.record_ids)
+    rows = pd.DataFrame({"group": [r.group] * n, "label": [r.label] * n, "seed": [r.seed] * n,
+                         "query_id": compact.record_ids, "query_lang": compact.record_langs,
+                         "max_rank_distance": figures["max_rank_distance"],
+                         "same_lang@10": figures.get("same_lang@10", [None] * n), "ap": figures["ap"]},
+                        columns=BIAS_COLUMNS)
+    cols = compact.relevant_columns()
+    codes, names = pd.factorize(pd.Index(compact.record_ids), sort=True)
+
+    def category(index, table, sort=True):
+        cat = pd.Categorical.from_codes(index, pd.Index(table))
+        return cat.reorder_categories(sorted(cat.categories)) if sort else cat
+
+    ranks = pd.DataFrame({"query_id": pd.Categorical.from_codes(codes[cols["record"]], names),
+                          "candidate_id": category(cols["candidate"], cols["candidates"]),
+                          "lang": category(cols["lang"], cols["langs"]), "rank": cols["rank"]})
+    return rows, ranks
 
 
 def box_statistics(frame: pd.DataFrame, by: list[str], value: str) -> pd.DataFrame:
