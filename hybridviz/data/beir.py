@@ -156,16 +156,23 @@ def _require(row: dict, keys: tuple[str, ...], where: str) -> None:
                               f"{', '.join(keys)}).")
 
 
+def _new_id(row: dict, where: str, line: int, seen: dict[str, int]) -> str:
+    """The _id of a corpus or query row that has its three fields, refused if an earlier line (in `seen`, id ->
+    line, updated here) has it."""
+    _require(row, ("_id", "text", "lang"), where)
+    row_id = _id(row, "_id", where)
+    if row_id in seen:
+        raise BeirFormatError(f"{where}: duplicate _id {row_id!r} (first on line {seen[row_id]}).")
+    seen[row_id] = line
+    return row_id
+
+
 def _read_corpus(path: Path, data: BeirData) -> dict[str, int]:
     seen: dict[str, int] = {}  # _id -> line
     position: dict[str, int] = {}
     for n, row in _json_rows(path, '{"_id", "text", "lang"}'):
         where = f"{path}:{n}"
-        _require(row, ("_id", "text", "lang"), where)
-        doc_id = _id(row, "_id", where)
-        if doc_id in seen:
-            raise BeirFormatError(f"{where}: duplicate _id {doc_id!r} (first on line {seen[doc_id]}).")
-        seen[doc_id] = n
+        doc_id = _new_id(row, where, n, seen)
         title = row.get("title") or ""
         if not isinstance(title, str):
             raise BeirFormatError(f"{where}: title must be a string, got {type(title).__name__}.")
@@ -188,11 +195,7 @@ def _read_queries(path: Path, data: BeirData) -> tuple[dict[str, int], list[int]
     lines: list[int] = []
     for n, row in _json_rows(path, '{"_id", "text", "lang"}'):
         where = f"{path}:{n}"
-        _require(row, ("_id", "text", "lang"), where)
-        query_id = _id(row, "_id", where)
-        if query_id in seen:
-            raise BeirFormatError(f"{where}: duplicate _id {query_id!r} (first on line {seen[query_id]}).")
-        seen[query_id] = n
+        query_id = _new_id(row, where, n, seen)
         text = _text(row, "text", where)
         lang = _lang(row, where)
         group = _id(row, "group", where) if row.get("group") is not None else query_id
