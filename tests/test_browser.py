@@ -130,7 +130,7 @@ def errors_on(page) -> list[str]:
 
 def heading_and_menu(page) -> tuple[list[str], list[str]]:
     main = page.locator('[data-testid="stMain"] h1').all_inner_texts()
-    menu = page.locator('[data-testid="stSidebarNav"] a').all_inner_texts()
+    menu = page.locator('[data-testid="stSidebar"] [data-testid="stPageLink-NavLink"]').all_inner_texts()
     return [t.strip() for t in main], [t.strip() for t in menu]
 
 

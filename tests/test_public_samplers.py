@@ -165,14 +165,15 @@ def test_the_example_script_runs_on_the_tiny_model(tmp_path, data_root):
 
 @pytest.mark.slow  # builds a tiny model
 def test_the_tiny_base_folder_is_written_with_the_prompts(tmp_path, monkeypatch):
-    from hybridviz.encoders import load_encoder, registry
+    from hybridviz.data import paths
+    from hybridviz.encoders import load_encoder, locators, registry
     from hybridviz.encoders.prompts import E5_PREFIXES
 
     assert E5_PREFIXES == registry.E5_PREFIXES
-    me5 = registry.me5_small_dir()  # its tokenizer: the real import, not rebuilt in tmp
-    monkeypatch.setattr(registry, "me5_small_dir", lambda rebuild=False: me5)
-    monkeypatch.setattr(registry, "MODELS_DIR", tmp_path / "models")
-    folder = registry.tiny_dir(0)
+    me5 = locators.me5_small_dir()  # its tokenizer: the real import, not rebuilt in tmp
+    monkeypatch.setattr(locators, "me5_small_dir", lambda rebuild=False: me5)
+    monkeypatch.setattr(paths, "MODELS_DIR", tmp_path / "models")
+    folder = locators.tiny_dir(0)
     assert folder.parent == tmp_path / "models"
     prompts = json.loads((folder / "config_sentence_transformers.json").read_text())["prompts"]
     assert prompts == {"query": "query: ", "document": "passage: ", "passage": "passage: "}
