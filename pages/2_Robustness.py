@@ -15,7 +15,7 @@ import pandas as pd
 
 from hybridviz import dashboard as dash
 from hybridviz.experiments.bundle import step_budget_frame
-from hybridviz.experiments.robustness import (SAMPLERS, budget_changes, disagreements,
+from hybridviz.experiments.robustness import (SAMPLERS, budget_changes, bundle_name, disagreements,
                                                robustness_rows, twin_key)
 from hybridviz.experiments.verdict import ALPHA
 from hybridviz.viz.comparison import (forest_plot, learning_curve_bands, setup_forest_frame, step_budget_lines,
@@ -55,7 +55,7 @@ if conflicts:
 elif len({r["bundle"] for r in chosen}) > 1:
     st.success("The set-ups do not contradict each other on this benchmark: no two name different detectable "
                "winners, and no detectable winner ranks last elsewhere.")
-for extent in dict.fromkeys(f"{b.path.name}: {dash.training_extent(b)['text']}" for b in bundles):
+for extent in dict.fromkeys(f"{bundle_name(b)}: {dash.training_extent(b)['text']}" for b in bundles):
     st.caption(extent)
 changes = budget_changes(chosen, labels=group_label)
 twins = {twin_key(r) for r in chosen if r["early_stopped"]} & {twin_key(r) for r in chosen if not r["early_stopped"]}
@@ -77,7 +77,9 @@ cells = list(dict.fromkeys((r["setting"], r["metric"]) for r in chosen))
 cell = dash.param_select("Cell", cells, "cell", format_func=lambda c: f"{c[0]} {METRIC_LABELS.get(c[1], c[1])}")
 a = dash.param_select("Comparator (a)", list(SAMPLERS), "a", default="x-y", format_func=group_label)
 b = dash.param_select("Method (b)", list(SAMPLERS), "b", default="hybrid", format_func=group_label)
-forest = setup_forest_frame(bundles, a, b, cell[1], ALPHA, task, cell[0]) if a != b else pd.DataFrame()
+names = [bundle_name(x) for x in bundles]
+forest = (setup_forest_frame(bundles, a, b, cell[1], ALPHA, task, cell[0], names=names) if a != b
+          else pd.DataFrame())
 if a == b:
     st.info("Pick two different samplers.")
 elif forest.empty:

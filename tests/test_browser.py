@@ -266,4 +266,8 @@ def test_a_tiny_study_from_the_form_to_a_verdict_on_every_page(server, browser, 
         if not name:
             assert "Verdict, computed from the bundle" in page.content()
         page.screenshot(path=str(ARTIFACTS / f"Study-{name or 'Overview'}.png"), full_page=True)
+    page.goto(f"{url}/Robustness")  # every bundle is a set-up there: the study is listed beside the reference ones
+    wait_idle(page)
+    assert errors_on(page) == [] and "study:tiny-study" in page.content()
+    page.screenshot(path=str(ARTIFACTS / "Study-Robustness.png"), full_page=True)
     page.close()

@@ -126,6 +126,10 @@ def test_a_tiny_study_runs_in_the_background_to_a_verdict(tmp_path, beir_folder,
     assert bundle.tasks() == [task]
     lines = verdicts(bundle.summary, task, methods=["base", "x-x-mono", "x-y"])
     assert lines and all(v["text"] for v in lines)
+    from hybridviz.experiments.robustness import robustness_rows
+
+    rows = robustness_rows([bundle])  # the Robustness page's rows: the study is one set-up among the bundles
+    assert rows and {r["bundle"] for r in rows} == {"study:tiny"} and {r["task"] for r in rows} == {task}
     print(f"tiny study wall time (with a cancel, a kill and two resumes): {wall:.0f} s")
 
 

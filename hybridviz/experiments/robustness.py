@@ -17,10 +17,20 @@ from hybridviz.metrics import LOWER_IS_BETTER
 SAMPLERS = ("x-x-mono", "x-y", "hybrid")
 
 
+def bundle_name(bundle: Bundle) -> str:
+    """A bundle's name in tables: its folder's name; a study's (cache/studies/<name>) is `study:<name>`, and
+    `(partial)` while it has not finished."""
+    from hybridviz.experiments import study
+
+    if not (bundle.path / study.STUDY).exists():
+        return bundle.path.name
+    return f"study:{bundle.path.name}" + (" (partial)" if study.partial(bundle.path) else "")
+
+
 def setup_of(bundle: Bundle) -> dict:
     """What a bundle trained: encoder, training data, batch size, steps, precision, and its seeds."""
     spec = bundle.manifest.get("spec", {})
-    return {"bundle": bundle.path.name, "model": spec.get("model", "me5-small"),
+    return {"bundle": bundle_name(bundle), "model": spec.get("model", "me5-small"),
             "train_data": spec.get("train_data", "mlqa-r"), "batch_size": spec.get("batch_size"),
             "steps": spec.get("steps"), "precision": spec.get("precision"),
             "train_precision": spec.get("train_precision", "bf16"), "seeds": len(spec.get("seeds", [])),
@@ -40,8 +50,8 @@ def _ranking(summary: dict, task: str, setting: str, metric: str, lower_is_bette
 
 def robustness_rows(bundles: list[Bundle], tasks: list[str] | None = None, labels=None) -> list[dict]:
     """One record per (bundle, task, verdict cell) among the samplers: the set-up, the verdict record (best,
-    runner-up, margin, interval, adjusted p, run pairs agreeing, verdict word, MDE, plan, text), the samplers' order by mean, and, for
-    monolingual mAP, each sampler's Δ against the bundle's base model with its interval."""
+    runner-up, margin, interval, adjusted p, run pairs agreeing, verdict word, MDE, plan, text), the samplers'
+    order by mean, and, for monolingual mAP, each sampler's Δ against the bundle's base model with its interval."""
     rows = []
     for bundle in bundles:
         summary = bundle.summary

@@ -209,11 +209,11 @@ def forest_plot(frame: pd.DataFrame, a: str, b: str, metric: str) -> go.Figure:
 
 
 def setup_forest_frame(bundles, a: str, b: str, metric: str, alpha: float, task: str | None = None,
-                       setting: str | None = None) -> pd.DataFrame:
+                       setting: str | None = None, names: list[str] | None = None) -> pd.DataFrame:
     """forest_frame's rows (those of one benchmark x setting where given), once per bundle (set-up), labelled by
-    what it trained."""
+    what it trained (`names`: each bundle's name, its folder's name by default)."""
     frames = []
-    for bundle in bundles:
+    for i, bundle in enumerate(bundles):
         spec = bundle.manifest.get("spec", {})
         frame = forest_frame(bundle.summary, a, b, metric, alpha)
         if task is not None:
@@ -221,7 +221,8 @@ def setup_forest_frame(bundles, a: str, b: str, metric: str, alpha: float, task:
         if setting is not None:
             frame = frame[frame["setting"] == setting]
         frame = frame.copy()
-        frame["row"] = (f"{bundle.path.name}: {spec.get('model')} · {spec.get('train_data', 'mlqa-r')} · batch "
+        name = names[i] if names else bundle.path.name
+        frame["row"] = (f"{name}: {spec.get('model')} · {spec.get('train_data', 'mlqa-r')} · batch "
                         f"{spec.get('batch_size')} · {spec.get('steps')} steps")
         frames.append(frame)
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
