@@ -235,3 +235,24 @@ def _set_prompts(folder: Path, prompts: dict) -> None:
     path = folder / "config_sentence_transformers.json"
     config = json.loads(path.read_text())
     path.write_text(json.dumps({**config, "prompts": prompts}))
+
+
+@pytest.mark.parametrize("name, prompts, expected", [
+    ("multilingual-e5-mine", {"query": "", "document": ""}, ("query: ", "passage: ")),  # ST's defaults: none saved
+    ("my-encoder", {"query": "", "document": ""}, ("", "")),
+    ("multilingual-e5-mine", {"query": "q> ", "document": "d> "}, ("q> ", "d> ")),  # saved prompts win
+    ("my-encoder", {"query": "q> ", "passage": "p> ", "document": ""}, ("q> ", "p> ")),
+])
+def test_prefixes_come_from_saved_prompts_else_the_e5_name(tmp_path, name, prompts, expected):
+    """sentence-transformers gives every model empty "query"/"document" prompts: those are no prompts, so an E5
+    model from the hub (hf:intfloat/multilingual-e5-*) that saved none still gets 'query: '/'passage: '."""
+    from sentence_transformers import SentenceTransformer
+
+    from hybridviz.encoders import load_encoder
+
+    folder = tmp_path / name
+    shutil.copytree(_tiny_folder(), folder)
+    _set_prompts(folder, prompts)
+    assert {k: v for k, v in SentenceTransformer(str(folder)).prompts.items() if k in prompts} == prompts
+    encoder = load_encoder(str(folder), use_cache=False)
+    assert (encoder.query_prefix, encoder.passage_prefix) == expected

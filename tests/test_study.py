@@ -39,7 +39,7 @@ def wait_for(predicate, timeout: float, what: str, log=None):
     raise AssertionError(f"timed out waiting for {what}" + (f"\n{log()}" if log else ""))
 
 
-def test_a_bad_request_is_refused_before_anything_is_written(tmp_path, beir_folder):
+def test_a_bad_request_is_refused_before_anything_is_written(tmp_path, beir_folder, monkeypatch):
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "corpus.jsonl").write_text('{"_id": "d1", "text": "x", "lang": "en"}\n')
@@ -57,6 +57,11 @@ def test_a_bad_request_is_refused_before_anything_is_written(tmp_path, beir_fold
         (dict(TINY, batch_size=100_000), [f"beir:{beir_folder}"], "larger than"),
         (dict(TINY, train_data=str(tmp_path / "missing.jsonl")), [f"beir:{beir_folder}"], "missing.jsonl"),
     ]
+    from hybridviz.encoders import locators
+
+    monkeypatch.setattr(locators, "_hub_reachable", lambda timeout=3.0: False)  # offline, as here at run time
+    cases.append((dict(TINY, model="hf:intfloat/no-such-model-here"), [f"beir:{beir_folder}"],
+                  "not in the local Hugging Face cache and huggingface.co cannot be reached"))
     for kwargs, tasks, message in cases:
         with pytest.raises(HybridvizError, match=message):
             study.build_spec(tasks=tasks, **kwargs)

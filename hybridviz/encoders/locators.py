@@ -162,9 +162,11 @@ def _load_hf(name: str, spec: str):
 
 
 def _prefixes_for(name: str, model) -> tuple[str, str]:
-    """E5 models want 'query: '/'passage: '; otherwise use the prompts saved with the model, if any."""
-    prompts = getattr(model, "prompts", None) or {}
-    if "query" in prompts or "passage" in prompts:
+    """The prompts saved with the model where it saved any; else 'query: '/'passage: ' for an E5 model (by name).
+    sentence-transformers (5+) gives every model empty "query" and "document" prompts, so an empty prompt is no
+    prompt: an E5 model from the hub that saved none still gets its prefixes."""
+    prompts = {k: v for k, v in (getattr(model, "prompts", None) or {}).items() if v}
+    if "query" in prompts or "passage" in prompts or "document" in prompts:
         return prompts.get("query", ""), prompts.get("passage", prompts.get("document", ""))
     if "e5" in name.lower():
         return E5_PREFIXES
