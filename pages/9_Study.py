@@ -19,6 +19,7 @@ from hybridviz.data import paths
 from hybridviz.data.train_extra import LOADERS
 from hybridviz.errors import HybridvizError
 from hybridviz.experiments import study
+from hybridviz.results.store import sweep_choice
 from hybridviz.tasks import DEFAULT_EVALUATIONS
 from hybridviz.training.data import MAX_JSONL_BYTES, save_upload
 from hybridviz.training.runs import list_runs
@@ -118,10 +119,12 @@ c1, c2 = st.columns(2)
 name = c1.text_input("Study name (the folder cache/studies/<name>)", preset.get("name", ""), key="name",
                      placeholder="e.g. my-retriever-de-fr")
 runs = [f"run:{r.id}" for r in list_runs() if r.status().get("state") == "done" and r.model_dir.is_dir()]
-choices = ["me5-small", "tiny", *runs, OTHER]
+choices = ["me5-small", "muse", "tiny", *runs, OTHER]
 model = c1.selectbox("Model to fine-tune", choices, key="model",
-                     index=choices.index(preset["model"]) if preset.get("model") in choices else 0, format_func=lambda m: {
+                     index=choices.index(preset["model"]) if preset.get("model") in choices else 0,
+                     format_func=lambda m: {
     "me5-small": "me5-small (offline multilingual-e5-small, the default)",
+    "muse": "muse (offline multilingual USE v3; fp32)",
     "tiny": "tiny random BERT (checks the pipeline in seconds; results are meaningless)"}.get(m, m))
 if model == OTHER:
     model = c1.text_input("Model folder or hf:<name>", key="model_path").strip()
@@ -155,8 +158,15 @@ c1, c2, c3, c4 = st.columns(4)
 steps = c1.number_input("Steps (the budget; with early stopping, the maximum)", 1, 100_000,
                         preset_number("steps", 100), key="steps")
 batch = c2.number_input("Batch size", 2, 1_000_000, preset_number("batch", 32), key="batch")
-lr = c3.number_input("Learning rate", 1e-7, 1e-2, preset_number("lr", 3e-5), format="%.1e", key="lr")
-warmup = c4.number_input("Warm-up steps", 0, 5000, preset_number("warmup", 0), key="warmup")
+# the model's own held-out sweep where it has one (as `experiment` does), else TrainConfig's defaults
+chosen, sweep_file = sweep_choice(model)
+lr = c3.number_input("Learning rate", 1e-7, 1e-2, preset_number("lr", float(chosen.get("learning_rate", 3e-5))),
+                     format="%.1e", key=f"lr:{model}")
+warmup = c4.number_input("Warm-up steps", 0, 5000, preset_number("warmup", int(chosen.get("warmup_steps", 0))),
+                         key=f"warmup:{model}")
+c3.caption(f"Defaults from `{sweep_file.parent.name}` (the held-out sweep)" if chosen else
+           f"No learning-rate sweep for {model or 'this model'}: the trainer's defaults "
+           f"(`python -m hybridviz sweep --model <m> --out {sweep_file.parent}` makes one)")
 early = c1.checkbox("Early stopping (hold out 20 % of the training groups, keep the best checkpoint)", key="early")
 eval_steps = c2.number_input("validate every … steps", 1, 10_000, 100, key="eval_steps", disabled=not early)
 patience = c3.number_input("patience (validations without a gain)", 1, 100, 5, key="patience", disabled=not early)

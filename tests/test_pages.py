@@ -508,6 +508,29 @@ def test_study_page_validates_and_only_the_button_submits(studies_root, data_roo
     assert not list(studies_root.glob("*/study.json")), "a refused study leaves nothing behind"
 
 
+def test_study_defaults_are_the_models_own_sweep(studies_root, data_root, tmp_path):
+    """The learning rate and warm-up start at what the model's held-out sweep chose (cache/reference/lr-sweep*),
+    as `experiment` does; a model without a sweep gets the trainer's defaults, said under the box."""
+    from hybridviz.results.store import sweep_choice
+
+    me5, me5_file = sweep_choice("me5-small")
+    muse, _ = sweep_choice("muse")
+    assert me5_file.parent.name == "lr-sweep" and me5["learning_rate"] != muse["learning_rate"]
+    assert sweep_choice("tiny")[0] == {}
+    (tmp_path / "lr-sweep").mkdir()
+    (tmp_path / "lr-sweep" / "sweep.json").write_text("{damaged")
+    assert sweep_choice("me5-small", tmp_path)[0] == {}  # a damaged file is no sweep
+    at = page("Study.py").run()
+    assert at.number_input(key="lr:me5-small").value == me5["learning_rate"]
+    at.selectbox(key="model").select("muse").run()
+    assert not at.exception
+    assert at.number_input(key="lr:muse").value == muse["learning_rate"]
+    assert at.number_input(key="warmup:muse").value == muse["warmup_steps"]
+    at.selectbox(key="model").select("tiny").run()
+    assert at.number_input(key="lr:tiny").value == 3e-5
+    assert any("No learning-rate sweep for tiny" in c.value for c in at.caption)
+
+
 @pytest.mark.slow
 def test_a_running_study_is_listed_with_a_partial_verdict(bundle_root, studies_root):
     """A study's bundle joins the selector (study:<name>) once each sampler has two finished runs; until the

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from hybridviz.data.paths import EVALUATIONS_DIR, REFERENCE_DIR
+from hybridviz.data.paths import EVALUATIONS_DIR
 from hybridviz.errors import HybridvizError
 
 
@@ -169,9 +169,10 @@ def cmd_experiment(args) -> int:
     from hybridviz.experiments.grid import GridSpec, inherited_settings, plan, run_grid, with_overrides
 
     lr, warmup = args.lr, args.warmup
+    from hybridviz.results.store import sweep_choice
+
     # each encoder's own held-out sweep (`sweep --model muse --out cache/reference/lr-sweep-muse`)
-    sweep = REFERENCE_DIR / ("lr-sweep" if args.model == "me5-small" else f"lr-sweep-{args.model}") / "sweep.json"
-    chosen = json.loads(sweep.read_text()).get("chosen", {}) if sweep.exists() else {}
+    chosen, sweep = sweep_choice(args.model)
     if (lr is None or warmup is None) and chosen:
         lr = lr if lr is not None else chosen.get("learning_rate")
         warmup = warmup if warmup is not None else chosen.get("warmup_steps")

@@ -120,6 +120,21 @@ def read_training_config(bundle: Path, label: str) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
+def sweep_choice(model: str, root: Path | None = None) -> tuple[dict, Path]:
+    """The learning rate and warm-up that a model's held-out sweep chose ({} where it has none) and the sweep's
+    file: cache/reference/lr-sweep for me5-small, lr-sweep-<model> for the others (`sweep --model <m> --out ...`).
+    A damaged file counts as no sweep."""
+    from hybridviz.data import paths
+
+    root = Path(root or paths.REFERENCE_DIR)
+    path = root / ("lr-sweep" if model == "me5-small" else f"lr-sweep-{model}") / "sweep.json"
+    try:
+        chosen = json.loads(path.read_text()).get("chosen") or {}
+    except (OSError, ValueError, AttributeError):
+        return {}, path
+    return {k: chosen[k] for k in ("learning_rate", "warmup_steps") if k in chosen}, path
+
+
 def unit_folder(bundle: Path, label: str) -> Path:
     """models/<label>/: a unit's evaluations, one folder per task, and its training record."""
     return Path(bundle) / "models" / label
