@@ -218,7 +218,8 @@ def _matrices(settings: dict, langs: list[str]) -> dict:
 def evaluate(model: str, task: str, languages: list[str] | None = None, settings: list[str] | None = None,
              out_dir: str | os.PathLike | None = None, limit: int | None = None, seed: int = 0,
              batch_size: int | None = None, encoder=None, log: Callable[[str], None] | None = None,
-             precision: str | None = None, layouts: str | os.PathLike | None = None, on_progress=None) -> dict:
+             precision: str | None = None, layouts: str | os.PathLike | None = None, on_progress=None,
+             sample_pool: bool = False) -> dict:
     """Evaluate `model` on `task`; write metrics.json and the per-query figures to `out_dir` when given (in a
     result bundle, pass its `layouts` folder: the compact encoding, with what models share kept there once).
 
@@ -242,11 +243,11 @@ def evaluate(model: str, task: str, languages: list[str] | None = None, settings
     timings["load_model_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    corpus = build_corpus(task, languages, limit, seed)
+    corpus = build_corpus(task, languages, limit, seed, sample_pool)
     supported = getattr(encoder, "languages", None)
     unsupported = [x for x in corpus.languages if supported is not None and x not in supported]
     if unsupported:  # a model's unsupported languages are left out and named, never averaged in
-        corpus = build_corpus(task, [x for x in corpus.languages if x not in unsupported], limit, seed)
+        corpus = build_corpus(task, [x for x in corpus.languages if x not in unsupported], limit, seed, sample_pool)
         corpus.notes = {**corpus.notes, "unsupported_languages": unsupported}
         _log(f"{encoder.label} does not support {', '.join(unsupported)}: not evaluated", log)
     timings["load_data_s"] = time.perf_counter() - t0

@@ -15,8 +15,9 @@ Queries with no relevant candidate in a slice's pool are left out of that slice 
 Tasks:
 - xquad-r, mlqa-r: questions against the sentences of the LAReQA files.
 - mkqa-queries: parallel-query retrieval; the pool is the queries themselves (one per example and language),
-  relevant = the same example's query in the other languages; a query's own entry is removed from its ranking. The mono setting has no relevant candidate by
-  construction (the only same-language item is the query itself) and is reported as not applicable.
+  relevant = the same example's query in the other languages; a query's own entry is removed from its ranking.
+  The mono setting has no relevant candidate by construction (the only same-language item is the query itself)
+  and is reported as not applicable.
 - mkqa-answers: answer retrieval; one candidate per distinct (language, answer text); a candidate is relevant to
   every example whose answers in that language include the text (relevance by example id), so a string shared by
   several examples is one candidate, never several copies. Yes/no examples are dropped. Identical strings in
@@ -212,20 +213,68 @@ def _sample_groups(groups: list[str], limit: int | None, seed: int) -> set[str] 
     return set(rng.choice(unique, size=min(limit, len(unique)), replace=False).tolist())
 
 
-def build_lareqa_corpus(task: str, languages: list[str] | None, limit: int | None, seed: int) -> Corpus:
+def _sample_paragraphs(data, limit: int, seed: int) -> tuple[set[str], set[str]]:
+    """A seeded sample of whole paragraphs holding at least `limit` question groups: (groups, paragraphs).
+
+    Question groups and the paragraphs ("<lang>:<paragraph index>") that hold their answers are joined into
+    connected parts (in XQuAD-R, one paragraph in every language with its questions); parts are taken in a seeded
+    order until `limit` groups are in. Every sentence of a taken paragraph stays a candidate, so each sampled
+    question meets its own paragraph's other sentences, as in the whole pool, in a pool a fraction of its size."""
+    parent: dict[tuple, tuple] = {}
+
+    def find(x):
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for s in data.sentences:
+        paragraph = ("p", s.id.rsplit(":", 1)[0])
+        find(paragraph)
+        for g in s.groups:
+            parent[find(("g", g))] = find(paragraph)
+    parts: dict[tuple, set] = {}
+    for node in list(parent):
+        parts.setdefault(find(node), set()).add(node)
+    asked = {q.group for q in data.questions}
+    ordered = sorted(parts.values(), key=lambda nodes: min(nodes))
+    groups: set[str] = set()
+    paragraphs: set[str] = set()
+    for i in np.random.default_rng(seed).permutation(len(ordered)):
+        found = {n[1] for n in ordered[i] if n[0] == "g"} & asked
+        if not found:
+            continue
+        groups |= found
+        paragraphs |= {n[1] for n in ordered[i] if n[0] == "p"}
+        if len(groups) >= limit:
+            break
+    return groups, paragraphs
+
+
+def build_lareqa_corpus(task: str, languages: list[str] | None, limit: int | None, seed: int,
+                        sample_pool: bool = False) -> Corpus:
     from hybridviz.data.lareqa import load_lareqa
 
     data = load_lareqa(task, languages)
-    keep = _sample_groups([q.group for q in data.questions], limit, seed)
+    sentences = data.sentences
+    notes = {"limit": limit, "seed": seed} if limit else {}
+    if limit and sample_pool:
+        _sample_groups([], limit, seed)  # the same check of `limit`
+        keep, paragraphs = _sample_paragraphs(data, limit, seed)
+        sentences = [s for s in sentences if s.id.rsplit(":", 1)[0] in paragraphs]
+        notes.update({"pool": "sampled paragraphs", "paragraphs": len(paragraphs)})
+    else:
+        keep = _sample_groups([q.group for q in data.questions], limit, seed)
     questions = [q for q in data.questions if keep is None or q.group in keep]
     return Corpus(
         task, data.languages,
         [q.id for q in questions], [q.lang for q in questions], [q.text for q in questions],
         [q.group for q in questions],
-        [s.id for s in data.sentences], [s.lang for s in data.sentences], [s.text for s in data.sentences],
-        [s.groups for s in data.sentences],
+        [s.id for s in sentences], [s.lang for s in sentences], [s.text for s in sentences],
+        [s.groups for s in sentences],
         files=data.files,
-        notes={"limit": limit, "seed": seed} if limit else {},
+        notes=notes,
     )
 
 
@@ -446,15 +495,17 @@ def write_beir(corpus: Corpus, folder):
     return write_beir_files(folder, queries, docs, qrels)
 
 
-def build_corpus(task: str, languages: list[str] | None = None, limit: int | None = None, seed: int = 0
-                 ) -> Corpus:
+def build_corpus(task: str, languages: list[str] | None = None, limit: int | None = None, seed: int = 0,
+                 sample_pool: bool = False) -> Corpus:
     """The queries, candidates and relevance of `task` for `languages` (default: all the data fully covers).
 
     `limit` evaluates a seeded sample of that many parallel groups: for xquad-r/mlqa-r and beir:<folder> only the
     questions are sampled (the pool stays whole); for the MKQA tasks whole examples are (queries and pool).
+    `sample_pool` (xquad-r/mlqa-r): sample whole paragraphs instead, their questions against their sentences only
+    (a quick look, such as the lab's first figures; its figures are not those of the whole pool).
     """
     if task in ("xquad-r", "mlqa-r"):
-        corpus = build_lareqa_corpus(task, languages, limit, seed)
+        corpus = build_lareqa_corpus(task, languages, limit, seed, sample_pool)
     elif task == "mkqa-queries":
         corpus = build_mkqa_queries_corpus(languages, limit, seed)
     elif task == "mkqa-answers":

@@ -142,7 +142,9 @@ def live() -> None:
             if evaluation.get("samples"):
                 full = evaluation.get("state") == "done"
                 st.markdown(f"**Sample** — a seeded sample of {lab.SAMPLE_QUESTIONS} questions per benchmark "
-                            "(the pool whole for XQuAD-R and custom sets), evaluated first: "
+                            "(XQuAD-R and MLQA-R: whole paragraphs, their questions against their own sentences, "
+                            "so the figures run higher than the whole pool's; custom sets keep their whole pool), "
+                            "evaluated first: "
                             + ("indicative only; the full evaluation below is the result." if full
                                else "first figures while the full evaluation follows."))
                 st.dataframe(pd.DataFrame([{"benchmark": TASK_LABELS.get(t, t), **v}

@@ -235,3 +235,26 @@ def test_pooled_answers_no_longer_reward_identical_strings_across_languages():
     C = np.array([[0.9, 0.1], [1.0, 0.0], [0.8, 0.2], [0.0, 1.0], [0.0, 1.0]])
     (row,) = evaluate_slice(cross, Q, C, corpus, bias=False)
     assert row["ranks"].tolist() == [1]
+
+
+@pytest.mark.parametrize("task", ["xquad-r", "mlqa-r"])
+def test_a_paragraph_sample_keeps_whole_paragraphs_and_every_relevant_sentence(task, data_root):
+    """The lab's first figures (sample_pool): whole paragraphs in every language, at least `limit` question groups,
+    each sampled question's relevant sentences all in the pool (as in the whole corpus), seeded."""
+    full = build_corpus(task)
+    sample = build_corpus(task, limit=50, seed=3, sample_pool=True)
+    assert sample.notes["pool"] == "sampled paragraphs"
+    assert 50 <= len(set(sample.query_groups)) < len(set(full.query_groups)) / 4
+    assert len(sample.cand_ids) < len(full.cand_ids) / 4
+    paragraph = lambda cid: cid.rsplit(":", 1)[0]  # noqa: E731
+    sizes = Counter(paragraph(c) for c in full.cand_ids)
+    kept = Counter(paragraph(c) for c in sample.cand_ids)
+    assert all(kept[p] == sizes[p] for p in kept)  # whole paragraphs only
+    full_pos = {q: i for i, q in enumerate(full.query_ids)}
+    for i, qid in enumerate(sample.query_ids):
+        want = {full.cand_ids[c] for c in full.relevant_candidates(full_pos[qid])}
+        got = {sample.cand_ids[c] for c in sample.relevant_candidates(i)}
+        assert want and got == want, qid
+    again = build_corpus(task, limit=50, seed=3, sample_pool=True)
+    assert again.query_ids == sample.query_ids and again.cand_ids == sample.cand_ids
+    assert build_corpus(task, limit=50, seed=4, sample_pool=True).query_ids != sample.query_ids

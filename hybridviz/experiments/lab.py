@@ -196,8 +196,8 @@ def _work(run: Run, root: Path | None) -> int:
                                                             record.setdefault(stage, time.time())})
         try:
             evaluate(str(run.model_dir), spec["task"], languages=spec.get("languages"), limit=spec.get("limit"),
-                     out_dir=run.dir / "evaluations" / task_dir(spec["task"]), precision=evaluation_precision(config.model),
-                     on_progress=progress)
+                     out_dir=run.dir / "evaluations" / task_dir(spec["task"]),
+                     precision=evaluation_precision(config.model), on_progress=progress)
         except Exception as exc:
             write_json_atomic(run.dir / "evaluation.json", {"state": "failed", "task": spec["task"], "done": done,
                                                             "error": f"{type(exc).__name__}: {exc}",
@@ -216,8 +216,9 @@ HEADLINE = (("mono", "mAP"), ("cross", "mAP"), ("multi", "mAP"), ("mono", "nDCG@
 
 
 def evaluate_samples(run: Run, config: TrainConfig, specs: list[dict]) -> dict | None:
-    """Before the full evaluation: each benchmark on a seeded sample of SAMPLE_QUESTIONS questions (XQuAD-R,
-    MLQA-R and custom sets keep their whole pool; MKQA samples examples), into <run>/samples/<task>/ (never
+    """Before the full evaluation: each benchmark on a seeded sample of SAMPLE_QUESTIONS questions (XQuAD-R and
+    MLQA-R: whole paragraphs, their questions against their sentences; MKQA: whole examples; custom sets keep
+    their whole pool), into <run>/samples/<task>/ (never
     listed as results: labelled as a sample on the lab page only). Returns {task: {"questions", "seed",
     "seconds", "<setting> <metric>": value}}; None when the worker should stop (the sample failed: said in
     evaluation.json)."""
@@ -236,7 +237,8 @@ def evaluate_samples(run: Run, config: TrainConfig, specs: list[dict]) -> dict |
         folder = run.dir / "samples" / task_dir(spec["task"])
         try:
             evaluate(str(run.model_dir), spec["task"], languages=spec.get("languages"), limit=SAMPLE_QUESTIONS,
-                     seed=SAMPLE_SEED, out_dir=folder, precision=evaluation_precision(config.model))
+                     seed=SAMPLE_SEED, out_dir=folder, precision=evaluation_precision(config.model),
+                     sample_pool=True)
             metrics = read_metrics(folder)
         except Exception as exc:
             write_json_atomic(run.dir / "evaluation.json", {**record, "state": "failed",
