@@ -82,7 +82,8 @@ def test_lab_run_trains_then_evaluates_in_the_background(tmp_path, monkeypatch, 
     monkeypatch.setattr(paths, "RUNS_DIR", tmp_path)
     monkeypatch.setenv("HYBRIDVIZ_RUNS", str(tmp_path))
     run = lab.submit(TrainConfig(**TINY), evaluations=[{"task": "mkqa-answers", "languages": ["en", "es"],
-                                                         "limit": 40}])
+                                                         "limit": 40},
+                                                        {"task": "xquad-r", "languages": ["en", "de"], "limit": 150}])
     deadline = time.time() + 300
     while time.time() < deadline and lab.evaluation_state(run).get("state") not in ("done", "failed"):
         time.sleep(1)
@@ -91,5 +92,16 @@ def test_lab_run_trains_then_evaluates_in_the_background(tmp_path, monkeypatch, 
     from hybridviz.experiments.bundle import lab_results
 
     results = lab_results(tmp_path)
-    assert [(r.group, r.task) for r in results] == [(f"lab:{run.id}", "mkqa-answers")]
-    assert 0 <= results[0].macro("multi", "mAP") <= 1
+    assert sorted((r.group, r.task) for r in results) == [(f"lab:{run.id}", "mkqa-answers"),
+                                                          (f"lab:{run.id}", "xquad-r")]
+    assert all(0 <= r.macro("multi", "mAP") <= 1 for r in results)
+    # first figures: a sample where the benchmark is larger than one (mkqa-answers' 40 examples are not)
+    samples = lab.evaluation_state(run)["samples"]
+    assert list(samples) == ["xquad-r"] and samples["xquad-r"]["questions"] == lab.SAMPLE_QUESTIONS
+    from hybridviz.results.store import read_metrics
+
+    sample = read_metrics(run.dir / "samples" / "xquad-r")
+    full = next(r for r in results if r.task == "xquad-r").metrics
+    assert sample["notes"]["pool"] == "sampled paragraphs"
+    assert sample["counts"]["candidates"] < full["counts"]["candidates"] / 2
+    assert samples["xquad-r"]["multi mAP"] == sample["settings"]["multi"]["macro"]["mAP"]
