@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from hybridviz.data import paths
 from hybridviz.errors import HybridvizError
 from hybridviz.experiments import executors as X
 from hybridviz.experiments.grid import GridSpec, plan, run_grid
@@ -97,17 +98,34 @@ def test_progress_in_words():
 
 @pytest.fixture(scope="module")
 def serial_bundle(tmp_path_factory, data_root):
+    """The oracle: the grid run serially, at one thread (as each Ray task of 1 CPU runs: sums split over threads
+    round differently in their last bits), with an embedding cache of its own (nothing read from an earlier
+    run's)."""
+    import torch
+
     root = tmp_path_factory.mktemp("serial")
     logs: list[str] = []
-    run_grid(root / "bundle", tiny_spec(), log=logs.append, runs_root=root / "runs")
+    threads = torch.get_num_threads()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(paths, "EMBEDDINGS_DIR", root / "embeddings")
+        X.limit_threads(1)
+        try:
+            run_grid(root / "bundle", tiny_spec(), log=logs.append, runs_root=root / "runs")
+        finally:
+            X.limit_threads(threads)
     return root / "bundle", root / "runs", logs
 
 
 @pytest.fixture(scope="module")
-def cluster():
-    """One local Ray cluster of 2 CPUs for the module's tests (each executor joins it)."""
-    ray = pytest.importorskip("ray")
-    X.RayExecutor(num_cpus=2).connect()
+def cluster(tmp_path_factory):
+    """One local Ray cluster of 2 CPUs for the module's tests (each executor joins it), whose workers compute
+    their own embeddings (HYBRIDVIZ_EMBEDDINGS). Ray is a test requirement (scripts/test.sh installs
+    requirements-ray.txt): missing, these tests fail rather than skip."""
+    import ray
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HYBRIDVIZ_EMBEDDINGS", str(tmp_path_factory.mktemp("ray-embeddings")))
+        X.RayExecutor(num_cpus=2).connect()  # the workers' environment is taken here
     yield ray
     ray.shutdown()
 

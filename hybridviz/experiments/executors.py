@@ -199,12 +199,27 @@ class WorkerGrid(Grid):
                                     if label in self.states}})
 
 
+def limit_threads(threads: int) -> None:
+    """Every thread pool of this process to `threads`: torch's, faiss's OpenMP, the BLAS of numpy and scipy.
+    (The figures of a unit depend on it in their last bits: sums split over threads round differently.)"""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(threads)
+    threadpool_limits(threads)
+    try:
+        import faiss
+
+        faiss.omp_set_num_threads(threads)
+    except ImportError:
+        pass
+
+
 def run_job(job: dict, events) -> dict:
     """A Ray task: the job's units, step by step, into the bundle (a worker's side of `RayExecutor`)."""
     import ray
-    import torch
 
-    torch.set_num_threads(max(1, int(job["cpus"])))  # the cores the task declared, not the node's
+    limit_threads(max(1, int(job["cpus"])))  # the cores the task declared, not the node's
     where = {**here("ray"), "node_id": ray.get_runtime_context().get_node_id(), "pid": os.getpid()}
     events.put({"kind": "start", "labels": job["labels"], "where": where})
     options = job["options"]
@@ -300,7 +315,7 @@ class RayExecutor:
         grid.log(f"Ray cluster {described['cluster']}: {len(units)} units as {len(unit_jobs(units))} tasks of "
                  f"{cpus:g} CPU{'s' if cpus != 1 else ''}" + (f" and {gpus:g} GPU" if gpus else ""))
         events = Queue(actor_options={"num_cpus": 0})
-        task = ray.remote(run_job).options(num_cpus=cpus, num_gpus=gpus, max_retries=0)
+        task = ray.remote(num_cpus=cpus, num_gpus=gpus, max_retries=0)(run_job)  # retries: the driver's
         jobs = unit_jobs(units)
         options = {"runs_root": str(grid.runs_root) if grid.runs_root else None, "refresh": grid.refresh,
                    "tasks": grid.tasks, "replace_retrained": grid.replace_retrained}
@@ -405,7 +420,10 @@ def make_executor(kind: str | None = "serial", address: str | None = None, cpus_
         raise HybridvizError("--ray-cpus-per-unit must be above 0.")
     if (gpus_per_unit or 0) < 0 or (max_retries or 0) < 0:
         raise HybridvizError("--ray-gpus-per-unit and --max-retries cannot be negative.")
-    import_ray()
+    import importlib.util
+
+    if importlib.util.find_spec("ray") is None:  # said now, without importing it (seconds, and memory)
+        raise HybridvizError(f"--executor ray needs the ray package, which is not installed: {RAY_INSTALL}")
     given = {"address": (address or "").strip() or None, "cpus_per_unit": cpus_per_unit,
              "gpus_per_unit": gpus_per_unit, "max_retries": max_retries, "num_cpus": num_cpus}
     return RayExecutor(**{k: v for k, v in given.items() if v is not None or k == "gpus_per_unit"})
