@@ -307,6 +307,8 @@ class RayExecutor:
         from ray.util.queue import Queue
 
         cpus, gpus = self.resources(ray)
+        for unit in units:  # the manifest lists the units in the plan's order, whichever finishes first
+            grid.state(unit)
         described = {**self.describe(), "gpus_per_unit": gpus,
                      "cluster": {k: v for k, v in ray.cluster_resources().items() if k in ("CPU", "GPU")}}
         _record_session(grid, described)
@@ -398,6 +400,8 @@ class RayExecutor:
                 ray.cancel(ref, force=True)
             progress.set([u.label for i in set(pending.values()) for u in jobs[i]], "cancelled")
             raise
+        finally:
+            events.shutdown(force=True)  # the queue's actor (a process of its own) goes with the grid
         if failed:
             grid.save(summary=True)  # what did finish is summarised
             raise HybridvizError(f"{len(failed)} unit(s) failed: " + "; ".join(f"{label}: {error}" for label, error
