@@ -4,8 +4,8 @@
     python bench/executors.py --smoke          # the tiny model, 2 steps, a 20-group sample (checks it runs)
 
 Both arms run the same grid (`--samplers` x seed 0, `--steps` steps, one evaluation: `--task` on a seeded
-`--limit` sample) into a bundle and a run registry of their own, each in a fresh process (`--arm`), so that
-neither inherits the other's loaded models. The parent samples the RSS of each arm's whole process tree every
+`--limit` sample) into a bundle, a run registry and an embedding cache of their own, each in a fresh process
+(`--arm`), so that neither inherits the other's loaded models or embeddings. The parent samples the RSS of each arm's whole process tree every
 0.5 s (for the Ray arm: its driver, the GCS server, the raylet and its workers). Figures: wall time from the
 process's start to its end (the Ray arm includes starting and stopping its cluster), peak RSS, the ratio
 Ray / serial (below 1: Ray is faster), and whether the two bundles summarise alike (the figures of
@@ -106,7 +106,9 @@ def run_arm(args, which: str, work: str) -> dict:
                "--steps", str(args.steps), "--samplers", args.samplers, "--task", args.task,
                "--limit", str(args.limit), "--cpus-per-unit", str(args.cpus_per_unit)]
     start = time.perf_counter()
-    proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # an embedding cache of its own: neither arm reads what the other encoded (the fine-tunes are the same models)
+    env = {**os.environ, "HYBRIDVIZ_EMBEDDINGS": str(Path(work) / which / "embeddings")}
+    proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     memory = TreeMemory(proc.pid)
     memory.start()
     out, err = proc.communicate(timeout=args.timeout)

@@ -8,9 +8,11 @@
 - **memory of a local cluster**: the cluster `--executor ray` starts without an address (`RayExecutor.connect`:
   this machine's cores, no dashboard, a 128 MB object store), measured over the process tree of its driver
   (this script: the GCS server, the raylet, its agents and workers are all below it) with psutil, RSS and PSS
-  (PSS shares each shared page among the processes that map it: the honest sum), at four moments: before
-  `import ray`, after it, after `ray.init`, and after two trivial tasks have run (their workers started). The
-  workers of a real unit import torch and the model on top of this, as a serial grid's process does.
+  (PSS shares each shared page among the processes that map it: the honest sum), at four moments: the driver
+  with the grid's code imported (torch), after `import ray`, after `ray.init`, and after two trivial tasks have
+  run (their workers started); then by kind of process. The workers of a real unit import torch and the model on
+  top of this, as a serial grid's process does. Whether ray[default]'s extras are installed is recorded: with
+  them the cluster runs heavier agents.
 """
 
 from __future__ import annotations
@@ -24,6 +26,11 @@ import time
 from common import ROOT, print_table, write_result
 
 IMPORTS = {"bare interpreter": "pass", "import ray": "import ray", "import torch": "import torch"}
+# the processes of a local cluster, by a piece of their command line (the first that matches)
+KINDS = (("gcs_server", "gcs_server"), ("raylet", "raylet/raylet"), ("dashboard agent", "DashboardAgent"),
+         ("runtime-env agent", "RuntimeEnvAgent"), ("dashboard head", "dashboard/dashboard.py"),
+         ("log monitor", "log_monitor"), ("autoscaler monitor", "monitor.py"), ("worker", "ray::"),
+         ("worker", "default_worker"))
 
 
 def import_seconds(code: str, repeats: int) -> list[float]:
@@ -52,9 +59,8 @@ def tree_memory() -> dict:
             info = proc.memory_full_info()
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
-        kind = ("driver" if proc.pid == me.pid else "gcs_server" if "gcs_server" in name else
-                "raylet" if "raylet" in name else "worker" if "default_worker" in name or "ray::" in name else
-                "agent" if "agent" in name else "other")
+        kind = "driver" if proc.pid == me.pid else next(
+            (kind for kind, needle in KINDS if needle in name), "other")
         entry = kinds.setdefault(kind, {"processes": 0, "rss_mb": 0.0, "pss_mb": 0.0})
         entry["processes"] += 1
         entry["rss_mb"] += info.rss / 2 ** 20
@@ -67,14 +73,14 @@ def tree_memory() -> dict:
 
 
 def cluster_memory(num_cpus: int, settle_s: float) -> dict:
-    stages = {"before import ray": tree_memory()}
+    from hybridviz.experiments.executors import RayExecutor  # the grid's driver: torch and the library imported
+
+    stages = {"driver, before import ray": tree_memory()}
     start = time.perf_counter()
     import ray
 
     stages["after import ray"] = tree_memory()
     stages["after import ray"]["seconds"] = round(time.perf_counter() - start, 2)
-    from hybridviz.experiments.executors import RayExecutor
-
     start = time.perf_counter()
     RayExecutor(num_cpus=num_cpus).connect()  # the local cluster `--executor ray` starts
     init_s = time.perf_counter() - start
@@ -92,6 +98,12 @@ def cluster_memory(num_cpus: int, settle_s: float) -> dict:
     stages[f"after {num_cpus} trivial tasks"] = {**tree_memory(), "seconds": round(tasks_s, 2)}
     ray.shutdown()
     return stages
+
+
+def _installed(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
 
 
 def main() -> None:
@@ -117,12 +129,17 @@ def main() -> None:
                 ["moment", "processes", "rss_mb", "pss_mb", "seconds"])
     import ray
 
-    base = stages["before import ray"]["total"]["pss_mb"]
+    base = stages["driver, before import ray"]["total"]["pss_mb"]
     engine = table[-1]["pss_mb"] - base
-    print(f"\nthe engine: {engine:.0f} MB PSS over the bare driver; ray {ray.__version__}")
+    for moment, stage in list(stages.items())[-1:]:
+        print_table(f"by process, {moment}", [{"kind": k, **v} for k, v in stage["by_kind"].items()],
+                    ["kind", "processes", "rss_mb", "pss_mb"])
+    extras = sorted(name for name in ("aiohttp", "opencensus", "grpc") if _installed(name))
+    print(f"\nthe engine: {engine:.0f} MB PSS over the driver; ray {ray.__version__}"
+          f"{' with ray[default] extras (' + ', '.join(extras) + ')' if extras else ' (core)'}")
     path = write_result(args.out, "ray_cost", {
         "ray": ray.__version__, "imports": rows, "cluster": stages, "rows": table,
-        "engine_pss_mb": round(engine, 1), "num_cpus": args.num_cpus,
+        "engine_pss_mb": round(engine, 1), "num_cpus": args.num_cpus, "default_extras_installed": extras,
         "note": "PSS shares shared pages among the processes mapping them (RSS counts them in each)"})
     print(f"wrote {path}")
 
