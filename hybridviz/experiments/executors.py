@@ -270,9 +270,10 @@ class RayExecutor:
             if self.address:
                 ray.init(address=self.address, runtime_env=runtime_env, log_to_driver=False)
             else:
-                ray.init(num_cpus=self.num_cpus or len(os.sched_getaffinity(0)), include_dashboard=False,
-                         object_store_memory=LOCAL_OBJECT_STORE, _temp_dir=RAY_TMP, runtime_env=runtime_env,
-                         log_to_driver=False)
+                # "local": a new cluster of its own, even where `ray start` left one (or its address file) behind
+                ray.init(address="local", num_cpus=self.num_cpus or len(os.sched_getaffinity(0)),
+                         include_dashboard=False, object_store_memory=LOCAL_OBJECT_STORE, _temp_dir=RAY_TMP,
+                         runtime_env=runtime_env, log_to_driver=False)
         except ConnectionError as exc:
             raise HybridvizError(f"No Ray cluster at {self.address}: {exc} (start one with `ray start --head`, or "
                                  "leave out --ray-address for a local cluster).") from None
@@ -398,7 +399,12 @@ class RayExecutor:
         except BaseException:
             for ref in pending:
                 ray.cancel(ref, force=True)
-            progress.set([u.label for i in set(pending.values()) for u in jobs[i]], "cancelled")
+            if pending:  # the killed workers gone before their leftovers are removed
+                ray.wait(list(pending), num_returns=len(pending), timeout=10)
+            stopped = [u.label for i in set(pending.values()) for u in jobs[i]]
+            for label in stopped:  # what a cancelled evaluation left (its worker is killed: nothing cleans up)
+                remove_pending(unit_folder(grid.out, label))
+            progress.set(stopped, "cancelled")
             raise
         finally:
             events.shutdown(force=True)  # the queue's actor (a process of its own) goes with the grid
