@@ -137,7 +137,7 @@ def test_the_serial_executor_records_progress_and_where_units_ran(serial_bundle)
     progress = read_progress(out)
     assert progress["executor"] == {"kind": "serial"}
     assert {label: e["state"] for label, e in progress["units"].items()} == {label: "done" for label in LABELS}
-    assert any(line.startswith("[hybrid-s1] running on ") for line in logs)
+    assert "[hybrid-s1] done" in logs and any(line.startswith("progress: 5 done") for line in logs)
     manifest = read_manifest(out)
     assert all(s["ran_on"][-1]["executor"] == "serial" and s["ran_on"][-1]["device"] == "cpu"
                for s in manifest["units"].values())

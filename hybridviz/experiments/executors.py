@@ -61,13 +61,17 @@ class Progress:
         self.started = time.time()
         self.write()
 
-    def set(self, labels: list[str], state: str, **fields) -> None:
+    def set(self, labels: list[str], state: str, quiet: bool = False, **fields) -> None:
+        """`labels` now in `state`, written; logged with the counts unless `quiet`."""
         for label in labels:
             old = self.units.get(label, {})
             keep = {k: v for k, v in old.items() if k in ("host", "node_id", "device", "attempt")}
             self.units[label] = {**keep, "state": state, **fields, "since": round(time.time(), 1)}
-            self.grid.log(f"[{label}] {describe(self.units[label])}")
+            if not quiet:
+                self.grid.log(f"[{label}] {describe(self.units[label])}")
         self.write()
+        if quiet:
+            return
         counts = {}
         for entry in self.units.values():
             counts[entry["state"]] = counts.get(entry["state"], 0) + 1
@@ -110,24 +114,27 @@ def here(executor: str) -> dict:
     return record
 
 
-def run_recorded(grid: Grid, unit: Unit, where: dict) -> None:
+def run_recorded(grid: Grid, unit: Unit, where: dict) -> bool:
     """`run_unit`, with `where` appended to the unit's `ran_on` records when it did any work (a unit that was
-    finished already keeps the record of where it ran)."""
+    finished already keeps the record of where it ran); True when it did."""
     state = grid.state(unit)
     earlier = list(state.get("ran_on", []))
     before = _plain(state)
     state["ran_on"] = earlier + [{**where, "at": round(time.time(), 1)}]
+    worked = True
     try:
         run_unit(grid, unit)
     finally:
         state = grid.state(unit)
         if _plain(state) == before:  # nothing done: nothing saved, and no record of a run
+            worked = False
             if earlier:
                 state["ran_on"] = earlier
             else:
                 state.pop("ran_on", None)
     if state.get("state") == "done":
         state.pop("error", None)  # an earlier invocation's failure, now behind it
+    return worked
 
 
 def _plain(state: dict) -> str:
@@ -145,7 +152,9 @@ def _record_session(grid: Grid, executor: dict) -> None:
 
 @dataclass
 class SerialExecutor:
-    """One unit after another in this process (the default). The first error stops the grid."""
+    """One unit after another in this process (the default). The first error stops the grid. Its progress is
+    written for every unit, and logged for the units that did work (their own lines say what they do; a rerun of
+    a finished grid says nothing)."""
 
     def describe(self) -> dict:
         return {"kind": "serial"}
@@ -155,13 +164,13 @@ class SerialExecutor:
         progress = Progress(grid, units, self.describe())
         where = here("serial")
         for unit in units:
-            progress.set([unit.label], "running", host=where["host"], device=where["device"])
+            progress.set([unit.label], "running", quiet=True, host=where["host"], device=where["device"])
             try:
-                run_recorded(grid, unit, where)
+                worked = run_recorded(grid, unit, where)
             except BaseException as exc:
                 progress.set([unit.label], "failed", error=f"{type(exc).__name__}: {exc}")
                 raise
-            progress.set([unit.label], "done")
+            progress.set([unit.label], "done", quiet=not worked)
 
 
 # ------------------------------------------------------------------------------------------------ Ray
