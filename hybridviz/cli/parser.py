@@ -74,6 +74,22 @@ def add_converged_arguments(parser, patience: int, probe_default: str | None) ->
                         help="steps at which an XQuAD-R sample is scored along each run (reported only)")
 
 
+def add_executor_arguments(parser) -> None:
+    """Where a grid's units run (experiments/executors.py): in this process, or as tasks of a Ray cluster."""
+    group = parser.add_argument_group("executor", "where the units run (docs/cluster.md)")
+    group.add_argument("--executor", choices=("serial", "ray"), default="serial",
+                       help="serial: one unit after another in this process (default); ray: each fine-tune (with "
+                            "its evaluations and method units) a task of a Ray cluster (pip install -r "
+                            "requirements-ray.txt)")
+    group.add_argument("--ray-address", help="a running cluster: auto, or <host>:<port> of its head (default: "
+                       "start a local cluster on this machine's cores and GPUs)")
+    group.add_argument("--ray-cpus-per-unit", type=float, help="CPUs each unit's task declares and uses (default 2)")
+    group.add_argument("--ray-gpus-per-unit", type=float,
+                       help="GPUs each unit's task declares (default: 1 where the cluster has GPUs, else 0)")
+    group.add_argument("--max-retries", type=int,
+                       help="times a unit whose worker or node died is submitted again (default 2)")
+
+
 # ------------------------------------------------------------------------------------------ the commands
 
 
@@ -207,6 +223,7 @@ def add_experiment_parser(sub) -> None:
                    "the commit that holds it before the first unit runs; refused where the bundle holds another")
     p.add_argument("--no-summary", action="store_true",
                    help="write no summary.json (units run in parallel into folders of their own: merge-bundles)")
+    add_executor_arguments(p)
     p.set_defaults(func=c.cmd_experiment)
 
 

@@ -12,7 +12,9 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 CACHE_DIR = Path(os.environ.get("HYBRIDVIZ_CACHE", REPO_ROOT / "cache"))
 DOWNLOAD_DIR = CACHE_DIR / "data"
 MODELS_DIR = CACHE_DIR / "models"  # imported encoders, int8 exports
-EMBEDDINGS_DIR = CACHE_DIR / "embeddings"  # embedding cache (fingerprint + prefix + text)
+# embedding cache (fingerprint + prefix + text); HYBRIDVIZ_EMBEDDINGS moves only it (a test that compares two
+# computations of the same embeddings gives each its own)
+EMBEDDINGS_DIR = Path(os.environ.get("HYBRIDVIZ_EMBEDDINGS", CACHE_DIR / "embeddings"))
 MODEL_CARDS_DIR = CACHE_DIR / "model-cards"  # a model's fingerprint, prefixes and lengths, keyed by its files
 EVALUATIONS_DIR = CACHE_DIR / "evaluations"  # `python -m hybridviz evaluate` outputs the app lists
 UMAP_DIR = CACHE_DIR / "umap"  # embedding-map coordinates

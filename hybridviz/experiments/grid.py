@@ -32,8 +32,9 @@ from hybridviz.evaluate import evaluate
 from hybridviz.provenance import provenance
 from hybridviz.results.format import LAYOUTS, MANIFEST, ResultsError
 from hybridviz.results.store import (copy_layouts, copy_training_record, copy_unit, fresh_folder, is_evaluated,
-                                     read_manifest, read_metrics, recorded_fingerprints, refresh_folder,
-                                     remove_folder, staging_folder, swap_in, unit_folder, write_manifest)
+                                     pending_folder, read_manifest, read_metrics, recorded_fingerprints,
+                                     refresh_folder, remove_folder, staging_folder, swap_in, unit_folder,
+                                     write_manifest)
 from hybridviz.tasks import DEFAULT_EVALUATIONS, MKQA_ANSWERS_PROTOCOL, task_dir
 from hybridviz.errors import HybridvizError
 from hybridviz.training.runs import Run
@@ -262,9 +263,13 @@ def stale(metrics: dict) -> bool:
 def run_grid(out: Path, spec: GridSpec | None = None, log: Callable[[str], None] = print,
              only: list[str] | None = None, runs_root: Path | None = None, refresh: bool = False,
              tasks: list[str] | None = None, replace_retrained: bool = False, summarise: bool = True,
-             analysis_plan: dict | None = None) -> dict:
+             analysis_plan: dict | None = None, executor=None) -> dict:
     """Run (or continue) every unit of the grid into the bundle at `out`; returns the manifest.
 
+    `executor` (experiments/executors.py): where the units run, `SerialExecutor()` (the default: one after
+    another in this process) or `RayExecutor(...)` (side by side as tasks of a Ray cluster); either way the
+    results reach the bundle through the same steps and the same atomic writes, and only this process writes
+    manifest.json, summary.json and progress.json.
     Fine-tunes go to the run registry (`runs_root`, default cache/runs), where the dashboard finds them.
     `tasks`: evaluate only these benchmarks in this invocation (the others stay pending).
     `refresh`: also re-evaluate (retraining where the weights are gone) every evaluation whose provenance is
@@ -281,18 +286,26 @@ def run_grid(out: Path, spec: GridSpec | None = None, log: Callable[[str], None]
     `analysis_plan`: a plan (experiments/plan.py; or {"plan", "commit", "file"}) written into manifest.json before
     the first unit runs; refused where the bundle holds another plan, or units but no plan.
     """
+    from hybridviz.experiments.executors import SerialExecutor
+
     grid = open_grid(out, spec or GridSpec(), log=log, runs_root=runs_root, refresh=refresh, tasks=tasks,
                      replace_retrained=replace_retrained, summarise=summarise, analysis_plan=analysis_plan)
-    for unit in plan_units(grid, only):
-        work = unit_work(grid, unit)
-        model = train_or_reuse(grid, unit, work)
-        evaluate_pending(grid, unit, model, work)
-        refresh_stale(grid, unit, model, work)
-        if model.replacement is not None and not swap_in_replacement(grid, unit, model, work):
-            continue  # the old checkpoint's figures stay until every task of the replacement is done
-        finish_unit(grid, unit, work)
+    (executor or SerialExecutor()).run(grid, plan_units(grid, only))
     grid.save(final=True)
     return grid.manifest
+
+
+def run_unit(grid: Grid, unit: Unit) -> None:
+    """One unit, step by step: its work, its model (trained or reused), its pending and stale evaluations, its
+    replacement swapped in, done. The executors (experiments/executors.py) run this, in this process or in a
+    worker of a Ray cluster."""
+    work = unit_work(grid, unit)
+    model = train_or_reuse(grid, unit, work)
+    evaluate_pending(grid, unit, model, work)
+    refresh_stale(grid, unit, model, work)
+    if model.replacement is not None and not swap_in_replacement(grid, unit, model, work):
+        return  # the old checkpoint's figures stay until every task of the replacement is done
+    finish_unit(grid, unit, work)
 
 
 # ------------------------------------------------------------------------------------------------ the steps
@@ -313,6 +326,7 @@ class Grid:
     replace_retrained: bool = False
     summarise: bool = True
     units: list[Unit] = field(default_factory=list)  # the whole plan (a unit's +method units are among them)
+    train_slot: str = "registry"  # the trainer's lock: "run" where a Ray cluster places the fine-tunes
 
     @property
     def states(self) -> dict:
@@ -489,7 +503,7 @@ def train_or_reuse(grid: Grid, unit: Unit, work: UnitWork) -> UnitModel:
 def _train(grid: Grid, unit: Unit, state: dict, run_id: str) -> Run:
     grid.log(f"[{unit.label}] training {run_id}")
     start = time.perf_counter()
-    run = train(unit.config, root=grid.runs_root, benchmarks=grid.spec.guard)
+    run = train(unit.config, root=grid.runs_root, benchmarks=grid.spec.guard, slot=grid.train_slot)
     if run.status().get("state") != "done":
         state["state"] = f"training {run.status().get('state')}"
         grid.save(summary=True)
@@ -507,12 +521,20 @@ def _evaluate(grid: Grid, model: UnitModel, ev: dict, folder: Path) -> None:
 
 def evaluate_pending(grid: Grid, unit: Unit, model: UnitModel, work: UnitWork) -> None:
     """Step 3: every pending evaluation of the unit into its folder (or its replacement's), the manifest saved
-    after each."""
+    after each. Each is written into <task>.partial/ and swapped in once complete: an evaluation cut short (an
+    error, a killed process) never leaves a folder that looks like a result, and the next run starts it anew."""
     state = grid.state(unit)
     for ev in work.pending:
         grid.log(f"[{unit.label}] evaluating {ev['task']}")
         start = time.perf_counter()
-        _evaluate(grid, model, ev, work.folder / task_dir(ev["task"]))
+        folder = work.folder / task_dir(ev["task"])
+        staged = fresh_folder(pending_folder(folder))  # what a killed attempt left is removed first
+        try:
+            _evaluate(grid, model, ev, staged)
+        except BaseException:
+            remove_folder(staged)
+            raise
+        swap_in(staged, folder)
         state["wall_s"][f"eval {ev['task']}"] = round(time.perf_counter() - start, 1)
         work.done.append(ev)
         grid.save()

@@ -6,11 +6,14 @@
                                        it works on, the error (written by the worker; by the page only once the
                                        worker is dead)
         study.log                      the grid's log lines
+        progress.json                  each unit's state (queued, running on <host>, done, failed), written by the
+                                       grid's driver (experiments/executors.py)
 
 `submit()` validates the request (model, training data, evaluation sets, training settings) before anything is
 written, then starts a detached worker (`python -m hybridviz study-run <name>`) that calls `run_grid` on the
 spec; the grid is resumable by design, so `resume()` after a crash, a cancel or a server restart simply runs it
-again. One study runs at a time on this machine: a second submit while one is queued or running is refused with
+again. The study's units run one after another in the worker (the serial executor), or as tasks of a Ray cluster
+(a local one, or one at an address: `executor` in study.json). One study runs at a time on this machine: a second submit while one is queued or running is refused with
 a message naming it (not queued). Fine-tunes share the lab's training slot (one at a time) and run registry.
 
 A study's bundle enters the dashboard's bundle selector as soon as each of its samplers has two finished runs
@@ -223,9 +226,12 @@ def active(root: Path | None = None) -> str | None:
 # ------------------------------------------------------------------------------------------------- the job
 
 
-def submit(name: str, spec, root: Path | None = None, runs_root: Path | None = None) -> Path:
+def submit(name: str, spec, root: Path | None = None, runs_root: Path | None = None, executor=None) -> Path:
     """Write the study's request and start its worker; returns the study's folder (its bundle). Refused while
-    another study is queued or running (one at a time: StudyBusy, naming it)."""
+    another study is queued or running (one at a time: StudyBusy, naming it). `executor`
+    (experiments/executors.py): where the grid's units run, serial (None, the default) or a RayExecutor."""
+    from hybridviz.experiments.executors import executor_options
+
     base = studies_root(root)
     with file_lock(base / ".submit.lock"):
         name = check_name(name, root)
@@ -236,7 +242,8 @@ def submit(name: str, spec, root: Path | None = None, runs_root: Path | None = N
         folder = study_dir(name, root)
         folder.mkdir(parents=True, exist_ok=True)
         write_json_atomic(folder / STUDY, {"name": name, "spec": asdict(spec), "submitted": time.time(),
-                                           "runs_root": str(runs_root) if runs_root else None})
+                                           "runs_root": str(runs_root) if runs_root else None,
+                                           "executor": executor_options(executor)})
         (folder / PIDFILE).unlink(missing_ok=True)
         set_status(name, root, "queued", pid=None)
         _started(name, root, start_worker(name, base))
@@ -306,6 +313,7 @@ def cancel(name: str, root: Path | None = None) -> str:
 
 def run_worker(name: str, root: Path | None = None) -> int:
     """The background worker: run_grid on the study's spec into its folder. Returns a process exit code."""
+    from hybridviz.experiments.executors import make_executor
     from hybridviz.experiments.grid import GridSpec, run_grid
 
     folder = study_dir(name, root)
@@ -326,7 +334,8 @@ def run_worker(name: str, root: Path | None = None) -> int:
                 set_status(name, root, "running", **fields)
 
             try:
-                run_grid(folder, spec, log=log, runs_root=runs_root)
+                executor = make_executor(**request.get("executor", {"kind": "serial"}))
+                run_grid(folder, spec, log=log, runs_root=runs_root, executor=executor)
             except Exception as exc:
                 set_status(name, root, "failed", error=f"{type(exc).__name__}: {exc}")
                 print(f"study {name} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
@@ -352,22 +361,36 @@ def progress(name: str, root: Path | None = None, now: float | None = None) -> d
     """The study's units in the grid's order with their state and wall time, the counts, and an ETA: each unit
     left takes the mean wall time of the finished units of its kind (the base; a fine-tune), less the time the
     unit under way has run. {"units": [...], "done", "total", "eta_s" (None before a unit of each kind is
-    measured), "status"}."""
+    measured), "status", "executor"}. Where the grid recorded its progress (progress.json: every unit's state
+    under either executor), a unit under way reads "running on <host>" (training / evaluating for the unit the
+    log names), with its host, attempt and error."""
+    from hybridviz.experiments.executors import progress_rows
     from hybridviz.experiments.grid import GridSpec, plan
 
     now = now or time.time()
     request = read_study(name, root)
     status = read_status(name, root)
     states = _manifest(study_dir(name, root)).get("units", {})
+    live = progress_rows(study_dir(name, root)) if status.get("state") in ACTIVE else {}
     rows = []
     for unit in plan(GridSpec(**request["spec"])):
         state = states.get(unit.label, {})
         walls = state.get("wall_s", {})
         shown = state.get("state") or "pending"
-        if status.get("state") == "running" and status.get("current_unit") == unit.label and shown != "done":
-            shown = "training" if "training" in (status.get("current") or "") else "evaluating"
+        entry = live.get(unit.label, {})
+        current = status.get("state") == "running" and status.get("current_unit") == unit.label
+        verb = ("training" if "training" in (status.get("current") or "") else "evaluating") if current else None
+        if shown != "done" and entry.get("state") == "running":
+            shown = f"{verb or 'running'} on {entry.get('host', '?')}"
+        elif shown != "done" and entry.get("state") in ("queued", "failed"):
+            shown = entry["state"]
+        elif shown != "done" and current:
+            shown = verb
         rows.append({"unit": unit.label, "kind": "base" if unit.config is None else "fine-tune",
                      "sampler": unit.sampler, "seed": unit.seed, "alpha": unit.alpha, "state": shown,
+                     "where": entry.get("where", "") if entry.get("state") == "running" else
+                     ", ".join(f"{r.get('host')} ({r.get('device')})" for r in state.get("ran_on", [])[-1:]),
+                     "attempt": entry.get("attempt", 1), "error": entry.get("error") or state.get("error") or "",
                      "wall_s": round(sum(walls.values()), 1), "steps": {k: v for k, v in walls.items()}})
     done = [r for r in rows if r["state"] == "done"]
     mean = {}
@@ -383,7 +406,7 @@ def progress(name: str, root: Path | None = None, now: float | None = None) -> d
             spent = (now - status.get("unit_started", now)) if r["unit"] == status.get("current_unit") else 0.0
             eta += max(mean[r["kind"]] - spent, 0.0)
     return {"units": rows, "done": len(done), "total": len(rows), "eta_s": eta, "status": status,
-            "spec": request["spec"]}
+            "spec": request["spec"], "executor": request.get("executor", {"kind": "serial"})}
 
 
 def finished_runs(folder: Path) -> dict[str, int]:

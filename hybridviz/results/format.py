@@ -15,7 +15,8 @@ An evaluation folder holds
 
 A result bundle holds manifest.json (`MANIFEST`), summary.json / summary.csv and models/<label>/<task>/ evaluation
 folders; a unit being evaluated anew sits in models/<label>.retrained/ (`RETRAINED`), a refreshed evaluation in
-<task>.refresh/ (`REFRESH`) until it is swapped in (store.py).
+<task>.refresh/ (`REFRESH`) and a new one in <task>.partial/ (`PENDING`) until it is swapped in (store.py); while a
+grid runs, progress.json (`PROGRESS`) holds each unit's state (queued, running on which node, done, failed).
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ SUMMARY_CSV = "summary.csv"
 RETRAINED = ".retrained"  # models/<label>.retrained/: a unit evaluated anew on a retrained checkpoint
 REFRESH = ".refresh"  # models/<label>/<task>.refresh/: a stale evaluation being redone
 RETIRED = ".old"  # what a swap moves aside until the new folder is in place
+PENDING = ".partial"  # models/<label>/<task>.partial/: a new evaluation being written, swapped in once complete
+STAGED = (REFRESH, PENDING, RETIRED)  # evaluation folders that are not (yet, or any more) results
+PROGRESS = "progress.json"  # a running grid's per-unit states, written by the one process that runs it
 # models/<label>/training/: the small files that describe a fine-tune (its weights stay in the run registry)
 TRAINING_RECORD = ("config.json", "train_log.jsonl", "status.json", "validation.jsonl", "validation_pool.json",
                    "probes.jsonl")

@@ -4,8 +4,10 @@
 - reading: `read_metrics` (one way of meeting a damaged metrics.json: ResultsError naming it), `ModelResult` (an
   evaluation's figures in either encoding), `pair_values`, `evaluation_folders`, `bundle_evaluations`;
 - writing: `write_outputs` (evaluate.py, metrics.json last), `write_report` (a metrics.json alone: mkqa-nq);
-- staging and swapping (the grid): `staging_folder` / `refresh_folder` hold a new evaluation beside the old one
-  until `swap_in` replaces the old folder whole;
+- staging and swapping (the grid): `staging_folder` / `refresh_folder` / `pending_folder` hold a new evaluation
+  beside the old one (or where none is yet) until `swap_in` puts it in place whole; `remove_pending` drops what an
+  evaluation that never finished left;
+- progress: `write_progress` / `read_progress`, a running grid's per-unit states (progress.json);
 - upgrading: `compact_folder` converts a folder's text or older compact files, checked to read back the same.
 """
 
@@ -24,9 +26,9 @@ from hybridviz.fileio import atomic_write_bytes, atomic_write_text, compact_json
 from hybridviz.results import codec
 from hybridviz.results.codec import CompactPerQuery
 from hybridviz.results.format import (COMPACT_NAME, COMPACT_VERSION, LAYOUTS, MANIFEST, METRICS, PAIRS_NAME,
-                                      PER_QUERY_COLUMN, RECORDS, REFRESH, RETIRED, RETRAINED, SETTINGS_CSV,
-                                      SUMMARY, SUMMARY_CSV, TEXT_FILES, TRAINING_RECORD, ResultsError,
-                                      check_report)
+                                      PENDING, PER_QUERY_COLUMN, PROGRESS, RECORDS, REFRESH, RETIRED, RETRAINED,
+                                      SETTINGS_CSV, STAGED, SUMMARY, SUMMARY_CSV, TEXT_FILES, TRAINING_RECORD,
+                                      ResultsError, check_report)
 from hybridviz.tasks import Corpus
 
 # ------------------------------------------------------------------------------------------------ metrics.json
@@ -53,9 +55,10 @@ def write_report(folder: Path, report: dict, compact: bool = False) -> None:
 
 
 def evaluation_folders(root: Path, depth: int | None = None) -> list[Path]:
-    """The evaluation folders under `root`, in path order: at any depth, or `depth` 1 its subfolders only."""
+    """The evaluation folders under `root`, in path order: at any depth, or `depth` 1 its subfolders only. A
+    staged folder (<task>.partial/, .refresh/, .old/: not yet, or no longer, in place) is not a result."""
     found = Path(root).glob(f"*/{METRICS}") if depth == 1 else Path(root).rglob(METRICS)
-    return [p.parent for p in sorted(found)]
+    return [p.parent for p in sorted(found) if not p.parent.name.endswith(STAGED)]
 
 
 def task_evaluations(folder: Path) -> list[tuple[Path, dict]]:
@@ -100,6 +103,20 @@ def read_manifest(bundle: Path) -> dict:
 
 def write_manifest(bundle: Path, manifest: dict) -> None:
     write_json_atomic(Path(bundle) / MANIFEST, manifest)
+
+
+def write_progress(bundle: Path, progress: dict) -> None:
+    """progress.json: a running grid's units and their states ({"executor", "updated", "units": {label: {"state",
+    "node", "device", "attempts", "error"}}}); written by the grid's driver only, like the manifest."""
+    write_json_atomic(Path(bundle) / PROGRESS, progress)
+
+
+def read_progress(bundle: Path) -> dict:
+    """A bundle's progress.json ({} where no grid has run into it since progress was recorded)."""
+    try:
+        return json.loads((Path(bundle) / PROGRESS).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return {}
 
 
 def read_summary(bundle: Path) -> dict:
@@ -148,6 +165,21 @@ def staging_folder(bundle: Path, label: str) -> Path:
 def refresh_folder(folder: Path) -> Path:
     """<task>.refresh/ beside an evaluation folder: its stale evaluation being redone, swapped in once complete."""
     return Path(folder).with_name(Path(folder).name + REFRESH)
+
+
+def pending_folder(folder: Path) -> Path:
+    """<task>.partial/ beside an evaluation folder: a new evaluation being written, swapped in once complete (an
+    evaluation cut short, its process killed, leaves no folder that looks like a result)."""
+    return Path(folder).with_name(Path(folder).name + PENDING)
+
+
+def remove_pending(folder: Path) -> list[str]:
+    """Remove the <task>.partial/ folders of the unit folder `folder` (evaluations that never finished); returns
+    their names."""
+    found = sorted(p for p in Path(folder).glob(f"*{PENDING}") if p.is_dir()) if Path(folder).is_dir() else []
+    for path in found:
+        shutil.rmtree(path, ignore_errors=True)
+    return [p.name for p in found]
 
 
 def fresh_folder(folder: Path) -> Path:

@@ -8,7 +8,8 @@
     cancel           created by anyone who wants the run to stop (another process, the dashboard)
 
 A run whose status says "running" but whose process is gone (killed) is marked failed by `reconcile()`, which
-every new start calls. One fine-tune trains at a time on this CPU: `training_slot()` is an exclusive file lock.
+every new start calls. One fine-tune trains at a time on this CPU: `training_slot()` is an exclusive file lock (a
+scheduler that places runs on declared cores, the grid's Ray executor, takes each run's own lock instead).
 """
 
 from __future__ import annotations
@@ -169,7 +170,10 @@ def file_lock(path: Path, wait: bool = True):
 
 
 @contextmanager
-def training_slot(root: Path | None = None, wait: bool = True):
-    """Exclusive lock: one fine-tune at a time. With wait=False raise BlockingIOError when taken."""
-    with file_lock(Path(root or paths.RUNS_DIR) / ".train.lock", wait):
+def training_slot(root: Path | None = None, wait: bool = True, run_id: str | None = None):
+    """Exclusive lock: one fine-tune at a time. With wait=False raise BlockingIOError when taken. With `run_id`
+    the lock is that run's own (two processes never train one run), and runs train side by side: where a
+    scheduler (the grid's Ray executor, experiments/executors.py) has placed them on the cores it declared."""
+    lock = Path(root or paths.RUNS_DIR) / (f"{run_id}/.train.lock" if run_id else ".train.lock")
+    with file_lock(lock, wait):
         yield

@@ -362,8 +362,11 @@ def _rank() -> int:
 
 
 def train(config: TrainConfig, root: Path | None = None, on_progress=None, wait: bool = True,
-          benchmarks: tuple[str, ...] | None = None) -> Run:
+          benchmarks: tuple[str, ...] | None = None, slot: str = "registry") -> Run:
     """Train (or resume) the run of `config`; returns the Run. A finished run is returned untouched.
+
+    `slot`: "registry" (one fine-tune at a time in the registry: the lab, a study, a serial grid) or "run" (only
+    this run's own lock: the grid's Ray executor, whose cluster places each unit on the cores it declared).
 
     Under `torchrun` every rank trains (DDP through the HF trainer); only rank 0 touches the registry.
     `benchmarks`: the zero-shot guard's evaluation sets (`prepare_run`).
@@ -378,7 +381,9 @@ def train(config: TrainConfig, root: Path | None = None, on_progress=None, wait:
     run = prepare_run(config, root, pairs, benchmarks)
     if run.status().get("state") == "done":
         return run
-    with training_slot(root, wait=wait):
+    if slot not in ("registry", "run"):
+        raise ValueError(f"slot {slot!r}: registry or run")
+    with training_slot(root, wait=wait, run_id=run.id if slot == "run" else None):
         if run.status().get("state") == "done":  # finished by another process while this one waited
             return run
         run.dir.joinpath("cancel").unlink(missing_ok=True)
