@@ -4,6 +4,7 @@ checkpoint, the held-out pool holds whole paragraphs, the curves command records
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -129,9 +130,11 @@ def test_bad_early_stopping_settings_are_refused_before_any_work(tmp_path, data_
 
 
 @pytest.mark.slow
-def test_curves_command_records_each_runs_validation_curve_and_probes(tmp_path, data_root):
+def test_curves_command_records_each_runs_validation_curve_and_probes(tmp_path, data_root, tiny):
     from conftest import run_cli
 
+    (tmp_path / "cache").mkdir()  # runs and embeddings of its own; the imported models shared (not rebuilt)
+    (tmp_path / "cache" / "models").symlink_to(Path(tiny.model[0].auto_model.name_or_path).parents[1])
     out = tmp_path / "curves"
     proc = run_cli("curves", "--model", "tiny", "--out", str(out), "--seeds", "0", "--samplers", "x-y,hybrid",
                    "--max-steps", "20", "--eval-steps", "10", "--probe-steps", "10", "--warmup", "2",

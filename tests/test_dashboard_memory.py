@@ -8,6 +8,7 @@ import gc
 import weakref
 
 import numpy as np
+import pytest
 from streamlit.testing.v1 import AppTest
 
 
@@ -38,6 +39,7 @@ def test_two_sessions_share_one_encoder(monkeypatch):
     assert dash.held_encoders() == ["tiny"]
 
 
+@pytest.mark.slow  # the quick tier stays under 3 min (#32)
 def test_encoder_cache_evicts_the_least_recently_used(monkeypatch):
     dash = _fresh(monkeypatch, 2)
     tiny = dash.encoder("tiny")
@@ -88,6 +90,7 @@ def test_encode_only_keeps_one_copy_with_the_same_vectors_and_fingerprint():
     assert fp32.encode_only()._fast_models == {}  # fp32 on the CPU: nothing to convert
 
 
+@pytest.mark.slow  # the quick tier stays under 3 min (#32)
 def test_bias_views_read_as_columns_equal_those_read_from_the_records(tiny_grid):
     """Language bias reads the compact per-query file as columns (no dict per item): the same frames as the
     records give."""

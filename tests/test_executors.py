@@ -131,6 +131,7 @@ def cluster(tmp_path_factory):
     ray.shutdown()
 
 
+@pytest.mark.slow  # the quick tier stays under 3 min (#32)
 def test_the_serial_executor_records_progress_and_where_units_ran(serial_bundle):
     out, runs, logs = serial_bundle
     check_complete(out, runs)

@@ -42,6 +42,7 @@ def test_bundle_records_its_provenance(bundle):
         assert r.metrics["provenance"]["commit"] and r.metrics["model"]["fingerprint"]
 
 
+@pytest.mark.slow  # the quick tier stays under 3 min (#32)
 def test_summary_recomputes_from_the_per_model_files(bundle):
     committed = bundle.summary
     fresh = summarise(bundle, n_resamples=10)  # cells only are compared here; p-values below
