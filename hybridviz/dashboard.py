@@ -149,13 +149,13 @@ def partial_notice(bundle: Bundle) -> dict | None:
 
 @st.cache_data(max_entries=16)
 def _training_extent(path: str, stamp: float) -> dict:
-    from hybridviz.experiments.curves import training_extent as compute
+    from hybridviz.experiments.bundle import training_extent as compute
 
     return compute(_bundle(path, stamp))
 
 
 def training_extent(bundle: Bundle) -> dict:
-    """experiments.curves.training_extent of a bundle, read from its training records once per bundle state."""
+    """experiments.bundle.training_extent of a bundle, read from its training records once per bundle state."""
     return _training_extent(str(bundle.path), _stamp(bundle.path))
 
 

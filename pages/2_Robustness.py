@@ -10,11 +10,12 @@ from pages import heading
 
 heading("Robustness")  # first: a cold visit shows the page's heading before the imports below
 
-import importlib
 import pandas as pd
 
 from hybridviz import dashboard as dash
 from hybridviz.experiments.bundle import step_budget_frame
+from hybridviz.experiments.curves import curve_frame, probe_frame
+from hybridviz.experiments.curves import summary_rows as curve_summary_rows
 from hybridviz.experiments.robustness import (SAMPLERS, budget_changes, bundle_name, disagreements,
                                                robustness_rows, twin_key)
 from hybridviz.experiments.verdict import ALPHA
@@ -98,10 +99,6 @@ with st.expander("How to read it"):
 
 progress.next("the learning curves")
 st.subheader("Learning curves to convergence, with seeds")
-# experiments.curves imports the trainer (torch, seconds on a cold server): here, under the bar, not before the heading
-curve_module = importlib.import_module("hybridviz.experiments.curves")
-curve_frame, probe_frame, curve_summary_rows = (curve_module.curve_frame, curve_module.probe_frame,
-                                                curve_module.summary_rows)
 curves = dash.learning_curves()
 if not curves:
     st.info("No learning-curve check yet: `python -m hybridviz curves --out cache/reference/curves-me5-mlqa-r` "

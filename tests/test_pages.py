@@ -595,3 +595,27 @@ def test_study_page_shows_where_each_unit_runs(studies_root, data_root):
     assert at.selectbox(key="executor").value == "serial"  # the form's default
     at.selectbox(key="executor").select("ray").run()
     assert not at.exception and not at.text_input(key="ray_address").disabled
+
+
+def test_a_bundle_page_reads_its_bundle_without_importing_torch():
+    """A cold visit to a page that reads a bundle (the Overview, Sampler comparison, Robustness, Language pairs)
+    pays no torch / sentence-transformers import for reading it and saying how far its models trained (that import
+    once put 5 s on each such page's cold visit: bench/results/dashboard-fresh-after.json)."""
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "from hybridviz import dashboard\n"
+            "from hybridviz.experiments import curves, effects, plan, robustness, verdict\n"
+            "from hybridviz.experiments.bundle import load_bundle, training_extent\n"
+            "from hybridviz.viz import comparison, effects as viz_effects, tables\n"
+            f"bundle = load_bundle({str(ROOT / 'cache' / 'reference' / 'sampler-grid')!r})\n"
+            "assert training_extent(bundle)['text']\n"
+            "from hybridviz.data.paths import REFERENCE_DIR\n"
+            "for name in curves.find_curves():\n"
+            "    state = curves.read_curves(REFERENCE_DIR / name)\n"
+            "    curves.curve_frame(state), curves.probe_frame(state), curves.summary_rows(state)\n"
+            "print(sorted(m for m in ('torch', 'sentence_transformers', 'transformers') if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]"

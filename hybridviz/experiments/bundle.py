@@ -466,3 +466,34 @@ def lab_results(root: Path | None = None) -> list[ModelResult]:
             out.append(ModelResult(f"lab:{run.id}", f"lab:{run.id}", cfg.get("seed"), cfg.get("alpha"),
                                    metrics.get("task", folder.name), folder, metrics))
     return out
+
+
+def training_extent(bundle) -> dict:
+    """How far a bundle's fine-tunes trained: steps × batch against the training pairs (epochs), and whether they
+    were early-stopped; `text` says it in one sentence, for every page that shows the bundle's verdict. Read from
+    the training records with nothing heavy imported (a cold page visit pays no torch import for it)."""
+    spec = bundle.manifest.get("spec", {})
+    steps, batch = spec.get("steps"), spec.get("batch_size")
+    pairs, kept = None, []
+    for folder in sorted((bundle.path / "models").glob("*/training")):
+        try:
+            config = json.loads((folder / "config.json").read_text())
+            status = json.loads((folder / "status.json").read_text())
+        except (OSError, ValueError):
+            continue
+        pairs = pairs or config.get("pairs", {}).get("pairs")
+        if status.get("best_step") is not None:
+            kept.append(int(status["best_step"]))
+    stopped = bool(spec.get("train_extra", {}).get("eval_steps"))
+    if stopped:
+        seen = f"kept checkpoints at steps {min(kept)}–{max(kept)}" if kept else "no finished run yet"
+        text = (f"early-stopped on held-out paragraphs (at most {steps} steps of batch {batch}; {seen}"
+                + (f", i.e. {min(kept) * batch / pairs:.1f}–{max(kept) * batch / pairs:.1f} epochs of {pairs:,} "
+                   f"training pairs)" if kept and pairs else ")"))
+        epochs = [k * batch / pairs for k in kept] if pairs else []
+    else:
+        epochs = [steps * batch / pairs] if steps and batch and pairs else []
+        text = (f"{steps} steps of batch {batch} = {steps * batch:,} pairs, about {epochs[0]:.2f} epoch of the "
+                f"{pairs:,} training pairs, with no early stopping" if epochs else
+                f"{steps} steps of batch {batch}")
+    return {"early_stopped": stopped, "epochs": epochs, "text": text}

@@ -20,14 +20,17 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Callable
 
+from hybridviz.experiments.bundle import training_extent  # noqa: F401  (its home: a page reads it without torch)
 from hybridviz.fileio import read_jsonl, write_json_atomic
 from hybridviz.provenance import provenance
-from hybridviz.training.trainer import FAST_STEP, TrainConfig, train
-from hybridviz.training.validation import effective_pool
+from typing import TYPE_CHECKING
 
-# the converged regime: what every early-stopped unit shares (the analysis plan names it)
-CONVERGED = {**FAST_STEP, "lr_scheduler": "constant_with_warmup", "weight_decay": 0.01, "holdout_pool": "paragraphs",
-             "criterion": "mean_mAP"}
+if TYPE_CHECKING:  # the trainer (torch) is imported where a run is made: the pages read curves without it
+    from hybridviz.training.trainer import TrainConfig
+
+# the converged regime: what every early-stopped unit shares with the fast step (the analysis plan names it)
+REGIME = {"lr_scheduler": "constant_with_warmup", "weight_decay": 0.01, "holdout_pool": "paragraphs",
+          "criterion": "mean_mAP"}
 HOLDOUT = 0.2
 
 
@@ -36,7 +39,9 @@ WARMUP_STEPS = 100
 
 def converged_extra(eval_steps: int, patience: int, probe_steps: list[int] | None = None) -> dict:
     """The `TrainConfig.extra` of the converged regime (the curves and `experiment --early-stopping` share it)."""
-    extra = {**CONVERGED, "eval_steps": int(eval_steps), "patience": int(patience)}
+    from hybridviz.training.trainer import FAST_STEP
+
+    extra = {**FAST_STEP, **REGIME, "eval_steps": int(eval_steps), "patience": int(patience)}
     if probe_steps:
         extra["probe_steps"] = sorted(int(s) for s in probe_steps)
     return extra
@@ -79,6 +84,9 @@ def run_curves(out: Path, base: TrainConfig, samplers=("x-x-mono", "x-y", "hybri
     """Train every sampler × seed in the converged regime (seed by seed, so each seed completes a comparison);
     `<out>/curves.json` is rewritten after each run. `record_only`: train nothing, record what the registry holds
     now (a run still training is recorded with its state and its curve so far)."""
+    from hybridviz.training.trainer import train
+    from hybridviz.training.validation import effective_pool
+
     path = Path(out) / "curves.json"
     state = json.loads(path.read_text()) if path.is_file() else {}
     state.setdefault("provenance", provenance(base.seed))
@@ -172,33 +180,3 @@ def summary_rows(state: dict) -> list[dict]:
                     "step s": float(np.median([r["step_seconds"] for r in mine if r.get("step_seconds")]))
                     if any(r.get("step_seconds") for r in mine) else None})
     return out
-
-
-def training_extent(bundle) -> dict:
-    """How far a bundle's fine-tunes trained: steps × batch against the training pairs (epochs), and whether they
-    were early-stopped; `text` says it in one sentence, for every page that shows the bundle's verdict."""
-    spec = bundle.manifest.get("spec", {})
-    steps, batch = spec.get("steps"), spec.get("batch_size")
-    pairs, kept = None, []
-    for folder in sorted((bundle.path / "models").glob("*/training")):
-        try:
-            config = json.loads((folder / "config.json").read_text())
-            status = json.loads((folder / "status.json").read_text())
-        except (OSError, ValueError):
-            continue
-        pairs = pairs or config.get("pairs", {}).get("pairs")
-        if status.get("best_step") is not None:
-            kept.append(int(status["best_step"]))
-    stopped = bool(spec.get("train_extra", {}).get("eval_steps"))
-    if stopped:
-        seen = f"kept checkpoints at steps {min(kept)}–{max(kept)}" if kept else "no finished run yet"
-        text = (f"early-stopped on held-out paragraphs (at most {steps} steps of batch {batch}; {seen}"
-                + (f", i.e. {min(kept) * batch / pairs:.1f}–{max(kept) * batch / pairs:.1f} epochs of {pairs:,} "
-                   f"training pairs)" if kept and pairs else ")"))
-        epochs = [k * batch / pairs for k in kept] if pairs else []
-    else:
-        epochs = [steps * batch / pairs] if steps and batch and pairs else []
-        text = (f"{steps} steps of batch {batch} = {steps * batch:,} pairs, about {epochs[0]:.2f} epoch of the "
-                f"{pairs:,} training pairs, with no early stopping" if epochs else
-                f"{steps} steps of batch {batch}")
-    return {"early_stopped": stopped, "epochs": epochs, "text": text}
