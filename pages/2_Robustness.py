@@ -25,8 +25,9 @@ from hybridviz.viz.style import METRIC_LABELS, TASK_LABELS, group_label
 from hybridviz.viz.tables import robustness_table
 
 
-st.markdown("Each result bundle in `cache/reference/` is one set-up: an encoder fine-tuned on one training mix "
-            "with one batch size and step budget, every sampler over several seeds. Each row is that bundle's own "
+st.markdown("Each result bundle in `cache/reference/` (and each study of yours, `study:<name>`) is one set-up: "
+            "an encoder fine-tuned on one training mix with one batch size and step budget, every sampler over "
+            "several seeds. Each row is that bundle's own "
             "verdict among the samplers (the training run as the unit, as on the Overview); on monolingual rows "
             "the '− base' columns are each sampler's Δ against that bundle's own base model, the cost of "
             "fine-tuning on monolingual retrieval.")
