@@ -519,12 +519,11 @@ def delta_cells(folders_a: tuple[str, ...], folders_b: tuple[str, ...]) -> dict:
     return bundle_module.delta_frames(dict(zip(langs, rows)), langs)
 
 
-def all_bundles(studies: bool = True) -> list[Bundle]:
-    """Every readable result bundle under cache/reference/, then (`studies`) every study's bundle that the selector
-    lists (each sampler with two finished runs; a damaged one is named, not fatal)."""
+def all_bundles() -> list[Bundle]:
+    """Every readable result bundle under cache/reference/, then every study's bundle that the selector lists
+    (each sampler with two finished runs); a damaged one is named, not fatal."""
     out = []
-    extra = list(study_bundles().values()) if studies else []
-    for path in [*find_bundles(bundle_module.REFERENCE_DIR), *extra]:
+    for path in [*find_bundles(bundle_module.REFERENCE_DIR), *study_bundles().values()]:
         try:
             out.append(_bundle(str(path), _stamp(path)))
         except BundleError as exc:

@@ -220,33 +220,29 @@ def _sample_paragraphs(data, limit: int, seed: int) -> tuple[set[str], set[str]]
     connected parts (in XQuAD-R, one paragraph in every language with its questions); parts are taken in a seeded
     order until `limit` groups are in. Every sentence of a taken paragraph stays a candidate, so each sampled
     question meets its own paragraph's other sentences, as in the whole pool, in a pool a fraction of its size."""
-    parent: dict[tuple, tuple] = {}
+    from hybridviz.data.splits import linked_components
 
-    def find(x):
-        parent.setdefault(x, x)
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
+    paragraph = {s.id: f"p:{s.id.rsplit(':', 1)[0]}" for s in data.sentences}
+    root = linked_components([(paragraph[s.id], f"q:{g}") for s in data.sentences for g in s.groups],
+                             paragraph.values())
+    parts: dict[str, set[str]] = defaultdict(set)
+    for node, r in root.items():
+        parts[r].add(node)
 
-    for s in data.sentences:
-        paragraph = ("p", s.id.rsplit(":", 1)[0])
-        find(paragraph)
-        for g in s.groups:
-            parent[find(("g", g))] = find(paragraph)
-    parts: dict[tuple, set] = {}
-    for node in list(parent):
-        parts.setdefault(find(node), set()).add(node)
+    def order(nodes: set[str]) -> tuple:  # by the part's first question group (parts without one last)
+        asked_here = [n[2:] for n in nodes if n.startswith("q:")]
+        return (0, min(asked_here)) if asked_here else (1, min(nodes))
+
     asked = {q.group for q in data.questions}
-    ordered = sorted(parts.values(), key=lambda nodes: min(nodes))
+    ordered = sorted(parts.values(), key=order)
     groups: set[str] = set()
     paragraphs: set[str] = set()
     for i in np.random.default_rng(seed).permutation(len(ordered)):
-        found = {n[1] for n in ordered[i] if n[0] == "g"} & asked
+        found = {n[2:] for n in ordered[i] if n.startswith("q:")} & asked
         if not found:
             continue
         groups |= found
-        paragraphs |= {n[1] for n in ordered[i] if n[0] == "p"}
+        paragraphs |= {n[2:] for n in ordered[i] if n.startswith("p:")}
         if len(groups) >= limit:
             break
     return groups, paragraphs

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 import socket
 import time
 from copy import deepcopy
@@ -72,9 +73,7 @@ class Progress:
         self.write()
         if quiet:
             return
-        counts = {}
-        for entry in self.units.values():
-            counts[entry["state"]] = counts.get(entry["state"], 0) + 1
+        counts = Counter(entry["state"] for entry in self.units.values())
         self.grid.log("progress: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
 
     def write(self) -> None:
