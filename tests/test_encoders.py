@@ -476,3 +476,52 @@ def test_unstored_vectors_are_remembered_but_not_written(tmp_path, monkeypatch, 
     assert calls == [], "the same encoder answers it again from memory"
     stored = tiny.encode(["a typed query"], "query")  # the cached path computes the same vector
     np.testing.assert_allclose(stored, first, atol=1e-6)
+
+
+def test_a_tokenizer_is_parsed_once_and_shared_only_between_identical_files(tmp_path):
+    """encoders/tokenizer_cache.py: the second load of a folder reuses the first one's tokenizer (a shallow copy
+    over the same Rust tokenizer), tokenises as the `tokenizers` library reads the file itself, keeps its own
+    Python settings, fingerprints as a fresh parse does, and a folder with other tokenizer files gets its own."""
+    import shutil
+
+    from tokenizers import Tokenizer
+
+    from hybridviz.encoders import load_encoder
+    from hybridviz.encoders import tokenizer_cache as tc
+    from hybridviz.encoders.locators import tiny_dir
+
+    tc.clear()
+    fresh = load_encoder("tiny", use_cache=False)
+    fresh_print = fresh.fingerprint
+    misses, hits = tc.stats["misses"], tc.stats["hits"]
+    again = load_encoder("tiny", use_cache=False)
+    assert (tc.stats["misses"], tc.stats["hits"]) == (misses, hits + 1), "the second load parsed the tokenizer again"
+    assert again.model.tokenizer is not fresh.model.tokenizer
+    assert again.model.tokenizer.backend_tokenizer is fresh.model.tokenizer.backend_tokenizer
+    again.model.tokenizer.model_max_length = 7
+    assert fresh.model.tokenizer.model_max_length != 7, "a Python setting leaked into the other model"
+    oracle = Tokenizer.from_file(str(tiny_dir(0) / "tokenizer.json"))
+    texts = ["Wer schrieb die Unabhängigkeitserklärung?", "ทะเลสาบ", "the tides of March"]
+    assert [again.model.tokenizer(t)["input_ids"] for t in texts] == [oracle.encode(t).ids for t in texts]
+    assert again.fingerprint == fresh_print
+    tc.clear()  # a fresh parse fingerprints the same
+    assert load_encoder("tiny", use_cache=False).fingerprint == fresh_print
+
+    other = tmp_path / "other"
+    shutil.copytree(tiny_dir(0), other)
+    spec = json.loads((other / "tokenizer.json").read_text())
+    spec["added_tokens"].append({**spec["added_tokens"][-1], "id": max(t["id"] for t in spec["added_tokens"]) + 1,
+                                 "content": "<extra-token>"})
+    (other / "tokenizer.json").write_text(json.dumps(spec))
+    mine = load_encoder(str(other), use_cache=False)
+    assert mine.model.tokenizer.backend_tokenizer is not fresh.model.tokenizer.backend_tokenizer
+    assert mine.model.tokenizer.convert_tokens_to_ids("<extra-token>") == spec["added_tokens"][-1]["id"]
+    assert mine.fingerprint != fresh_print
+
+    lower = tmp_path / "lower"
+    shutil.copytree(tiny_dir(0), lower)
+    config = json.loads((lower / "sentence_bert_config.json").read_text())
+    (lower / "sentence_bert_config.json").write_text(json.dumps({**config, "do_lower_case": True}))
+    lowered = load_encoder(str(lower), use_cache=False)  # edits its normaliser: must not share
+    assert lowered.model.tokenizer.backend_tokenizer is not fresh.model.tokenizer.backend_tokenizer
+    assert again.model.tokenizer("ABC")["input_ids"] == oracle.encode("ABC").ids

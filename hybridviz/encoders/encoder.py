@@ -61,7 +61,9 @@ class Encoder:
             tokenizer = getattr(self.model, "tokenizer", None)
             backend = getattr(tokenizer, "backend_tokenizer", None)
             if backend is not None:
-                h.update(_tokenizer_identity(backend).encode())
+                from hybridviz.encoders.tokenizer_cache import identity
+
+                h.update(identity(backend, _tokenizer_identity).encode())
             self._fingerprints.update(self._finish_fingerprint(h))
         return self._fingerprints[self.precision]
 

@@ -60,6 +60,8 @@ def _quiet_transformers() -> None:
 def _load_folder(path: Path, spec: str):
     from sentence_transformers import SentenceTransformer
 
+    from hybridviz.encoders.tokenizer_cache import reusing_tokenizers
+
     if not (path / "modules.json").is_file():
         raise EncoderUnavailable(f"{path} is not a sentence-transformers model folder (no modules.json) "
                                  f"for model {spec!r}.")
@@ -67,10 +69,20 @@ def _load_folder(path: Path, spec: str):
         # modules of hybridviz's own (the mUSE import) are trusted; any other custom code still needs the user
         types = [m.get("type", "") for m in json.loads((path / "modules.json").read_text())]
         own = all(t.startswith(("sentence_transformers.", "hybridviz.")) for t in types)
-        return SentenceTransformer(str(path), device="cpu", local_files_only=True, trust_remote_code=own)
+        with reusing_tokenizers(enabled=not _lower_cases(path)):  # the tokenizer is parsed once per process
+            return SentenceTransformer(str(path), device="cpu", local_files_only=True, trust_remote_code=own)
     except Exception as exc:
         raise EncoderUnavailable(f"Model {spec!r} at {path} could not be loaded ({type(exc).__name__}: "
                                  f"{str(exc).splitlines()[0][:200]}).") from None
+
+
+def _lower_cases(path: Path) -> bool:
+    """Whether the folder's Transformer module lowercases (it then edits its tokenizer's normaliser: no sharing)."""
+    config = path / "sentence_bert_config.json"
+    try:
+        return bool(json.loads(config.read_text()).get("do_lower_case")) if config.is_file() else False
+    except ValueError:
+        return True  # unreadable: load it alone, and let sentence-transformers say what is wrong
 
 
 def me5_small_dir(rebuild: bool = False) -> Path:
