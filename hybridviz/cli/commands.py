@@ -240,7 +240,8 @@ def cmd_experiment(args) -> int:
         raise HybridvizError("--ray-address, --ray-cpus-per-unit, --ray-gpus-per-unit and --max-retries go with "
                              "--executor ray.")
     executor = make_executor(args.executor, address=args.ray_address, cpus_per_unit=args.ray_cpus_per_unit,
-                             gpus_per_unit=args.ray_gpus_per_unit, max_retries=args.max_retries)
+                             gpus_per_unit=args.ray_gpus_per_unit, max_retries=args.max_retries,
+                             ddp_procs=args.ddp_procs_per_unit)
     run_grid(Path(args.out), spec, log=_log, only=_split(args.only),
              refresh=args.refresh, tasks=_split(args.tasks), replace_retrained=args.replace_retrained,
              summarise=not args.no_summary, analysis_plan=analysis_plan, executor=executor)

@@ -88,6 +88,10 @@ def add_executor_arguments(parser) -> None:
                        help="GPUs each unit's task declares (default: 1 where the cluster has GPUs, else 0)")
     group.add_argument("--max-retries", type=int,
                        help="times a unit whose worker or node died is submitted again (default 2)")
+    group.add_argument("--ddp-procs-per-unit", type=int, metavar="N",
+                       help="train each unit's fine-tune as N DDP processes under torchrun, then evaluate it in the "
+                            "unit's own process (default: the GPUs a Ray unit holds when two or more, else 1; on "
+                            "the CPU the processes use gloo)")
 
 
 # ------------------------------------------------------------------------------------------ the commands
@@ -335,8 +339,9 @@ def add_mkqa_nq_parser(sub) -> None:
 # the order of `--help`
 COMMANDS = (add_evaluate_parser, add_fetch_parser, add_train_parser, add_sweep_parser, add_budget_parser,
             add_curves_parser, add_experiment_parser, add_merge_bundles_parser, add_compact_results_parser,
-            add_summarise_parser, add_lab_run_parser, add_study_run_parser, add_debias_sweep_parser, add_transductive_spread_parser,
-            add_ship_parser, add_robustness_parser, add_export_mteb_parser, add_mkqa_nq_parser, add_data_parser)
+            add_summarise_parser, add_lab_run_parser, add_study_run_parser, add_debias_sweep_parser,
+            add_transductive_spread_parser, add_ship_parser, add_robustness_parser, add_export_mteb_parser,
+            add_mkqa_nq_parser, add_data_parser)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -15,7 +15,14 @@ processes ever write one file. A Ray worker needs the bundle, the run registry a
 as the driver (one machine, or a shared filesystem).
 
 Provenance: each unit's manifest state gains `ran_on`, one record per invocation that did work on it: the
-executor, the host, Ray's node id, the device (cpu / cuda) and the GPU's name.
+executor, the host, Ray's node id, the device (cpu / cuda) and the GPU's name, and `ddp_processes` where that
+invocation trained the unit's run with several DDP processes (the unit's `ddp` record says how its weights were
+trained).
+
+Several processes per unit (`ddp_procs`, `--ddp-procs-per-unit`; a Ray unit's default: the GPUs it holds when more
+than one, else 1): the unit's fine-tune runs under `torchrun --standalone --nproc_per_node=<n>`
+(training/distributed.py) and the unit waits for it, then evaluates the saved model in its own process as before.
+A failed torchrun is the unit's error (the tail of its stderr, then the failing rank's error); docs/cluster.md.
 
 Faults: a job whose worker (or node) dies is submitted again with the bundle's current state, up to
 `max_retries` times (the driver counts the attempts; a retry continues the fine-tune from its last checkpoint and
@@ -120,11 +127,14 @@ def run_recorded(grid: Grid, unit: Unit, where: dict) -> bool:
     earlier = list(state.get("ran_on", []))
     before = _plain(state)
     state["ran_on"] = earlier + [{**where, "at": round(time.time(), 1)}]
+    trained_before = state.get("wall_s", {}).get("train")
     worked = True
     try:
         run_unit(grid, unit)
     finally:
         state = grid.state(unit)
+        if state.get("ddp") and state.get("wall_s", {}).get("train") != trained_before and state.get("ran_on"):
+            state["ran_on"][-1]["ddp_processes"] = state["ddp"]["processes"]  # this invocation trained it so
         if _plain(state) == before:  # nothing done: nothing saved, and no record of a run
             worked = False
             if earlier:
@@ -153,12 +163,15 @@ def _record_session(grid: Grid, executor: dict) -> None:
 class SerialExecutor:
     """One unit after another in this process (the default). The first error stops the grid. Its progress is
     written for every unit, and logged for the units that did work (their own lines say what they do; a rerun of
-    a finished grid says nothing)."""
+    a finished grid says nothing). `ddp_procs` > 1: each fine-tune under torchrun with that many processes."""
+
+    ddp_procs: int = 1
 
     def describe(self) -> dict:
-        return {"kind": "serial"}
+        return {"kind": "serial", **({"ddp_procs": self.ddp_procs} if self.ddp_procs > 1 else {})}
 
     def run(self, grid: Grid, units: list[Unit]) -> None:
+        grid.train_procs = self.ddp_procs
         _record_session(grid, self.describe())
         progress = Progress(grid, units, self.describe())
         where = here("serial")
@@ -236,7 +249,8 @@ def run_job(job: dict, events) -> dict:
                       runs_root=Path(options["runs_root"]) if options["runs_root"] else None,
                       refresh=options["refresh"], tasks=options["tasks"],
                       replace_retrained=options["replace_retrained"], summarise=False, units=job["units"],
-                      train_slot="run", events=events, labels=tuple(job["labels"]))
+                      train_slot="run", train_procs=int(options.get("train_procs", 1)), events=events,
+                      labels=tuple(job["labels"]))
     for unit in (u for u in job["units"] if u.label in job["labels"]):
         run_recorded(grid, unit, {k: v for k, v in where.items() if k != "pid"})
         events.put({"kind": "unit done", "label": unit.label})
@@ -249,18 +263,26 @@ class RayExecutor:
     """Each job a Ray task. `address`: None starts a local cluster of `num_cpus` CPUs (default: this machine's
     cores; its GPUs are found by Ray); "auto" or "host:port" joins a running cluster. `cpus_per_unit` and
     `gpus_per_unit` (None: 1 where the cluster has a GPU, else 0) are each task's declared resources.
-    `max_retries`: resubmissions of a job whose worker or node died."""
+    `max_retries`: resubmissions of a job whose worker or node died. `ddp_procs`: processes per fine-tune (DDP
+    under torchrun inside the task); None: the task's GPUs where it holds two or more, else 1 (no torchrun)."""
 
     address: str | None = None
     cpus_per_unit: float = 2
     gpus_per_unit: float | None = None
     max_retries: int = 2
     num_cpus: int | None = None  # a local cluster's size
+    ddp_procs: int | None = None
     poll_s: float = 0.5
 
     def describe(self) -> dict:
         return {"kind": "ray", "address": self.address or "local", "cpus_per_unit": self.cpus_per_unit,
-                "gpus_per_unit": self.gpus_per_unit, "max_retries": self.max_retries}
+                "gpus_per_unit": self.gpus_per_unit, "max_retries": self.max_retries, "ddp_procs": self.ddp_procs}
+
+    def processes(self, gpus: float) -> int:
+        """Training processes per unit: `ddp_procs`, or one per whole GPU where a unit holds two or more."""
+        if self.ddp_procs is not None:
+            return int(self.ddp_procs)
+        return int(gpus) if gpus >= 2 else 1
 
     # -- the cluster
 
@@ -316,20 +338,22 @@ class RayExecutor:
         from ray.util.queue import Queue
 
         cpus, gpus = self.resources(ray)
+        procs = self.processes(gpus)
         for unit in units:  # the manifest lists the units in the plan's order, whichever finishes first
             grid.state(unit)
-        described = {**self.describe(), "gpus_per_unit": gpus,
+        described = {**self.describe(), "gpus_per_unit": gpus, "ddp_procs": procs,
                      "cluster": {k: v for k, v in ray.cluster_resources().items() if k in ("CPU", "GPU")}}
         _record_session(grid, described)
         grid.save()
         progress = Progress(grid, units, described)
         grid.log(f"Ray cluster {described['cluster']}: {len(units)} units as {len(unit_jobs(units))} tasks of "
-                 f"{cpus:g} CPU{'s' if cpus != 1 else ''}" + (f" and {gpus:g} GPU" if gpus else ""))
+                 f"{cpus:g} CPU{'s' if cpus != 1 else ''}" + (f" and {gpus:g} GPU" if gpus else "")
+                 + (f", each fine-tune as {procs} DDP processes (torchrun)" if procs > 1 else ""))
         events = Queue(actor_options={"num_cpus": 0})
         task = ray.remote(num_cpus=cpus, num_gpus=gpus, max_retries=0)(run_job)  # retries: the driver's
         jobs = unit_jobs(units)
         options = {"runs_root": str(grid.runs_root) if grid.runs_root else None, "refresh": grid.refresh,
-                   "tasks": grid.tasks, "replace_retrained": grid.replace_retrained}
+                   "tasks": grid.tasks, "replace_retrained": grid.replace_retrained, "train_procs": procs}
         attempts = [0] * len(jobs)
         pending: dict = {}
         failed: dict[str, str] = {}
@@ -427,11 +451,14 @@ class RayExecutor:
 
 
 def make_executor(kind: str | None = "serial", address: str | None = None, cpus_per_unit: float | None = None,
-                  gpus_per_unit: float | None = None, max_retries: int | None = None, num_cpus: int | None = None):
+                  gpus_per_unit: float | None = None, max_retries: int | None = None, num_cpus: int | None = None,
+                  ddp_procs: int | None = None):
     """The executor a command line or a study asks for (`executor_options` records one)."""
     kind = kind or "serial"
+    if ddp_procs is not None and (int(ddp_procs) != ddp_procs or ddp_procs < 1):
+        raise HybridvizError(f"--ddp-procs-per-unit must be a whole number of processes, 1 or more; got {ddp_procs}.")
     if kind == "serial":
-        return SerialExecutor()
+        return SerialExecutor(ddp_procs=int(ddp_procs or 1))
     if kind != "ray":
         raise HybridvizError(f"Executor {kind!r}: choose {' or '.join(EXECUTORS)}.")
     if cpus_per_unit is not None and cpus_per_unit <= 0:
@@ -443,7 +470,8 @@ def make_executor(kind: str | None = "serial", address: str | None = None, cpus_
     if importlib.util.find_spec("ray") is None:  # said now, without importing it (seconds, and memory)
         raise HybridvizError(f"--executor ray needs the ray package, which is not installed: {RAY_INSTALL}")
     given = {"address": (address or "").strip() or None, "cpus_per_unit": cpus_per_unit,
-             "gpus_per_unit": gpus_per_unit, "max_retries": max_retries, "num_cpus": num_cpus}
+             "gpus_per_unit": gpus_per_unit, "max_retries": max_retries, "num_cpus": num_cpus,
+             "ddp_procs": int(ddp_procs) if ddp_procs is not None else None}
     return RayExecutor(**{k: v for k, v in given.items() if v is not None or k == "gpus_per_unit"})
 
 
@@ -453,4 +481,5 @@ def executor_options(executor) -> dict:
         options = asdict(executor)
         options.pop("poll_s", None)
         return {"kind": "ray", **options}
-    return {"kind": "serial"}
+    return {"kind": "serial", **({"ddp_procs": executor.ddp_procs} if getattr(executor, "ddp_procs", 1) > 1
+                                 else {})}

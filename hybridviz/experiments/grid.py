@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
+from hybridviz.encoders.policy import encoding_device
 from hybridviz.encoders.registry import Encoder, declared_languages, default_precision, load_encoder
 from hybridviz.evaluate import evaluate
 from hybridviz.provenance import provenance
@@ -39,6 +40,7 @@ from hybridviz.tasks import DEFAULT_EVALUATIONS, MKQA_ANSWERS_PROTOCOL, task_dir
 from hybridviz.errors import HybridvizError
 from hybridviz.training.runs import Run
 from hybridviz.training.samplers import sampler_alpha
+from hybridviz.training.distributed import train_distributed
 from hybridviz.training.trainer import TrainConfig, train
 
 _TRAIN = TrainConfig()
@@ -327,6 +329,9 @@ class Grid:
     summarise: bool = True
     units: list[Unit] = field(default_factory=list)  # the whole plan (a unit's +method units are among them)
     train_slot: str = "registry"  # the trainer's lock: "run" where a Ray cluster places the fine-tunes
+    # processes per fine-tune: above 1, each unit's training runs under torchrun (DDP, training/distributed.py)
+    # and its evaluations in this process, on the saved model, as after a training in this process
+    train_procs: int = 1
 
     @property
     def states(self) -> dict:
@@ -424,7 +429,8 @@ def unit_work(grid: Grid, unit: Unit) -> UnitWork:
     folder = unit_folder(grid.out, unit.label)
     pending = grid.missing(unit, folder)
     stale_ones = [ev for ev in grid.wanted(unit) if grid.refresh and ev not in pending
-                  and is_evaluated(folder / task_dir(ev["task"])) and stale(read_metrics(folder / task_dir(ev["task"])))]
+                  and is_evaluated(folder / task_dir(ev["task"]))
+                  and stale(read_metrics(folder / task_dir(ev["task"])))]
     return UnitWork(folder, pending, stale_ones)
 
 
@@ -501,9 +507,22 @@ def train_or_reuse(grid: Grid, unit: Unit, work: UnitWork) -> UnitModel:
 
 
 def _train(grid: Grid, unit: Unit, state: dict, run_id: str) -> Run:
-    grid.log(f"[{unit.label}] training {run_id}")
     start = time.perf_counter()
-    run = train(unit.config, root=grid.runs_root, benchmarks=grid.spec.guard, slot=grid.train_slot)
+    if grid.train_procs > 1:
+        grid.log(f"[{unit.label}] training {run_id} with {grid.train_procs} DDP processes (torchrun)")
+        run = train_distributed(unit.config, grid.train_procs, root=grid.runs_root, benchmarks=grid.spec.guard,
+                                slot=grid.train_slot)
+    else:
+        grid.log(f"[{unit.label}] training {run_id}")
+        run = train(unit.config, root=grid.runs_root, benchmarks=grid.spec.guard, slot=grid.train_slot)
+    # how the weights were trained, as the trainer recorded it (the run id does not say: n DDP processes train on
+    # n batches a step); a run that was finished already keeps the record of its own training
+    world = int(run.status().get("world_size") or 1)
+    if world > 1:
+        state["ddp"] = {"processes": world, "launcher": "torchrun",
+                        "backend": "gloo" if encoding_device() == "cpu" else "nccl"}
+    else:
+        state.pop("ddp", None)
     if run.status().get("state") != "done":
         state["state"] = f"training {run.status().get('state')}"
         grid.save(summary=True)

@@ -9,7 +9,6 @@ same progress. At most MAX_WAITING runs wait; more requests are refused with a m
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import signal
@@ -37,8 +36,7 @@ class AlreadyQueued(QueueFull):
 
 
 def config_from_run(run: Run) -> TrainConfig:
-    names = {f.name for f in dataclasses.fields(TrainConfig)}
-    return TrainConfig(**{k: v for k, v in run.config().items() if k in names})
+    return TrainConfig.from_dict(run.config())
 
 
 def lab_info(run: Run) -> dict:

@@ -12,7 +12,7 @@ import hashlib
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 from hybridviz.encoders.policy import default_precision, encoding_device, training_precision_problem
@@ -58,6 +58,13 @@ class TrainConfig:
     def __post_init__(self):
         if self.mixed_precision is None:  # the one default (encoders/policy.py): bf16 where fast; tiny, muse fp32
             self.mixed_precision = default_precision(self.model)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TrainConfig:
+        """The config of `asdict(config)`, or of a run's config.json (whose other keys, the data checksums and
+        provenance, are left out): the same settings, hence the same run id."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
 
     # -- later settings, read from `extra` (absent = the behaviour every committed run was trained with) --
     @property
@@ -253,7 +260,8 @@ def _all_pairs(config: TrainConfig):
             raise TrainConfigError(f"A training mix names distinct built-in sources, got {config.train_data!r}.")
         # in a mix each source trains on the requested languages it has (MLQA-R has no fr or ja, Mintaka no zh
         # ...); a language that no source has is still an error
-        sources = {n: _all_pairs(replace(config, train_data=n, train_languages=_languages_of(n, config.train_languages)))
+        sources = {n: _all_pairs(replace(config, train_data=n,
+                                         train_languages=_languages_of(n, config.train_languages)))
                    for n in names}
         if config.train_languages:
             found = {lang for pairs in sources.values() for lang in pairs.query_lang + pairs.passage_lang}
@@ -361,6 +369,11 @@ def _rank() -> int:
     return int(os.environ.get("RANK", "0"))
 
 
+def _world_size() -> int:
+    """The number of processes under torchrun (1 when not distributed)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
 def train(config: TrainConfig, root: Path | None = None, on_progress=None, wait: bool = True,
           benchmarks: tuple[str, ...] | None = None, slot: str = "registry") -> Run:
     """Train (or resume) the run of `config`; returns the Run. A finished run is returned untouched.
@@ -452,8 +465,7 @@ def _fit(config: TrainConfig, run: Run, pairs, on_progress) -> None:
         report_to=[], lr_scheduler_type=config.lr_scheduler, weight_decay=config.weight_decay,
         dataloader_drop_last=True, use_cpu=encoding_device() == "cpu", disable_tqdm=True,
         bf16=config.mixed_precision == "bf16",
-        ddp_backend="gloo" if int(os.environ.get("WORLD_SIZE", "1")) > 1 and encoding_device() == "cpu"
-        else None,
+        ddp_backend="gloo" if _world_size() > 1 and encoding_device() == "cpu" else None,
         prompts={"query": encoder.query_prefix, "positive": encoder.passage_prefix},
         batch_sampler=make_sampler(config.sampler, config.alpha, language_weighting=config.language_weighting,
                                    metadata=metadata),
@@ -520,7 +532,8 @@ def _record_stop(config: TrainConfig, run: Run, trainer) -> None:
     best_step = int(Path(best).name.split("-")[1]) if best else None
     base = next((r for r in read_jsonl(run.dir / "validation.jsonl") if r["step"] == 0), None)
     # the kept checkpoint is the best *trained* one; whether it beats the model before training is recorded
-    beats_base = None if base is None or state.best_metric is None else float(state.best_metric) > base[config.criterion]
+    beats_base = (None if base is None or state.best_metric is None
+                  else float(state.best_metric) > base[config.criterion])
     run.set_status("running", stopped_at=int(state.global_step), best_step=best_step,
                    best_metric=None if state.best_metric is None else float(state.best_metric),
                    criterion=config.criterion, early_stopped=int(state.global_step) < int(config.steps),
