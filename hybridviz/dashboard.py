@@ -206,6 +206,31 @@ def learning_curves() -> dict[str, dict]:
     return out
 
 
+@st.cache_data(max_entries=16)
+def _bundle_curves(path: str, stamp: float) -> dict | None:
+    from hybridviz.experiments.curves import bundle_curves
+
+    return bundle_curves(Path(path))
+
+
+def bundle_learning_curves(bundles: list[Bundle] | None = None) -> dict[str, dict]:
+    """The learning curves of every early-stopped bundle (`bundles`, else all_bundles: cache/reference/* and the
+    studies), by bundle name: experiments.curves.bundle_curves, read once per bundle state. A bundle without an
+    early-stopped unit is left out; a damaged training record is named, not fatal."""
+    from hybridviz.experiments.robustness import bundle_name
+
+    out = {}
+    for b in all_bundles() if bundles is None else bundles:
+        try:
+            state = _bundle_curves(str(b.path), _stamp(b.path))
+        except BundleError as exc:
+            st.warning(f"{b.path.name}: {exc}")
+            continue
+        if state:
+            out[bundle_name(b)] = state
+    return out
+
+
 def current_bundle() -> Bundle | None:
     """The bundle chosen in the sidebar (cache/reference/*, and cache/studies/* as study:<name>), or None with an
     empty-state message shown."""

@@ -127,3 +127,73 @@ def tiny_grid(tmp_path_factory, data_root):
     out = root / "bundle"
     manifest = run_grid(out, spec, log=lambda m: None, runs_root=root / "runs")
     return out, spec, manifest, root
+
+
+# the planted early-stopped bundle's runs: sampler -> (stop step of each seed 0, 1, 2); validated every 50 steps
+CONVERGED_STOPS = {"x-x-mono": (200, 300, 250), "x-y": (300, 300, 400), "hybrid": (150, 250, 350)}
+
+
+def write_converged_bundle(root: Path, name: str = "converged-planted", early_stopping: bool = True,
+                           seed: int = 7) -> Path:
+    """A small early-stopped result bundle written with the results store's own writers (write_manifest,
+    copy_training_record): 3 samplers x 3 seeds whose runs stop at CONVERGED_STOPS, random held-out curves (best
+    step = the curve's argmax of mean mAP), XQuAD-R sample probes at 100, 300 and the best checkpoint (a run that
+    stopped before 300 has none there), one validation step recorded twice (a resumed run: the last counts), plus
+    units that must not count: the base, an alpha point and a sampler + training-free method. Without
+    `early_stopping`, the units' configs carry no `eval_steps` (a fixed-budget bundle)."""
+    import json
+
+    import numpy as np
+
+    from hybridviz.results.store import copy_training_record, unit_folder, write_manifest
+
+    rng = np.random.default_rng(seed)
+    path = Path(root) / name
+    extra = {"eval_steps": 50, "patience": 2, "probe_steps": [100, 300], "criterion": "mean_mAP",
+             "holdout_pool": "paragraphs"} if early_stopping else {}
+    spec = {"model": "tiny", "samplers": list(CONVERGED_STOPS), "seeds": [0, 1, 2], "alpha": 0.5, "steps": 400,
+            "warmup_steps": 50, "batch_size": 16, "learning_rate": 3e-5, "train_data": "mlqa-r", "holdout": 0.2,
+            "train_extra": extra}
+    alphas = {"x-x-mono": 1.0, "x-y": 0.0, "hybrid": 0.5}
+    units = {"base": {"sampler": "base", "seed": None, "alpha": None, "state": "done"}}
+    runs = [(s, seed_, stop, f"{s}-s{seed_}", alphas[s], None) for s, stops in CONVERGED_STOPS.items()
+            for seed_, stop in enumerate(stops)]
+    runs += [("hybrid", 0, 200, "hybrid-a0.25-s0", 0.25, None), ("x-y", 0, 300, "x-y-s0+center", 0.0, "center")]
+    for sampler, seed_, stop, label, alpha, method in runs:
+        run_dir = Path(root) / f"{name}.runs" / label  # the run registry's folders, beside the bundle
+        run_dir.mkdir(parents=True)
+        steps = list(range(0, stop + 1, 50))
+        curve = [{"step": step, **{f"{k}_mAP": float(v) for k, v in zip(("mono", "cross", "multi"),
+                                                                         rng.uniform(0.3, 0.8, 3))}}
+                 for step in steps]
+        for r in curve:
+            r["mean_mAP"] = (r["mono_mAP"] + r["cross_mAP"] + r["multi_mAP"]) / 3
+        best = max(curve, key=lambda r: r["mean_mAP"])["step"]
+        lines = [json.dumps(r) for r in curve]
+        if label == "x-y-s1":  # resumed from step 100: validated twice, the second (later) record counts
+            lines.insert(2, json.dumps({**curve[2], "multi_mAP": 0.01, "mean_mAP": 0.01}))
+        (run_dir / "validation.jsonl").write_text("\n".join(lines) + "\n")
+        sample = "60 of 240 paragraphs (seed 0), all their sentences and questions"
+        probes = [{"step": p, "task": "xquad-r-sample", "sample": sample,
+                   **{f"{k}_mAP": float(v) for k, v in zip(("mono", "cross", "multi"), rng.uniform(0.5, 0.9, 3))}}
+                  for p in [100, 300, "best"] if p == "best" or p <= stop]
+        (run_dir / "probes.jsonl").write_text("".join(json.dumps(p) + "\n" for p in probes))
+        (run_dir / "train_log.jsonl").write_text("".join(
+            json.dumps({"step": i, "loss": 2.0 - i / 1000, "lr": 3e-5, "seconds": 1.5 * i}) + "\n"
+            for i in range(1, stop + 1)))
+        (run_dir / "status.json").write_text(json.dumps({"state": "done", "stopped_at": stop, "best_step": best,
+                                                         "best_metric": max(r["mean_mAP"] for r in curve),
+                                                         "early_stopped": stop < 400, "beats_base": True}))
+        config = {"model": "tiny", "sampler": sampler, "alpha": alpha, "steps": 400, "batch_size": 16,
+                  "learning_rate": 3e-5, "warmup_steps": 50, "seed": seed_, "holdout": 0.2, "train_data": "mlqa-r",
+                  "extra": extra, "run_id": f"{label}-400st-planted"}
+        (run_dir / "config.json").write_text(json.dumps(config))
+        (run_dir / "validation_pool.json").write_text(json.dumps({"pool": "paragraphs", "queries": 40,
+                                                                  "candidates": 200}))
+        copy_training_record(run_dir, unit_folder(path, label) / "training")
+        units[label] = {"sampler": sampler, "seed": seed_, "alpha": alpha, "run_id": config["run_id"],
+                        "state": "done", "wall_s": {"train": float(stop)}, **({"method": method} if method else {})}
+    unit_folder(path, "base").mkdir(parents=True)
+    write_manifest(path, {"spec": spec, "units": units,
+                          "analysis_plan": {"plan": {"stopping": {"patience": 2, "eval_steps": 50}}}})
+    return path

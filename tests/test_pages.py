@@ -339,7 +339,8 @@ def test_box_statistics_are_the_quartiles_and_tukey_whiskers_plotly_would_draw()
     from hybridviz.viz.bias import box_statistics, rank_distance_boxes
 
     rng = np.random.default_rng(3)
-    frame = pd.DataFrame({"group": rng.choice(["x-y", "hybrid"], 3000), "query_lang": rng.choice(["de", "en", "zh"], 3000),
+    frame = pd.DataFrame({"group": rng.choice(["x-y", "hybrid"], 3000),
+                          "query_lang": rng.choice(["de", "en", "zh"], 3000),
                           "max_rank_distance": np.round(rng.lognormal(2, 1.5, 3000))})
     frame.loc[:5, "max_rank_distance"] = np.nan  # a query without parallel items is left out
     stats = box_statistics(frame, ["group", "query_lang"], "max_rank_distance")
@@ -395,6 +396,40 @@ def test_robustness_page_gives_each_set_up_its_verdict_rows(bundle_root):
     assert "95 % interval, run as the unit" in chart_specs(at)[0]
 
 
+def test_robustness_page_draws_an_early_stopped_bundles_learning_curves(monkeypatch, tmp_path):
+    """A converged (early-stopped) bundle under the reference folder, with no verdict yet: the page still draws
+    its curves with a band over seeds, its summary rows and the XQuAD-R sample, titled by bundle and regime."""
+    from conftest import write_converged_bundle
+    from hybridviz.data import paths
+    from hybridviz.experiments import bundle
+    from hybridviz.experiments.curves import bundle_curves, probe_summary, summary_rows
+
+    reference = tmp_path / "reference"
+    path = write_converged_bundle(reference, "converged-planted")
+    write_converged_bundle(reference, "fixed-budget", early_stopping=False)  # no curves: no section
+    monkeypatch.setattr(bundle, "REFERENCE_DIR", reference)
+    monkeypatch.setattr(paths, "STUDIES_DIR", tmp_path / "studies")
+    monkeypatch.setattr(paths, "RUNS_DIR", tmp_path / "runs")
+    at = page("Robustness.py").run()
+    assert not at.exception
+    assert any("No bundle with a run-level sampler verdict yet" in i.value for i in at.info)
+    specs = chart_specs(at)
+    assert len(specs) == 1 and "early-stopped bundle converged-planted: tiny · mlqa-r · batch 16" in specs[0]
+    assert "fixed-budget" not in " ".join(specs)
+    assert "band only where 2 or more remain" in specs[0]
+    captions = " ".join(c.value for c in at.caption)
+    assert "Seeds along the run: X-X-mono: 3 seeds to step 200, 2 or more to 250, one seed alone to 300" in captions
+    assert "up to 400 steps, stopping after 2 validations without a gain" in captions
+    state = bundle_curves(path)
+    tables = [d.value for d in at.dataframe]
+    summary = next(t for t in tables if "best steps" in t)
+    assert summary.to_dict("records") == pytest.approx(summary_rows(state))
+    assert list(summary["stopped at"]) == ["200, 300, 250", "300, 300, 400", "150, 250, 350"]
+    probes = next(t for t in tables if "multi min" in t)
+    assert probes.to_dict("records") == pytest.approx(probe_summary(state))
+    assert any("python -m hybridviz budget" in i.value for i in at.info)  # the sections after it still drawn
+
+
 def test_sampler_figures_distinct_colours_bars_from_zero_and_reasons_for_missing_settings():
     """The 12 methods of the sampler grid get 12 colours; per-language bars start at zero and their legend sits
     under the plot; a benchmark without a setting is named with its recorded reason."""
@@ -423,7 +458,8 @@ def test_sampler_figures_distinct_colours_bars_from_zero_and_reasons_for_missing
         "mkqa-mteb": "MTEB's MKQARetrieval is monolingual (each language's questions against that language's answer "
                      "strings)"}
     old = {"provenance": {"command": "python -m hybridviz budget", "commit": "5ac3eb3c98"}}
-    assert step_budget_set_up(old) == "'python -m hybridviz budget' with its defaults at commit 5ac3eb3 (settings not recorded then)"
+    assert step_budget_set_up(old) == ("'python -m hybridviz budget' with its defaults at commit 5ac3eb3 (settings not "
+                                       "recorded then)")
     assert step_budget_set_up({"base_config": {"model": "muse", "train_data": "mlqa-r", "batch_size": 100,
                                                "learning_rate": 1e-4}}) == "muse · mlqa-r · batch 100 · lr 0.0001"
 

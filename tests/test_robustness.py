@@ -185,3 +185,154 @@ def test_a_verdict_that_changes_between_100_steps_and_convergence_is_named():
     assert "converged (converged) undetermined" in changes[0]
     other = [dict(r, model="muse") if r["bundle"] == "converged" else r for r in rows]
     assert budget_changes(other) == [], "only twins (same encoder, data and batch) are compared"
+
+
+# ------------------------------------------------------------------------------------------------ learning curves
+
+
+def _records(bundle_path: Path) -> dict:
+    """The planted bundle's training records read straight from its files: label -> {"status", "probes",
+    "validation": {step: the step's last record}} (a resumed run validates a step again; the later one counts)."""
+    out = {}
+    for folder in sorted((bundle_path / "models").glob("*/training")):
+        lines = lambda name: [json.loads(x) for x in (folder / name).read_text().splitlines() if x]  # noqa: E731
+        out[folder.parent.name] = {"status": json.loads((folder / "status.json").read_text()),
+                                   "validation": {r["step"]: r for r in lines("validation.jsonl")},
+                                   "probes": lines("probes.jsonl")}
+    return out
+
+
+def test_an_early_stopped_bundles_curves_are_its_units_training_records(tmp_path):
+    import numpy as np
+
+    from conftest import CONVERGED_STOPS, write_converged_bundle
+    from hybridviz.experiments.bundle import load_bundle
+    from hybridviz.experiments.curves import bundle_curves, curve_frame, probe_summary, seed_coverage, summary_rows
+
+    path = write_converged_bundle(tmp_path)
+    state = bundle_curves(path)
+    labels = [f"{s}-s{i}" for s in CONVERGED_STOPS for i in range(3)]
+    assert list(state["runs"]) == labels, "the base, the alpha point and the method's unit are not runs"
+    assert bundle_curves(load_bundle(path)) == state
+    assert state["regime"] == {"max_steps": 400, "eval_steps": 50, "patience": 2, "warmup_steps": 50,
+                               "probe_steps": [100, 300], "holdout": 0.2, "criterion": "mean_mAP",
+                               "pool": "paragraphs"}
+    assert state["config"]["batch_size"] == 16 and state["bundle"] == path.name
+    files = _records(path)
+
+    # every (run, validation step) with its figures, against the files
+    frame = curve_frame(state).sort_values(["sampler", "seed", "step"]).reset_index(drop=True)
+    expected = [(label.rsplit("-s", 1)[0], int(label.rsplit("-s", 1)[1]), step, r["mono_mAP"], r["cross_mAP"],
+                 r["multi_mAP"], r["mean_mAP"], step == files[label]["status"]["best_step"])
+                for label in labels for step, r in sorted(files[label]["validation"].items())]
+    got = list(frame[["sampler", "seed", "step", "mono_mAP", "cross_mAP", "multi_mAP", "mean_mAP", "best"]]
+               .itertuples(index=False, name=None))
+    assert sorted(got) == sorted(expected)
+    assert frame.loc[(frame["sampler"] == "x-y") & (frame["seed"] == 1) & (frame["step"] == 100),
+                     "multi_mAP"].item() != 0.01, "the resumed run's later validation counts"
+
+    # per sampler: seeds, best and stop steps as the status files say, held-out mAP at best = mean over seeds
+    rows = {r["sampler"]: r for r in summary_rows(state)}
+    assert list(rows) == list(CONVERGED_STOPS)
+    for sampler, stops in CONVERGED_STOPS.items():
+        mine = [files[f"{sampler}-s{i}"] for i in range(3)]
+        assert rows[sampler]["seeds"] == 3
+        assert rows[sampler]["stopped at"] == ", ".join(str(s) for s in stops)
+        assert rows[sampler]["best steps"] == ", ".join(str(m["status"]["best_step"]) for m in mine)
+        for setting in ("mono", "cross", "multi"):
+            at_best = [m["validation"][m["status"]["best_step"]][f"{setting}_mAP"] for m in mine]
+            assert rows[sampler][f"{setting} mAP at best"] == pytest.approx(np.mean(at_best))
+        assert rows[sampler]["step s"] == pytest.approx(1.5)
+
+    # the XQuAD-R sample at each probe over the seeds that reached it (stops before 300 have no probe there)
+    probes = {(r["sampler"], r["at"]): r for r in probe_summary(state)}
+    for sampler, stops in CONVERGED_STOPS.items():
+        for at, key in (("step 100", 100), ("step 300", 300), ("best checkpoint", "best")):
+            reached = [files[f"{sampler}-s{i}"] for i in range(3) if key == "best" or stops[i] >= key]
+            values = [next(p for p in m["probes"] if p["step"] == key)["multi_mAP"] for m in reached]
+            if not values:
+                assert (sampler, at) not in probes
+                continue
+            row = probes[(sampler, at)]
+            assert row["seeds"] == len(values)
+            assert (row["multi mAP"], row["multi min"], row["multi max"]) == pytest.approx(
+                (np.mean(values), min(values), max(values)))
+    assert probes[("x-x-mono", "step 300")]["seeds"] == 1 and ("hybrid", "step 300") in probes
+
+    # how far every seed, and two or more, reached
+    assert seed_coverage(curve_frame(state)) == [
+        {"sampler": "x-x-mono", "seeds": 3, "all seeds to": 200, "2+ seeds to": 250, "last step": 300},
+        {"sampler": "x-y", "seeds": 3, "all seeds to": 300, "2+ seeds to": 300, "last step": 400},
+        {"sampler": "hybrid", "seeds": 3, "all seeds to": 150, "2+ seeds to": 250, "last step": 350}]
+
+
+def test_a_bundle_without_early_stopping_has_no_curves_and_a_damaged_record_is_named(tmp_path):
+    from conftest import write_converged_bundle
+    from hybridviz.experiments.bundle import BundleError
+    from hybridviz.experiments.curves import bundle_curves
+
+    assert bundle_curves(write_converged_bundle(tmp_path, "fixed", early_stopping=False)) is None
+    assert bundle_curves(tmp_path / "nowhere") is None
+    path = write_converged_bundle(tmp_path, "damaged")
+    (path / "models" / "x-y-s2" / "training" / "status.json").write_text("{not json")
+    with pytest.raises(BundleError, match="x-y-s2/training/status.json"):
+        bundle_curves(path)
+
+
+def _band_traces(fig, sampler: str, axis: str) -> dict:
+    from hybridviz.viz.style import group_label
+
+    mine = [t for t in fig.data if t.legendgroup == sampler and (t.xaxis or "x") == axis]
+    lines = [t for t in mine if t.fill is None and t.mode == "lines+markers"]
+    assert all(t.name == group_label(sampler) for t in lines)
+    return {"band": [t for t in mine if t.fill == "toself"],
+            "solid": [t for t in lines if t.line.dash == "solid"],
+            "dashed": [t for t in lines if t.line.dash == "dash"]}
+
+
+def test_the_band_is_over_seeds_and_ends_where_fewer_than_two_remain(tmp_path):
+    """Against the files: per step the mean, min and max over the seeds that reached it. The band (min to max)
+    spans only the steps two or more seeds reached; the line is solid while every seed runs, dashed after."""
+    import numpy as np
+
+    from conftest import CONVERGED_STOPS, write_converged_bundle
+    from hybridviz.experiments.curves import bundle_curves, curve_frame
+    from hybridviz.viz.comparison import learning_curve_bands
+
+    path = write_converged_bundle(tmp_path)
+    files = _records(path)
+    frame = curve_frame(bundle_curves(path))
+    fig = learning_curve_bands(frame, "planted")
+    assert "band only where 2 or more remain" in fig.layout.title.text
+    for axis, setting in (("x", "mono"), ("x2", "cross"), ("x3", "multi")):
+        for sampler, stops in CONVERGED_STOPS.items():
+            per_step: dict = {}
+            for i in range(3):
+                for step, r in files[f"{sampler}-s{i}"]["validation"].items():
+                    per_step.setdefault(step, []).append(r[f"{setting}_mAP"])
+            steps = sorted(per_step)
+            traces = _band_traces(fig, sampler, axis)
+            assert len(traces["band"]) == 1
+            banded = [s for s in steps if len(per_step[s]) >= 2]
+            assert banded[-1] == sorted(stops)[1] < steps[-1], "the band ends at the second-latest stop"
+            band = traces["band"][0]
+            assert list(band.x) == banded + banded[::-1]
+            assert list(band.y) == pytest.approx([max(per_step[s]) for s in banded]
+                                                 + [min(per_step[s]) for s in banded[::-1]])
+            assert len(traces["solid"]) == 1 and len(traces["dashed"]) == 1
+            means = {s: float(np.mean(per_step[s])) for s in steps}
+            solid = dict(zip(traces["solid"][0].x, traces["solid"][0].y))
+            assert [s for s in steps if solid[s] is not None] == [s for s in steps if s <= min(stops)]
+            assert [solid[s] for s in steps if s <= min(stops)] == pytest.approx([means[s] for s in steps
+                                                                                  if s <= min(stops)])
+            dashed = dict(zip(traces["dashed"][0].x, traces["dashed"][0].y))
+            tail = [s for s in steps if s >= min(stops)]  # from the last step every seed reached
+            assert [s for s in steps if dashed[s] is not None] == tail
+            assert [dashed[s] for s in tail] == pytest.approx([means[s] for s in tail])
+            assert list(traces["dashed"][0].customdata[:, 2]) == [len(per_step[s]) for s in steps]
+
+    one = learning_curve_bands(frame[frame["seed"] == 0])  # one seed: a curve, no band, nothing dashed
+    for sampler in CONVERGED_STOPS:
+        traces = _band_traces(one, sampler, "x3")
+        assert not traces["band"] and not traces["dashed"] and len(traces["solid"]) == 1
+    assert "band only" not in one.layout.title.text

@@ -10,6 +10,10 @@ behaves after: the evidence for choosing the maximum budget and the patience of 
 XQuAD-R paragraph sample is scored at `probe_steps` and at the best checkpoint (reported only; never used to
 choose). Results go to `<out>/curves.json` after each run (resumable: a finished run is read, an interrupted one
 resumes from its last checkpoint).
+
+An early-stopped result bundle (`experiment --early-stopping`) holds the same curves, one per sampler unit and
+seed, in its units' training records: `bundle_curves` reads them into the same shape, so the Robustness page draws
+a converged bundle's curves with a band over its seeds beside the curves-* checks.
 """
 
 from __future__ import annotations
@@ -20,9 +24,12 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Callable
 
+from hybridviz.experiments.bundle import BundleError, group_of
 from hybridviz.experiments.bundle import training_extent  # noqa: F401  (its home: a page reads it without torch)
 from hybridviz.fileio import read_jsonl, write_json_atomic
 from hybridviz.provenance import provenance
+from hybridviz.results.format import ResultsError
+from hybridviz.results.store import read_manifest, read_training_record
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the trainer (torch) is imported where a run is made: the pages read curves without it
@@ -58,19 +65,25 @@ def converged_config(base: TrainConfig, max_steps: int, eval_steps: int, patienc
 
 def curve_record(run) -> dict:
     """What a finished (or running) run's files say about its curve."""
-    status = run.status()
-    validation = {r["step"]: r for r in read_jsonl(run.dir / "validation.jsonl")}  # a resumed run: last wins
-    probes = {str(r["step"]): r for r in read_jsonl(run.dir / "probes.jsonl")}
-    log = run.train_log()
     pool = run.dir / "validation_pool.json"
-    return {"run_id": run.id, "state": status.get("state"), "stopped_at": status.get("stopped_at"),
+    return {"run_id": run.id, **_record(run.status(), read_jsonl(run.dir / "validation.jsonl"),
+                                        read_jsonl(run.dir / "probes.jsonl"), run.train_log(),
+                                        json.loads(pool.read_text()) if pool.is_file() else None)}
+
+
+def _record(status: dict, validation: list[dict], probes: list[dict], log: list[dict], pool: dict | None) -> dict:
+    """A run's curve from its training record's contents (a run folder's or a bundle unit's): a step validated
+    twice (a resumed run) counts once, its last record."""
+    validation = {r["step"]: r for r in validation}
+    probes = {str(r["step"]): r for r in probes}
+    return {"state": status.get("state"), "stopped_at": status.get("stopped_at"),
             "best_step": status.get("best_step"), "best_metric": status.get("best_metric"),
             "beats_base": status.get("beats_base"),
             "validation": [validation[s] for s in sorted(validation)],
             "probes": list(probes.values()),
             "train_loss": [{"step": r["step"], "loss": round(r["loss"], 5)} for r in log],
             "step_seconds": _median_step(log),
-            "pool": json.loads(pool.read_text()) if pool.is_file() else None}
+            "pool": pool}
 
 
 def _median_step(log: list[dict]) -> float | None:
@@ -138,6 +151,56 @@ def find_curves(root: Path | None = None) -> list[str]:
     return sorted(p.parent.name for p in root.glob("curves-*/curves.json")) if root.exists() else []
 
 
+def bundle_curves(bundle) -> dict | None:
+    """The learning curves an early-stopped result bundle holds, in the shape `run_curves` writes (curve_frame,
+    probe_frame, summary_rows and the figures read either): {"source": "bundle", "bundle", "config", "regime",
+    "stopping_plan", "runs": {unit label: {sampler, seed, run_id, state, stopped_at, best_step, best_metric,
+    validation, probes, train_loss, step_seconds, pool, wall_s}}}.
+
+    `bundle`: a Bundle or a bundle's folder. Each sampler unit's training record (models/<label>/training, read
+    through the results store) is one run: the validation curve on the held-out pool, the XQuAD-R sample's probes
+    and the stop and best steps its status recorded. Only units trained with early stopping (`eval_steps` in their
+    training config) count; units of a training-free method and the extra alpha points (`hybrid-a<alpha>`, one seed)
+    are left out. The regime (maximum budget, validation interval, patience, warm-up, probe steps, criterion, pool)
+    is the units' training config's (the grid trains every unit from one spec) and the pool the validation record's.
+    None for a bundle without an early-stopped unit (a fixed-budget bundle, or one whose first unit is training)."""
+    path = Path(getattr(bundle, "path", bundle))
+    try:
+        manifest = bundle.manifest if hasattr(bundle, "manifest") else read_manifest(path)
+        spec = manifest.get("spec", {})
+        runs, configs = [], []
+        for label, unit in manifest.get("units", {}).items():
+            sampler = group_of(unit, spec.get("alpha", 0.5))
+            if unit.get("method") or sampler == "base" or sampler.startswith("hybrid-a"):
+                continue
+            record = read_training_record(path, label)
+            config = (record or {}).get("config", {})
+            if not config.get("extra", {}).get("eval_steps"):
+                continue
+            configs.append(config)
+            runs.append((label, {"sampler": sampler, "seed": unit.get("seed", config.get("seed")),
+                                 "run_id": unit.get("run_id", config.get("run_id")),
+                                 **_record(record["status"], record["validation"], record["probes"],
+                                           record["train_log"], record["pool"]),
+                                 "wall_s": (unit.get("wall_s") or {}).get("train")}))
+    except ResultsError as exc:
+        raise BundleError(str(exc)) from None
+    if not runs:
+        return None
+    order = {s: i for i, s in enumerate(spec.get("samplers") or ())}
+    runs.sort(key=lambda x: (order.get(x[1]["sampler"], len(order)), x[1]["sampler"], x[1]["seed"] or 0))
+    config = configs[0]
+    extra = config.get("extra", {})
+    pool = next((r["pool"] for _, r in runs if r.get("pool")), None) or {}
+    regime = {"max_steps": config.get("steps"), "eval_steps": extra.get("eval_steps"),
+              "patience": extra.get("patience", 0), "warmup_steps": config.get("warmup_steps"),
+              "probe_steps": list(extra.get("probe_steps", [])), "holdout": config.get("holdout"),
+              "criterion": extra.get("criterion", "mean_mAP"), "pool": pool.get("pool", extra.get("holdout_pool"))}
+    return {"source": "bundle", "bundle": path.name, "provenance": manifest.get("provenance"), "config": config,
+            "regime": regime, "stopping_plan": (manifest.get("analysis_plan") or {}).get("plan", {}).get("stopping"),
+            "runs": dict(runs)}
+
+
 def curve_frame(state: dict):
     """One row per (run, validation step): sampler, seed, step, mono/cross/multi/mean mAP, and whether the step
     is the run's best (kept) checkpoint."""
@@ -180,3 +243,83 @@ def summary_rows(state: dict) -> list[dict]:
                     "step s": float(np.median([r["step_seconds"] for r in mine if r.get("step_seconds")]))
                     if any(r.get("step_seconds") for r in mine) else None})
     return out
+
+
+def seed_coverage(frame) -> list[dict]:
+    """Per sampler of a curve frame: its seeds, the last validation step every seed reached, the last one two or
+    more reached (where the figure's band over seeds ends) and the last step any reached. Early-stopped runs end
+    at different steps, so beyond the first stop a mean is over fewer seeds."""
+    out = []
+    for sampler in dict.fromkeys(frame["sampler"]):
+        part = frame[frame["sampler"] == sampler]
+        n = part["seed"].nunique()
+        count = part.groupby("step")["seed"].nunique()
+        out.append({"sampler": sampler, "seeds": int(n),
+                    "all seeds to": int(count[count == n].index.max()) if (count == n).any() else None,
+                    "2+ seeds to": int(count[count >= 2].index.max()) if (count >= 2).any() else None,
+                    "last step": int(count.index.max())})
+    return out
+
+
+def coverage_text(frame, labels=str) -> str:
+    """One sentence on how many seeds each sampler's curve stands on along the run (seed_coverage)."""
+    parts = []
+    for c in seed_coverage(frame):
+        said = f"{labels(c['sampler'])}: {c['seeds']} seed{'s' if c['seeds'] != 1 else ''}"
+        if c["seeds"] == 1:
+            parts.append(f"{said} (a curve, no band) to step {c['last step']}")
+            continue
+        together = c["all seeds to"] if c["all seeds to"] is not None else -1  # -1: no step had them all
+        said += f" to step {together}" if together >= 0 else " (no step validated by all)"
+        if c["2+ seeds to"] is not None and c["2+ seeds to"] > together:
+            said += f", 2 or more to {c['2+ seeds to']}"
+        if c["last step"] > max(c["2+ seeds to"] or -1, together):
+            said += f", one seed alone to {c['last step']}"
+        parts.append(said)
+    return "; ".join(parts)
+
+
+def probe_summary(state: dict) -> list[dict]:
+    """Per sampler and probe (each probe step, then the best checkpoint): the seeds that reached it and the XQuAD-R
+    sample's multilingual mAP over them (mean, min, max), with the mono and cross means. A run that stopped
+    before a probe step has no probe there: `seeds` says how many runs the row stands on."""
+    import numpy as np
+
+    frame = probe_frame(state)
+    out = []
+    for sampler in dict.fromkeys(frame["sampler"]):
+        part = frame[frame["sampler"] == sampler]
+        ats = sorted(set(part["at"]), key=lambda a: (a == "best", int(a) if a.isdigit() else 0, a))
+        for at in ats:
+            rows = part[part["at"] == at]
+            multi = rows["multi_mAP"].dropna().astype(float)
+            out.append({"sampler": sampler, "at": "best checkpoint" if at == "best" else f"step {at}",
+                        "seeds": int(rows["seed"].nunique()),
+                        "steps": ", ".join(str(s) for s in rows["step"]) if at == "best" else at,
+                        "multi mAP": float(multi.mean()) if len(multi) else None,
+                        "multi min": float(multi.min()) if len(multi) else None,
+                        "multi max": float(multi.max()) if len(multi) else None,
+                        **{f"{s} mAP": float(np.mean(rows[f"{s}_mAP"].dropna())) if rows[f"{s}_mAP"].notna().any()
+                           else None for s in ("mono", "cross")}})
+    return out
+
+
+def curve_set_up(name: str, state: dict) -> str:
+    """A curve figure's title: where the curves come from and the set-up they trained under."""
+    cfg, regime = state.get("config", {}), state.get("regime", {})
+    source = f"early-stopped bundle {name}" if state.get("source") == "bundle" else name
+    return (f"{source}: {cfg.get('model')} · {cfg.get('train_data')} · batch {cfg.get('batch_size')} · lr "
+            f"{cfg.get('learning_rate') or 0:g} after {regime.get('warmup_steps')} warm-up steps · validated every "
+            f"{regime.get('eval_steps')} steps")
+
+
+def regime_text(state: dict) -> str:
+    """The sentence under a curve figure: the kept checkpoint's criterion, the pool, the budget and the stopping."""
+    regime = state.get("regime", {})
+    patience = regime.get("patience")
+    stopping = f"stopping after {patience} validations without a gain" if patience else "without early stopping"
+    probes = ", ".join(str(s) for s in regime.get("probe_steps") or [])
+    return (f"Criterion for the kept checkpoint: {regime.get('criterion')} on the held-out pool "
+            f"({regime.get('pool')}, {regime.get('holdout') or 0:.0%} of the training data's groups held out); each "
+            f"run trains up to {regime.get('max_steps')} steps, {stopping}"
+            + (f"; the XQuAD-R sample is scored at steps {probes} and at the best checkpoint." if probes else "."))

@@ -2,7 +2,8 @@
 (format.py names its files) or a result bundle's files.
 
 - reading: `read_metrics` (one way of meeting a damaged metrics.json: ResultsError naming it), `ModelResult` (an
-  evaluation's figures in either encoding), `pair_values`, `evaluation_folders`, `bundle_evaluations`;
+  evaluation's figures in either encoding), `pair_values`, `evaluation_folders`, `bundle_evaluations`,
+  `read_training_record` (a bundle unit's training record: its learning curve);
 - writing: `write_outputs` (evaluate.py, metrics.json last), `write_report` (a metrics.json alone: mkqa-nq);
 - staging and swapping (the grid): `staging_folder` / `refresh_folder` / `pending_folder` hold a new evaluation
   beside the old one (or where none is yet) until `swap_in` puts it in place whole; `remove_pending` drops what an
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hybridviz.fileio import atomic_write_bytes, atomic_write_text, compact_json, write_json_atomic
+from hybridviz.fileio import atomic_write_bytes, atomic_write_text, compact_json, read_jsonl, write_json_atomic
 from hybridviz.results import codec
 from hybridviz.results.codec import CompactPerQuery
 from hybridviz.results.format import (COMPACT_NAME, COMPACT_VERSION, LAYOUTS, MANIFEST, METRICS, PAIRS_NAME,
@@ -135,6 +136,34 @@ def read_training_config(bundle: Path, label: str) -> dict:
     """models/<label>/training/config.json ({} for the base and other untrained units)."""
     path = unit_folder(bundle, label) / "training" / "config.json"
     return json.loads(path.read_text()) if path.exists() else {}
+
+
+def read_training_record(bundle: Path, label: str) -> dict | None:
+    """models/<label>/training/ (TRAINING_RECORD) parsed: {"config", "status", "validation", "probes",
+    "train_log", "pool"}; None where the unit has no training record (the base, a training-free method). A
+    damaged config.json or status.json raises ResultsError naming it; a JSONL line cut short is skipped (as the
+    run registry reads them) and an absent or unreadable validation_pool.json is None."""
+    folder = unit_folder(bundle, label) / "training"
+    if not folder.is_dir():
+        return None
+    record: dict = {}
+    for key, name in (("config", "config.json"), ("status", "status.json")):
+        path = folder / name
+        try:
+            value = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ResultsError(f"{path} is damaged or unreadable ({exc}).") from None
+        if not isinstance(value, dict):
+            raise ResultsError(f"{path} is damaged or unreadable (not a JSON object).")
+        record[key] = value
+    for key, name in (("validation", "validation.jsonl"), ("probes", "probes.jsonl"),
+                      ("train_log", "train_log.jsonl")):
+        record[key] = read_jsonl(folder / name)
+    try:
+        record["pool"] = json.loads((folder / "validation_pool.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        record["pool"] = None
+    return record
 
 
 def sweep_choice(model: str, root: Path | None = None) -> tuple[dict, Path]:

@@ -228,32 +228,63 @@ def setup_forest_frame(bundles, a: str, b: str, metric: str, alpha: float, task:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
+def _segments(mask) -> list[list[int]]:
+    """The runs of consecutive True positions in `mask` (a list of booleans), as lists of positions."""
+    out, current = [], []
+    for i, value in enumerate(mask):
+        if value:
+            current.append(i)
+        elif current:
+            out, current = out + [current], []
+    return out + [current] if current else out
+
+
 def learning_curve_bands(frame: pd.DataFrame, title: str = "") -> go.Figure:
-    """Held-out mAP along training, one panel per setting: per sampler the mean over seeds (line) and the
-    seeds' range (band); each seed's best step (the kept checkpoint) as a marker on its own curve.
+    """Held-out mAP along training, one panel per setting: per sampler the mean over the seeds that reached each
+    step (line) and the seeds' range (band); each seed's best step (the kept checkpoint) as a marker on its own
+    curve.
+
+    Early-stopped runs end at different steps, so a sampler's seeds thin out along the run: the line is solid
+    where every seed is present and dashed where some have stopped (the mean of those left; the hover says how
+    many of how many), and the band is drawn only where two or more seeds remain (one seed has no range).
 
     `frame`: one row per (sampler, seed, step) with mono_mAP, cross_mAP, multi_mAP and a boolean `best`."""
     settings = [s for s in ("mono", "cross", "multi") if f"{s}_mAP" in frame]
     fig = make_subplots(rows=1, cols=len(settings), subplot_titles=[f"held-out {s} mAP" for s in settings],
                         horizontal_spacing=0.07)
     order = group_order(set(frame["sampler"]))
+    thinned = False
     for col, setting in enumerate(settings, start=1):
         y = f"{setting}_mAP"
         for sampler in order:
             part = frame[frame["sampler"] == sampler]
-            stats = part.groupby("step")[y].agg(["mean", "min", "max", "count"]).reset_index()
+            n = part["seed"].nunique()
+            stats = part.dropna(subset=[y]).groupby("step")[y].agg(["mean", "min", "max", "count"]).reset_index()
+            stats["of"] = n
+            steps, count = list(stats["step"]), list(stats["count"])
             color = group_color(sampler)
-            fig.add_trace(go.Scatter(x=list(stats["step"]) + list(stats["step"][::-1]),
-                                     y=list(stats["max"]) + list(stats["min"][::-1]), fill="toself",
-                                     fillcolor=color, opacity=0.18, line={"width": 0}, hoverinfo="skip",
-                                     showlegend=False, legendgroup=sampler), row=1, col=col)
-            fig.add_trace(go.Scatter(x=stats["step"], y=stats["mean"], mode="lines+markers",
-                                     line={"color": color, "width": 2}, marker={"size": 5},
-                                     name=group_label(sampler), legendgroup=sampler, showlegend=col == 1,
-                                     customdata=stats[["min", "max", "count"]].values,
-                                     hovertemplate=f"{group_label(sampler)} · step %{{x}}<br>mean %{{y:.4f}} "
-                                                   "(seeds' range %{customdata[0]:.4f} to %{customdata[1]:.4f}, "
-                                                   "n = %{customdata[2]})<extra></extra>"), row=1, col=col)
+            for seg in _segments([c >= 2 for c in count]):
+                fig.add_trace(go.Scatter(x=[steps[i] for i in seg] + [steps[i] for i in seg[::-1]],
+                                         y=[stats["max"][i] for i in seg] + [stats["min"][i] for i in seg[::-1]],
+                                         fill="toself", fillcolor=color, opacity=0.18, line={"width": 0},
+                                         hoverinfo="skip", showlegend=False, legendgroup=sampler),
+                              row=1, col=col)
+            partial = [c < n for c in count]
+            thinned = thinned or any(partial)
+            near = [p or (i > 0 and partial[i - 1]) or (i + 1 < len(partial) and partial[i + 1])
+                    for i, p in enumerate(partial)]  # a dashed stretch starts at the last full step
+            hover = (f"{group_label(sampler)} · step %{{x}}<br>mean %{{y:.4f}} over %{{customdata[2]}} of "
+                     "%{customdata[3]} seeds (range %{customdata[0]:.4f} to %{customdata[1]:.4f})<extra></extra>")
+            for keep, dash, first in (([not p for p in partial], "solid", True), (near, "dash", False)):
+                if not any(keep):
+                    continue
+                fig.add_trace(go.Scatter(x=steps, y=[m if k else None for m, k in zip(stats["mean"], keep)],
+                                         mode="lines+markers", line={"color": color, "width": 2, "dash": dash},
+                                         marker={"size": 5, "symbol": "circle" if first else "circle-open"},
+                                         name=group_label(sampler), legendgroup=sampler,
+                                         showlegend=col == 1 and (first or all(partial)),
+                                         customdata=stats[["min", "max", "count", "of"]].values,
+                                         hovertemplate=hover), row=1, col=col)
             best = part[part["best"]]
             if not best.empty:
                 fig.add_trace(go.Scatter(x=best["step"], y=best[y], mode="markers", showlegend=False,
@@ -264,7 +295,12 @@ def learning_curve_bands(frame: pd.DataFrame, title: str = "") -> go.Figure:
         fig.update_xaxes(title_text="training steps", row=1, col=col)
     n = frame.groupby("sampler")["seed"].nunique()
     seeds = f"{n.min()}" if n.min() == n.max() else f"{n.min()}–{n.max()}"
-    fig.update_layout(title=f"{title}{' · ' if title else ''}held-out paragraphs, mean over {seeds} seed(s) with the "
-                            "seeds' range; ★ = each run's best checkpoint", height=400,
+    lines = [title] if title else []
+    lines.append(f"<sup>held-out paragraphs: mean over {seeds} seed(s), band = the seeds' range; ★ = each run's best "
+                 "checkpoint</sup>")
+    if thinned:
+        lines.append("<sup>dashed where some seeds have stopped (the mean of those left); band only where 2 or more "
+                     "remain</sup>")
+    fig.update_layout(title="<br>".join(lines), height=440, margin={"t": 60 + 22 * len(lines)},
                       legend={"orientation": "h", "y": -0.2})
     return fig
