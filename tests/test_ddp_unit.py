@@ -56,7 +56,7 @@ def test_processes_per_unit():
     assert X.make_executor(**X.executor_options(serial)) == serial
     assert X.executor_options(X.SerialExecutor()) == {"kind": "serial"}
     ray = X.RayExecutor()
-    assert [ray.processes(g) for g in (0, 0.25, 1, 1.5, 2, 4)] == [1, 1, 1, 1, 2, 4]  # one per whole GPU, from 2
+    assert [ray.processes(g) for g in (0, 0.25, 1, 1.5, 2, 4)] == [1] * 6  # asked for, never implied by GPUs
     assert X.RayExecutor(ddp_procs=1).processes(4) == 1 and X.RayExecutor(ddp_procs=2).processes(0) == 2
     for bad in (0, -1, 1.5):
         with pytest.raises(HybridvizError, match="ddp-procs-per-unit"):
@@ -122,7 +122,11 @@ def test_a_unit_trained_by_two_ddp_processes_is_saved_and_evaluated(tmp_path, da
     (where,) = state["ran_on"]
     assert where["executor"] == "serial" and where["ddp_processes"] == 2
     run = Run(state["run_id"], runs)
-    assert state["run_id"] == one_unit_spec().train_config("hybrid", 0).run_id()  # the unit's own run
+    one_process = one_unit_spec().train_config("hybrid", 0)
+    # the unit's own run, named apart from the one-process run of the same spec (2 batches a step: other weights)
+    assert state["run_id"] != one_process.run_id()
+    assert state["run_id"] == replace(one_process, extra={**one_process.extra, "ddp_processes": 2}).run_id()
+    assert json.loads((Run(state["run_id"], runs).dir / "config.json").read_text())["extra"]["ddp_processes"] == 2
     status = run.status()
     assert status["state"] == "done" and status["world_size"] == 2 and status["step"] == 3
     assert (run.model_dir / "modules.json").is_file() and (run.dir / "torchrun.log").is_file()

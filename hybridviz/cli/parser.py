@@ -90,8 +90,8 @@ def add_executor_arguments(parser) -> None:
                        help="times a unit whose worker or node died is submitted again (default 2)")
     group.add_argument("--ddp-procs-per-unit", type=int, metavar="N",
                        help="train each unit's fine-tune as N DDP processes under torchrun, then evaluate it in the "
-                            "unit's own process (default: the GPUs a Ray unit holds when two or more, else 1; on "
-                            "the CPU the processes use gloo)")
+                            "unit's own process (default 1: no torchrun; N > 1 trains on N batches a step, so the "
+                            "process count joins the run id; on the CPU the processes use gloo)")
 
 
 # ------------------------------------------------------------------------------------------ the commands

@@ -19,8 +19,8 @@ executor, the host, Ray's node id, the device (cpu / cuda) and the GPU's name, a
 invocation trained the unit's run with several DDP processes (the unit's `ddp` record says how its weights were
 trained).
 
-Several processes per unit (`ddp_procs`, `--ddp-procs-per-unit`; a Ray unit's default: the GPUs it holds when more
-than one, else 1): the unit's fine-tune runs under `torchrun --standalone --nproc_per_node=<n>`
+Several processes per unit (`ddp_procs`, `--ddp-procs-per-unit`; default 1, never implied by the GPUs a unit
+holds, since n processes train on n batches a step and so name another run): the unit's fine-tune runs under `torchrun --standalone --nproc_per_node=<n>`
 (training/distributed.py) and the unit waits for it, then evaluates the saved model in its own process as before.
 A failed torchrun is the unit's error (the tail of its stderr, then the failing rank's error); docs/cluster.md.
 
@@ -264,7 +264,7 @@ class RayExecutor:
     cores; its GPUs are found by Ray); "auto" or "host:port" joins a running cluster. `cpus_per_unit` and
     `gpus_per_unit` (None: 1 where the cluster has a GPU, else 0) are each task's declared resources.
     `max_retries`: resubmissions of a job whose worker or node died. `ddp_procs`: processes per fine-tune (DDP
-    under torchrun inside the task); None: the task's GPUs where it holds two or more, else 1 (no torchrun)."""
+    under torchrun inside the task); None: 1 (no torchrun), whatever GPUs the task holds."""
 
     address: str | None = None
     cpus_per_unit: float = 2
@@ -279,10 +279,9 @@ class RayExecutor:
                 "gpus_per_unit": self.gpus_per_unit, "max_retries": self.max_retries, "ddp_procs": self.ddp_procs}
 
     def processes(self, gpus: float) -> int:
-        """Training processes per unit: `ddp_procs`, or one per whole GPU where a unit holds two or more."""
-        if self.ddp_procs is not None:
-            return int(self.ddp_procs)
-        return int(gpus) if gpus >= 2 else 1
+        """Training processes per unit: `ddp_procs`, else 1. DDP is asked for, never implied by a unit's GPUs: n
+        processes train on n batches a step, another experiment than one process (the run id says so)."""
+        return int(self.ddp_procs) if self.ddp_procs is not None else 1
 
     # -- the cluster
 

@@ -467,18 +467,19 @@ def train_or_reuse(grid: Grid, unit: Unit, work: UnitWork) -> UnitModel:
     checked = None
     replacement = staging_folder(grid.out, unit.label)
     if unit.config is not None:
-        run_id = unit.config.run_id()
+        config = trained_config(grid, unit.config)
+        run_id = config.run_id()
         state["run_id"] = run_id
         run = Run(run_id, grid.runs_root)
         model = f"run:{run_id}" if grid.runs_root is None else str(run.model_dir)
         # the +method units of this run need its weights too: retrain here, so a replacement starts here
         derived = grid.replace_retrained and not unit.method and any(
-            u.method and u.config is not None and u.config.run_id() == run_id
+            u.method and u.config is not None and trained_config(grid, u.config).run_id() == run_id
             and grid.missing(u, unit_folder(grid.out, u.label)) for u in grid.units)
         busy = bool(work.pending or work.stale or derived or replacement.is_dir())
         trained = False
         if "train" not in state["wall_s"] or (busy and not run.model_dir.is_dir()):
-            run = _train(grid, unit, state, run_id)
+            run = _train(grid, unit, config, state)
             trained = True
         # before a training record or any evaluation enters the bundle (weights trained by an earlier, refused
         # invocation are checked too)
@@ -506,17 +507,27 @@ def train_or_reuse(grid: Grid, unit: Unit, work: UnitWork) -> UnitModel:
     return found
 
 
-def _train(grid: Grid, unit: Unit, state: dict, run_id: str) -> Run:
+def trained_config(grid: Grid, config: TrainConfig) -> TrainConfig:
+    """The unit's TrainConfig as it is trained: under n > 1 DDP processes a step averages the gradients of n
+    sampler batches (other weights than one process trains), so the process count joins the config and its run id;
+    with one process the config, and its run id, are the spec's own."""
+    if grid.train_procs > 1:
+        return replace(config, extra={**config.extra, "ddp_processes": int(grid.train_procs)})
+    return config
+
+
+def _train(grid: Grid, unit: Unit, config: TrainConfig, state: dict) -> Run:
     start = time.perf_counter()
+    run_id = config.run_id()
     if grid.train_procs > 1:
         grid.log(f"[{unit.label}] training {run_id} with {grid.train_procs} DDP processes (torchrun)")
-        run = train_distributed(unit.config, grid.train_procs, root=grid.runs_root, benchmarks=grid.spec.guard,
+        run = train_distributed(config, grid.train_procs, root=grid.runs_root, benchmarks=grid.spec.guard,
                                 slot=grid.train_slot)
     else:
         grid.log(f"[{unit.label}] training {run_id}")
-        run = train(unit.config, root=grid.runs_root, benchmarks=grid.spec.guard, slot=grid.train_slot)
-    # how the weights were trained, as the trainer recorded it (the run id does not say: n DDP processes train on
-    # n batches a step); a run that was finished already keeps the record of its own training
+        run = train(config, root=grid.runs_root, benchmarks=grid.spec.guard, slot=grid.train_slot)
+    # how the weights were trained, as the trainer recorded it (the config's ddp_processes names it in the run id);
+    # a run that was finished already keeps the record of its own training
     world = int(run.status().get("world_size") or 1)
     if world > 1:
         state["ddp"] = {"processes": world, "launcher": "torchrun",
