@@ -21,7 +21,8 @@ trained).
 
 Several processes per unit (`ddp_procs`, `--ddp-procs-per-unit`; default 1, never implied by the GPUs a unit
 holds, since n processes train on n batches a step and so name another run): the unit's fine-tune runs under
-`torchrun --standalone --nproc_per_node=<n>` (training/distributed.py) and the unit waits for it, then evaluates the saved model in its own process as before.
+`torchrun --standalone --nproc_per_node=<n>` (training/distributed.py) and the unit waits for it, then evaluates
+the saved model in its own process as before.
 A failed torchrun is the unit's error (the tail of its stderr, then the failing rank's error); docs/cluster.md.
 
 Faults: a job whose worker (or node) dies is submitted again with the bundle's current state, up to
