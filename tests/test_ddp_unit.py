@@ -163,14 +163,16 @@ def test_a_failing_rank_fails_the_unit_with_its_error_and_no_half_evaluation(tmp
     unit = read_manifest(out).get("units", {}).get("hybrid-s0", {})  # a serial grid stops at its first error
     assert "eval xquad-r" not in unit.get("wall_s", {})
     # the run failed mid-training (rank 0 had finished step 1), with the cause, not rank 0's lost connection
-    run = Run(one_unit_spec().train_config("hybrid", 0).run_id(), runs)
+    one_process = one_unit_spec().train_config("hybrid", 0)
+    run = Run(replace(one_process, extra={**one_process.extra, "ddp_processes": 2}).run_id(), runs)
     assert run.status()["state"] == "failed" and run.status()["error"] == f"distributed training failed: {cause}"
     assert [r["step"] for r in run.train_log()] == [1] and not run.model_dir.exists()
-    # the next invocation (one process here) resumes the unit: trained, evaluated, without a DDP record
+    # the next invocation (one process here: the spec's own run) finishes the unit, without a DDP record
     monkeypatch.delenv(FAULT_ENV)
     run_grid(out, one_unit_spec(), log=lambda m: None, runs_root=runs, only=["hybrid-s0"])
     state = read_manifest(out)["units"]["hybrid-s0"]
-    assert state["state"] == "done" and "ddp" not in state and run.status()["world_size"] == 1
+    assert state["state"] == "done" and "ddp" not in state and state["run_id"] == one_process.run_id()
+    assert Run(one_process.run_id(), runs).status()["world_size"] == 1
 
 
 @pytest.mark.slow  # a local Ray cluster of 2 CPUs, whose one task starts torchrun (about 60-90 s on 2 busy cores)

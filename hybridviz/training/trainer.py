@@ -389,6 +389,7 @@ def train(config: TrainConfig, root: Path | None = None, on_progress=None, wait:
     if _rank() != 0:
         run = Run(config.run_id(), root)
         _fit(config, run, pairs, None)
+        _leave_process_group()
         return run
     reconcile(root)
     run = prepare_run(config, root, pairs, benchmarks)
@@ -411,7 +412,20 @@ def train(config: TrainConfig, root: Path | None = None, on_progress=None, wait:
         state = "cancelled" if run.cancel_requested() else "done"
         run.set_status(state, progress=1.0 if state == "done" else run.status().get("progress", 0.0),
                        finished=time.time())
+    _leave_process_group()
     return run
+
+
+def _leave_process_group() -> None:
+    """Under torchrun, end the rank's process group once its training is over: a rank that exits with gloo's
+    threads still running can abort ("terminate called without an active exception", exit -6) after a run
+    that finished."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def _fit(config: TrainConfig, run: Run, pairs, on_progress) -> None:
