@@ -16,6 +16,8 @@ import pytest
 from hybridviz.errors import HybridvizError
 from hybridviz.experiments import study
 
+from conftest import ROOT
+
 TINY = dict(model="tiny", samplers=["x-x-mono", "x-y"], seeds=[0, 1], alphas=[0.5], steps=3, batch_size=8,
             learning_rate=1e-3, warmup_steps=0, train_languages=["en", "de"], precision="fp32")
 
@@ -138,30 +140,94 @@ def test_a_tiny_study_runs_in_the_background_to_a_verdict(tmp_path, beir_folder,
     print(f"tiny study wall time (with a cancel, a kill and two resumes): {wall:.0f} s")
 
 
-def test_progress_eta_from_the_finished_units(tmp_path, monkeypatch):
-    """Each unit left takes the mean wall time of the finished units of its kind, less what the current one ran."""
+def write_study(folder, spec, units: dict, status: dict, recorded: bool = True, progress: dict | None = None):
+    """A study's folder as its worker leaves it part-way: study.json (as `submit` writes it, or, `recorded=False`,
+    as a study submitted before the planned units were recorded there), status.json, the manifest's unit states,
+    and progress.json where given."""
     from dataclasses import asdict
 
-    from hybridviz.experiments.grid import GridSpec
     from hybridviz.fileio import write_json_atomic
+
+    record = study.request_record(folder.name, spec) if recorded else {"name": folder.name, "spec": asdict(spec),
+                                                                       "submitted": 0}
+    write_json_atomic(folder / "study.json", record)
+    write_json_atomic(folder / "manifest.json", {"spec": asdict(spec), "units": units})
+    write_json_atomic(folder / "status.json", status)
+    if progress is not None:
+        write_json_atomic(folder / "progress.json", progress)
+    return folder
+
+
+@pytest.mark.parametrize("recorded", [True, False], ids=["units-in-study.json", "older-study.json"])
+def test_progress_eta_from_the_finished_units(tmp_path, recorded):
+    """Each unit left takes the mean wall time of the finished units of its kind, less what the current one ran;
+    the same from the units study.json records as from an older study.json, whose units are planned anew."""
+    from hybridviz.experiments.grid import GridSpec, plan
 
     spec = GridSpec(model="tiny", samplers=["x-y", "hybrid"], seeds=[0, 1], alphas=[0.5], methods=[],
                     sampler_method=None, evaluations=[{"task": "xquad-r", "languages": None, "limit": 10}])
-    folder = tmp_path / "s"
-    folder.mkdir()
-    write_json_atomic(folder / "study.json", {"name": "s", "spec": asdict(spec), "submitted": 0})
-    write_json_atomic(folder / "manifest.json", {"units": {
+    folder = write_study(tmp_path / "s", spec, recorded=recorded, units={
         "base": {"state": "done", "wall_s": {"eval xquad-r": 10.0}},
         "x-y-s0": {"state": "done", "wall_s": {"train": 50.0, "eval xquad-r": 10.0}},
-        "hybrid-s0": {"state": "done", "wall_s": {"train": 70.0, "eval xquad-r": 10.0}}}})
-    write_json_atomic(folder / "status.json", {"state": "running", "pid": os.getpid(), "current_unit": "x-y-s1",
-                                               "unit_started": 1000.0, "current": "[x-y-s1] training"})
+        "hybrid-s0": {"state": "done", "wall_s": {"train": 70.0, "eval xquad-r": 10.0}}},
+        status={"state": "running", "pid": os.getpid(), "current_unit": "x-y-s1", "unit_started": 1000.0,
+                "current": "[x-y-s1] training"})
+    if recorded:
+        assert [u["label"] for u in study.read_study("s", tmp_path)["units"]] == [u.label for u in plan(spec)]
     got = study.progress("s", tmp_path, now=1030.0)
     assert got["done"] == 3 and got["total"] == 5
     assert [r["state"] for r in got["units"]] == ["done", "done", "done", "training", "pending"]
+    assert [(r["kind"], r["sampler"], r["seed"]) for r in got["units"]] == [
+        ("base", "base", None), ("fine-tune", "x-y", 0), ("fine-tune", "hybrid", 0), ("fine-tune", "x-y", 1),
+        ("fine-tune", "hybrid", 1)]
     assert got["eta_s"] == pytest.approx((70 - 30) + 70)
     assert study.partial(folder) == {"done": 3, "total": 5, "state": "running"}
     assert not study.visible(folder)  # one finished run per sampler
+
+
+def test_a_study_page_reads_its_study_without_importing_torch(tmp_path):
+    """The study's readers the pages call (the bundle selector's study_bundles, the partial-verdict notice, the
+    Study page's list, reconcile and progress table) read study.json's planned units: a cold page visit pays no
+    torch / sentence-transformers import for a study (see test_pages'
+    test_a_bundle_page_reads_its_bundle_without_importing_torch for the reference bundles)."""
+    from hybridviz.experiments.grid import GridSpec
+
+    spec = GridSpec(model="tiny", samplers=["x-x-mono", "x-y"], seeds=[0, 1], alphas=[0.25], methods=[],
+                    sampler_method=None, evaluations=[{"task": "xquad-r", "languages": None, "limit": 10}])
+    done = {"state": "done", "wall_s": {"train": 5.0, "eval xquad-r": 1.0}}
+    folder = write_study(tmp_path / "studies" / "s1", spec, units={
+        "base": {"state": "done", "wall_s": {"eval xquad-r": 1.0}},
+        **{f"{s}-s{seed}": {**done, "sampler": s} for s in spec.samplers for seed in spec.seeds}},
+        status={"state": "running", "pid": os.getpid(), "current_unit": "hybrid-a0.25-s0",
+                "current": "[hybrid-a0.25-s0] evaluating xquad-r", "unit_started": time.time()},
+        progress={"units": {"hybrid-a0.25-s0": {"state": "running", "host": "h1", "device": "cpu"}}})
+    (folder / "summary.json").write_text("{}")
+    code = ("import sys\n"
+            "from pathlib import Path\n"
+            "from types import SimpleNamespace\n"
+            "from hybridviz import dashboard\n"
+            "from hybridviz.data import paths\n"
+            "from hybridviz.experiments import study\n"
+            # the Study page's own imports (pages/9_Study.py)
+            "from hybridviz.data.train_extra import LOADERS\n"
+            "from hybridviz.results.store import sweep_choice\n"
+            "from hybridviz.training.data import MAX_JSONL_BYTES, save_upload\n"
+            "from hybridviz.training.runs import list_runs\n"
+            f"paths.STUDIES_DIR = Path({str(folder.parent)!r})\n"
+            "assert study.reconcile() == [] and study.list_studies() == ['s1']\n"
+            "assert list(dashboard.study_bundles()) == ['study:s1']\n"
+            "folder = study.study_dir('s1')\n"
+            "state = dashboard.partial_notice(SimpleNamespace(path=folder))\n"
+            "assert state == {'done': 5, 'total': 6, 'state': 'running'}, state\n"
+            "assert study.visible(folder) and study.finished_runs(folder) == {'x-x-mono': 2, 'x-y': 2}\n"
+            "info = study.progress('s1')\n"
+            "assert (info['done'], info['total']) == (5, 6), info\n"
+            "assert info['units'][-1]['unit'] == 'hybrid-a0.25-s0', info['units'][-1]\n"
+            "assert info['units'][-1]['state'] == 'evaluating on h1', info['units'][-1]\n"
+            "print(sorted(m for m in ('torch', 'sentence_transformers', 'transformers') if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]"
 
 
 # ----------------------------------------------------------------------------------------------- lab mends

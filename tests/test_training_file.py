@@ -93,6 +93,26 @@ def test_a_malformed_line_is_refused_naming_file_and_line_before_anything_is_wri
         jsonl_pairs(oversize, max_bytes=100)
 
 
+def test_a_training_file_is_read_as_an_evaluation_folders_files_are(tmp_path):
+    """jsonl_pairs reads through the reader of the BEIR folders (fileio.iter_jsonl): a bad byte names its line, a
+    line that is not an object names what it is, a BOM before the first line is no error."""
+    from hybridviz.training.data import jsonl_pairs
+
+    good = write_pairs(tmp_path / "good.jsonl", n=2)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_bytes(b"".join(good.read_bytes().splitlines(keepends=True)[:2])
+                    + b'{"id": "q9", "lang": "en", "query": "\xff", "positive": "p"}\n')
+    with pytest.raises(DataFormatError, match=re.escape(f"{bad}, line 3: not UTF-8 text")):
+        jsonl_pairs(bad)
+    bad.write_text('["q1", "en"]\n')
+    with pytest.raises(DataFormatError, match=re.escape(
+            f"{bad}, line 1: expected an object with id, lang, query, positive, got list.")):
+        jsonl_pairs(bad)
+    bom = tmp_path / "bom.jsonl"
+    bom.write_bytes(b"\xef\xbb\xbf" + good.read_bytes())
+    assert jsonl_pairs(bom).columns() == jsonl_pairs(good).columns()
+
+
 @pytest.mark.slow
 def test_the_cli_refuses_a_malformed_line_in_one_sentence(tmp_path):
     bad = tmp_path / "bad.jsonl"

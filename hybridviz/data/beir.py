@@ -19,7 +19,6 @@ file validates in about a second).
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 import re
@@ -30,6 +29,7 @@ from typing import Iterator
 
 from hybridviz.data.paths import data_dirs, sha256_file
 from hybridviz.errors import DataFormatError
+from hybridviz.fileio import iter_jsonl, iter_lines
 
 PREFIX = "beir:"
 QRELS_HEADER = ("query-id", "corpus-id", "score")
@@ -92,35 +92,10 @@ def _first(folder: Path, names: list[str]) -> Path | None:
     return next((folder / n for n in names if (folder / n).is_file()), None)
 
 
-def _lines(path: Path) -> Iterator[tuple[int, str]]:
-    """(line number, text) of every line, decoded one by one so that a bad byte names its line."""
-    opener = gzip.open if path.name.endswith(".gz") else open
-    try:
-        with opener(path, "rb") as f:
-            for n, raw in enumerate(f, 1):
-                try:
-                    text = raw.decode("utf-8")
-                except UnicodeDecodeError as exc:
-                    raise BeirFormatError(f"{path}:{n}: not UTF-8 text ({exc.reason} at byte {exc.start} of the "
-                                          f"line).") from None
-                if n == 1:
-                    text = text.lstrip("\ufeff")
-                yield n, text.rstrip("\r\n")
-    except (OSError, EOFError) as exc:  # a damaged .gz
-        raise BeirFormatError(f"{path}: cannot be read ({exc}).") from None
-
-
-def _json_rows(path: Path, what: str) -> Iterator[tuple[int, dict]]:
-    for n, line in _lines(path):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise BeirFormatError(f"{path}:{n}: malformed JSON ({exc.msg} at column {exc.colno}).") from None
-        if not isinstance(row, dict):
-            raise BeirFormatError(f"{path}:{n}: expected a JSON object {what}, got {type(row).__name__}.")
-        yield n, row
+def _json_rows(path: Path, fields: str) -> Iterator[tuple[int, dict]]:
+    """(line, row) of a JSON-lines file, each line an object with `fields`: fileio.iter_jsonl, whose errors name
+    the file and line as "<file>:<line>:" (a bad byte, malformed JSON, not an object, a damaged .gz)."""
+    return iter_jsonl(path, BeirFormatError, f"a JSON object {fields}")
 
 
 def _id(row: dict, key: str, where: str) -> str:
@@ -224,7 +199,7 @@ def _qrel_rows(path: Path) -> Iterator[tuple[int, str, str, object]]:
             yield n, _id(row, "query-id", where), _id(row, "corpus-id", where), row["score"]
         return
     header_seen = False
-    for n, line in _lines(path):
+    for n, line in iter_lines(path, BeirFormatError):
         if not line.strip():
             continue
         cells = line.split("\t")

@@ -32,7 +32,8 @@ what it left half-written (<task>.partial/) is removed, and `run_grid` then ends
 units (finished units are kept: rerun the same command to retry them).
 
 Progress: progress.json in the bundle holds each unit's state (queued, running on <host>, done, failed with its
-error; `progress_rows` reads it for the Study page), and every change is logged on the command line.
+error; `results.store.progress_rows` reads it for the Study page), and every change is logged on the command
+line.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ from pathlib import Path
 
 from hybridviz.errors import HybridvizError
 from hybridviz.experiments.grid import Grid, Unit, run_unit
-from hybridviz.results.store import read_progress, remove_pending, unit_folder, write_progress
+from hybridviz.results.store import describe_progress as describe, remove_pending, unit_folder, write_progress
 
 EXECUTORS = ("serial", "ray")
 ROOT = Path(__file__).resolve().parents[2]  # put on the Ray workers' PYTHONPATH
@@ -87,26 +88,6 @@ class Progress:
     def write(self) -> None:
         write_progress(self.grid.out, {"executor": self.executor, "started": round(self.started, 1),
                                        "updated": round(time.time(), 1), "units": self.units})
-
-
-def describe(entry: dict) -> str:
-    """One unit's progress in words: "running on vm (node 6187c9…, cpu, attempt 2)", "failed: …"."""
-    state = entry.get("state", "queued")
-    if state == "running":
-        where = [f"node {entry['node_id'][:6]}…" if entry.get("node_id") else None, entry.get("device"),
-                 f"attempt {entry['attempt']}" if entry.get("attempt", 1) > 1 else None]
-        where = [w for w in where if w]
-        return f"running on {entry.get('host', '?')}" + (f" ({', '.join(where)})" if where else "")
-    if state == "failed":
-        return f"failed: {entry.get('error', 'unknown error')}"
-    return state
-
-
-def progress_rows(bundle: Path) -> dict[str, dict]:
-    """{label: {"state", "where", "error", ...}} from a bundle's progress.json ({} when none), for the Study page."""
-    units = read_progress(bundle).get("units", {})
-    return {label: {**entry, "where": describe(entry) if entry.get("state") == "running" else
-                    entry.get("host", "")} for label, entry in units.items()}
 
 
 def here(executor: str) -> dict:

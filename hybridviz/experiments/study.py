@@ -1,7 +1,9 @@
 """Studies: the whole sampler grid (experiments/grid.py) run from the dashboard as one background job.
 
     cache/studies/<name>/              a result bundle like any other (manifest.json, summary.json, models/ ...)
-        study.json                     the request: the GridSpec, who asked when (written once, at submit)
+        study.json                     the request: the GridSpec, its units as planned (labels in the grid's
+                                       order, with their kind, sampler, seed, alpha, method), who asked when
+                                       (written once, at submit)
         status.json                    queued / running / done / failed / cancelled, the worker's pid, the unit
                                        it works on, the error (written by the worker; by the page only once the
                                        worker is dead)
@@ -13,11 +15,14 @@
 written, then starts a detached worker (`python -m hybridviz study-run <name>`) that calls `run_grid` on the
 spec; the grid is resumable by design, so `resume()` after a crash, a cancel or a server restart simply runs it
 again. The study's units run one after another in the worker (the serial executor), or as tasks of a Ray cluster
-(a local one, or one at an address: `executor` in study.json). One study runs at a time on this machine: a second submit while one is queued or running is refused with
-a message naming it (not queued). Fine-tunes share the lab's training slot (one at a time) and run registry.
+(a local one, or one at an address: `executor` in study.json). One study runs at a time on this machine: a second
+submit while one is queued or running is refused with a message naming it (not queued). Fine-tunes share the
+lab's training slot (one at a time) and run registry.
 
 A study's bundle enters the dashboard's bundle selector as soon as each of its samplers has two finished runs
-(`visible`); until the study is done its verdict is *partial* (`partial`).
+(`visible`); until the study is done its verdict is *partial* (`partial`). The readers the pages call
+(`study_bundles`, `partial`, `progress`) read the study's files only: its planned units come from study.json, so
+a page that shows a study imports neither the grid nor the training stack (torch) with it.
 """
 
 from __future__ import annotations
@@ -115,7 +120,7 @@ def build_spec(model: str, tasks: list[str], samplers: list[str], seeds: list[in
     first seed. `limit`: a seeded sample of that many questions per benchmark (None: whole)."""
     from hybridviz.encoders.policy import default_precision
     from hybridviz.experiments.grid import GridSpec
-    from hybridviz.tasks import DEFAULT_EVALUATIONS, check_task, is_custom_task
+    from hybridviz.tasks import DEFAULT_EVALUATIONS, check_task
     from hybridviz.training.samplers import SAMPLERS
 
     model = check_model(model)
@@ -177,6 +182,35 @@ def read_study(name: str, root: Path | None = None) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
+def planned_units(spec) -> list[dict]:
+    """The units the grid plans for `spec` (a GridSpec), in its order, as study.json records them: {"label",
+    "kind" (base / fine-tune), "sampler", "seed", "alpha", "method"} each."""
+    from hybridviz.experiments.grid import plan
+
+    return [{"label": u.label, "kind": "base" if u.config is None else "fine-tune", "sampler": u.sampler,
+             "seed": u.seed, "alpha": u.alpha, "method": u.method} for u in plan(spec)]
+
+
+def request_record(name: str, spec, runs_root: Path | None = None, executor=None) -> dict:
+    """study.json: the request as submitted, with its planned units (`planned_units`) so that the pages read a
+    study's progress without planning the grid anew (which imports the training stack)."""
+    from hybridviz.experiments.executors import executor_options
+
+    return {"name": name, "spec": asdict(spec), "units": planned_units(spec), "submitted": time.time(),
+            "runs_root": str(runs_root) if runs_root else None, "executor": executor_options(executor)}
+
+
+def study_units(request: dict) -> list[dict]:
+    """A study's planned units (`planned_units`) as its study.json records them. A study.json written before the
+    units were recorded there has none: they are planned anew from its spec, the one path on which reading a
+    study imports the grid (and torch with it)."""
+    if "units" in request:
+        return request["units"]
+    from hybridviz.experiments.grid import GridSpec
+
+    return planned_units(GridSpec(**request["spec"]))
+
+
 def read_status(name: str, root: Path | None = None) -> dict:
     try:
         return json.loads((study_dir(name, root) / STATUS).read_text())
@@ -230,8 +264,6 @@ def submit(name: str, spec, root: Path | None = None, runs_root: Path | None = N
     """Write the study's request and start its worker; returns the study's folder (its bundle). Refused while
     another study is queued or running (one at a time: StudyBusy, naming it). `executor`
     (experiments/executors.py): where the grid's units run, serial (None, the default) or a RayExecutor."""
-    from hybridviz.experiments.executors import executor_options
-
     base = studies_root(root)
     with file_lock(base / ".submit.lock"):
         name = check_name(name, root)
@@ -241,9 +273,7 @@ def submit(name: str, spec, root: Path | None = None, runs_root: Path | None = N
                             "this machine. Wait for it, or cancel it below, then submit again (nothing was queued).")
         folder = study_dir(name, root)
         folder.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(folder / STUDY, {"name": name, "spec": asdict(spec), "submitted": time.time(),
-                                           "runs_root": str(runs_root) if runs_root else None,
-                                           "executor": executor_options(executor)})
+        write_json_atomic(folder / STUDY, request_record(name, spec, runs_root, executor))
         (folder / PIDFILE).unlink(missing_ok=True)
         set_status(name, root, "queued", pid=None)
         _started(name, root, start_worker(name, base))
@@ -364,8 +394,7 @@ def progress(name: str, root: Path | None = None, now: float | None = None) -> d
     measured), "status", "executor"}. Where the grid recorded its progress (progress.json: every unit's state
     under either executor), a unit under way reads "running on <host>" (training / evaluating for the unit the
     log names), with its host, attempt and error."""
-    from hybridviz.experiments.executors import progress_rows
-    from hybridviz.experiments.grid import GridSpec, plan
+    from hybridviz.results.store import progress_rows
 
     now = now or time.time()
     request = read_study(name, root)
@@ -373,12 +402,13 @@ def progress(name: str, root: Path | None = None, now: float | None = None) -> d
     states = _manifest(study_dir(name, root)).get("units", {})
     live = progress_rows(study_dir(name, root)) if status.get("state") in ACTIVE else {}
     rows = []
-    for unit in plan(GridSpec(**request["spec"])):
-        state = states.get(unit.label, {})
+    for unit in study_units(request):
+        label = unit["label"]
+        state = states.get(label, {})
         walls = state.get("wall_s", {})
         shown = state.get("state") or "pending"
-        entry = live.get(unit.label, {})
-        current = status.get("state") == "running" and status.get("current_unit") == unit.label
+        entry = live.get(label, {})
+        current = status.get("state") == "running" and status.get("current_unit") == label
         verb = ("training" if "training" in (status.get("current") or "") else "evaluating") if current else None
         if shown != "done" and entry.get("state") == "running":
             shown = f"{verb or 'running'} on {entry.get('host', '?')}"
@@ -386,8 +416,8 @@ def progress(name: str, root: Path | None = None, now: float | None = None) -> d
             shown = entry["state"]
         elif shown != "done" and current:
             shown = verb
-        rows.append({"unit": unit.label, "kind": "base" if unit.config is None else "fine-tune",
-                     "sampler": unit.sampler, "seed": unit.seed, "alpha": unit.alpha, "state": shown,
+        rows.append({"unit": label, "kind": unit["kind"], "sampler": unit["sampler"], "seed": unit["seed"],
+                     "alpha": unit["alpha"], "state": shown,
                      "where": entry.get("where", "") if entry.get("state") == "running" else
                      ", ".join(f"{r.get('host')} ({r.get('device')})" for r in state.get("ran_on", [])[-1:]),
                      "attempt": entry.get("attempt", 1), "error": entry.get("error") or state.get("error") or "",
@@ -444,10 +474,7 @@ def partial(folder: Path) -> dict | None:
     status = json.loads((folder / STATUS).read_text()) if (folder / STATUS).exists() else {}
     if status.get("state") == "done":
         return None
-    from hybridviz.experiments.grid import GridSpec, plan
-
-    request = json.loads((folder / STUDY).read_text())
-    units = plan(GridSpec(**request["spec"]))
+    units = study_units(json.loads((folder / STUDY).read_text()))
     states = _manifest(folder).get("units", {})
-    done = sum(states.get(u.label, {}).get("state") == "done" for u in units)
+    done = sum(states.get(u["label"], {}).get("state") == "done" for u in units)
     return {"done": done, "total": len(units), "state": status.get("state", "unknown")}

@@ -8,7 +8,8 @@
 - staging and swapping (the grid): `staging_folder` / `refresh_folder` / `pending_folder` hold a new evaluation
   beside the old one (or where none is yet) until `swap_in` puts it in place whole; `remove_pending` drops what an
   evaluation that never finished left;
-- progress: `write_progress` / `read_progress`, a running grid's per-unit states (progress.json);
+- progress: `write_progress` / `read_progress`, a running grid's per-unit states (progress.json), `progress_rows`
+  / `describe_progress` (them in words, for the Study page and the driver's log);
 - upgrading: `compact_folder` converts a folder's text or older compact files, checked to read back the same.
 """
 
@@ -118,6 +119,27 @@ def read_progress(bundle: Path) -> dict:
         return json.loads((Path(bundle) / PROGRESS).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return {}
+
+
+def describe_progress(entry: dict) -> str:
+    """One unit's progress in words: "running on vm (node 6187c9…, cpu, attempt 2)", "failed: …"."""
+    state = entry.get("state", "queued")
+    if state == "running":
+        where = [f"node {entry['node_id'][:6]}…" if entry.get("node_id") else None, entry.get("device"),
+                 f"attempt {entry['attempt']}" if entry.get("attempt", 1) > 1 else None]
+        where = [w for w in where if w]
+        return f"running on {entry.get('host', '?')}" + (f" ({', '.join(where)})" if where else "")
+    if state == "failed":
+        return f"failed: {entry.get('error', 'unknown error')}"
+    return state
+
+
+def progress_rows(bundle: Path) -> dict[str, dict]:
+    """{label: {"state", "where", "error", ...}} from a bundle's progress.json ({} when none), for the Study page
+    (here, not beside the executors that write it: reading it must not import the grid's training stack)."""
+    units = read_progress(bundle).get("units", {})
+    return {label: {**entry, "where": describe_progress(entry) if entry.get("state") == "running" else
+                    entry.get("host", "")} for label, entry in units.items()}
 
 
 def read_summary(bundle: Path) -> dict:

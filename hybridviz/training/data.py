@@ -8,7 +8,6 @@ monolingual, i != j cross-lingual. XQuAD-R and MKQA are evaluation data and neve
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 from collections import Counter, defaultdict
@@ -20,6 +19,7 @@ from hybridviz.data.beir import is_beir_task, resolve_folder
 from hybridviz.data.paths import UPLOADS_DIR, data_dirs, sha256_file
 from hybridviz.data.text import normalise
 from hybridviz.errors import DataFileMissing, DataFormatError, HybridvizError
+from hybridviz.fileio import iter_jsonl
 
 
 @dataclass
@@ -210,21 +210,10 @@ def jsonl_pairs(path: str | Path, max_bytes: int = MAX_JSONL_BYTES) -> PairSet:
     if size > max_bytes:
         raise DataFormatError(f"Training file {path} is {size:,} bytes; the limit is {max_bytes:,}.")
     rows: dict[str, dict[str, tuple[str, str]]] = defaultdict(dict)
-    with open(path, encoding="utf-8", errors="strict") as f:
-        try:
-            lines = f.read().splitlines()
-        except UnicodeDecodeError as exc:
-            raise DataFormatError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start}).") from None
-    for line_no, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
+    # bad bytes, malformed JSON and non-object lines are refused by the reader, naming "<file>, line <n>"
+    for line_no, row in iter_jsonl(path, DataFormatError, "an object with id, lang, query, positive",
+                                   where="{path}, line {line}"):
         where = f"{path}, line {line_no}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataFormatError(f"{where}: malformed JSON ({exc.msg}).") from None
-        if not isinstance(row, dict):
-            raise DataFormatError(f"{where}: expected an object with id, lang, query, positive.")
         missing = [k for k in ("id", "lang", "query", "positive") if k not in row]
         if missing:
             raise DataFormatError(f"{where}: missing field(s) {', '.join(missing)}.")
