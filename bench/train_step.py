@@ -9,13 +9,17 @@ scale 1/τ), batch size, learning rate, maximum length, precision and frozen wor
 - **baseline**: plain `SentenceTransformerTrainer` with `MultipleNegativesRankingLoss`, the model as loaded (SDPA
   attention), no callbacks of ours;
 - **hybridviz train, fast step**: `hybridviz.training.train` with `FAST_STEP` (length-sorted sub-batches of 16
-  texts without padding, eager attention on the CPU) and everything a real run does (registry, status/ETA/log
-  callback; checkpoints off);
-- **hybridviz train, padded step** (the step every committed bundle was trained with);
+  texts without padding, eager attention on the CPU, dropout masks four elements a random draw) and everything a
+  real run does (registry, status/ETA/log callback; checkpoints off);
+- **fast step with torch's dropout** (the step `converged-me5-mlqa-r` trains with);
+- **hybridviz train, padded step** (the step of the 100-step bundles);
 - **baseline in fp32** (with `--fp32-reference`): the yardstick of bf16 noise for the loss-curve check.
+Every arm runs in a fresh process, in the order above, the baseline first and again with another dropout seed
+(one process running every arm in turn grew slower arm after arm and favoured the early ones).
 Figures: median seconds per step (the first step, with its lazy set-up, excluded), the ratio baseline / arm
-(higher is faster), and the largest per-step loss difference from the baseline over all steps, beside the
-largest difference between the baseline in bf16 and in fp32 (the noise bf16 itself brings).
+(higher is faster; the baseline's step is the median over its two runs), and the largest per-step loss
+difference from the baseline over all steps, beside the largest difference between the baseline in bf16 and in
+fp32 (the noise bf16 itself brings).
 """
 
 from __future__ import annotations
@@ -92,50 +96,99 @@ def ours_fit(config) -> tuple[list[float], list[float]]:
     return [r["seconds"] for r in log], [r["loss"] for r in log]
 
 
+def gaps(stamps: list[float]) -> list[float]:
+    return [b - a for a, b in zip(stamps, stamps[1:])]
+
+
 def median_step(stamps: list[float]) -> float:
-    gaps = [b - a for a, b in zip(stamps, stamps[1:])]
-    return statistics.median(gaps) if gaps else float("nan")
+    return statistics.median(gaps(stamps)) if len(stamps) > 1 else float("nan")
 
 
 def max_gap(a: list[float], b: list[float]) -> float:
     return max(abs(x - y) for x, y in zip(a, b)) if a and b else float("nan")
 
 
-def run(model: str, steps: int, batch_size: int, mixed_precision: str | None, fp32_reference: bool) -> dict:
+ARMS = {  # key: (label, what runs it)
+    "baseline": "baseline: plain SentenceTransformerTrainer (MNRL, padded batch, SDPA)",
+    "fast": "hybridviz train, fast step (sub-batches of 16, unpadded, eager attention, fast dropout masks)",
+    "fast_torch_dropout": "fast step with torch's dropout (converged-me5-mlqa-r's step)",
+    "padded": "hybridviz train, padded step (the 100-step bundles)",
+    "baseline_other_dropout_seed": "baseline, other dropout seed (same batches): the noise yardstick",
+    "baseline_fp32": "baseline in fp32 (what bf16 alone changes)",
+}
+
+
+def one_arm(key: str, model: str, steps: int, batch_size: int, mixed_precision: str | None
+            ) -> tuple[list[float], list[float]]:
+    """(step end times, losses) of one arm, in this process."""
     from hybridviz.training.trainer import FAST_STEP, TrainConfig, load_pairs
 
     config = TrainConfig(model=model, sampler="hybrid", steps=steps, batch_size=batch_size, save_steps=10 ** 6)
     if mixed_precision:
         config.mixed_precision = mixed_precision
-    pairs = load_pairs(config)
-    base_t, base_loss = plain_fit(config, pairs)
-    fast_t, fast_loss = ours_fit(replace(config, extra=dict(FAST_STEP)))
-    padded_t, padded_loss = ours_fit(config)
-    base_s = median_step(base_t)
-    curves: dict[str, list[float]] = {}
-    rows: list[dict] = []
+    if key == "baseline":
+        return plain_fit(config, load_pairs(config))
+    if key == "baseline_other_dropout_seed":
+        return plain_fit(config, load_pairs(config), torch_seed=config.seed + 1)
+    if key == "baseline_fp32":
+        return plain_fit(config, load_pairs(config), precision="fp32")
+    if key == "fast":
+        return ours_fit(replace(config, extra=dict(FAST_STEP)))
+    if key == "fast_torch_dropout":
+        return ours_fit(replace(config, extra={k: v for k, v in FAST_STEP.items() if k != "dropout"}))
+    if key == "padded":
+        return ours_fit(config)
+    raise ValueError(key)
 
-    def arm(key: str, label: str, stamps: list[float], losses: list[float]) -> None:
-        curves[key] = losses
-        rows.append({"arm": label, "median_step_s": median_step(stamps), "speed-up": base_s / median_step(stamps),
-                     "mean_loss_diff": mean_gap(base_loss, losses), "max_loss_diff": max_gap(base_loss, losses)})
 
-    arm("baseline", "baseline: plain SentenceTransformerTrainer (MNRL, padded batch, SDPA)", base_t, base_loss)
-    arm("fast", "hybridviz train, fast step (sub-batches of 16, unpadded, eager attention)", fast_t, fast_loss)
-    arm("padded", "hybridviz train, padded step (committed bundles)", padded_t, padded_loss)
-    # the noise any run of this recipe has: dropout's random masks (the fast step draws them over other shapes)
-    arm("baseline_other_dropout_seed", "baseline, other dropout seed (same batches): the noise yardstick",
-        *plain_fit(config, pairs, torch_seed=config.seed + 1))
+def arm_in_process(key: str, model: str, steps: int, batch_size: int, mixed_precision: str | None
+                   ) -> tuple[list[float], list[float]]:
+    """`one_arm` in a fresh Python process: one process running every arm in turn grew slower arm after arm (the
+    same plain fit took 1.60 s a step first and 1.88 s fifth on an idle machine), which favoured the early arms."""
+    import json
+    import subprocess
+    import sys
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "arm.json"
+        cmd = [sys.executable, __file__, "--arm", key, "--arm-out", str(out), "--model", model, "--steps",
+               str(steps), "--batch-size", str(batch_size)] + (["--mixed-precision", mixed_precision]
+                                                                if mixed_precision else [])
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"arm {key} failed:\n{proc.stderr[-3000:]}")
+        data = json.loads(out.read_text())
+    return data["stamps"], data["losses"]
+
+
+def run(model: str, steps: int, batch_size: int, mixed_precision: str | None, fp32_reference: bool) -> dict:
+    """Every arm in its own process, the baseline first and last (its step is the median over both runs)."""
+    from hybridviz.training.trainer import TrainConfig
+
+    config = TrainConfig(model=model, sampler="hybrid", steps=steps, batch_size=batch_size)
+    if mixed_precision:
+        config.mixed_precision = mixed_precision
+    order = ["baseline", "fast", "fast_torch_dropout", "padded", "baseline_other_dropout_seed"]
     if fp32_reference and config.mixed_precision == "bf16":
-        arm("baseline_fp32", "baseline in fp32 (what bf16 alone changes)", *plain_fit(config, pairs, precision="fp32"))
+        order.append("baseline_fp32")
+    measured = {key: arm_in_process(key, model, steps, batch_size, mixed_precision) for key in order}
+    base_t, base_loss = measured["baseline"]
+    base_s = statistics.median(gaps(base_t) + gaps(measured["baseline_other_dropout_seed"][0]))
+    rows = [{"key": key, "arm": ARMS[key], "median_step_s": median_step(stamps),
+             "speed-up": base_s / median_step(stamps), "mean_loss_diff": mean_gap(base_loss, losses),
+             "max_loss_diff": max_gap(base_loss, losses)} for key, (stamps, losses) in measured.items()]
     result = {"model": model, "steps": steps, "batch_size": batch_size, "mixed_precision": config.mixed_precision,
               "baseline": "plain SentenceTransformerTrainer, same batches (hybrid sampler, seed 0), loss, lr, "
-                          "precision", "rows": rows, "loss_curves": curves}
-    noise = rows[3]["mean_loss_diff"]
-    result["loss_match"] = {"fast_mean_diff": rows[1]["mean_loss_diff"], "noise_mean_diff": noise,
+                          "precision; its step is the median over its two runs (dropout seeds 0 and 1), the first "
+                          "and the fifth arm; every arm in a fresh process",
+              "rows": rows, "loss_curves": {key: losses for key, (_, losses) in measured.items()}}
+    by = {r["key"]: r for r in rows}
+    noise = by["baseline_other_dropout_seed"]["mean_loss_diff"]
+    result["baseline_median_step_s"] = base_s
+    result["loss_match"] = {"fast_mean_diff": by["fast"]["mean_loss_diff"], "noise_mean_diff": noise,
                             "rule": "the fast step's mean |loss difference| from the baseline, per step, is at most "
                                     "1.5x that of the baseline run with another dropout seed on the same batches",
-                            "within_noise": rows[1]["mean_loss_diff"] <= 1.5 * noise}
+                            "within_noise": by["fast"]["mean_loss_diff"] <= 1.5 * noise}
     return result
 
 
@@ -179,7 +232,15 @@ def main() -> None:
     p.add_argument("--fp32-reference", action="store_true", help="also the baseline in fp32 (bf16 noise yardstick)")
     p.add_argument("--profile", action="store_true", help="print where a plain step's time goes, then stop")
     p.add_argument("--out", default="bench/results/train_step.json")
+    p.add_argument("--arm", choices=list(ARMS), help=argparse.SUPPRESS)  # one arm, in this process (run() uses it)
+    p.add_argument("--arm-out", help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.arm:
+        import json
+
+        stamps, losses = one_arm(args.arm, args.model, args.steps, args.batch_size, args.mixed_precision)
+        Path(args.arm_out).write_text(json.dumps({"stamps": stamps, "losses": losses}))
+        return
     if args.profile:
         profile(args.model, args.batch_size)
         return

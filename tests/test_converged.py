@@ -152,3 +152,64 @@ def test_curves_command_records_each_runs_validation_curve_and_probes(tmp_path, 
                     "--max-steps", "20", "--eval-steps", "10", "--probe-steps", "10", "--warmup", "2",
                     "--languages", "en,de", "--batch-size", "16", env={"HYBRIDVIZ_CACHE": str(tmp_path / "cache")})
     assert again.returncode == 0 and "curves:" not in again.stderr, "finished runs are not trained again"
+
+
+@pytest.mark.parametrize("p", [0.1, 0.25])
+def test_fast_dropout_draws_bernoulli_masks_at_the_rate_asked(p):
+    """training/losses.py fast_dropout: each element dropped with probability round(p * 65536) / 65536, alike
+    in the four 16-bit lanes of a draw (binomial test, scipy), kept ones scaled by 1 / (1 - p), the gradient the
+    same mask; seeded by torch's generator; off in eval mode."""
+    from scipy.stats import binomtest
+
+    from hybridviz.training.losses import fast_dropout
+
+    torch.manual_seed(0)
+    x = torch.rand(1001, 997) + 0.5  # no zeros: a zero output is a dropped element; odd size: a partial draw
+    x.requires_grad_(True)
+    y = fast_dropout(x, p)
+    dropped = y == 0
+    rate = round(p * 65536) / 65536
+    n = dropped.numel()
+    assert binomtest(int(dropped.sum()), n, rate).pvalue > 1e-3
+    lanes = dropped.flatten()[: n - n % 4].view(-1, 4)
+    for lane in range(4):
+        assert binomtest(int(lanes[:, lane].sum()), lanes.shape[0], rate).pvalue > 1e-3, lane
+    torch.testing.assert_close(y[~dropped], (x / (1 - p))[~dropped].detach())
+    y.sum().backward()
+    torch.testing.assert_close(x.grad, (~dropped).float() / (1 - p))
+    torch.manual_seed(0)
+    again = torch.rand(1001, 997) + 0.5  # the same seed, the same draws: the same mask
+    assert torch.equal(fast_dropout(again, p) == 0, dropped)
+    assert fast_dropout(x, p, training=False) is x and fast_dropout(x, 0.0) is x
+
+
+def test_fast_dropout_modules_leave_evaluation_unchanged_and_are_put_back(tiny):
+    """use_fast_dropout swaps every nn.Dropout and the attention of the transformer; in eval mode the model
+    embeds as before (SDPA against eager attention with eager's additive mask), in train mode the masks are
+    drawn, and restore() puts the very modules and the attention back."""
+    from hybridviz.training.losses import DROPOUT_ATTENTION, transformer_of, use_fast_dropout
+
+    model = tiny.model
+    inner = transformer_of(model)
+    before_attention = inner.config._attn_implementation
+    originals = [m for m in inner.modules() if type(m) is torch.nn.Dropout]
+    assert originals
+    features = model.tokenize(["query: who wrote it?", "query: Wer schrieb die Unabhängigkeitserklärung?"])
+    model.eval()
+    with torch.no_grad():
+        reference = model(dict(features))["sentence_embedding"]
+    restore = use_fast_dropout(model)
+    try:
+        assert inner.config._attn_implementation == DROPOUT_ATTENTION
+        assert not [m for m in inner.modules() if type(m) is torch.nn.Dropout]
+        with torch.no_grad():
+            torch.testing.assert_close(model(dict(features))["sentence_embedding"], reference, atol=1e-5, rtol=1e-5)
+            model.train()
+            torch.manual_seed(1)
+            noisy = model(dict(features))["sentence_embedding"]
+            assert not torch.allclose(noisy, reference, atol=1e-4)
+    finally:
+        model.eval()
+        restore()
+    assert inner.config._attn_implementation == before_attention
+    assert [m for m in inner.modules() if type(m) is torch.nn.Dropout] == originals

@@ -78,6 +78,12 @@ class TrainConfig:
         return self.extra.get("attention")
 
     @property
+    def dropout(self) -> str | None:
+        """"cpu-fast": dropout's masks drawn four elements a random number while training on the CPU
+        (training/losses.py: fast_dropout; the same masks in distribution, another random stream)."""
+        return self.extra.get("dropout")
+
+    @property
     def lr_scheduler(self) -> str:
         return str(self.extra.get("lr_scheduler", "linear"))
 
@@ -155,6 +161,8 @@ class TrainConfig:
             problems.append(f"sub-batch must be 0 (off) or a positive number of texts, got {self.sub_batch}")
         if self.attention not in (None, "cpu-eager", "eager", "sdpa"):
             problems.append(f"attention must be cpu-eager, eager or sdpa, not {self.attention!r}")
+        if self.dropout not in (None, "cpu-fast", "fast"):
+            problems.append(f"dropout must be cpu-fast or fast (or unset: torch's own), not {self.dropout!r}")
         if self.lr_scheduler not in ("linear", "constant", "constant_with_warmup", "cosine"):
             problems.append(f"lr scheduler must be linear, constant, constant_with_warmup or cosine, "
                             f"not {self.lr_scheduler!r}")
@@ -218,7 +226,7 @@ def _changed_file(path: str, then: str, now: str) -> str:
 
 
 # The fast training step (bench/train_step.py): length-sorted sub-batches of 16 texts, eager attention on the CPU
-FAST_STEP = {"sub_batch": 16, "attention": "cpu-eager"}
+FAST_STEP = {"sub_batch": 16, "attention": "cpu-eager", "dropout": "cpu-fast"}
 
 
 def _split(config: TrainConfig):
@@ -464,10 +472,12 @@ def _fit(config: TrainConfig, run: Run, pairs, on_progress) -> None:
                                                     directions=directions)
     else:
         loss = MultipleNegativesRankingLoss(model, scale=1.0 / config.temperature, directions=directions)
-    from hybridviz.training.losses import set_attention
+    from hybridviz.training.losses import set_attention, use_fast_dropout
 
     attention = {"cpu-eager": "eager" if encoding_device() == "cpu" else None}.get(config.attention, config.attention)
     restore_attention = set_attention(model, attention)
+    fast = config.dropout == "fast" or (config.dropout == "cpu-fast" and encoding_device() == "cpu")
+    restore_dropout = use_fast_dropout(model) if fast else None
     evaluator, eval_args, stop_callbacks = None, {}, []
     if config.eval_steps:
         evaluator, eval_args, stop_callbacks = _early_stopping(config, run, encoder, model)
@@ -495,6 +505,8 @@ def _fit(config: TrainConfig, run: Run, pairs, on_progress) -> None:
     trainer.remove_callback(PrinterCallback)  # our callback logs; the printer only floods stdout
     last = run.last_checkpoint()
     trainer.train(resume_from_checkpoint=str(last) if last else None)
+    if restore_dropout:
+        restore_dropout()  # torch's own dropout modules and the attention set before, in the saved model
     if restore_attention:
         set_attention(model, restore_attention)  # evaluation reads the saved model as its base is read
     if _rank() == 0 and config.eval_steps:
