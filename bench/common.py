@@ -29,6 +29,9 @@ def machine() -> dict:
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
                                 timeout=10).stdout.strip()
+        changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "hybridviz", "bench"],
+                                 cwd=ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
+        commit += "-dirty" if changed else ""  # the measured code is not the commit's: say so
     except (OSError, subprocess.SubprocessError):
         commit = ""
     return {"cpu": cpu, "cpu_flags": flags, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
