@@ -15,6 +15,13 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+# Under pytest-xdist (scripts/test.sh: two workers), each worker and the processes it starts get their share of the
+# cores as torch threads: two workers each running torch on every core oversubscribed a 2-core machine (the
+# suite's CPU time rose by half, its wall from 668 s to 892 s). Read by torch when it is first imported, below.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+if os.environ.get("PYTEST_XDIST_WORKER") and _WORKERS > 1:
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // _WORKERS)))
+
 from hybridviz.data.paths import data_dir  # noqa: E402
 
 
