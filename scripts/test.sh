@@ -8,7 +8,8 @@
 # Two pytest-xdist workers where the machine has two cores or more, each test file whole on one worker (module
 # fixtures such as the browser test's server are built once): one process keeps about one core busy (the browser
 # tests wait on their server, the page tests are single-threaded Python), so the suite took 978 s in one process
-# and 668 s with two on 2 idle cores (docs/performance.md).
+# and 631 s with two on 2 idle cores, each worker's torch on its share of the cores (tests/conftest.py;
+# docs/performance.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 missing=()
