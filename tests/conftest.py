@@ -111,6 +111,17 @@ def engine_tokenizer(tmp_path_factory):
     return tokenize
 
 
+HEAVY = ("torch", "sentence_transformers", "transformers")
+
+
+def assert_runs_without_heavy_imports(code: str) -> None:
+    """Run `code` in a fresh interpreter (from the repository root) and assert it imported none of `HEAVY`."""
+    code += "\nimport sys\nprint(sorted(m for m in %r if m in sys.modules))\n" % (HEAVY,)
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout.strip().splitlines()[-1]
+
+
 def run_cli(*args: str, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
     full_env = {**os.environ, **(env or {})}
     return subprocess.run([sys.executable, "-m", "hybridviz", *args], cwd=ROOT, capture_output=True, text=True,

@@ -637,8 +637,7 @@ def test_a_bundle_page_reads_its_bundle_without_importing_torch():
     """A cold visit to a page that reads a bundle (the Overview, Sampler comparison, Robustness, Language pairs)
     pays no torch / sentence-transformers import for reading it and saying how far its models trained (that import
     once put 5 s on each such page's cold visit: bench/results/dashboard-fresh-after.json)."""
-    import subprocess
-    import sys
+    from conftest import assert_runs_without_heavy_imports
 
     code = ("import sys\n"
             "from hybridviz import dashboard\n"
@@ -651,7 +650,5 @@ def test_a_bundle_page_reads_its_bundle_without_importing_torch():
             "for name in curves.find_curves():\n"
             "    state = curves.read_curves(REFERENCE_DIR / name)\n"
             "    curves.curve_frame(state), curves.probe_frame(state), curves.summary_rows(state)\n"
-            "print(sorted(m for m in ('torch', 'sentence_transformers', 'transformers') if m in sys.modules))\n")
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.strip().splitlines()[-1] == "[]"
+            )
+    assert_runs_without_heavy_imports(code)
