@@ -86,7 +86,8 @@ def test_muse_import_is_faithful_to_the_wheel(data_root):
     with torch.no_grad():
         direct = module(module.preprocess(sample[:20]))["sentence_embedding"].numpy()
     np.testing.assert_allclose(direct, ours[:20], atol=1e-5)
-    assert {"ar", "de", "en", "es", "ru", "th", "tr", "zh"} <= MUSE_LANGUAGES and not {"el", "hi", "vi"} & MUSE_LANGUAGES
+    assert {"ar", "de", "en", "es", "ru", "th", "tr", "zh"} <= MUSE_LANGUAGES
+    assert not {"el", "hi", "vi"} & MUSE_LANGUAGES
 
 
 @pytest.mark.slow
