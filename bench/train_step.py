@@ -108,7 +108,7 @@ def max_gap(a: list[float], b: list[float]) -> float:
     return max(abs(x - y) for x, y in zip(a, b)) if a and b else float("nan")
 
 
-ARMS = {  # key: (label, what runs it)
+ARMS = {  # key: the label in the table (one_arm says how each runs)
     "baseline": "baseline: plain SentenceTransformerTrainer (MNRL, padded batch, SDPA)",
     "fast": "hybridviz train, fast step (sub-batches of 16, unpadded, eager attention, fast dropout masks)",
     "fast_torch_dropout": "fast step with torch's dropout (converged-me5-mlqa-r's step)",

@@ -22,15 +22,13 @@ import json
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from hybridviz.experiments.bundle import BundleError, group_of
-from hybridviz.experiments.bundle import training_extent  # noqa: F401  (its home: a page reads it without torch)
 from hybridviz.fileio import read_jsonl, write_json_atomic
 from hybridviz.provenance import provenance
 from hybridviz.results.format import ResultsError
 from hybridviz.results.store import read_manifest, read_training_record
-from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the trainer (torch) is imported where a run is made: the pages read curves without it
     from hybridviz.training.trainer import TrainConfig
