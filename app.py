@@ -23,8 +23,10 @@ import pandas as pd
 from hybridviz import dashboard as dash
 from hybridviz import status
 from hybridviz.data import data_dir
+from hybridviz.experiments.answers import convergence_answers
 from hybridviz.experiments.effects import METHOD, effects_missing, follows_reference, follows_sentence, hybrid_effects
 from hybridviz.experiments.plan import plan_in
+from hybridviz.experiments.robustness import budget_changes, robustness_rows
 from hybridviz.experiments.verdict import TRANSDUCTIVE_SECTION, transductive_verdicts, verdicts
 from hybridviz.paper import CONTAMINATION_NOTE, reported_headline
 from hybridviz.tasks import is_custom_task
@@ -95,6 +97,14 @@ if bundle is not None:
         f"**How far these models trained:** {extent['text']}. "
         + ("The picture and every verdict below are claims about this training budget."
            if not extent["early_stopped"] else ""))
+    others = dash.budget_counterparts(bundle)  # its twins in the other regime (same encoder, data, batch)
+    if others and not extent["early_stopped"]:  # a short budget with a converged twin: say where that one differs
+        changed = budget_changes(robustness_rows([*others, bundle], labels=group_label), labels=group_label)
+        names = ", ".join(f"[{b.path.name}](?bundle={b.path.name})" for b in others)
+        st.info(f"**Trained to convergence:** {names} trained the same encoder on the same data and batch, "
+                f"early-stopped. " + (f"{len(changed)} of this bundle's verdict cells read differently there:\n"
+                                      + "\n".join(f"- {c}" for c in changed) if changed else
+                                      "Every verdict cell reads the same there."))
     outdated = dash.outdated_summary_notice(bundle)
     effects = hybrid_effects(summary)
     drawn = effect_frame(effects)
@@ -113,6 +123,14 @@ if bundle is not None:
         missing = effects_missing(summary, effects)
         if missing:
             st.caption("Not in the picture: " + "; ".join(missing) + ".")
+    if extent["early_stopped"] and not outdated:  # the converged regime's questions, each short answer a tally
+        answers = convergence_answers(bundle, others, labels=group_label)
+        st.markdown("**The converged regime's questions** (answered from this bundle"
+                    + (f" and its 100-step twin{'s' if len(others) > 1 else ''}" if others else "") + "):\n"
+                    + "\n".join(f"{i}. {a['question']} **{a['answer']}.**" for i, a in enumerate(answers, 1)))
+        with st.expander("The comparisons behind each answer, with their intervals"):
+            for i, a in enumerate(answers, 1):
+                st.markdown(f"**{i}. {a['question']}**\n" + "\n".join(f"- {line}" for line in a["lines"]))
     trained_on = (f"MLQA-R dev question–answer pairs ({', '.join(seen) or '7 languages'})" if data == "mlqa-r"
                   else f"the training mix `{data}` (languages {', '.join(seen)})")
     st.markdown(

@@ -15,6 +15,7 @@ import streamlit as st
 
 from hybridviz.data import paths
 from hybridviz.experiments import bundle as bundle_module
+from hybridviz.experiments.answers import counterparts
 from hybridviz.experiments.bundle import Bundle, BundleError, find_bundles, load_bundle
 from hybridviz.viz.style import SAMPLER_LABELS, chart_config
 
@@ -242,8 +243,9 @@ def current_bundle() -> Bundle | None:
                 f"`{GRID_COMMAND}`, or run a study on the Study page.")
         return None
     names, bundle_paths = list(found), list(found.values())
-    # the main sampler grid first; other set-ups (robustness-*) are one choice away
-    name = param_select("Result bundle", names, "bundle", sidebar=True, default=MAIN_BUNDLE)
+    # the converged bundle once it exists, else the main sampler grid; other set-ups are one choice away
+    default = next((n for n in paths.OPENING_BUNDLES if n in names), MAIN_BUNDLE)
+    name = param_select("Result bundle", names, "bundle", sidebar=True, default=default)
     path = bundle_paths[names.index(name)]
     try:
         return _bundle(str(path), _stamp(path))
@@ -542,6 +544,19 @@ def delta_cells(folders_a: tuple[str, ...], folders_b: tuple[str, ...]) -> dict:
     rows = map_with_progress("Run-level tests per language pair", langs,
                              lambda x: _delta_row(folders_a, folders_b, x), describe=lambda x: f"queries in {x}")
     return bundle_module.delta_frames(dict(zip(langs, rows)), langs)
+
+
+def budget_counterparts(bundle: Bundle) -> list[Bundle]:
+    """The bundles in cache/reference/ that trained what `bundle` trained in the other regime: its 100-step twins
+    when it is early-stopped, its converged twins when not (experiments.answers.counterparts; manifests first, so
+    only those bundles are read)."""
+    out = []
+    for path in counterparts(bundle, find_bundles(bundle_module.REFERENCE_DIR)):
+        try:
+            out.append(_bundle(str(path), _stamp(path)))
+        except BundleError as exc:
+            st.warning(f"{path.name}: {exc}")
+    return out
 
 
 def all_bundles() -> list[Bundle]:

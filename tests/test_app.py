@@ -69,7 +69,9 @@ def test_overview_leads_with_the_hybrid_effect_picture_and_folds_the_rest(data_r
 
     from hybridviz.experiments.effects import follows_reference, follows_sentence, hybrid_effects
 
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=240).run()
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=240)
+    at.query_params["bundle"] = "sampler-grid"  # the 100-step grid, whichever bundle the Overview opens on
+    at.run()
     assert not at.exception
     spec = at.get("plotly_chart")[0].proto.spec
     assert "hybrid vs X-X-mono" in spec and "hybrid vs X-Y" in spec

@@ -51,7 +51,7 @@ def test_every_command_has_its_own_parser_function_and_keeps_its_name():
     from hybridviz.cli import parser
 
     names = {"evaluate", "fetch", "data", "train", "sweep", "budget", "curves", "experiment", "merge-bundles",
-             "compact-results", "summarise", "robustness", "debias-sweep", "transductive-spread", "ship",
+             "compact-results", "summarise", "robustness", "answers", "debias-sweep", "transductive-spread", "ship",
              "export-mteb", "mkqa-nq", "lab-run", "study-run"}
     built = parser.build_parser()
     sub = next(a for a in built._actions if isinstance(a, type(built._subparsers._group_actions[0])))

@@ -322,6 +322,29 @@ def cmd_robustness(args) -> int:
     return 0 if text else 1
 
 
+def cmd_answers(args) -> int:
+    from hybridviz.experiments.answers import answers_markdown, counterparts
+    from hybridviz.experiments.bundle import find_bundles, load_bundle
+    from hybridviz.experiments.robustness import setup_from
+    from hybridviz.results.store import read_manifest
+    from hybridviz.viz.style import group_label
+
+    chosen = [load_bundle(Path(b)) for b in args.bundles] if args.bundles else \
+        [load_bundle(p) for p in find_bundles() if setup_from(p, read_manifest(p))["early_stopped"]]
+    if not chosen:
+        print("No converged (early-stopped) bundle yet: name one, e.g. "
+              "python -m hybridviz answers cache/partial/converged-me5-mlqa-r")
+        return 1
+    texts = []
+    for bundle in chosen:
+        twins = [load_bundle(Path(t)) for t in (args.twins if args.twins is not None else
+                                                counterparts(bundle, find_bundles()))]
+        texts.append(answers_markdown(bundle, twins, labels=group_label)
+                     or f"{bundle.path}: its summary predates the current statistics; run summarise first.")
+    print("\n".join(texts))
+    return 0
+
+
 def cmd_debias_sweep(args) -> int:
     from hybridviz.experiments.sweep import run_debias_sweep
 

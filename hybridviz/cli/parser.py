@@ -314,6 +314,16 @@ def add_robustness_parser(sub) -> None:
     p.set_defaults(func=c.cmd_robustness)
 
 
+def add_answers_parser(sub) -> None:
+    p = sub.add_parser("answers", help="the converged regime's five questions (issue #31), answered with intervals "
+                                       "from a converged bundle against its 100-step twins")
+    p.add_argument("bundles", nargs="*", help="converged bundle folders (default: every early-stopped bundle in "
+                                              f"{_rel(REFERENCE_DIR)}/)")
+    p.add_argument("--twins", nargs="*", help="the 100-step bundles to compare with (default: those in "
+                                              f"{_rel(REFERENCE_DIR)}/ with the same encoder, data and batch)")
+    p.set_defaults(func=c.cmd_answers)
+
+
 def add_export_mteb_parser(sub) -> None:
     p = sub.add_parser("export-mteb", help="write an mkqa-mteb evaluation as MTEB's result JSON (MKQARetrieval.json)")
     p.add_argument("folder", help="an evaluation folder (metrics.json of task mkqa-mteb)")
@@ -340,7 +350,8 @@ def add_mkqa_nq_parser(sub) -> None:
 COMMANDS = (add_evaluate_parser, add_fetch_parser, add_train_parser, add_sweep_parser, add_budget_parser,
             add_curves_parser, add_experiment_parser, add_merge_bundles_parser, add_compact_results_parser,
             add_summarise_parser, add_lab_run_parser, add_study_run_parser, add_debias_sweep_parser,
-            add_transductive_spread_parser, add_ship_parser, add_robustness_parser, add_export_mteb_parser,
+            add_transductive_spread_parser, add_ship_parser, add_robustness_parser, add_answers_parser,
+            add_export_mteb_parser,
             add_mkqa_nq_parser, add_data_parser)
 
 

@@ -134,7 +134,7 @@ def read_step_budget(root: Path | None = None, name: str = "step-budget") -> dic
     return state
 
 
-def step_budget_frame(state: dict) -> "pd.DataFrame":
+def step_budget_frame(state: dict) -> "pd.DataFrame":  # noqa: F821  (pandas imported inside: pages pay on use)
     """One row per (sampler, steps, setting) of a step-budget check: held-out mAP and the run behind it."""
     import pandas as pd
 

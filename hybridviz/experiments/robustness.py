@@ -10,6 +10,8 @@ correction and seeds are those of that bundle's statistics.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from hybridviz.experiments.bundle import Bundle
 from hybridviz.experiments.verdict import VERDICT_CELLS, VERDICT_CELLS_BY_TASK, verdicts
 from hybridviz.metrics import LOWER_IS_BETTER
@@ -17,20 +19,26 @@ from hybridviz.metrics import LOWER_IS_BETTER
 SAMPLERS = ("x-x-mono", "x-y", "hybrid")
 
 
-def bundle_name(bundle: Bundle) -> str:
+def bundle_name(bundle: Bundle | Path) -> str:
     """A bundle's name in tables: its folder's name; a study's (cache/studies/<name>) is `study:<name>`, and
-    `(partial)` while it has not finished."""
+    `(partial)` while it has not finished. A bundle or its folder."""
     from hybridviz.experiments import study
 
-    if not (bundle.path / study.STUDY).exists():
-        return bundle.path.name
-    return f"study:{bundle.path.name}" + (" (partial)" if study.partial(bundle.path) else "")
+    path = Path(getattr(bundle, "path", bundle))
+    if not (path / study.STUDY).exists():
+        return path.name
+    return f"study:{path.name}" + (" (partial)" if study.partial(path) else "")
 
 
 def setup_of(bundle: Bundle) -> dict:
     """What a bundle trained: encoder, training data, batch size, steps, precision, and its seeds."""
-    spec = bundle.manifest.get("spec", {})
-    return {"bundle": bundle_name(bundle), "model": spec.get("model", "me5-small"),
+    return setup_from(bundle.path, bundle.manifest)
+
+
+def setup_from(path: Path, manifest: dict) -> dict:
+    """`setup_of` from a bundle's folder and manifest alone (nothing else of the bundle read)."""
+    spec = manifest.get("spec", {})
+    return {"bundle": bundle_name(path), "model": spec.get("model", "me5-small"),
             "train_data": spec.get("train_data", "mlqa-r"), "batch_size": spec.get("batch_size"),
             "steps": spec.get("steps"), "precision": spec.get("precision"),
             "train_precision": spec.get("train_precision", "bf16"), "seeds": len(spec.get("seeds", [])),

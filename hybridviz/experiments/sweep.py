@@ -126,7 +126,8 @@ def run_budget_check(out: Path, budgets=(100, 300), samplers=("x-x-mono", "x-y",
         rankings[str(steps)] = {m: [t["sampler"] for t in sorted(rows, key=lambda t: -t[f"{m}_mAP"])]
                                 for m in ("mono", "cross", "multi")}
     state["rankings"] = rankings
-    state["ranking_changes"] = {m: len({tuple(r[m]) for r in rankings.values()}) > 1 for m in ("mono", "cross", "multi")}
+    state["ranking_changes"] = {m: len({tuple(r[m]) for r in rankings.values()}) > 1
+                                for m in ("mono", "cross", "multi")}
     write_json_atomic(path, state)
     return state
 

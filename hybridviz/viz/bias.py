@@ -111,7 +111,8 @@ def rank_distance_boxes(stats: pd.DataFrame, task: str, pooled: bool = False) ->
         fig.add_trace(go.Box(name=group_label(g), x=x, q1=list(sub["q1"]), median=list(sub["median"]),
                              q3=list(sub["q3"]), lowerfence=list(sub["lowerfence"]),
                              upperfence=list(sub["upperfence"]), marker_color=group_color(g), boxpoints=False,
-                             customdata=list(sub["n"]), hovertemplate="%{x} · n = %{customdata}<extra>" + g + "</extra>"))
+                             customdata=list(sub["n"]),
+                             hovertemplate="%{x} · n = %{customdata}<extra>" + g + "</extra>"))
     positive = stats[["lowerfence", "upperfence"]].to_numpy()
     positive = positive[positive > 0]
     low, high = (float(positive.min()), float(positive.max())) if len(positive) else (1.0, 10.0)
