@@ -87,6 +87,11 @@ def machine() -> dict:
     record = {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count(),
               "cpu": CPU}
     torch = sys.modules.get("torch")
+    # the threads it computed with (two 1-thread jobs side by side outrun one 2-thread job on 2 cores): a
+    # timing beside the record is read against them
+    threads = torch.get_num_threads() if torch is not None else os.environ.get("OMP_NUM_THREADS", "")
+    if str(threads).isdigit():
+        record["threads"] = int(threads)
     if torch is not None and gpu_allowed() and torch.cuda.is_available():
         record["gpu"] = {"name": torch.cuda.get_device_name(0), "cuda": torch.version.cuda}
     return record

@@ -336,3 +336,22 @@ def test_the_band_is_over_seeds_and_ends_where_fewer_than_two_remain(tmp_path):
         traces = _band_traces(one, sampler, "x3")
         assert not traces["band"] and not traces["dashed"] and len(traces["solid"]) == 1
     assert "band only" not in one.layout.title.text
+
+
+def test_the_machine_record_names_the_threads_a_result_was_computed_with():
+    """Timings are read against the threads: torch's own count once torch is imported, else OMP_NUM_THREADS."""
+    import os
+    import subprocess
+    import sys
+
+    probe = ("import json, torch; torch.set_num_threads(1); from hybridviz.provenance import machine; "
+             "print(json.dumps(machine()))")
+    done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "OMP_NUM_THREADS": "2"})
+    assert json.loads(done.stdout)["threads"] == 1, done.stderr
+    for env, expected in (("3", 3), ("many", None)):
+        probe = ("import json; from hybridviz.provenance import machine; import sys; "
+                 "assert 'torch' not in sys.modules; print(json.dumps(machine()))")
+        done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                              env={**os.environ, "OMP_NUM_THREADS": env})
+        assert json.loads(done.stdout).get("threads") == expected, done.stderr
