@@ -134,8 +134,10 @@ if bundle is not None:
     trained_on = (f"MLQA-R dev question–answer pairs ({', '.join(seen) or '7 languages'})" if data == "mlqa-r"
                   else f"the training mix `{data}` (languages {', '.join(seen)})")
     st.markdown(
-        f"**What was trained on what.** `{spec.get('model')}` fine-tuned on {trained_on}, {spec.get('steps')} "
-        f"steps of batch {spec.get('batch_size')}, "
+        f"**What was trained on what.** `{spec.get('model')}` fine-tuned on {trained_on}, "
+        + ("up to " if extent["early_stopped"] else "")
+        + f"{spec.get('steps')} steps of batch {spec.get('batch_size')}"
+        + (" (early-stopped: above)" if extent["early_stopped"] else "") + ", "
         f"lr {spec.get('learning_rate')}, warm-up {spec.get('warmup_steps')}, τ = {spec.get('temperature')}, "
         f"seeds {spec.get('seeds')}; hybrid α = {spec.get('alpha')}. Evaluated zero-shot (no evaluation text in "
         f"training) on {evaluated_on(bundle)}; encodings in {spec.get('precision')}.")

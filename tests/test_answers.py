@@ -163,6 +163,8 @@ def test_the_overview_answers_on_a_converged_bundle_and_points_a_short_one_to_it
     shown = next(m.value for m in at.markdown if m.value.startswith("**The converged regime's questions**"))
     for i, a in enumerate(expected, 1):
         assert f"{i}. {a['question']} **{a['answer']}.**" in shown
+    trained = next(m.value for m in at.markdown if m.value.startswith("**What was trained on what.**"))
+    assert "up to 3 steps of batch 8" in trained and "(early-stopped: above)" in trained
     folded = next(e for e in at.expander if e.label.startswith("The comparisons behind each answer"))
     assert " ".join(m.value for m in folded.markdown).count("95 % CI") == sum(
         " ".join(a["lines"]).count("95 % CI") for a in expected) > 0
@@ -175,3 +177,5 @@ def test_the_overview_answers_on_a_converged_bundle_and_points_a_short_one_to_it
     assert pointer and "[converged-tiny](?bundle=converged-tiny)" in pointer[0]
     assert "Every verdict cell reads the same there." in pointer[0]  # the same runs: nothing changes
     assert not any(m.value.startswith("**The converged regime's questions**") for m in at.markdown)
+    trained = next(m.value for m in at.markdown if m.value.startswith("**What was trained on what.**"))
+    assert "up to" not in trained and "early-stopped" not in trained
