@@ -77,6 +77,11 @@ def test_each_answer_tallies_the_planted_comparisons_with_their_intervals(tmp_pa
     assert "equivalent within ±0.0100" in answers["x-y"]["lines"][0] and "TOST adjusted p = 0.003" in \
         answers["x-y"]["lines"][0]
     assert answers["mono"]["answer"].endswith("XQuAD-R: 3 samplers below the base (a cost)")
+    # a detectable difference that the TOST also places within ±m says so in the tally
+    within = converged_tests()
+    within[0] = _test("xquad-r", "multi", "mAP", "x-x-mono", "hybrid", 0.003, 0.002, 0.004, 0.001)
+    tally = convergence_answers(planted(tmp_path, "within", within, CONVERGED))[0]["answer"]
+    assert "XQuAD-R: ahead (by less than ±m: TOST); MKQA queries: undetermined" in tally
     assert len(answers["mono"]["lines"]) == 3
     # the MKQA sentence: XQuAD-R better vs MKQA undetermined (open), equivalent vs worse (disagree)
     assert answers["mkqa"]["answer"] == "No"

@@ -209,3 +209,19 @@ def test_every_bundle_the_selector_offers_draws(path):
     fig = hybrid_effect_figure(frame)
     assert sum(len(tr.x) for tr in data_traces(fig)) == len(frame) == len(oracle(summary))
     assert follows_sentence(follows_reference(effects), effects).startswith("Does MKQA follow XQuAD-R?")
+
+
+def test_a_disagreement_whose_detectable_side_lies_within_the_margin_says_so():
+    """XQuAD-R: hybrid better, and the TOST also places the difference within ±m; MKQA: equivalent. The
+    categories differ (a disagreement), the sizes do not beyond the margin: the sentence says which side."""
+    xq, mq = ("xquad-r", "multi", "mAP", "x-x-mono"), ("mkqa-queries", "multi", "mAP", "x-x-mono")
+    summary = planted({xq: "better", mq: "equivalent"})
+    next(t for t in summary["tests"] if t["task"] == "xquad-r")["p_tost_adjusted"] = 0.01
+    effects = hybrid_effects(summary)
+    result = follows_reference(effects)
+    assert result["answer"] == "no" and result["pairs"][0]["within_margin"] == ["xquad-r"]
+    text = follows_sentence(result, effects)
+    assert ("in 1 of them the detectable side (XQuAD-R's better in multilingual mAP against X-X-mono) also lies "
+            "within the margin ±m by the TOST") in text
+    _, plain = answer({xq: "better", mq: "equivalent"})  # the TOST not within ±m: no such note
+    assert "disagrees in 1" in plain and "also lies within the margin" not in plain

@@ -66,7 +66,11 @@ def counterparts(bundle, folders: list[Path]) -> list[Path]:
 def _word(summary: dict, task: str, setting: str, metric: str, x: str, y: str, words: dict = WORDS) -> str | None:
     """The reading of x against y in a few words ("ahead", "behind", "equivalent within ±m", ...), or None."""
     found = _test_between(summary, task, setting, metric, x, y)
-    return None if found is None else words.get(_reading(*found, plan_in(summary))["verdict"])
+    if found is None:
+        return None
+    r = _reading(*found, plan_in(summary))
+    small = r["detectable"] and r["p_tost_adjusted"] is not None and r["p_tost_adjusted"] < r["alpha"]
+    return words.get(r["verdict"]) + (" (by less than ±m: TOST)" if small else "")
 
 
 def _tally(parts: list[tuple[str, str | None]]) -> str:

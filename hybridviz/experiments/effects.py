@@ -213,7 +213,17 @@ def follows_sentence(result: dict, effects: list[dict] | None = None) -> str:
                 if small else "")
         parts.append(f"agrees with it in {len(agree)} ({_agreements(agree)}{note})")
     if disagree:
-        parts.append(f"disagrees in {len(disagree)} ({_disagreements(disagree)})")
+        # a detectable difference within ±m on one side and "equivalent" on the other both place the effect
+        # inside the margin: the categories differ, not the sizes beyond it; say so beside the disagreement
+        near = [p for p in disagree if p["within_margin"] and "equivalent" in (p["reference"], p["verdict"])]
+        sides = dict.fromkeys(
+            f"{TASK_NAMES[t]}'s {p['reference'] if t == REFERENCE_TASK else p['verdict']} in "
+            f"{cell_name(p['setting'], p['metric'])} against {COMPARATOR_NAMES.get(p['comparator'], p['comparator'])}"
+            for p in near for t in p["within_margin"])
+        note = (f"; in {len(near)} of them the detectable side ({'; '.join(sides)}) also lies within the margin ±m "
+                "by the TOST, as the other side's equivalence does: they differ in category, not in size beyond "
+                "the margin" if near else "")
+        parts.append(f"disagrees in {len(disagree)} ({_disagreements(disagree)}{note})")
     if result["open"]:
         parts.append(f"leaves {result['open']} open (undetermined or not significant on one side or both)")
     protocols = _and([TASK_NAMES[t] for t in result["protocols"]])
