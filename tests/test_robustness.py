@@ -355,3 +355,17 @@ def test_the_machine_record_names_the_threads_a_result_was_computed_with():
         done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120,
                               env={**os.environ, "OMP_NUM_THREADS": env})
         assert json.loads(done.stdout).get("threads") == expected, done.stderr
+
+
+def test_the_robustness_command_names_a_verdict_that_changes_with_the_budget(tmp_path):
+    from hybridviz.cli import robustness_markdown
+
+    short = planted_bundle(tmp_path, "short", {"x-x-mono": 0.50, "x-y": 0.55, "hybrid": 0.57}, p_hybrid_vs_xy=0.01)
+    converged = planted_bundle(tmp_path, "converged", {"x-x-mono": 0.50, "x-y": 0.55, "hybrid": 0.57},
+                               p_hybrid_vs_xy=0.40, spec={"steps": 600, "train_extra": {"eval_steps": 25}})
+    text = robustness_markdown([short, converged])
+    assert "The verdict changes with the training budget:" in text
+    assert "xquad-r · multi mAP: at 200 steps (short) hybrid better (best hybrid); converged (converged)" in text
+    other = planted_bundle(tmp_path, "other", {"x-x-mono": 0.50, "x-y": 0.55, "hybrid": 0.57}, p_hybrid_vs_xy=0.40,
+                           spec={"steps": 600, "train_extra": {"eval_steps": 25}, "batch_size": 32})
+    assert "changes with the training budget" not in robustness_markdown([short, other])  # not twins

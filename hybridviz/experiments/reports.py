@@ -55,7 +55,7 @@ def training_free_report(summary: dict) -> Report:
 
 def robustness_report(bundles: list) -> Report:
     """The Robustness page's tables and sentences, per benchmark (empty without a run-level sampler verdict)."""
-    from hybridviz.experiments.robustness import SAMPLERS, disagreements, robustness_rows
+    from hybridviz.experiments.robustness import SAMPLERS, budget_changes, disagreements, robustness_rows
     from hybridviz.viz.style import group_label
     from hybridviz.viz.tables import robustness_table
 
@@ -73,6 +73,9 @@ def robustness_report(bundles: list) -> Report:
         else:
             section.bullets(["The set-ups do not contradict each other on this benchmark: no two name different "
                              "detectable winners, and no detectable winner ranks last elsewhere."])
+        changes = budget_changes(chosen, labels=group_label)  # a 100-step bundle against its converged twin
+        if changes:
+            section.bullets(changes, lead="The verdict changes with the training budget:")
     return report
 
 
