@@ -23,8 +23,8 @@ DEBIAS_DIR = CACHE_DIR / "debias"  # fitted debiasing methods
 # committed result bundles and the compact models shipped with them (git holds these, not the rest of cache/)
 REFERENCE_DIR = CACHE_DIR / "reference"
 MAIN_BUNDLE = "sampler-grid"  # the 100-step grid; its shipped models keep short specs, ref:<unit>
-# the bundle the dashboard opens on: the first of these present (the converged verdict once it is complete)
-OPENING_BUNDLES = ("converged-me5-mlqa-r", MAIN_BUNDLE)
+# the bundle the dashboard opens on: the first of these present (a converged verdict once one is complete)
+OPENING_BUNDLES = ("converged-me5-mlqa-r", "converged-muse-mlqa-r", MAIN_BUNDLE)
 # fine-tuned runs; HYBRIDVIZ_RUNS moves only them (a test server gets its own registry, shares the model cache)
 RUNS_DIR = Path(os.environ.get("HYBRIDVIZ_RUNS", CACHE_DIR / "runs"))
 # studies run from the dashboard's Study page: each a result bundle (cache/studies/<name>/) with its request and
