@@ -15,12 +15,12 @@ answer in front of each list is a tally of those readings, never a claim of its 
 
 from __future__ import annotations
 
-from hybridviz.experiments.effects import TASK_NAMES, follows_reference, follows_sentence, hybrid_effects
 from pathlib import Path
 
+from hybridviz.experiments.effects import TASK_NAMES, follows_reference, follows_sentence, hybrid_effects
+from hybridviz.experiments.plan import plan_in
 from hybridviz.experiments.robustness import (SAMPLERS, budget_changes, robustness_rows, setup_from, setup_of,
                                               twin_key)
-from hybridviz.experiments.plan import plan_in
 from hybridviz.experiments.verdict import VERDICT_CELLS, _reading, _test_between, comparison_text, current
 from hybridviz.results.format import ResultsError
 from hybridviz.results.store import read_manifest
@@ -39,10 +39,6 @@ WORDS = {"better": "ahead", "worse": "behind", "equivalent": "equivalent within 
          "not equivalent": "not equivalent, not significant", "undetermined": "undetermined"}
 BASE_WORDS = {**WORDS, "better": "above the base", "worse": "below the base (a cost)",
               "equivalent": "equivalent to the base within ±m"}
-
-
-def is_converged(bundle) -> bool:
-    return setup_of(bundle)["early_stopped"]
 
 
 def counterparts(bundle, folders: list[Path]) -> list[Path]:

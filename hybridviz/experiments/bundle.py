@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -24,6 +25,9 @@ from hybridviz.results.store import (ModelResult, evaluation_folders, pair_value
                                      write_summary_files)
 from hybridviz.tasks import MKQA_ANSWERS_PROTOCOL, TASK_ORDER, is_seen
 from hybridviz.training.runs import list_runs
+
+if TYPE_CHECKING:  # pandas is imported where a frame is built: a page pays for it on use
+    import pandas as pd
 
 # (setting, metric) cells of the headline table; rank correlation has no per-query value, so no test
 # MTEB's MKQARetrieval is monolingual with nDCG@10 as its main score
@@ -134,7 +138,7 @@ def read_step_budget(root: Path | None = None, name: str = "step-budget") -> dic
     return state
 
 
-def step_budget_frame(state: dict) -> "pd.DataFrame":  # noqa: F821  (pandas imported inside: pages pay on use)
+def step_budget_frame(state: dict) -> pd.DataFrame:
     """One row per (sampler, steps, setting) of a step-budget check: held-out mAP and the run behind it."""
     import pandas as pd
 
