@@ -24,6 +24,7 @@ from hybridviz import dashboard as dash
 from hybridviz import status
 from hybridviz.data import data_dir
 from hybridviz.experiments.answers import convergence_answers
+from hybridviz.experiments.bundle import thousands
 from hybridviz.experiments.effects import METHOD, effects_missing, follows_reference, follows_sentence, hybrid_effects
 from hybridviz.experiments.plan import plan_in
 from hybridviz.experiments.robustness import budget_changes, robustness_rows
@@ -136,7 +137,7 @@ if bundle is not None:
     st.markdown(
         f"**What was trained on what.** `{spec.get('model')}` fine-tuned on {trained_on}, "
         + ("up to " if extent["early_stopped"] else "")
-        + f"{spec.get('steps')} steps of batch {spec.get('batch_size')}"
+        + f"{thousands(spec.get('steps'))} steps of batch {spec.get('batch_size')}"
         + (" (early-stopped: above)" if extent["early_stopped"] else "") + ", "
         f"lr {spec.get('learning_rate')}, warm-up {spec.get('warmup_steps')}, τ = {spec.get('temperature')}, "
         f"seeds {spec.get('seeds')}; hybrid α = {spec.get('alpha')}. Evaluated zero-shot (no evaluation text in "

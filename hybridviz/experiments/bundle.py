@@ -472,6 +472,11 @@ def lab_results(root: Path | None = None) -> list[ModelResult]:
     return out
 
 
+def thousands(value) -> str:
+    """An integer with thousands separators (1,000 steps); anything else as it is."""
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
 def training_extent(bundle) -> dict:
     """How far a bundle's fine-tunes trained: steps × batch against the training pairs (epochs), and whether they
     were early-stopped; `text` says it in one sentence, for every page that shows the bundle's verdict. Read from
@@ -491,13 +496,13 @@ def training_extent(bundle) -> dict:
     stopped = bool(spec.get("train_extra", {}).get("eval_steps"))
     if stopped:
         seen = f"kept checkpoints at steps {min(kept)}–{max(kept)}" if kept else "no finished run yet"
-        text = (f"early-stopped on held-out paragraphs (at most {steps} steps of batch {batch}; {seen}"
+        text = (f"early-stopped on held-out paragraphs (at most {thousands(steps)} steps of batch {batch}; {seen}"
                 + (f", i.e. {min(kept) * batch / pairs:.1f}–{max(kept) * batch / pairs:.1f} epochs of {pairs:,} "
                    f"training pairs)" if kept and pairs else ")"))
         epochs = [k * batch / pairs for k in kept] if pairs else []
     else:
         epochs = [steps * batch / pairs] if steps and batch and pairs else []
-        text = (f"{steps} steps of batch {batch} = {steps * batch:,} pairs, about {epochs[0]:.2f} epoch of the "
+        text = (f"{steps:,} steps of batch {batch} = {steps * batch:,} pairs, about {epochs[0]:.2f} epoch of the "
                 f"{pairs:,} training pairs, with no early stopping" if epochs else
                 f"{steps} steps of batch {batch}")
     return {"early_stopped": stopped, "epochs": epochs, "text": text}
