@@ -3,8 +3,10 @@ what the code computes.
 
 Checked for each: its summary is recomputed from its per-model files; one paired test is recomputed; and its base
 encoder is re-evaluated on a slice (XQuAD-R monolingual German: 1,190 questions against the German pool) and
-matches the committed per-query values. Fine-tuned weights are not committed (hundreds of MB each), so fine-tuned runs are
-checked through their files, not re-evaluated; `python -m hybridviz experiment` retrains them on demand.
+matches the committed per-query values. Fine-tuned weights are not committed (hundreds of MB each), so fine-tuned
+runs are checked through their files, not re-evaluated; `python -m hybridviz experiment` retrains them on demand.
+A bundle under an analysis plan is also checked against git's history: the plan came first, and its stopping rule
+stopped every run.
 """
 
 from __future__ import annotations
@@ -150,3 +152,54 @@ def test_the_one_pass_per_query_table_reads_what_per_query_reads(bundle):
     assert set(table) == expected
     for (setting, metric), values in table.items():
         assert values == result.per_query(setting, metric), (setting, metric)
+
+
+PLANNED = [name for name in BUNDLES
+           if "analysis_plan" in json.loads((REFERENCE / name / "manifest.json").read_text(encoding="utf-8"))]
+
+
+REPO = REFERENCE.parents[1]
+
+
+def _git(*args: str) -> str:
+    import subprocess
+
+    done = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, f"git {' '.join(args)}: {done.stderr.strip()}"
+    return done.stdout.strip()
+
+
+@pytest.mark.parametrize("name", PLANNED)
+def test_the_analysis_plan_was_committed_before_the_bundles_first_run_and_its_rule_was_followed(name):
+    """#31: the plan's commit precedes the bundle's first training run, every unit's code descends from it, the
+    plan file at that commit is the plan the bundle holds, and every run was stopped by the plan's rule. The
+    oracle is git's own history (commit times and ancestry) and the runs' own training records."""
+    from hybridviz.experiments.plan import AnalysisPlan
+
+    if _git("rev-parse", "--is-shallow-repository") == "true":
+        pytest.skip("a shallow clone lacks the history that dates the plan")
+    bundle = load_bundle(REFERENCE / name)
+    held = bundle.manifest["analysis_plan"]
+    assert held["commit"] and held["file"], "the bundle names no commit for its plan"
+    at_commit = AnalysisPlan.from_json(_git("show", f"{held['commit']}:{held['file']}"))
+    assert at_commit.to_dict() == held["plan"]
+    committed_at = int(_git("log", "-1", "--format=%ct", held["commit"]))
+    stopping, seeds = held["plan"]["stopping"], held["plan"]["seeds"]
+    started, trained_seeds = [], set()
+    for folder in sorted((bundle.path / "models").glob("*/training")):
+        status = json.loads((folder / "status.json").read_text(encoding="utf-8"))
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        started.append(status["started"])
+        trained_seeds.add(config["seed"])
+        extra = config["extra"]
+        assert (config["steps"], config["warmup_steps"], extra["eval_steps"], extra["patience"]) == (
+            stopping["max_steps"], stopping["warmup_steps"], stopping["eval_steps"], stopping["patience"]), folder
+        assert status["state"] == "done" and status["best_step"] % stopping["eval_steps"] == 0, folder
+        # stopped after `patience` validations without a gain, or at the budget
+        assert (status["stopped_at"] == status["best_step"] + stopping["patience"] * stopping["eval_steps"]
+                or status["stopped_at"] == stopping["max_steps"]), (folder, status)
+    assert started and min(started) > committed_at, "a run started before the plan was committed"
+    assert trained_seeds == set(seeds)
+    for result in bundle.results:
+        commit = result.metrics["provenance"]["commit"]
+        _git("merge-base", "--is-ancestor", held["commit"], commit)  # raises where the code predates the plan
