@@ -333,7 +333,7 @@ def cmd_answers(args) -> int:
         [load_bundle(p) for p in find_bundles() if setup_from(p, read_manifest(p))["early_stopped"]]
     if not chosen:
         print("No converged (early-stopped) bundle yet: name one, e.g. "
-              "python -m hybridviz answers cache/partial/converged-me5-mlqa-r")
+              "python -m hybridviz answers cache/reference/converged-me5-mlqa-r")
         return 1
     texts = []
     for bundle in chosen:
