@@ -154,11 +154,9 @@ def test_the_one_pass_per_query_table_reads_what_per_query_reads(bundle):
         assert values == result.per_query(setting, metric), (setting, metric)
 
 
+REPO = REFERENCE.parents[1]
 PLANNED = [name for name in BUNDLES
            if "analysis_plan" in json.loads((REFERENCE / name / "manifest.json").read_text(encoding="utf-8"))]
-
-
-REPO = REFERENCE.parents[1]
 
 
 def _git(*args: str) -> str:

@@ -65,8 +65,9 @@ def _word(summary: dict, task: str, setting: str, metric: str, x: str, y: str, w
     if found is None:
         return None
     r = _reading(*found, plan_in(summary))
+    word = words.get(r["verdict"])
     small = r["detectable"] and r["p_tost_adjusted"] is not None and r["p_tost_adjusted"] < r["alpha"]
-    return words.get(r["verdict"]) + (" (by less than ±m: TOST)" if small else "")
+    return None if word is None else word + (" (by less than ±m: TOST)" if small else "")
 
 
 def _tally(parts: list[tuple[str, str | None]]) -> str:

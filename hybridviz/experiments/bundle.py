@@ -494,15 +494,16 @@ def training_extent(bundle) -> dict:
         if status.get("best_step") is not None:
             kept.append(int(status["best_step"]))
     stopped = bool(spec.get("train_extra", {}).get("eval_steps"))
+    n_steps = thousands(steps)
     if stopped:
         seen = f"kept checkpoints at steps {min(kept)}–{max(kept)}" if kept else "no finished run yet"
-        text = (f"early-stopped on held-out paragraphs (at most {thousands(steps)} steps of batch {batch}; {seen}"
+        text = (f"early-stopped on held-out paragraphs (at most {n_steps} steps of batch {batch}; {seen}"
                 + (f", i.e. {min(kept) * batch / pairs:.1f}–{max(kept) * batch / pairs:.1f} epochs of {pairs:,} "
                    f"training pairs)" if kept and pairs else ")"))
         epochs = [k * batch / pairs for k in kept] if pairs else []
     else:
         epochs = [steps * batch / pairs] if steps and batch and pairs else []
-        text = (f"{steps:,} steps of batch {batch} = {steps * batch:,} pairs, about {epochs[0]:.2f} epoch of the "
+        text = (f"{n_steps} steps of batch {batch} = {steps * batch:,} pairs, about {epochs[0]:.2f} epoch of the "
                 f"{pairs:,} training pairs, with no early stopping" if epochs else
-                f"{steps} steps of batch {batch}")
+                f"{n_steps} steps of batch {batch}")
     return {"early_stopped": stopped, "epochs": epochs, "text": text}
